@@ -1,0 +1,44 @@
+# Two commands: `make run` (the platform in the Dagster UI) and `make test` (the whole suite).
+# Both set up a virtual environment on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+export MLPLATFORM_HOME ?= $(CURDIR)/.mlplatform
+export DAGSTER_HOME ?= $(MLPLATFORM_HOME)/dagster
+
+# Re-install whenever the dependencies change.
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lock clean-state help
+
+help:
+	@echo "make run    set up if needed, then dagster dev on http://$(HOST):$(PORT)"
+	@echo "make test   set up if needed, then the whole test suite"
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/mlplatform prepare
+	$(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Refresh the pinned set after editing pyproject.toml's ranges.
+lock: install
+	$(BIN)/python -m pip freeze --exclude-editable | sed -e 's/^torch==\(.*\)+cpu/torch==\1/' > requirements.lock.new
+	{ sed -n '1,2p' requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp && rm requirements.lock.new
+	mv requirements.lock.tmp requirements.lock
+
+clean-state:
+	rm -rf $(MLPLATFORM_HOME)

@@ -1,0 +1,1 @@
+"""The stages' assets, one module per stage."""

@@ -1,0 +1,82 @@
+"""`mlplatform`: the platform's command line (replay data, prepare state, report status)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from mlplatform.state import HOME_ENV, StatePaths
+
+
+def _paths(args: argparse.Namespace) -> StatePaths:
+    return StatePaths.resolve(args.home)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from mlplatform.prepare import prepare
+
+    for line in prepare(_paths(args)):
+        print(line)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from mlplatform.ingest.landing import LandingZone
+    from mlplatform.ingest.replay import Replayer, ReplayError, parse_day
+
+    paths = _paths(args).ensure()
+    replayer = Replayer(LandingZone(paths.landing, paths.quarantine))
+    try:
+        through = parse_day(args.through) if args.through else None
+        result = replayer.replay(through=through, days=args.days, every=args.every,
+                                 on_day=lambda d: print(f"landed {d}", flush=True) if args.every else None)
+    except ReplayError as err:
+        print(f"mlplatform replay: {err}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from mlplatform.status import collect_status, format_status
+
+    status = collect_status(_paths(args))
+    print(json.dumps(status, indent=2, default=str) if args.json else format_status(status))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
+    parser.add_argument("--home", default=None,
+                        help=f"state directory (default: ${HOME_ENV}, else .mlplatform/ in the checkout)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prepare = sub.add_parser("prepare", help="create the state directory and the Dagster instance config")
+    prepare.set_defaults(func=cmd_prepare)
+
+    replay = sub.add_parser("replay", help="land the next days of real data in the landing zone")
+    when = replay.add_mutually_exclusive_group(required=True)
+    when.add_argument("--through", metavar="YYYY-MM-DD", help="land every day up to and including this one")
+    when.add_argument("--days", type=int, metavar="N", help="land the next N days after what is landed")
+    replay.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long between days, to watch the platform take them in")
+    replay.set_defaults(func=cmd_replay)
+
+    status = sub.add_parser("status", help="what is landed, quarantined and loaded")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.home:
+        os.environ[HOME_ENV] = args.home
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

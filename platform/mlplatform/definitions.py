@@ -1,0 +1,25 @@
+"""The platform's one Dagster code location: every stage's assets, checks and resources."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from mlplatform.assets.raw import raw_assets
+from mlplatform.resources import PlatformState, RawIngestPolicy
+from mlplatform.state import HOME_ENV
+
+
+def _state() -> PlatformState:
+    # Read at run time from the environment when set; otherwise the default under the checkout.
+    return PlatformState(home=dg.EnvVar(HOME_ENV)) if os.environ.get(HOME_ENV) else PlatformState()
+
+
+defs = dg.Definitions(
+    assets=[*raw_assets],
+    resources={
+        "state": _state(),
+        "raw_ingest": RawIngestPolicy(),
+    },
+)

@@ -1,0 +1,114 @@
+"""Replays the domain's data into the landing zone, as if each day had just arrived.
+
+The first replay delivers the reference tables; each call then delivers the next days, one file per
+daily table per day. A cursor (`landing/_replay.json`) remembers the last day delivered, so
+re-landing a day is a no-op, and each file is written aside and renamed, so a sensor watching the
+landing zone never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from mlplatform.domain import DAILY_TABLES, FIRST_DAY, LAST_DAY, REFERENCE_TABLES, feed
+from mlplatform.ingest.files import write_bytes_atomically
+from mlplatform.ingest.landing import LandingZone
+
+CURSOR_FILE = "_replay.json"
+
+
+class ReplayError(ValueError):
+    """A replay request that cannot be served (a day outside the data, a bad count)."""
+
+
+@dataclass
+class ReplayResult:
+    reference_tables: list[str] = field(default_factory=list)
+    days: list[date] = field(default_factory=list)
+    landed_through: date | None = None
+
+    def summary(self) -> str:
+        parts = []
+        if self.reference_tables:
+            parts.append(f"reference tables {', '.join(self.reference_tables)}")
+        if self.days:
+            span = str(self.days[0]) if len(self.days) == 1 else f"{self.days[0]} .. {self.days[-1]}"
+            parts.append(f"{len(self.days)} day(s) {span}")
+        landed = "landed " + " and ".join(parts) if parts else "nothing new to land"
+        return f"{landed}; landed through {self.landed_through or 'no day yet'}"
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ReplayError(f"{text!r} is not a date: write it YYYY-MM-DD") from None
+
+
+class Replayer:
+    def __init__(self, zone: LandingZone):
+        self.zone = zone
+        self.cursor_path = zone.root / CURSOR_FILE
+
+    def landed_through(self) -> date | None:
+        if not self.cursor_path.exists():
+            return None
+        value = json.loads(self.cursor_path.read_text()).get("landed_through")
+        return date.fromisoformat(value) if value else None
+
+    def next_days(self, *, through: date | None = None, days: int | None = None) -> list[date]:
+        """The days a replay would land: after the cursor, through `through` or for `days` days."""
+        if (through is None) == (days is None):
+            raise ReplayError("say either --through DATE or --days N")
+        start = (self.landed_through() or FIRST_DAY - timedelta(days=1)) + timedelta(days=1)
+        if through is not None:
+            if not FIRST_DAY <= through <= LAST_DAY:
+                raise ReplayError(f"{through} is outside the data, which covers {FIRST_DAY} to {LAST_DAY}")
+            end = through
+        else:
+            if days is None or days < 0:
+                raise ReplayError(f"--days must be a whole number of days, 0 or more (got {days})")
+            end = min(start + timedelta(days=days - 1), LAST_DAY)
+        return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+    def replay(self, *, through: date | None = None, days: int | None = None, every: float = 0.0,
+               on_day: Callable[[date], None] | None = None) -> ReplayResult:
+        """Land the reference tables (once) and the next days; `every` seconds apart if given."""
+        pending = self.next_days(through=through, days=days)
+        result = ReplayResult(landed_through=self.landed_through())
+        result.reference_tables = self._land_reference()
+        for i, day in enumerate(pending):
+            if every and i:
+                time.sleep(every)
+            for table in DAILY_TABLES:
+                self._land(self.zone.file(table, day.isoformat()), feed.daily_file(table, day))
+            write_bytes_atomically(self.cursor_path, json.dumps({"landed_through": day.isoformat()}).encode())
+            result.days.append(day)
+            result.landed_through = day
+            if on_day:
+                on_day(day)
+        return result
+
+    def _land_reference(self) -> list[str]:
+        # Delivered with the first replay only: a reference file that was since replaced or
+        # quarantined is the platform's business, not the feed's.
+        if self.cursor_path.exists():
+            return []
+        landed = []
+        for table in REFERENCE_TABLES:
+            if self._land(self.zone.file(table), feed.reference_file(table)):
+                landed.append(table)
+        write_bytes_atomically(self.cursor_path, json.dumps({"landed_through": None}).encode())
+        return landed
+
+    @staticmethod
+    def _land(path: Path, data: bytes) -> bool:
+        if path.exists() and path.read_bytes() == data:
+            return False
+        write_bytes_atomically(path, data)
+        return True

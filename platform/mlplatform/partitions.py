@@ -1,0 +1,17 @@
+"""Partitions of the platform's daily assets.
+
+Daily partitions over the data's calendar rather than dynamic partitions: time windows give dbt its
+incremental ranges and the rolling features their lookback through partition mappings, backfills
+select day ranges, and a day that has not landed yet simply shows as missing. A live feed would use
+the same definition with no end date.
+"""
+
+import dagster as dg
+
+from mlplatform.domain import FIRST_DAY, LAST_DAY, TIMEZONE
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=FIRST_DAY.isoformat(),
+    end_date=LAST_DAY.fromordinal(LAST_DAY.toordinal() + 1).isoformat(),
+    timezone=TIMEZONE,
+)

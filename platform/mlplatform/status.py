@@ -1,0 +1,69 @@
+"""`mlplatform status`: what is landed, quarantined and loaded, read from the state directory."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
+from mlplatform.ingest.lake import Lake
+from mlplatform.ingest.landing import REASON_SUFFIX, LandingZone
+from mlplatform.ingest.replay import Replayer
+from mlplatform.state import StatePaths
+
+
+def _span(days: list[str]) -> dict[str, Any]:
+    return {"count": len(days), "first": days[0] if days else None, "last": days[-1] if days else None}
+
+
+def collect_status(paths: StatePaths) -> dict[str, Any]:
+    zone = LandingZone(paths.landing, paths.quarantine)
+    lake = Lake(paths.lake)
+    landed_through = Replayer(zone).landed_through()
+    landing = {
+        "landed_through": landed_through.isoformat() if landed_through else None,
+        "reference": [t for t in REFERENCE_TABLES if zone.file(t).exists()],
+        **{t: _span(zone.days(t)) for t in DAILY_TABLES},
+    }
+    quarantine = []
+    if paths.quarantine.exists():
+        for reason_file in sorted(paths.quarantine.rglob(f"*{REASON_SUFFIX}")):
+            reason = json.loads(reason_file.read_text())
+            quarantine.append({"file": reason.get("quarantined_path"), "kind": reason.get("kind"),
+                               "problem": reason.get("problem")})
+    loaded: dict[str, Any] = {}
+    for table in DAILY_TABLES:
+        days = lake.days(table)
+        rows = sum(pq.read_metadata(lake.path(table, d)).num_rows for d in days)
+        rejected = sum(pq.read_metadata(p).num_rows
+                       for p in (lake.rejects_path(table, d) for d in days) if p.exists())
+        loaded[table] = {**_span(days), "rows": rows, "rejected_rows": rejected}
+    for table in REFERENCE_TABLES:
+        path = lake.path(table)
+        loaded[table] = {"rows": pq.read_metadata(path).num_rows if path.exists() else None}
+    return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded}
+
+
+def format_status(status: dict[str, Any]) -> str:
+    landing, lake = status["landing"], status["lake"]
+    lines = [f"state directory  {status['home']}", "",
+             f"landed           through {landing['landed_through'] or '(nothing yet)'}; "
+             f"reference tables: {', '.join(landing['reference']) or 'none'}"]
+    for table in DAILY_TABLES:
+        span = landing[table]
+        lines.append(f"  {table:<14} {span['count']} day file(s) waiting or kept"
+                     + (f", {span['first']} .. {span['last']}" if span["count"] else ""))
+    lines += ["", f"quarantined      {len(status['quarantine'])} file(s)"]
+    lines += [f"  {q['file']}\n    {q['kind']}: {q['problem']}" for q in status["quarantine"]]
+    lines += ["", "raw lake"]
+    for table in DAILY_TABLES:
+        t = lake[table]
+        span = f", {t['first']} .. {t['last']}" if t["count"] else ""
+        lines.append(f"  raw_{table:<12} {t['count']} day(s){span}: {t['rows']} rows, "
+                     f"{t['rejected_rows']} rejected")
+    for table in REFERENCE_TABLES:
+        rows = lake[table]["rows"]
+        lines.append(f"  raw_{table:<12} " + ("not loaded" if rows is None else f"{rows} rows"))
+    return "\n".join(lines)
