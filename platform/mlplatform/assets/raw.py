@@ -60,7 +60,7 @@ def build_raw_asset(contract: TableContract) -> dg.AssetsDefinition:
         day = context.partition_key if partitions else None
         try:
             loaded = load_landing_file(contract, state.landing, state.lake, day=day,
-                                       max_reject_share=raw_ingest.max_reject_share, run_id=context.run_id)
+                                       max_reject_share=raw_ingest.max_reject_share, run_id=context.run.run_id)
         except LandingFileError as err:
             raise dg.Failure(description=str(err), allow_retries=False) from None
 
@@ -80,7 +80,8 @@ def build_raw_asset(contract: TableContract) -> dg.AssetsDefinition:
                 "source_file": dg.MetadataValue.path(str(loaded.source)),
                 "source_sha256": loaded.source_sha256,
                 "lake_path": dg.MetadataValue.path(str(loaded.lake_path)),
-                "rejects_path": dg.MetadataValue.path(str(loaded.rejects_path or "")),
+                "rejects_path": (dg.MetadataValue.path(str(loaded.rejects_path)) if loaded.rejects_path
+                                 else dg.MetadataValue.text("none")),
                 "dagster/column_schema": column_schema(contract),
             },
             check_results=[

