@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MLPLATFORM_HOME ?= $(CURDIR)/.mlplatform
 export DAGSTER_HOME ?= $(MLPLATFORM_HOME)/dagster
 

@@ -13,6 +13,14 @@ from mlplatform.ingest.landing import LandingZone
 from mlplatform.state import HOME_ENV, StatePaths
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The code location reads a prepared dbt manifest (it never parses dbt at import): prepare it
+    # before test modules import the definitions.
+    from mlplatform.warehouse.project import prepare_manifest
+
+    prepare_manifest()
+
+
 @pytest.fixture
 def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StatePaths:
     home = tmp_path / "mlplatform-home"

@@ -27,3 +27,49 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
     return str(failures[0].step_failure_data.error.message) + str(
         failures[0].step_failure_data.user_failure_data.description
         if failures[0].step_failure_data.user_failure_data else "")
+
+
+def land_and_load(paths: StatePaths, through: str) -> None:
+    """Replay the real data through `through` and load it into the lake (the raw stage's own code,
+    without Dagster, to keep the transform tests fast: the raw assets are tested on their own)."""
+    from datetime import date
+
+    from mlplatform.domain.contracts import CONTRACTS
+    from mlplatform.ingest.lake import Lake
+    from mlplatform.ingest.landing import LandingZone
+    from mlplatform.ingest.load import load_landing_file
+    from mlplatform.ingest.replay import Replayer
+
+    zone, lake = LandingZone(paths.landing, paths.quarantine), Lake(paths.lake)
+    Replayer(zone).replay(through=date.fromisoformat(through))
+    for contract in CONTRACTS.values():
+        for day in (zone.days(contract.table) if contract.is_daily else [None]):
+            if day is None or not lake.path(contract.table, day).exists():
+                load_landing_file(contract, zone, lake, day=day)
+
+
+def materialize_dbt(instance: dg.DagsterInstance, paths: StatePaths, *, day: str | None = None,
+                    first: str | None = None, last: str | None = None, full_refresh: bool = False,
+                    reference: bool = False) -> dg.ExecuteInProcessResult:
+    """Run the dbt assets: the reference models, or the daily models for a day or a day range."""
+    from mlplatform.assets.transformed import dbt_daily_models, dbt_reference_models
+    from mlplatform.warehouse.project import dbt_cli_resource
+
+    resources = {"state": PlatformState(home=str(paths.home)), "dbt": dbt_cli_resource()}
+    if reference:
+        return dg.materialize([dbt_reference_models], instance=instance, resources=resources)
+    tags = {}
+    if first:
+        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    config = {"ops": {"dbt_daily_models": {"config": {"full_refresh": full_refresh}}}}
+    return dg.materialize([dbt_daily_models], instance=instance, resources=resources, partition_key=day,
+                          tags=tags, run_config=config)
+
+
+def warehouse_table(paths: StatePaths, sql: str):
+    """Query the warehouse read-only into pandas, timestamps in UTC."""
+    import duckdb
+
+    with duckdb.connect(str(paths.warehouse_db), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.sql(sql).df()

@@ -7,8 +7,10 @@ import os
 import dagster as dg
 
 from mlplatform.assets.raw import raw_assets
+from mlplatform.assets.transformed import dbt_assets_defs
 from mlplatform.resources import PlatformState, RawIngestPolicy
 from mlplatform.state import HOME_ENV
+from mlplatform.warehouse.project import dbt_cli_resource
 
 
 def _state() -> PlatformState:
@@ -17,9 +19,10 @@ def _state() -> PlatformState:
 
 
 defs = dg.Definitions(
-    assets=[*raw_assets],
+    assets=[*raw_assets, *dbt_assets_defs],
     resources={
         "state": _state(),
         "raw_ingest": RawIngestPolicy(),
+        "dbt": dbt_cli_resource(),
     },
 )

@@ -29,6 +29,11 @@ class PlatformState(dg.ConfigurableResource):
     def lake(self) -> Lake:
         return Lake(self.paths.lake)
 
+    @property
+    def exports(self) -> Lake:
+        """The warehouse's Parquet exports, laid out like the lake."""
+        return Lake(self.paths.exports)
+
 
 class RawIngestPolicy(dg.ConfigurableResource):
     """How strict the raw stage is with rows that break a row rule."""

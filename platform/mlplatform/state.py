@@ -72,6 +72,21 @@ class StatePaths:
         return self.home / "warehouse"
 
     @property
+    def warehouse_db(self) -> Path:
+        """The DuckDB file dbt builds (profiles.yml names the same path)."""
+        return self.warehouse / "warehouse.duckdb"
+
+    @property
+    def exports(self) -> Path:
+        """Parquet copies of the warehouse tables that other stages read."""
+        return self.warehouse / "exports"
+
+    @property
+    def dbt_target(self) -> Path:
+        """dbt's run artifacts and logs."""
+        return self.home / "dbt"
+
+    @property
     def feast(self) -> Path:
         return self.home / "feast"
 

@@ -1,7 +1,8 @@
 """The raw lake: validated Parquet, one folder per table and, for daily tables, one file per day.
 
-Layout (Hive style, so DuckDB and dbt can prune by day):
-    lake/<table>/day=2013-01-31/data.parquet     daily tables
+Layout (Hive style, so DuckDB and dbt can prune by day; the key is `date`, since flights
+and weather already have a `day` column):
+    lake/<table>/date=2013-01-31/data.parquet    daily tables
     lake/<table>/data.parquet                    reference tables
     lake/_rejects/<table>/...                    rows that broke a row rule, same layout
 
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 from mlplatform.ingest.files import write_atomically
 
 DATA_FILE = "data.parquet"
+PARTITION_KEY = "date"
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Lake:
         return self.root / table
 
     def path(self, table: str, day: str | None = None) -> Path:
-        folder = self.table_dir(table) if day is None else self.table_dir(table) / f"day={day}"
+        folder = self.table_dir(table) if day is None else self.table_dir(table) / f"{PARTITION_KEY}={day}"
         return folder / DATA_FILE
 
     def rejects_path(self, table: str, day: str | None = None) -> Path:
@@ -39,7 +41,7 @@ class Lake:
 
     def glob(self, table: str) -> str:
         """The glob that reads every partition of `table` (for DuckDB's read_parquet)."""
-        return str(self.table_dir(table) / "day=*" / DATA_FILE)
+        return str(self.table_dir(table) / f"{PARTITION_KEY}=*" / DATA_FILE)
 
     def write(self, table: str, rows: pa.Table, day: str | None = None) -> Path:
         return write_atomically(self.path(table, day), lambda tmp: pq.write_table(rows, tmp))
@@ -61,4 +63,5 @@ class Lake:
         folder = self.table_dir(table)
         if not folder.exists():
             return []
-        return sorted(p.parent.name.removeprefix("day=") for p in folder.glob(f"day=*/{DATA_FILE}"))
+        return sorted(p.parent.name.removeprefix(f"{PARTITION_KEY}=")
+                      for p in folder.glob(f"{PARTITION_KEY}=*/{DATA_FILE}"))

@@ -1,0 +1,48 @@
+{#-
+  Delay statistics of one grain (route, carrier or origin) over the 7 and 28 days that end the
+  day before each as-of day: a flight on day D only ever sees outcomes of days before D.
+  One row per key and as-of day, for keys with flights in the 28 days before it; its event
+  timestamp is the as-of day's local midnight, when the previous day's outcomes are complete.
+-#}
+{% macro trailing_delay_stats(grain, key_name) -%}
+with daily as (
+    select * from {{ ref('int_flight_outcomes_daily') }}
+    where grain = '{{ grain }}' and {{ in_partition_window('flight_date', lookback_days=28) }}
+),
+
+as_of_days as (
+    select distinct flight_date as as_of_date
+    from {{ ref('int_flight_outcomes_daily') }}
+    where {{ in_partition_window('flight_date') }}
+),
+
+windows as (
+    select
+        d.as_of_date,
+        s.grain_key,
+        sum(s.flights) filter (where s.flight_date >= d.as_of_date - 7) as flights_7d,
+        sum(s.delayed) filter (where s.flight_date >= d.as_of_date - 7) as delayed_7d,
+        sum(s.dep_delay_minutes_sum) filter (where s.flight_date >= d.as_of_date - 7) as delay_minutes_7d,
+        sum(s.departed) filter (where s.flight_date >= d.as_of_date - 7) as departed_7d,
+        sum(s.flights) as flights_28d,
+        sum(s.delayed) as delayed_28d,
+        sum(s.dep_delay_minutes_sum) as delay_minutes_28d,
+        sum(s.departed) as departed_28d
+    from as_of_days as d
+    inner join daily as s
+        on s.flight_date between d.as_of_date - 28 and d.as_of_date - 1
+    group by all
+)
+
+select
+    grain_key as {{ key_name }},
+    as_of_date,
+    {{ local_midnight_utc('as_of_date') }} as event_timestamp,
+    cast(coalesce(flights_7d, 0) as bigint) as flights_7d,
+    delayed_7d / nullif(flights_7d, 0) as delay_rate_7d,
+    delay_minutes_7d / nullif(departed_7d, 0) as mean_dep_delay_7d,
+    cast(flights_28d as bigint) as flights_28d,
+    delayed_28d / nullif(flights_28d, 0) as delay_rate_28d,
+    delay_minutes_28d / nullif(departed_28d, 0) as mean_dep_delay_28d
+from windows
+{%- endmacro %}

@@ -1,0 +1,9 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='as_of_date',
+    tags=['daily'],
+    meta={'export': 'as_of_date'},
+) }}
+
+{{ trailing_delay_stats('carrier', 'carrier_code') }}

@@ -1,0 +1,32 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='flight_date',
+    tags=['daily'],
+) }}
+
+-- Each day's outcomes per route, carrier and origin: the small daily table the trailing
+-- delay statistics add up, so a new day costs the same whatever the length of the history.
+with flights as (
+    select * from {{ ref('stg_flights') }}
+    where {{ in_partition_window('flight_date') }}
+),
+
+by_grain as (
+    select flight_date, 'route' as grain, route as grain_key, * exclude (flight_date, route) from flights
+    union all
+    select flight_date, 'carrier', carrier_code, * exclude (flight_date, route) from flights
+    union all
+    select flight_date, 'origin', origin_code, * exclude (flight_date, route) from flights
+)
+
+select
+    flight_date,
+    grain,
+    grain_key,
+    count(*) as flights,
+    count(*) filter (where not is_cancelled) as departed,
+    count(*) filter (where is_delayed) as delayed,
+    coalesce(sum(dep_delay_minutes), 0) as dep_delay_minutes_sum
+from by_grain
+group by all

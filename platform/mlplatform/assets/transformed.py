@@ -1,0 +1,118 @@
+"""Transform stage: the dbt project on DuckDB, as Dagster assets.
+
+Two sets of dbt assets share the warehouse: the daily models (tag `daily`: staging views of the
+daily raw tables, incremental marts, intermediates and feature tables), partitioned like the raw
+stage, and the reference models (dimensions, the plane features, the holiday seed), built whole.
+A run for day D passes D to dbt as vars, so incremental models build only that day (reading the
+lookback their windows need). Both sets take the `warehouse` pool and the warehouse lock, since
+DuckDB allows one writer, and after each build export the tables other stages read as Parquet.
+"""
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from mlplatform.assets.raw import raw_asset_key
+from mlplatform.partitions import daily_partitions
+from mlplatform.resources import PlatformState
+from mlplatform.state import HOME_ENV
+from mlplatform.warehouse.exports import export_specs, export_tables
+from mlplatform.warehouse.lock import warehouse_lock
+from mlplatform.warehouse.project import dbt_project, require_manifest
+
+WAREHOUSE_POOL = "warehouse"
+DAILY = "tag:daily"
+
+
+class PlatformDbtTranslator(DagsterDbtTranslator):
+    """dbt sources are the raw assets; feature tables form the `features` group."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["source_name"] == "raw":
+            return raw_asset_key(dbt_resource_props["name"])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        return "features" if "features" in dbt_resource_props.get("fqn", []) else "transformed"
+
+
+translator = PlatformDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
+
+
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = False
+    """Rebuild the incremental models from scratch, every day at once."""
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: PlatformState,
+           args: list[str], days: list[str] | None, target: str) -> Iterator[Any]:
+    """Run dbt under the warehouse lock, stream its events, then export what it built.
+
+    Materializations are held back until the exports are written, so each carries the row count
+    it exported (counting in DuckDB while dbt still holds the file is not possible); test results
+    and logs stream as they come.
+    """
+    paths = state.paths
+    # dbt finds the warehouse and the lake through MLPLATFORM_HOME (profiles.yml, sources).
+    os.environ[HOME_ENV] = str(paths.home)
+    held: list[dg.Output] = []
+    with warehouse_lock(paths.warehouse, on_wait=context.log.info):
+        invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)
+        for event in invocation.stream():
+            if isinstance(event, dg.Output):
+                held.append(event)
+            else:
+                yield event
+        built = [r["unique_id"].split(".")[-1] for r in invocation.get_artifact("run_results.json")["results"]
+                 if r["unique_id"].startswith("model.") and r["status"] == "success"]
+        specs = export_specs(require_manifest(), built)
+        written = export_tables(paths.warehouse_db, state.exports, specs, days)
+    for output in held:
+        rows = written.get(output.output_name)
+        yield output if rows is None else output.with_metadata(
+            {**output.metadata, "dagster/row_count": rows,
+             "export": dg.MetadataValue.path(str(state.exports.table_dir(output.output_name)))})
+
+
+@dbt_assets(
+    manifest=require_manifest(),
+    project=dbt_project,
+    select=DAILY,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
+    name="dbt_daily_models",
+)
+def dbt_daily_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource,
+                     state: PlatformState) -> Iterator[Any]:
+    window = context.partition_time_window
+    first, last = window.start.date(), (window.end - timedelta(days=1)).date()
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    if config.full_refresh:
+        args, exported = ["build", "--full-refresh"], None
+    else:
+        args = ["build", "--vars", json.dumps({"min_day": days[0], "max_day": days[-1]})]
+        exported = days
+    yield from _build(context, dbt, state, args, exported, target="daily")
+
+
+@dbt_assets(
+    manifest=require_manifest(),
+    project=dbt_project,
+    exclude=DAILY,
+    dagster_dbt_translator=translator,
+    pool=WAREHOUSE_POOL,
+    name="dbt_reference_models",
+)
+def dbt_reference_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
+                         state: PlatformState) -> Iterator[Any]:
+    yield from _build(context, dbt, state, ["build"], None, target="reference")
+
+
+dbt_assets_defs = [dbt_daily_models, dbt_reference_models]

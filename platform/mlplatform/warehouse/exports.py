@@ -1,0 +1,69 @@
+"""Parquet exports of the warehouse tables other stages read (Feast, training, serving).
+
+Readers never open the DuckDB file, which one writer holds at a time. A model declares its export
+in dbt (`meta: {export: <date column>}` to export by day, or `export: whole`); after each build the
+built days are written to `warehouse/exports/<model>/date=<day>/data.parquet` (or
+`<model>/data.parquet`), each file atomically, with the lake's layout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlplatform.ingest.lake import Lake
+
+WHOLE = "whole"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    model: str
+    partition_column: str | None  # None: exported whole
+
+
+def export_specs(manifest_path: Path, models: Iterable[str] | None = None) -> list[ExportSpec]:
+    """The exports the dbt models declare (limited to `models` when given)."""
+    manifest = json.loads(Path(manifest_path).read_text())
+    wanted = set(models) if models is not None else None
+    specs = []
+    for node in manifest["nodes"].values():
+        export = node.get("config", {}).get("meta", {}).get("export")
+        if node["resource_type"] != "model" or not export:
+            continue
+        if wanted is None or node["name"] in wanted:
+            specs.append(ExportSpec(node["name"], None if export == WHOLE else export))
+    return sorted(specs, key=lambda s: s.model)
+
+
+def export_tables(database: Path, exports: Lake, specs: Iterable[ExportSpec],
+                  days: list[str] | None) -> Mapping[str, int]:
+    """Write each spec's rows (for `days`, or every day) to Parquet; returns rows written per model."""
+    written: dict[str, int] = {}
+    with duckdb.connect(str(database), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for spec in specs:
+            if spec.partition_column is None:
+                table = _as_table(con.sql(f"select * from {spec.model}").arrow())
+                exports.write(spec.model, table)
+                written[spec.model] = table.num_rows
+                continue
+            table = _as_table(con.sql(f"select * from {spec.model}").arrow() if days is None else
+                              con.execute(f"select * from {spec.model} where {spec.partition_column} "
+                                          "between ? and ?", [min(days), max(days)]).arrow())
+            column = pc.cast(table[spec.partition_column], pa.string())
+            export_days = days if days is not None else sorted(set(column.to_pylist()))
+            for day in export_days:
+                exports.write(spec.model, table.filter(pc.equal(column, day)), day)
+            written[spec.model] = table.num_rows
+    return written
+
+
+def _as_table(result: pa.Table | pa.RecordBatchReader) -> pa.Table:
+    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result

@@ -1,0 +1,59 @@
+"""The dbt project, prepared ahead of time: the code location reads a manifest, never parses dbt.
+
+`mlplatform prepare` (which `make run` calls) and the test suite write the manifest with
+`prepare_manifest()`; under `dagster dev`, `prepare_if_dev` re-parses on each reload so model edits
+show up at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from mlplatform.state import project_root
+
+DBT_PROJECT_DIR = project_root() / "dbt_project"
+# Files whose change calls for a new manifest.
+_SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "tests")
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project.prepare_if_dev()
+
+
+def _newest_source_mtime() -> float:
+    newest = 0.0
+    for name in _SOURCES:
+        path = DBT_PROJECT_DIR / name
+        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+        newest = max([newest, *(f.stat().st_mtime for f in files)])
+    return newest
+
+
+def manifest_is_current() -> bool:
+    manifest = Path(dbt_project.manifest_path)
+    return manifest.exists() and manifest.stat().st_mtime >= _newest_source_mtime()
+
+
+def prepare_manifest(force: bool = False) -> Path:
+    """Parse the dbt project into target/manifest.json unless it is already current."""
+    if force or not manifest_is_current():
+        dbt_cli_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
+    return Path(dbt_project.manifest_path)
+
+
+def require_manifest() -> Path:
+    manifest = Path(dbt_project.manifest_path)
+    if not manifest.exists():
+        raise RuntimeError(f"the dbt manifest {manifest} is missing: run `mlplatform prepare` "
+                           "(make run and make test do) to parse the dbt project")
+    return manifest
+
+
+def dbt_cli_resource() -> DbtCliResource:
+    # The dbt installed beside this Python, even when its bin/ is not on PATH (a bare venv python).
+    beside = Path(sys.executable).with_name("dbt")
+    executable = str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    return DbtCliResource(project_dir=dbt_project, dbt_executable=executable)

@@ -1,0 +1,190 @@
+"""The transform stage: dbt on DuckDB as Dagster assets, built day by day, leak-free."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from helpers import land_and_load, materialize_dbt, warehouse_table
+from mlplatform.state import HOME_ENV, StatePaths
+
+# Feature tables and the date column each is built by.
+DAILY_TABLES = {
+    "fct_flights": "flight_date",
+    "int_flight_outcomes_daily": "flight_date",
+    "feat_origin_weather": "weather_date",
+    "feat_route_delay_stats": "as_of_date",
+    "feat_carrier_delay_stats": "as_of_date",
+    "feat_origin_delay_stats": "as_of_date",
+    "feat_origin_congestion": "flight_date",
+    "feat_flight_calendar": "flight_date",
+}
+KEYS = {
+    "fct_flights": ["flight_id"],
+    "int_flight_outcomes_daily": ["flight_date", "grain", "grain_key"],
+    "feat_origin_weather": ["origin_code", "event_timestamp"],
+    "feat_route_delay_stats": ["route", "as_of_date"],
+    "feat_carrier_delay_stats": ["carrier_code", "as_of_date"],
+    "feat_origin_delay_stats": ["origin_code", "as_of_date"],
+    "feat_origin_congestion": ["origin_code", "event_timestamp"],
+    "feat_flight_calendar": ["flight_id"],
+}
+
+
+def _rows(paths: StatePaths, table: str, where: str) -> pd.DataFrame:
+    frame = warehouse_table(paths, f"select * from {table} where {where}")
+    return frame.sort_values(KEYS[table]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatePaths]:
+    """A state directory with 2013-01-01 .. 2013-01-12 in the lake: days 1-11 built in one ranged
+    run, day 12 built alone, incrementally (a snapshot of day 12 is kept), then a full refresh."""
+    import os
+
+    paths = StatePaths.resolve(tmp_path_factory.mktemp("transform") / "home").ensure()
+    previous = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(paths.home)
+    try:
+        land_and_load(paths, "2013-01-12")
+        with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+            assert materialize_dbt(instance, paths, reference=True).success
+            assert materialize_dbt(instance, paths, first="2013-01-01", last="2013-01-11").success
+            single = materialize_dbt(instance, paths, day="2013-01-12")
+            assert single.success
+            snapshot = {t: _rows(paths, t, f"{c} = date '2013-01-12'") for t, c in DAILY_TABLES.items()}
+            _STATE.update(instance_events=single, incremental_day12=snapshot)
+            assert materialize_dbt(instance, paths, full_refresh=True, first="2013-01-01",
+                                   last="2013-01-12").success
+        yield paths
+    finally:
+        if previous is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = previous
+
+
+_STATE: dict = {}
+
+
+def test_one_partition_run_builds_that_day_and_exports_it(home: StatePaths) -> None:
+    result: dg.ExecuteInProcessResult = _STATE["instance_events"]
+    materialized = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    for table in ("fct_flights", "feat_route_delay_stats", "feat_origin_weather", "stg_flights"):
+        assert materialized[table].partition == "2013-01-12"
+    landed = (home.landing / "flights" / "2013-01-12.csv").read_text().count("\n") - 1
+    fct = materialized["fct_flights"].materialization.metadata
+    assert fct["dagster/row_count"].value == landed == 690  # the flights scheduled that Saturday
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
+    assert {"unique_fct_flights_flight_id", "not_null_fct_flights_is_delayed"} <= {c.check_name for c in checks}
+
+    export = pq.read_table(home.exports / "fct_flights" / "date=2013-01-12" / "data.parquet")
+    assert export.num_rows == landed
+    assert str(export.schema.field("scheduled_departure_utc").type) == "timestamp[us, tz=UTC]"
+
+
+def test_incremental_day_equals_full_refresh(home: StatePaths) -> None:
+    for table, column in DAILY_TABLES.items():
+        incremental = _STATE["incremental_day12"][table]
+        full = _rows(home, table, f"{column} = date '2013-01-12'")
+        assert len(full) > 0, table
+        pd.testing.assert_frame_equal(incremental, full, check_dtype=True, obj=table)
+
+
+def test_delay_stats_end_the_day_before(home: StatePaths) -> None:
+    flights = warehouse_table(home, "select * from fct_flights")
+    stats = _rows(home, "feat_carrier_delay_stats", "as_of_date = date '2013-01-10'").set_index("carrier_code")
+    window = flights[(flights.flight_date >= pd.Timestamp("2013-01-03")) &
+                     (flights.flight_date <= pd.Timestamp("2013-01-09"))]
+    expected = window.groupby("carrier_code").agg(flights=("flight_id", "size"),
+                                                  delayed=("is_delayed", "sum"),
+                                                  delay=("dep_delay_minutes", "mean"))
+    for carrier, row in expected.iterrows():
+        assert stats.loc[carrier, "flights_7d"] == row.flights
+        assert stats.loc[carrier, "delay_rate_7d"] == pytest.approx(row.delayed / row.flights)
+        assert stats.loc[carrier, "mean_dep_delay_7d"] == pytest.approx(row.delay)
+    # The first day has no history: no statistics at all.
+    assert _rows(home, "feat_carrier_delay_stats", "as_of_date = date '2013-01-01'").empty
+    assert stats["event_timestamp"].astype(str).unique().tolist() == ["2013-01-10 05:00:00+00:00"]
+
+
+def test_feature_tables_keep_unknown_planes_and_destinations(home: StatePaths) -> None:
+    flights = warehouse_table(home, "select * from fct_flights")
+    planes = warehouse_table(home, "select tail_number from feat_plane")
+    unknown = flights[~flights.is_plane_known]
+    assert len(unknown) > 0 and not unknown.tail_number.dropna().isin(planes.tail_number).any()
+    assert (~flights.is_dest_known).sum() > 0
+    assert flights.is_delayed.eq(flights.is_cancelled | (flights.dep_delay_minutes > 15)).all()
+
+
+def test_calendar_features(home: StatePaths) -> None:
+    calendar = warehouse_table(home, "select * from feat_flight_calendar")
+    first = calendar[calendar.flight_id == "UA1545-EWR-20130101-0515"].iloc[0]
+    assert (first.departure_hour, first.day_of_week, first.month, first.days_to_nearest_holiday) == (5, 2, 1, 0)
+    jan12 = calendar[calendar.flight_date == pd.Timestamp("2013-01-12")]
+    assert set(jan12.days_to_nearest_holiday) == {9}  # MLK day is 2013-01-21, New Year 11 days back
+
+
+def test_ui_graph_reads_raw_to_staging_to_marts_to_features() -> None:
+    from mlplatform.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    parents = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+               for k in graph.get_all_asset_keys()}
+    assert parents["stg_flights"] == {"raw_flights"}
+    assert parents["stg_planes"] == {"raw_planes"}
+    assert {"stg_flights", "dim_airports", "dim_planes"} <= parents["fct_flights"]
+    assert parents["feat_route_delay_stats"] == {"int_flight_outcomes_daily"}
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert specs["fct_flights"].group_name == specs["stg_flights"].group_name == "transformed"
+    assert specs["feat_origin_weather"].group_name == specs["feat_plane"].group_name == "features"
+    assert {"dbt", "duckdb"} <= set(specs["fct_flights"].kinds)
+    assert specs["fct_flights"].partitions_def is not None and specs["dim_planes"].partitions_def is None
+
+
+def _perturb_outcomes(path: Path) -> None:
+    """Make every departure of the file 120 minutes later and cancel the first ten flights."""
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    for i, row in enumerate(rows):
+        if row["dep_delay"] != "NA":
+            row["dep_delay"] = str(float(row["dep_delay"]) + 120)
+        if i < 10:
+            row["dep_time"] = row["dep_delay"] = row["arr_time"] = row["arr_delay"] = row["air_time"] = "NA"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(out.getvalue())
+
+
+def test_point_in_time_features_ignore_later_days(home: StatePaths, tmp_path, monkeypatch, instance) -> None:
+    """Features of flights before day D are the same whether or not later days were landed and
+    built, even when those later days change (here: 2013-01-09 on, with different outcomes)."""
+    later = StatePaths.resolve(tmp_path / "with-later-days").ensure()
+    monkeypatch.setenv(HOME_ENV, str(later.home))
+    from mlplatform.ingest.replay import Replayer
+    from mlplatform.ingest.landing import LandingZone
+    from datetime import date
+
+    Replayer(LandingZone(later.landing, later.quarantine)).replay(through=date(2013, 1, 16))
+    for day in range(9, 17):
+        _perturb_outcomes(later.landing / "flights" / f"2013-01-{day:02d}.csv")
+    land_and_load(later, "2013-01-16")
+    assert materialize_dbt(instance, later, reference=True).success
+    assert materialize_dbt(instance, later, full_refresh=True, first="2013-01-01", last="2013-01-16").success
+
+    for table, column in DAILY_TABLES.items():
+        # Rows of days before D = 2013-01-09; the as-of-D delay statistics end the day before too.
+        cutoff = "2013-01-09" if column == "as_of_date" else "2013-01-08"
+        before = f"{column} <= date '{cutoff}'"
+        pd.testing.assert_frame_equal(_rows(home, table, before), _rows(later, table, before), obj=table)
+    changed = _rows(later, "feat_carrier_delay_stats", "as_of_date = date '2013-01-10'")
+    assert not changed.equals(_rows(home, "feat_carrier_delay_stats", "as_of_date = date '2013-01-10'"))
