@@ -188,3 +188,13 @@ def test_point_in_time_features_ignore_later_days(home: StatePaths, tmp_path, mo
         pd.testing.assert_frame_equal(_rows(home, table, before), _rows(later, table, before), obj=table)
     changed = _rows(later, "feat_carrier_delay_stats", "as_of_date = date '2013-01-10'")
     assert not changed.equals(_rows(home, "feat_carrier_delay_stats", "as_of_date = date '2013-01-10'"))
+
+
+def test_status_reports_what_the_warehouse_built(home: StatePaths) -> None:
+    from mlplatform.status import collect_status, format_status
+
+    status = collect_status(home)
+    assert status["warehouse"]["fct_flights"]["count"] == 12
+    assert status["warehouse"]["fct_flights"]["last"] == "2013-01-12"
+    assert status["warehouse"]["feat_plane"]["rows"] == 3322
+    assert "feat_route_delay_stats" in format_status(status)

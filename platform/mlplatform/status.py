@@ -43,7 +43,16 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     for table in REFERENCE_TABLES:
         path = lake.path(table)
         loaded[table] = {"rows": pq.read_metadata(path).num_rows if path.exists() else None}
-    return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded}
+    exports = Lake(paths.exports)
+    built: dict[str, Any] = {}
+    if paths.exports.exists():
+        for folder in sorted(p for p in paths.exports.iterdir() if p.is_dir()):
+            days = exports.days(folder.name)
+            files = [exports.path(folder.name, d) for d in days] or [exports.path(folder.name)]
+            built[folder.name] = {**(_span(days) if days else {"count": None}),
+                                  "rows": sum(pq.read_metadata(f).num_rows for f in files if f.exists())}
+    return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
+            "warehouse": built}
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -66,4 +75,10 @@ def format_status(status: dict[str, Any]) -> str:
     for table in REFERENCE_TABLES:
         rows = lake[table]["rows"]
         lines.append(f"  raw_{table:<12} " + ("not loaded" if rows is None else f"{rows} rows"))
+    lines += ["", "warehouse (Parquet exports the later stages read)"]
+    if not status["warehouse"]:
+        lines.append("  nothing built yet")
+    for model, t in status["warehouse"].items():
+        span = f"{t['count']} day(s), {t['first']} .. {t['last']}: " if t["count"] else ""
+        lines.append(f"  {model:<28} {span}{t['rows']} rows")
     return "\n".join(lines)
