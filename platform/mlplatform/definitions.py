@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from mlplatform.assets.features import feature_assets, feature_checks
 from mlplatform.assets.raw import raw_assets
 from mlplatform.assets.transformed import dbt_assets_defs
 from mlplatform.resources import PlatformState, RawIngestPolicy
@@ -19,7 +20,8 @@ def _state() -> PlatformState:
 
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *dbt_assets_defs],
+    assets=[*raw_assets, *dbt_assets_defs, *feature_assets],
+    asset_checks=feature_checks,
     resources={
         "state": _state(),
         "raw_ingest": RawIngestPolicy(),

@@ -91,6 +91,11 @@ class StatePaths:
         return self.home / "feast"
 
     @property
+    def training_sets(self) -> Path:
+        """Training sets built through Feast, each with its manifest."""
+        return self.home / "training_sets"
+
+    @property
     def mlflow(self) -> Path:
         return self.home / "mlflow"
 

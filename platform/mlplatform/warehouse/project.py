@@ -52,6 +52,19 @@ def require_manifest() -> Path:
     return manifest
 
 
+def dbt_code_version(manifest_path: Path | None = None) -> str:
+    """A hash of every model's and seed's SQL and config, as dbt itself checksums them."""
+    import hashlib
+    import json
+
+    manifest = json.loads(Path(manifest_path or require_manifest()).read_text())
+    digest = hashlib.sha256()
+    for unique_id, node in sorted(manifest["nodes"].items()):
+        if node["resource_type"] in ("model", "seed"):
+            digest.update(f"{unique_id}:{node['checksum']['checksum']}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def dbt_cli_resource() -> DbtCliResource:
     # The dbt installed beside this Python, even when its bin/ is not on PATH (a bare venv python).
     beside = Path(sys.executable).with_name("dbt")

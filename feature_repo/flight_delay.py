@@ -1,0 +1,108 @@
+"""Feast definitions of the flight-delay features: entities, sources, views and the service.
+
+Every source is a Parquet export of a dbt feature table under $MLPLATFORM_HOME/warehouse/exports
+(one folder per table, one file per day). Each view's TTL matches how long its values stay true.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
+from feast.data_format import ParquetFormat
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.types import Float64, Int64, String, UnixTimestamp
+
+# The service's name and version live with the platform code (bump the version there when the
+# service's features change), so that assets can name it without importing Feast.
+from mlplatform.features.service import REQUEST_TIMESTAMP, SERVICE_NAME, SERVICE_VERSION
+
+EXPORTS = Path(os.environ.get("MLPLATFORM_HOME", Path(__file__).resolve().parents[1] / ".mlplatform")) \
+    / "warehouse" / "exports"
+
+
+
+def _source(table: str, by_day: bool = True) -> FileSource:
+    files = EXPORTS / table / ("date=*/data.parquet" if by_day else "data.parquet")
+    return FileSource(name=table, path=str(files), file_format=ParquetFormat(),
+                      timestamp_field="event_timestamp", description=f"dbt model {table}, exported as Parquet")
+
+
+# Entities: the join keys a flight carries.
+origin = Entity(name="origin", join_keys=["origin_code"], value_type=ValueType.STRING,
+                description="Departure airport (FAA code)")
+route = Entity(name="route", join_keys=["route"], value_type=ValueType.STRING,
+               description="Origin and destination, e.g. EWR-IAH")
+carrier = Entity(name="carrier", join_keys=["carrier_code"], value_type=ValueType.STRING,
+                 description="Two-letter carrier code")
+plane = Entity(name="plane", join_keys=["tail_number"], value_type=ValueType.STRING,
+               description="Plane tail number")
+
+# Observations are hourly: three hours without one and the weather is unknown.
+origin_weather = FeatureView(
+    name="origin_weather", entities=[origin], ttl=timedelta(hours=3), source=_source("feat_origin_weather"),
+    schema=[Field(name=n, dtype=Float64) for n in (
+        "temperature_f", "dewpoint_f", "humidity_pct", "wind_speed_mph", "wind_gust_mph",
+        "visibility_mi", "precipitation_in", "pressure_mb")],
+    description="Latest weather observation at the origin airport.")
+
+_STATS = [Field(name="flights_7d", dtype=Int64), Field(name="delay_rate_7d", dtype=Float64),
+          Field(name="mean_dep_delay_7d", dtype=Float64), Field(name="flights_28d", dtype=Int64),
+          Field(name="delay_rate_28d", dtype=Float64), Field(name="mean_dep_delay_28d", dtype=Float64)]
+
+
+def _delay_stats(name: str, entity: Entity) -> FeatureView:
+    # One row per day, valid for that day: a day without one means no flights in 28 days.
+    return FeatureView(name=name, entities=[entity], ttl=timedelta(days=1), schema=_STATS,
+                       source=_source(f"feat_{name}"),
+                       description=f"Trailing 7 and 28 day delay statistics per {entity.name}, "
+                                   "ending the day before.")
+
+
+route_delay_stats = _delay_stats("route_delay_stats", route)
+carrier_delay_stats = _delay_stats("carrier_delay_stats", carrier)
+origin_delay_stats = _delay_stats("origin_delay_stats", origin)
+
+# One row per scheduled hour: valid for that hour only.
+origin_congestion = FeatureView(
+    name="origin_congestion", entities=[origin], ttl=timedelta(hours=1),
+    source=_source("feat_origin_congestion"),
+    schema=[Field(name="scheduled_departures_hour", dtype=Int64),
+            Field(name="scheduled_departures_day", dtype=Int64)],
+    description="Scheduled departures at the origin in the departure's hour and day.")
+
+# Reference data: valid until replaced (a TTL of 0 is no expiry).
+plane_features = FeatureView(
+    name="plane", entities=[plane], ttl=timedelta(0), source=_source("feat_plane", by_day=False),
+    schema=[Field(name="plane_age_years", dtype=Int64), Field(name="plane_seats", dtype=Int64),
+            Field(name="plane_engines", dtype=Int64), Field(name="plane_type", dtype=String),
+            Field(name="plane_engine_type", dtype=String), Field(name="plane_manufacturer", dtype=String)],
+    description="The plane: age in 2013, seats, engines, type. Unknown tail numbers get nulls.")
+
+departure = RequestSource(name="departure", schema=[Field(name=REQUEST_TIMESTAMP, dtype=UnixTimestamp)],
+                          description="The scheduled departure of the flight being scored.")
+
+
+@on_demand_feature_view(
+    sources=[departure],
+    schema=[Field(name=n, dtype=Int64) for n in
+            ("departure_hour", "day_of_week", "month", "days_to_nearest_holiday")],
+    description="Calendar features of the scheduled departure, computed from the request by the "
+                "same code in training and serving (mlplatform.features.calendar).",
+)
+def flight_calendar(inputs: pd.DataFrame) -> pd.DataFrame:
+    # Feast runs this function detached from this module: it imports what it uses itself.
+    from mlplatform.features.calendar import calendar_features
+    from mlplatform.features.service import REQUEST_TIMESTAMP
+
+    return calendar_features(inputs[REQUEST_TIMESTAMP])
+
+
+flight_delay_service = FeatureService(
+    name=SERVICE_NAME,
+    features=[origin_weather, route_delay_stats, carrier_delay_stats, origin_delay_stats,
+              origin_congestion, plane_features, flight_calendar],
+    tags={"version": SERVICE_VERSION, "model": "flight_delay"},
+    description="Every feature the flight delay model reads, as of the scheduled departure.",
+)

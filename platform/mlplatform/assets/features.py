@@ -1,0 +1,176 @@
+"""Feature stage, Feast half: definitions applied, days materialized online, training sets built.
+
+The dbt feature tables (group `features` too) are Feast's offline sources, through their Parquet
+exports. `feature_definitions` applies the repository when it changes; `online_features` writes each
+built day into the online store (and a skew check compares it with the offline store);
+`training_set` joins labeled flights with the feature service point-in-time and writes the set with
+its manifest. Feast is imported only when these run.
+"""
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from mlplatform.domain import TIMEZONE
+from mlplatform.features.repo import applied_hash, apply_definitions, definitions_hash, open_store
+from mlplatform.features.service import SERVICE_NAME, SERVICE_VERSION
+from mlplatform.features.training import TrainingWindowError, labeled_flights, retrieve, write_training_set
+from mlplatform.partitions import daily_partitions
+from mlplatform.resources import PlatformState
+from mlplatform.warehouse.project import dbt_code_version
+
+GROUP = "features"
+KINDS = {"feast", "python"}
+DAILY_FEATURE_TABLES = ["feat_origin_weather", "feat_route_delay_stats", "feat_carrier_delay_stats",
+                        "feat_origin_delay_stats", "feat_origin_congestion"]
+REFERENCE_FEATURE_TABLES = ["feat_plane"]
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=KINDS,
+    code_version=definitions_hash(),
+    description="`feast apply` of feature_repo/: entities, feature views, the on-demand calendar "
+                "features and the versioned feature service. Re-applies only when the definitions change.",
+)
+def feature_definitions(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
+    paths = state.paths
+    wanted = definitions_hash()
+    if applied_hash(paths) == wanted:
+        context.log.info(f"feature definitions {wanted} already applied; nothing to do")
+        changed = False
+    else:
+        apply_definitions(paths)
+        changed = True
+    store = open_store(paths)
+    service = store.get_feature_service(SERVICE_NAME)
+    return dg.MaterializeResult(metadata={
+        "definitions_hash": wanted,
+        "applied": changed,
+        "feature_service": SERVICE_NAME,
+        "feature_service_version": SERVICE_VERSION,
+        "feature_views": sorted(p.name for p in service.feature_view_projections),
+        "features": sum(len(p.features) for p in service.feature_view_projections),
+        "registry": dg.MetadataValue.path(str(paths.feast / "registry.db")),
+    })
+
+
+class OnlineMaterializationConfig(dg.Config):
+    full: bool = False
+    """Rewrite the online store from the first day up to this partition."""
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=KINDS | {"sqlite"},
+    partitions_def=daily_partitions,
+    deps=[feature_definitions, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
+    description="The day's newest feature values materialized into Feast's online store (SQLite by "
+                "default), for serving. Days are written in order; an older day never overwrites newer values.",
+)
+def online_features(context: dg.AssetExecutionContext, config: OnlineMaterializationConfig,
+                    state: PlatformState) -> dg.MaterializeResult:
+    window = context.partition_time_window
+    start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+    store = open_store(state.paths)
+    started = datetime.now(timezone.utc)
+    from mlplatform.features.online import materialize, service_views, source_rows
+
+    done = materialize(store, SERVICE_NAME, start, end, full=config.full)
+    days = [d.date().isoformat() for d in _days(window.start, window.end)]
+    rows = {v.name: len(source_rows(state.exports, v, days)) for v in service_views(store, SERVICE_NAME)
+            if v.name in done.views}
+    freshest = max((v.most_recent_end_time for v in service_views(store, SERVICE_NAME)
+                    if v.most_recent_end_time), default=None)
+    if done.superseded:
+        context.log.warning(f"newer days are already online for {done.superseded}: left as they are "
+                            "(materialize with full: true to rewrite)")
+    return dg.MaterializeResult(metadata={
+        "rows_written": sum(rows.values()),
+        "rows_by_view": rows,
+        "superseded_views": done.superseded,
+        "freshest_timestamp": freshest.isoformat() if freshest else "none",
+        "window": f"{start.isoformat()} .. {end.isoformat()}",
+        "seconds": round((datetime.now(timezone.utc) - started).total_seconds(), 2),
+    })
+
+
+def _days(start: datetime, end: datetime) -> list[datetime]:
+    return [start + timedelta(days=i) for i in range((end - start).days)]
+
+
+@dg.asset_check(asset=online_features, description="Online values equal offline values as of the "
+                "same timestamp, for a sample of the freshest day's entities of every view.")
+def online_matches_offline(context: dg.AssetCheckExecutionContext, state: PlatformState) -> dg.AssetCheckResult:
+    from mlplatform.features.online import compare_online_offline
+
+    store = open_store(state.paths)
+    days = state.exports.days("feat_origin_weather")
+    freshest = [d for d in days if d <= _online_through(store)][-1:] if days else []
+    report = compare_online_offline(store, SERVICE_NAME, state.exports, freshest)
+    return dg.AssetCheckResult(passed=report.passed, metadata={
+        "day": freshest[0] if freshest else "none", "values_compared": report.compared,
+        "mismatches": len(report.mismatches),
+        "examples": dg.MetadataValue.json([{k: str(v) for k, v in m.items()} for m in report.mismatches[:5]]),
+    })
+
+
+def _online_through(store) -> str:
+    """The last local day wholly in the online store ("" when nothing is)."""
+    from mlplatform.features.online import service_views
+
+    ends = [v.most_recent_end_time for v in service_views(store, SERVICE_NAME) if v.most_recent_end_time]
+    if not ends:
+        return ""
+    # A day's window ends at the next local midnight.
+    return (min(ends).astimezone(ZoneInfo(TIMEZONE)) - timedelta(minutes=1)).date().isoformat()
+
+
+class TrainingWindow(dg.Config):
+    first_day: str | None = None
+    """First day of flights to train on (YYYY-MM-DD); unset: the first day built."""
+    last_day: str | None = None
+    """Last day of flights to train on; unset: the last day built."""
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds=KINDS | {"parquet"},
+    deps=[feature_definitions, "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
+    description="Every labeled flight of the training window joined point-in-time, through Feast, with "
+                "the feature service; Parquet plus a manifest (window, days, service version, definitions "
+                "hash, dbt code version, rows, label rate, content hash).",
+)
+def training_set(context: dg.AssetExecutionContext, config: TrainingWindow,
+                 state: PlatformState) -> dg.MaterializeResult:
+    paths = state.paths
+    try:
+        flights, days = labeled_flights(state.exports, config.first_day, config.last_day)
+    except TrainingWindowError as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+    store = open_store(paths)
+    frame = retrieve(store, flights, SERVICE_NAME)
+    built = write_training_set(frame, paths.training_sets, {
+        "window": {"first_day": days[0], "last_day": days[-1]},
+        "days": len(days),
+        "partitions": days,
+        "feature_service": SERVICE_NAME,
+        "feature_service_version": SERVICE_VERSION,
+        "feature_definitions_hash": definitions_hash(),
+        "dbt_code_version": dbt_code_version(),
+        "dagster_run_id": context.run.run_id,
+    })
+    manifest = built.manifest
+    context.log.info(f"training set of {manifest['row_count']} flights at {built.path}")
+    return dg.MaterializeResult(metadata={
+        **{k: v for k, v in manifest.items() if k not in ("partitions", "columns", "window", "path")},
+        "window": f"{days[0]} .. {days[-1]}",
+        "path": dg.MetadataValue.path(str(built.path)),
+        "dagster/row_count": manifest["row_count"],
+        "manifest": dg.MetadataValue.json(manifest),
+    })
+
+
+feature_assets = [feature_definitions, online_features, training_set]
+feature_checks = [online_matches_offline]

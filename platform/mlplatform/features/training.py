@@ -1,0 +1,92 @@
+"""Training sets: a point-in-time join, through Feast, of labeled flights with the feature service.
+
+Each training set is written once, content-addressed, as Parquet with a manifest beside it that
+says exactly what went in: the window and its days, the feature service and definitions, the dbt
+code, the row count, label rate and a hash of the content. `latest.json` points at the newest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlplatform.features.service import EVENT_TIMESTAMP, FLIGHT_KEY, JOIN_KEYS, LABEL, REQUEST_TIMESTAMP
+from mlplatform.ingest.files import write_atomically, write_bytes_atomically
+from mlplatform.ingest.lake import Lake
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+ENTITY_TABLE = "fct_flights"
+LATEST = "latest.json"
+
+
+class TrainingWindowError(ValueError):
+    """The requested window cannot make a training set (no labeled flights in it)."""
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    path: Path
+    manifest: dict[str, Any]
+
+
+def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None) -> tuple[pd.DataFrame, list[str]]:
+    """The flights of the window with their label, join keys and timestamps; and the days read."""
+    available = exports.days(ENTITY_TABLE)
+    days = [d for d in available if (first_day is None or d >= first_day) and (last_day is None or d <= last_day)]
+    window = f"{first_day or 'the first day'} .. {last_day or 'the last day'}"
+    if not days:
+        built = f"{available[0]} .. {available[-1]}" if available else "none"
+        raise TrainingWindowError(f"the training window {window} has no labeled flights "
+                                  f"(days built in the warehouse: {built})")
+    columns = [FLIGHT_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
+    frame = pa.concat_tables([pq.read_table(exports.path(ENTITY_TABLE, d), columns=columns) for d in days]).to_pandas()
+    frame = frame[frame[LABEL].notna()]
+    if frame.empty:
+        raise TrainingWindowError(f"the training window {window} has no labeled flights")
+    frame[EVENT_TIMESTAMP] = frame[REQUEST_TIMESTAMP]
+    return frame.sort_values([REQUEST_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True), days
+
+
+def retrieve(store: FeatureStore, flights: pd.DataFrame, service_name: str) -> pd.DataFrame:
+    """Point-in-time join of the flights with every feature of the service, as of each departure."""
+    service = store.get_feature_service(service_name)
+    joined = store.get_historical_features(entity_df=flights, features=service, full_feature_names=True).to_df()
+    ordered = joined.sort_values([REQUEST_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
+    leading = [FLIGHT_KEY, EVENT_TIMESTAMP, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
+    return ordered[leading + sorted(c for c in ordered.columns if c not in leading)]
+
+
+def write_training_set(frame: pd.DataFrame, root: Path, manifest: dict[str, Any]) -> TrainingSet:
+    """Write the set under a folder named by its content hash, with its manifest; point latest at it."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    staging = root / ".staging.parquet"
+    write_atomically(staging, lambda tmp: pq.write_table(table, tmp))
+    content_hash = hashlib.sha256(staging.read_bytes()).hexdigest()
+    folder = root / content_hash[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "training_set.parquet"
+    staging.replace(path)
+    label_rate = float(frame[LABEL].mean())
+    manifest = {**manifest, "row_count": len(frame), "label_rate": round(label_rate, 6),
+                "content_hash": content_hash, "path": str(path),
+                "columns": list(frame.columns), "created_at": datetime.now(timezone.utc).isoformat()}
+    write_bytes_atomically(folder / "manifest.json", json.dumps(manifest, indent=2).encode())
+    write_bytes_atomically(root / LATEST, json.dumps({"manifest": str(folder / "manifest.json")}).encode())
+    return TrainingSet(path, manifest)
+
+
+def latest_manifest(root: Path) -> dict[str, Any] | None:
+    pointer = root / LATEST
+    if not pointer.exists():
+        return None
+    return json.loads(Path(json.loads(pointer.read_text())["manifest"]).read_text())
