@@ -73,3 +73,16 @@ def warehouse_table(paths: StatePaths, sql: str):
     with duckdb.connect(str(paths.warehouse_db), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         return con.sql(sql).df()
+
+
+def materialize_asset(instance: dg.DagsterInstance, paths: StatePaths, key: str, *,
+                      partition: str | None = None, config: dict | None = None,
+                      raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """Materialize one of the code location's assets, with its checks, against `paths`."""
+    from mlplatform.definitions import defs
+
+    asset = defs.get_assets_def(key)
+    checks = [c for c in (defs.asset_checks or []) if dg.AssetKey(key) in {k.asset_key for k in c.check_keys}]
+    run_config = {"ops": {key: {"config": config}}} if config else {}
+    return dg.materialize([asset, *checks], instance=instance, partition_key=partition, run_config=run_config,
+                          raise_on_error=raise_on_error, resources={"state": PlatformState(home=str(paths.home))})

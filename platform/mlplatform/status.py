@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
+from mlplatform.features.training import latest_manifest
 from mlplatform.ingest.lake import Lake
 from mlplatform.ingest.landing import REASON_SUFFIX, LandingZone
 from mlplatform.ingest.replay import Replayer
@@ -51,8 +52,10 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
             files = [exports.path(folder.name, d) for d in days] or [exports.path(folder.name)]
             built[folder.name] = {**(_span(days) if days else {"count": None}),
                                   "rows": sum(pq.read_metadata(f).num_rows for f in files if f.exists())}
+    manifest = latest_manifest(paths.training_sets)
+    training = None if manifest is None else {k: v for k, v in manifest.items() if k not in ("partitions", "columns")}
     return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
-            "warehouse": built}
+            "warehouse": built, "training_set": training}
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -81,4 +84,15 @@ def format_status(status: dict[str, Any]) -> str:
     for model, t in status["warehouse"].items():
         span = f"{t['count']} day(s), {t['first']} .. {t['last']}: " if t["count"] else ""
         lines.append(f"  {model:<28} {span}{t['rows']} rows")
+    training = status["training_set"]
+    lines += ["", "training set (latest)"]
+    if training is None:
+        lines.append("  none built yet")
+    else:
+        window = training["window"]
+        lines += [f"  {training['row_count']} flights, {window['first_day']} .. {window['last_day']} "
+                  f"({training['days']} days), label rate {training['label_rate']:.3f}",
+                  f"  feature service {training['feature_service']} (definitions {training['feature_definitions_hash']}), "
+                  f"dbt code {training['dbt_code_version']}",
+                  f"  content {training['content_hash'][:16]}  {training['path']}"]
     return "\n".join(lines)

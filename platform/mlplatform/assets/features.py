@@ -100,8 +100,9 @@ def _days(start: datetime, end: datetime) -> list[datetime]:
     return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
-@dg.asset_check(asset=online_features, description="Online values equal offline values as of the "
-                "same timestamp, for a sample of the freshest day's entities of every view.")
+@dg.asset_check(asset=online_features,
+                description="Online values equal offline values as of the same timestamp, for a sample "
+                            "of entities of the freshest day online, in every view.")
 def online_matches_offline(context: dg.AssetCheckExecutionContext, state: PlatformState) -> dg.AssetCheckResult:
     from mlplatform.features.online import compare_online_offline
 

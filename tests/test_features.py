@@ -1,0 +1,232 @@
+"""The feature stage through Feast: definitions, training sets, online features, skew."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from helpers import land_and_load, materialize_asset, materialize_dbt, warehouse_table
+from mlplatform.features.service import SERVICE_NAME
+from mlplatform.state import HOME_ENV, StatePaths
+
+LAST_DAY = "2013-01-10"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Ten days through dbt; definitions applied; the last two days online; a training set."""
+    paths = StatePaths.resolve(tmp_path_factory.mktemp("features") / "home").ensure()
+    previous = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(paths.home)
+    try:
+        land_and_load(paths, LAST_DAY)
+        with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+            assert materialize_dbt(instance, paths, reference=True).success
+            assert materialize_dbt(instance, paths, first="2013-01-01", last=LAST_DAY).success
+            results = {"definitions": materialize_asset(instance, paths, "feature_definitions")}
+            results["definitions_again"] = materialize_asset(instance, paths, "feature_definitions")
+            results["online_9"] = materialize_asset(instance, paths, "online_features", partition="2013-01-09")
+            results["online_10"] = materialize_asset(instance, paths, "online_features", partition=LAST_DAY)
+            results["training"] = materialize_asset(instance, paths, "training_set")
+            yield {"paths": paths, "instance": instance, **results}
+    finally:
+        if previous is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = previous
+
+
+def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def _store(paths: StatePaths):
+    from mlplatform.features.repo import open_store
+
+    return open_store(paths)
+
+
+def test_definitions_apply_once_per_change(built) -> None:
+    first, again = _metadata(built["definitions"], "feature_definitions"), \
+        _metadata(built["definitions_again"], "feature_definitions")
+    assert first["applied"] is True and again["applied"] is False
+    assert first["feature_service"] == SERVICE_NAME
+    assert set(first["feature_views"]) == {"origin_weather", "route_delay_stats", "carrier_delay_stats",
+                                           "origin_delay_stats", "origin_congestion", "plane", "flight_calendar"}
+
+
+def _as_of(flights: pd.DataFrame, table: pd.DataFrame, keys: list[str], ttl: timedelta | None,
+           columns: list[str], prefix: str) -> pd.DataFrame:
+    """The latest row at or before each flight's departure (within the TTL), computed with pandas."""
+    rows = table.sort_values("event_timestamp")
+    left = flights.sort_values("scheduled_departure_utc")
+    joined = pd.merge_asof(left, rows[[*keys, "event_timestamp", *columns]], left_on="scheduled_departure_utc",
+                           right_on="event_timestamp", by=keys, direction="backward", tolerance=ttl)
+    return joined.set_index("flight_id")[columns].add_prefix(f"{prefix}__")
+
+
+def test_training_set_matches_the_dbt_tables(built) -> None:
+    paths: StatePaths = built["paths"]
+    manifest = _metadata(built["training"], "training_set")["manifest"]
+    training = pd.read_parquet(manifest["path"]).set_index("flight_id")
+    flights = warehouse_table(paths, "select * from fct_flights")
+    assert len(training) == len(flights) == manifest["row_count"]
+    utc = lambda frame: frame.assign(  # noqa: E731 - a tiny adapter
+        **{c: pd.to_datetime(frame[c], utc=True) for c in ("event_timestamp", "scheduled_departure_utc") if c in frame})
+    flights = utc(flights)
+
+    expected = [
+        _as_of(flights, utc(warehouse_table(paths, "select * from feat_origin_weather")), ["origin_code"],
+               timedelta(hours=3), ["temperature_f", "wind_gust_mph", "visibility_mi"], "origin_weather"),
+        _as_of(flights, utc(warehouse_table(paths, "select * from feat_route_delay_stats")), ["route"],
+               timedelta(days=1), ["delay_rate_7d", "mean_dep_delay_28d", "flights_28d"], "route_delay_stats"),
+        _as_of(flights, utc(warehouse_table(paths, "select * from feat_carrier_delay_stats")), ["carrier_code"],
+               timedelta(days=1), ["delay_rate_28d"], "carrier_delay_stats"),
+        _as_of(flights, utc(warehouse_table(paths, "select * from feat_origin_congestion")), ["origin_code"],
+               timedelta(hours=1), ["scheduled_departures_hour", "scheduled_departures_day"], "origin_congestion"),
+        _as_of(flights.dropna(subset=["tail_number"]), utc(warehouse_table(paths, "select * from feat_plane")),
+               ["tail_number"], None, ["plane_seats", "plane_type"], "plane"),
+    ]
+    for frame in expected:
+        got = training.loc[frame.index, frame.columns]
+        pd.testing.assert_frame_equal(got.astype("float64", errors="ignore"),
+                                      frame.astype("float64", errors="ignore"), check_dtype=False,
+                                      check_names=False)
+    # The on-demand calendar features equal dbt's feat_flight_calendar for every flight.
+    calendar = warehouse_table(paths, "select * from feat_flight_calendar").set_index("flight_id")
+    for column in ("departure_hour", "day_of_week", "month", "days_to_nearest_holiday"):
+        assert (training[f"flight_calendar__{column}"] == calendar.loc[training.index, column]).all(), column
+
+
+def test_training_set_manifest(built) -> None:
+    paths: StatePaths = built["paths"]
+    meta = _metadata(built["training"], "training_set")
+    manifest = meta["manifest"]
+    assert manifest["window"] == {"first_day": "2013-01-01", "last_day": LAST_DAY}
+    assert manifest["days"] == 10 and manifest["partitions"][0] == "2013-01-01"
+    assert manifest["feature_service"] == SERVICE_NAME and manifest["feature_service_version"] == "v1"
+    for field in ("feature_definitions_hash", "dbt_code_version", "content_hash", "dagster_run_id"):
+        assert manifest[field]
+    training = pd.read_parquet(manifest["path"])
+    assert manifest["label_rate"] == pytest.approx(training["is_delayed"].mean(), abs=1e-6)
+    import hashlib
+    from pathlib import Path
+
+    assert hashlib.sha256(Path(manifest["path"]).read_bytes()).hexdigest() == manifest["content_hash"]
+    assert meta["dagster/row_count"] == manifest["row_count"]
+
+    from mlplatform.status import collect_status, format_status
+
+    status = collect_status(paths)
+    assert status["training_set"]["content_hash"] == manifest["content_hash"]
+    assert "training set" in format_status(status)
+
+
+def test_unknown_route_plane_and_weather_get_nulls(built) -> None:
+    store = _store(built["paths"])
+    flights = pd.DataFrame({
+        "flight_id": ["known", "unknown"], "origin_code": ["JFK", "XXX"], "route": ["JFK-LAX", "XXX-ZZZ"],
+        "carrier_code": ["AA", "ZZ"], "tail_number": ["N335AA", "NOPLANE"],
+        "event_timestamp": pd.to_datetime(["2013-01-09T15:00:00Z"] * 2),
+        "scheduled_departure_utc": pd.to_datetime(["2013-01-09T15:00:00Z"] * 2)})
+    from mlplatform.features.training import retrieve
+
+    flights["is_delayed"] = False
+    frame = retrieve(store, flights, SERVICE_NAME).set_index("flight_id")
+    unknown = frame.loc["unknown"]
+    for column in ("origin_weather__temperature_f", "route_delay_stats__delay_rate_7d", "plane__plane_seats",
+                   "carrier_delay_stats__delay_rate_28d", "origin_congestion__scheduled_departures_hour"):
+        assert pd.isna(unknown[column]), column
+        assert not pd.isna(frame.loc["known", column]) or column.startswith("origin_congestion"), column
+    assert unknown["flight_calendar__departure_hour"] == 10  # request features need no entity
+
+
+def test_an_empty_training_window_is_a_clear_error(built) -> None:
+    result = materialize_asset(built["instance"], built["paths"], "training_set",
+                               config={"first_day": "2013-06-01", "last_day": "2013-06-30"}, raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.user_failure_data.description
+    assert "the training window 2013-06-01 .. 2013-06-30 has no labeled flights" in message
+    assert "2013-01-01 .. 2013-01-10" in message
+
+
+def test_online_lookups_return_the_latest_values(built) -> None:
+    paths: StatePaths = built["paths"]
+    meta = _metadata(built["online_10"], "online_features")
+    assert meta["rows_written"] > 0 and meta["superseded_views"] == []
+    assert meta["freshest_timestamp"].startswith("2013-01-11T04:59:59")
+    store = _store(paths)
+    weather = pq.read_table(paths.exports / "feat_origin_weather" / f"date={LAST_DAY}" / "data.parquet").to_pandas()
+    latest = weather.sort_values("event_timestamp").groupby("origin_code").tail(1).set_index("origin_code")
+    online = store.get_online_features(
+        features=["origin_weather:temperature_f", "origin_weather:pressure_mb"],
+        entity_rows=[{"origin_code": o} for o in ("EWR", "JFK", "LGA")]).to_df().set_index("origin_code")
+    for origin in ("EWR", "JFK", "LGA"):
+        assert online.loc[origin, "temperature_f"] == latest.loc[origin, "temperature_f"]
+    stats = store.get_online_features(features=["carrier_delay_stats:flights_7d"],
+                                      entity_rows=[{"carrier_code": "UA"}]).to_df()
+    expected = warehouse_table(paths, "select flights_7d from feat_carrier_delay_stats "
+                                      f"where carrier_code = 'UA' and as_of_date = date '{LAST_DAY}'")
+    assert stats["flights_7d"][0] == expected["flights_7d"][0]
+
+
+def test_an_older_day_never_overwrites_newer_online_values(built) -> None:
+    again = materialize_asset(built["instance"], built["paths"], "online_features", partition="2013-01-09")
+    meta = _metadata(again, "online_features")
+    assert "origin_weather" in meta["superseded_views"]
+    test_online_lookups_return_the_latest_values(built)
+
+
+def test_skew_check_passes_on_good_data_and_fails_on_a_planted_mismatch(built) -> None:
+    [good] = built["online_10"].get_asset_check_evaluations()
+    assert good.passed and good.metadata["values_compared"].value > 100
+
+    paths: StatePaths = built["paths"]
+    store = _store(paths)
+    row = store.get_online_features(features=["origin_weather:temperature_f"],
+                                    entity_rows=[{"origin_code": "JFK"}]).to_df()
+    weather = pq.read_table(paths.exports / "feat_origin_weather" / f"date={LAST_DAY}" / "data.parquet").to_pandas()
+    planted = weather[weather.origin_code.isin(["EWR", "JFK", "LGA"])].sort_values("event_timestamp") \
+        .groupby("origin_code").tail(1).copy()
+    planted["temperature_f"] = planted["temperature_f"] + 7.5
+    store.write_to_online_store("origin_weather", planted)
+    assert store.get_online_features(features=["origin_weather:temperature_f"],
+                                     entity_rows=[{"origin_code": "JFK"}]).to_df()["temperature_f"][0] \
+        == row["temperature_f"][0] + 7.5
+
+    from mlplatform.definitions import defs
+
+    check = defs.get_asset_checks_def(dg.AssetCheckKey(dg.AssetKey("online_features"), "online_matches_offline"))
+    from mlplatform.resources import PlatformState
+
+    # The check alone, as the UI's "Execute check" runs it (the asset is not rematerialized).
+    check_only = dg.Definitions(
+        assets=[defs.get_assets_def("online_features")], asset_checks=[check],
+        jobs=[dg.define_asset_job("skew_check", selection=dg.AssetSelection.checks(check))],
+        resources={"state": PlatformState(home=str(paths.home))})
+    result = check_only.resolve_job_def("skew_check").execute_in_process(instance=built["instance"])
+    [bad] = result.get_asset_check_evaluations()
+    assert not bad.passed
+    examples = json.loads(json.dumps(bad.metadata["examples"].value))
+    assert any(e["feature"] == "origin_weather__temperature_f" for e in examples)
+
+
+def test_ui_graph_reads_dbt_feature_tables_into_feast_assets() -> None:
+    from mlplatform.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    parents = lambda key: {p.to_user_string() for p in graph.get(dg.AssetKey(key)).parent_keys}  # noqa: E731
+    assert {"feature_definitions", "feat_origin_weather", "feat_plane"} <= parents("online_features")
+    assert {"feature_definitions", "fct_flights", "feat_route_delay_stats"} <= parents("training_set")
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    for key in ("feature_definitions", "online_features", "training_set"):
+        assert specs[key].group_name == "features" and "feast" in specs[key].kinds
