@@ -7,9 +7,11 @@ import os
 import dagster as dg
 
 from mlplatform.assets.features import feature_assets, feature_checks
+from mlplatform.assets.model import model_assets
 from mlplatform.assets.raw import raw_assets
 from mlplatform.assets.transformed import dbt_assets_defs
-from mlplatform.resources import PlatformState, RawIngestPolicy
+from mlplatform.model.tracking import platform_mlflow
+from mlplatform.resources import ModelSpec, PlatformState, RawIngestPolicy, TrainingDevice
 from mlplatform.state import HOME_ENV
 from mlplatform.warehouse.project import dbt_cli_resource
 
@@ -20,11 +22,14 @@ def _state() -> PlatformState:
 
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *dbt_assets_defs, *feature_assets],
+    assets=[*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets],
     asset_checks=feature_checks,
     resources={
         "state": _state(),
         "raw_ingest": RawIngestPolicy(),
         "dbt": dbt_cli_resource(),
+        "mlflow": platform_mlflow,
+        "model_spec": ModelSpec(),
+        "training_device": TrainingDevice(device=os.environ.get("MLPLATFORM_TRAINING_DEVICE", "auto")),
     },
 )

@@ -41,3 +41,28 @@ class RawIngestPolicy(dg.ConfigurableResource):
     max_reject_share: float = Field(
         default=0.05, ge=0.0, le=1.0,
         description="Largest share of a file's rows that may break row rules before the file is quarantined.")
+
+
+class ModelSpec(dg.ConfigurableResource):
+    """How the model stage splits, trains and gates: shared by training and evaluation."""
+
+    holdout_days: int = Field(default=14, ge=1, description="The most recent days, never trained on, scored by the evaluation.")
+    holdout_first_day: str | None = Field(default=None, description="Or the holdout's first day (YYYY-MM-DD).")
+    validation_days: int = Field(default=14, ge=1, description="Days before the holdout used for early stopping.")
+    min_train_rows: int = Field(default=1000, ge=10, description="Fewer training rows than this is an error.")
+    max_epochs: int = Field(default=30, ge=1)
+    patience: int = Field(default=3, ge=1, description="Epochs without validation improvement before stopping.")
+    learning_rate: float = Field(default=2e-3, gt=0)
+    batch_size: int = Field(default=1024, ge=2, description="On CUDA, four times this.")
+    seed: int = 13
+    gate_tolerance: float = Field(
+        default=0.005, ge=0,
+        description="The challenger passes the gate when its holdout ROC AUC is at least the champion's "
+                    "minus this (retraining on new days should not be blocked by noise).")
+    min_first_auc: float = Field(default=0.55, description="With no champion yet, the ROC AUC to reach.")
+
+
+class TrainingDevice(dg.ConfigurableResource):
+    """Where training runs: `auto` (CUDA when present), `cpu` or `cuda`."""
+
+    device: str = Field(default="auto", description="auto | cpu | cuda (env MLPLATFORM_TRAINING_DEVICE)")

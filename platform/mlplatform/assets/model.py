@@ -1,0 +1,270 @@
+"""Model stage: the PyTorch network trained on the Feast training set, tracked and registered in
+MLflow (`flight_delay`, alias `challenger`), then evaluated against baselines and the champion on
+the most recent days; the blocking check `challenger_beats_champion` is the deployment gate.
+
+torch and mlflow are imported when these assets run, not when the code location loads.
+"""
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from mlplatform.features.service import LABEL
+from mlplatform.features.training import latest_manifest
+from mlplatform.model.tracking import CHALLENGER, CHAMPION, REGISTERED_MODEL, finish_run, version_for_alias
+from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
+
+GROUP = "model"
+GATE = "challenger_beats_champion"
+GPU_POOL = "gpu"
+# On Kubernetes (dagster-k8s), the training step's pod asks for one GPU.
+K8S_GPU = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
+
+
+def _load_split(paths, spec: ModelSpec, manifest: dict):
+    import pandas as pd
+
+    from mlplatform.ml.split import split_by_time
+
+    frame = pd.read_parquet(manifest["path"])
+    return frame, split_by_time(frame, holdout_days=spec.holdout_days, validation_days=spec.validation_days,
+                                holdout_first_day=spec.holdout_first_day)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pytorch", "mlflow"},
+    deps=["training_set"],
+    pool=GPU_POOL,
+    op_tags=K8S_GPU,
+    # dagster-mlflow's resource is a legacy one, which cannot be mixed with typed resource
+    # parameters: every resource comes through the context here.
+    required_resource_keys={"mlflow", "state", "model_spec", "training_device"},
+    description="A tabular network (embeddings for carrier, origin, destination, route, plane; standardized "
+                "numeric features with missing flags) trained with early stopping on a later-in-time "
+                "validation split; logged to MLflow and registered as a new `flight_delay` version aliased "
+                "`challenger`, preprocessing included.",
+)
+def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    import mlflow
+    import numpy as np
+
+    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.device import DeviceUnavailable, select_device
+    from mlplatform.ml.evaluate import metrics
+    from mlplatform.ml.preprocess import Preprocessor
+    from mlplatform.ml.split import NotEnoughData, require_trainable
+    from mlplatform.ml.train import Tensors, TrainConfig, TrainingDiverged, train
+    from mlplatform.model import plots
+
+    state: PlatformState = context.resources.state
+    model_spec: ModelSpec = context.resources.model_spec
+    training_device: TrainingDevice = context.resources.training_device
+    paths = state.paths
+    manifest = latest_manifest(paths.training_sets)
+    if manifest is None:
+        raise dg.Failure("no training set yet: materialize `training_set` first", allow_retries=False)
+    try:
+        frame, split = _load_split(paths, model_spec, manifest)
+        require_trainable(split.train, LABEL, "training split", model_spec.min_train_rows)
+        require_trainable(split.validation, LABEL, "validation split", 10)
+        settings = select_device(training_device.device, batch_size=model_spec.batch_size)
+    except (NotEnoughData, DeviceUnavailable) as err:
+        raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
+
+    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric_inputs(frame))
+
+    def tensors(part):
+        cats, nums = pre.transform(part)
+        return Tensors.from_arrays(cats, nums, part[LABEL].astype(bool).to_numpy())
+
+    train_t, val_t = tensors(split.train), tensors(split.validation)
+    config = TrainConfig(max_epochs=model_spec.max_epochs, patience=model_spec.patience,
+                         learning_rate=model_spec.learning_rate, seed=model_spec.seed)
+    mlf = context.resources.mlflow
+    run_id = mlflow.active_run().info.run_id
+    try:
+        mlf.log_params({**{f"train_{k}": v for k, v in config.__dict__.items()}, "device": settings.name,
+                        "batch_size": settings.batch_size, "threads": settings.threads,
+                        "categorical": ",".join(pre.categorical), "numeric_features": len(pre.numeric),
+                        **{f"split_{k}": v for k, v in split.describe().items()},
+                        "holdout_first_day": split.holdout_first_day})
+        mlflow.set_tags({"training_set_content_hash": manifest["content_hash"],
+                         "training_set_manifest": str(Path(manifest["path"]).with_name("manifest.json")),
+                         "training_window": f"{manifest['window']['first_day']}..{manifest['window']['last_day']}",
+                         "feature_service": manifest["feature_service"],
+                         "feature_service_version": manifest["feature_service_version"],
+                         "feature_definitions_hash": manifest["feature_definitions_hash"],
+                         "dbt_code_version": manifest["dbt_code_version"],
+                         "raw_partitions": f"{manifest['partitions'][0]}..{manifest['partitions'][-1]} "
+                                           f"({manifest['days']} days)",
+                         "dagster_asset": "delay_model"})
+        mlflow.log_input(mlflow.data.from_pandas(frame.head(1000), source=manifest["path"], name="training_set",
+                                                 targets=LABEL, digest=manifest["content_hash"][:16]),
+                         context="training")
+
+        def on_epoch(stats) -> None:
+            context.log.info(f"epoch {stats.epoch}: train loss {stats.train_loss:.4f}, validation loss "
+                             f"{stats.validation_loss:.4f}, {stats.samples_per_second:,.0f} samples/s")
+            mlflow.log_metrics({"train_loss": stats.train_loss, "validation_loss": stats.validation_loss,
+                                "samples_per_second": stats.samples_per_second}, step=stats.epoch)
+
+        result = train(train_t, val_t, pre.cardinalities, pre.n_numeric_inputs, settings, config, on_epoch)
+        from mlplatform.ml.train import predict_proba
+
+        val_scores = metrics(split.validation[LABEL].to_numpy(),
+                             predict_proba(result.model, val_t.categorical.numpy(), val_t.numeric.numpy()))
+        mlflow.log_metrics({f"validation_{k}": v for k, v in val_scores.items()})
+        curves = plots.loss_curves([h.train_loss for h in result.history],
+                                   [h.validation_loss for h in result.history], result.best_epoch)
+        mlflow.log_image(_image(curves), "plots/loss_curves.png")
+        version = _register(paths, pre, result.model, split.validation.head(5), run_id)
+    except TrainingDiverged as err:
+        finish_run(failed=True)
+        raise dg.Failure(f"nothing registered: {err}", allow_retries=False) from None
+    except Exception:
+        finish_run(failed=True)
+        raise
+    finish_run()
+    throughput = float(np.median([h.samples_per_second for h in result.history]))
+    return dg.MaterializeResult(metadata={
+        "model_version": int(version.version), "alias": CHALLENGER, "mlflow_run_id": run_id,
+        "device": settings.name, "epochs": len(result.history), "best_epoch": result.best_epoch,
+        "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),
+        "samples_per_second": round(throughput), "training_set_content_hash": manifest["content_hash"],
+        "split": split.describe(), "loss_curves": dg.MetadataValue.md(plots.markdown_image(curves, "loss")),
+    })
+
+
+def _image(png: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png))
+
+
+def _register(paths, pre, model, example, run_id: str):
+    """Log the pyfunc (preprocessing, network, weights) and register it as the challenger."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from mlplatform.ml.bundle import save_bundle, score
+    from mlplatform.ml.columns import CATEGORICAL
+    from mlplatform.model.pyfunc import FlightDelayModel
+    from mlplatform.model.tracking import client
+
+    inputs = example[[c for c in [*CATEGORICAL, *pre.numeric] if c in example.columns]].reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = save_bundle(Path(tmp) / "bundle", pre, model)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=FlightDelayModel(), artifacts={"bundle": str(bundle)},
+            signature=infer_signature(inputs, score(pre, model, inputs)), input_example=inputs,
+            registered_model_name=REGISTERED_MODEL,
+            pip_requirements=["mlplatform", "torch==2.13.0", "pandas", "numpy", "mlflow"])
+    tracker = client(paths)
+    version = tracker.get_model_version(REGISTERED_MODEL, info.registered_model_version)
+    tracker.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version.version)
+    tracker.set_model_version_tag(REGISTERED_MODEL, version.version, "mlflow_run_id", run_id)
+    return version
+
+
+def gate(challenger_auc: float, champion_auc: float | None, spec: ModelSpec) -> tuple[bool, str]:
+    """The deployment gate: does the challenger replace the champion?"""
+    if champion_auc is None:
+        passed = challenger_auc >= spec.min_first_auc
+        return passed, (f"no champion yet: challenger ROC AUC {challenger_auc:.4f} "
+                        f"{'>=' if passed else '<'} {spec.min_first_auc}")
+    floor = champion_auc - spec.gate_tolerance
+    passed = challenger_auc >= floor
+    return passed, (f"challenger ROC AUC {challenger_auc:.4f} {'>=' if passed else '<'} champion "
+                    f"{champion_auc:.4f} - tolerance {spec.gate_tolerance} = {floor:.4f}")
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"scikitlearn", "mlflow"},
+    deps=[delay_model],
+    check_specs=[dg.AssetCheckSpec(GATE, asset="model_evaluation", blocking=True,
+                                   description="The deployment gate: the challenger's holdout ROC AUC is at "
+                                               "least the champion's minus the tolerance (or, with no champion, "
+                                               "at least min_first_auc).")],
+    description="The challenger scored on the holdout (the most recent days, never trained on) beside the "
+                "base rate, logistic regression, HistGradientBoosting and the current champion, on the same rows: "
+                "ROC AUC, PR AUC, log loss, Brier score, calibration.",
+)
+def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
+                     model_spec: ModelSpec) -> dg.MaterializeResult:
+    import mlflow
+    import numpy as np
+
+    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.evaluate import baselines, calibration, metrics
+    from mlplatform.ml.preprocess import Preprocessor
+    from mlplatform.ml.split import NotEnoughData, require_trainable
+    from mlplatform.model import plots
+    from mlplatform.model.tracking import client
+
+    paths = state.paths
+    tracker = client(paths)
+    challenger = version_for_alias(paths, CHALLENGER)
+    if challenger is None:
+        raise dg.Failure("no challenger registered: materialize `delay_model` first", allow_retries=False)
+    run = tracker.get_run(challenger.run_id)
+    manifest = json.loads(Path(run.data.tags["training_set_manifest"]).read_text())
+    spec = model_spec.model_copy(update={"holdout_first_day": run.data.params["holdout_first_day"]})
+    frame, split = _load_split(paths, spec, manifest)
+    try:
+        require_trainable(split.holdout, LABEL, "holdout", 10)
+    except NotEnoughData as err:
+        raise dg.Failure(f"cannot evaluate: {err}", allow_retries=False) from None
+    label = split.holdout[LABEL].astype(bool).to_numpy()
+
+    scores = {"challenger": mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{CHALLENGER}").predict(split.holdout)}
+    champion = version_for_alias(paths, CHAMPION)
+    if champion is not None and champion.version != challenger.version:
+        scores["champion"] = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}").predict(split.holdout)
+    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric_inputs(frame))
+    cats, nums = pre.transform(split.train)
+    scores.update(baselines(pre, (cats, nums, split.train[LABEL].astype(bool).to_numpy()),
+                            pre.transform(split.holdout), seed=model_spec.seed))
+
+    figures = {name: metrics(label, p) for name, p in scores.items()}
+    bins = {name: calibration(label, scores[name]) for name in ("challenger", "champion") if name in scores}
+    champion_auc = figures["champion"]["roc_auc"] if "champion" in figures else None
+    passed, reason = gate(figures["challenger"]["roc_auc"], champion_auc, model_spec)
+
+    for name, values in figures.items():
+        for metric, value in values.items():
+            tracker.log_metric(challenger.run_id, f"holdout_{name}_{metric}", value)
+    tracker.set_tag(challenger.run_id, "gate", "passed" if passed else "failed")
+    tracker.set_tag(challenger.run_id, "gate_reason", reason)
+    tracker.set_model_version_tag(REGISTERED_MODEL, challenger.version, "gate", "passed" if passed else "failed")
+    roc = plots.roc_curves(label, scores)
+    cal = plots.calibration_plot(bins)
+    tracker.log_image(challenger.run_id, _image(roc), "plots/roc_holdout.png")
+    tracker.log_image(challenger.run_id, _image(cal), "plots/calibration_holdout.png")
+    context.log.info(f"gate {'passed' if passed else 'failed'}: {reason}")
+
+    table = {name: {k: round(v, 4) for k, v in values.items() if k != "rows"} for name, values in figures.items()}
+    evidence: dict[str, Any] = {"challenger_version": int(challenger.version),
+                                "champion_version": int(champion.version) if "champion" in scores else "none",
+                                "reason": reason, "tolerance": model_spec.gate_tolerance}
+    return dg.MaterializeResult(
+        metadata={**evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} flights)",
+                  "metrics": dg.MetadataValue.json(table), "calibration": dg.MetadataValue.json(bins),
+                  "challenger_roc_auc": round(figures["challenger"]["roc_auc"], 4),
+                  "roc": dg.MetadataValue.md(plots.markdown_image(roc, "ROC")),
+                  "calibration_plot": dg.MetadataValue.md(plots.markdown_image(cal, "calibration")),
+                  "mlflow_run_id": challenger.run_id},
+        check_results=[dg.AssetCheckResult(check_name=GATE, passed=passed, metadata={
+            **evidence, "challenger_roc_auc": figures["challenger"]["roc_auc"],
+            "champion_roc_auc": champion_auc if champion_auc is not None else "none",
+            "hist_gradient_boosting_roc_auc": figures["hist_gradient_boosting"]["roc_auc"]})],
+    )
+
+
+model_assets = [delay_model, model_evaluation]

@@ -1,0 +1,66 @@
+"""Time-based splits: validation later than training, the holdout later than both, never shuffled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mlplatform.features.service import REQUEST_TIMESTAMP
+
+
+class NotEnoughData(ValueError):
+    """The window cannot train or evaluate a model (too few rows, or a single class)."""
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    holdout: pd.DataFrame
+    holdout_first_day: str
+
+    def describe(self) -> dict:
+        def span(frame: pd.DataFrame) -> str:
+            days = _local_day(frame)
+            return f"{days.min()} .. {days.max()}" if len(frame) else "empty"
+        return {"train": span(self.train), "validation": span(self.validation), "holdout": span(self.holdout),
+                "train_rows": len(self.train), "validation_rows": len(self.validation),
+                "holdout_rows": len(self.holdout)}
+
+
+def _local_day(frame: pd.DataFrame) -> pd.Series:
+    from mlplatform.domain import TIMEZONE
+
+    return pd.to_datetime(frame[REQUEST_TIMESTAMP], utc=True).dt.tz_convert(TIMEZONE).dt.strftime("%Y-%m-%d")
+
+
+def split_by_time(frame: pd.DataFrame, *, holdout_days: int = 14, validation_days: int = 14,
+                  holdout_first_day: str | None = None) -> TimeSplit:
+    """The holdout is the most recent days (from `holdout_first_day`, or the last `holdout_days`);
+    validation is the `validation_days` before it; training is everything earlier."""
+    days = _local_day(frame)
+    ordered = sorted(days.unique())
+    if holdout_first_day is None:
+        if len(ordered) <= holdout_days + validation_days:
+            raise NotEnoughData(f"{len(ordered)} days of flights cannot hold {holdout_days} holdout and "
+                                f"{validation_days} validation days plus days to train on")
+        holdout_first_day = ordered[-holdout_days]
+    before = [d for d in ordered if d < holdout_first_day]
+    if len(before) <= validation_days:
+        raise NotEnoughData(f"only {len(before)} days before the holdout ({holdout_first_day}); need more "
+                            f"than the {validation_days} validation days")
+    validation_first_day = before[-validation_days]
+    return TimeSplit(train=frame[days < validation_first_day],
+                     validation=frame[(days >= validation_first_day) & (days < holdout_first_day)],
+                     holdout=frame[days >= holdout_first_day], holdout_first_day=holdout_first_day)
+
+
+def require_trainable(frame: pd.DataFrame, label: str, what: str, min_rows: int) -> None:
+    if len(frame) < min_rows:
+        raise NotEnoughData(f"the {what} has {len(frame)} rows; at least {min_rows} are needed")
+    classes = frame[label].astype(bool).nunique()
+    if classes < 2:
+        only = bool(frame[label].iloc[0])
+        raise NotEnoughData(f"the {what} holds a single class (every flight {'delayed' if only else 'on time'}): "
+                            "a classifier cannot be fitted or scored")

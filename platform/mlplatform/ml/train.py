@@ -1,0 +1,162 @@
+"""Training: mini-batches, early stopping on the later-in-time validation split, seeded."""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlplatform.ml.device import DeviceSettings
+from mlplatform.ml.network import TabularNet
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: nothing trained this way may be registered."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    max_epochs: int = 30
+    patience: int = 3
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-5
+    hidden: tuple[int, ...] = (128, 64)
+    dropout: float = 0.1
+    seed: int = 13
+
+
+@dataclass
+class Tensors:
+    categorical: torch.Tensor
+    numeric: torch.Tensor
+    label: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, cats: np.ndarray, nums: np.ndarray, label: np.ndarray) -> "Tensors":
+        return cls(torch.from_numpy(cats), torch.from_numpy(nums), torch.from_numpy(label.astype(np.float32)))
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def pinned(self) -> "Tensors":
+        return Tensors(self.categorical.pin_memory(), self.numeric.pin_memory(), self.label.pin_memory())
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    validation_loss: float
+    samples_per_second: float
+
+
+@dataclass
+class TrainResult:
+    model: TabularNet
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int = 0
+
+    @property
+    def best_validation_loss(self) -> float:
+        return self.history[self.best_epoch - 1].validation_loss
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batches(n: int, size: int, generator: torch.Generator | None) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    return list(order.split(size))
+
+
+def _loss(model: TabularNet, data: Tensors, settings: DeviceSettings, loss_fn: nn.Module) -> float:
+    model.eval()
+    total = 0.0
+    with torch.no_grad(), _autocast(settings):
+        for index in _batches(len(data), settings.batch_size * 4, None):
+            cats, nums, label = _to_device(data, index, settings)
+            total += float(loss_fn(model(cats, nums).float(), label)) * len(index)
+    return total / max(1, len(data))
+
+
+def _to_device(data: Tensors, index: torch.Tensor, settings: DeviceSettings):
+    kw = {"device": settings.device, "non_blocking": settings.non_blocking}
+    return data.categorical[index].to(**kw), data.numeric[index].to(**kw), data.label[index].to(**kw)
+
+
+def _autocast(settings: DeviceSettings):
+    if settings.autocast_bf16:
+        return torch.autocast(device_type=settings.device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type="cpu", enabled=False)
+
+
+def train(train_data: Tensors, validation: Tensors, cardinalities: list[int], n_numeric: int,
+          settings: DeviceSettings, config: TrainConfig = TrainConfig(),
+          on_epoch: Callable[[EpochStats], None] | None = None) -> TrainResult:
+    """Fit a TabularNet; keep the weights of the epoch with the lowest validation loss."""
+    seed_everything(config.seed)
+    if settings.device.type == "cpu":
+        torch.set_num_threads(settings.threads)
+    if settings.pin_memory:
+        train_data, validation = train_data.pinned(), validation.pinned()
+    model = TabularNet(cardinalities, n_numeric, config.hidden, config.dropout).to(settings.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    loss_fn = nn.BCEWithLogitsLoss()
+    generator = torch.Generator().manual_seed(config.seed)
+    result = TrainResult(model=model)
+    best_state, best_loss, stale = None, math.inf, 0
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        started, total = time.perf_counter(), 0.0
+        for index in _batches(len(train_data), settings.batch_size, generator):
+            if len(index) < 2:
+                continue  # batch normalization needs two rows; one leftover row waits for the next epoch
+            cats, nums, label = _to_device(train_data, index, settings)
+            optimizer.zero_grad(set_to_none=True)
+            with _autocast(settings):
+                loss = loss_fn(model(cats, nums).float(), label)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"the training loss became {float(loss)} in epoch {epoch}: "
+                                       "check the inputs for infinite values or lower the learning rate")
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(index)
+        seconds = time.perf_counter() - started
+        stats = EpochStats(epoch, total / len(train_data), _loss(model, validation, settings, loss_fn),
+                           len(train_data) / seconds)
+        if not math.isfinite(stats.validation_loss):
+            raise TrainingDiverged(f"the validation loss became {stats.validation_loss} in epoch {epoch}")
+        result.history.append(stats)
+        if on_epoch:
+            on_epoch(stats)
+        if stats.validation_loss < best_loss - 1e-5:
+            best_loss, best_state, stale, result.best_epoch = stats.validation_loss, copy.deepcopy(model.state_dict()), 0, epoch
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return result
+
+
+def predict_proba(model: TabularNet, cats: np.ndarray, nums: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+    """Delay probabilities on the CPU (evaluation and serving)."""
+    model = model.cpu().eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(cats), batch_size):
+            logits = model(torch.from_numpy(cats[start:start + batch_size]),
+                           torch.from_numpy(nums[start:start + batch_size]))
+            out.append(torch.sigmoid(logits.float()).numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)

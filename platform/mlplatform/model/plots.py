@@ -1,0 +1,63 @@
+"""Training and evaluation plots as PNG bytes (MLflow artifacts, and inline in Dagster metadata)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt, plt.figure(figsize=(5, 3.6), dpi=80)
+
+
+def _png(plt, fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def loss_curves(train: Sequence[float], validation: Sequence[float], best_epoch: int) -> bytes:
+    plt, fig = _figure()
+    epochs = np.arange(1, len(train) + 1)
+    plt.plot(epochs, train, label="training")
+    plt.plot(epochs, validation, label="validation")
+    plt.axvline(best_epoch, color="grey", linestyle=":", label=f"kept (epoch {best_epoch})")
+    plt.xlabel("epoch"), plt.ylabel("log loss"), plt.legend(), plt.title("Loss")
+    return _png(plt, fig)
+
+
+def roc_curves(label: np.ndarray, scores: Mapping[str, np.ndarray]) -> bytes:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt, fig = _figure()
+    for name, p in scores.items():
+        fpr, tpr, _ = roc_curve(label, p)
+        plt.plot(fpr, tpr, label=f"{name} ({roc_auc_score(label, p):.3f})")
+    plt.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    plt.xlabel("false positive rate"), plt.ylabel("true positive rate"), plt.legend(fontsize=7)
+    plt.title("ROC on the holdout")
+    return _png(plt, fig)
+
+
+def calibration_plot(bins: Mapping[str, Sequence[Mapping[str, float]]]) -> bytes:
+    plt, fig = _figure()
+    for name, rows in bins.items():
+        plt.plot([r["predicted"] for r in rows], [r["observed"] for r in rows], marker="o", label=name)
+    plt.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    plt.xlabel("predicted delay probability"), plt.ylabel("observed delay rate"), plt.legend(fontsize=7)
+    plt.title("Calibration on the holdout")
+    return _png(plt, fig)
+
+
+def markdown_image(png: bytes, title: str) -> str:
+    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"

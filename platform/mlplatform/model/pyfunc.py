@@ -1,0 +1,20 @@
+"""The MLflow pyfunc of the flight-delay network: `models:/flight_delay@champion` loads it with its
+preprocessing, and `predict` takes training-set-shaped rows and returns delay probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from mlplatform.ml.bundle import load_bundle, score
+
+
+class FlightDelayModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        self.pre, self.model = load_bundle(Path(context.artifacts["bundle"]))
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        return score(self.pre, self.model, model_input)

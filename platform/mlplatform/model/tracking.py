@@ -1,0 +1,83 @@
+"""MLflow for the platform: a SQLite tracking store and an artifact folder under MLPLATFORM_HOME,
+the registry's `flight_delay` model and its aliases, and dagster-mlflow's resource wrapped.
+
+Why wrapped: dagster-mlflow's `mlflow_tracking` reads a fixed tracking URI from config, lets MLflow
+put a new experiment's artifacts under the working directory, and leaves ending the MLflow run to
+its `end_mlflow_on_run_finished` hook, which ends it after whichever op it takes to be the last
+(dagster issue 21872: with assets, runs end early or never). The wrapper points it at the state
+directory, creates the experiment with its artifact location first, and the assets end their MLflow
+run themselves (`finish_run`), successful or failed, instead of using the hook.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from mlplatform.state import StatePaths
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+EXPERIMENT = "flight_delay"
+REGISTERED_MODEL = "flight_delay"
+CHALLENGER, CHAMPION, PREVIOUS_CHAMPION = "challenger", "champion", "previous_champion"
+
+
+def tracking_uri(paths: StatePaths) -> str:
+    return f"sqlite:///{paths.mlflow / 'mlflow.db'}"
+
+
+def client(paths: StatePaths) -> MlflowClient:
+    import mlflow
+
+    paths.mlflow.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(tracking_uri(paths))
+    mlflow.set_registry_uri(tracking_uri(paths))
+    return mlflow.MlflowClient(tracking_uri(paths), registry_uri=tracking_uri(paths))
+
+
+def ensure_experiment(paths: StatePaths, name: str = EXPERIMENT) -> str:
+    """The experiment's id, creating it with its artifacts under the state directory."""
+    tracker = client(paths)
+    experiment = tracker.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifacts = paths.mlflow / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    return tracker.create_experiment(name, artifact_location=artifacts.as_uri())
+
+
+@dg.resource(required_resource_keys={"state"},
+             description="dagster-mlflow's MLflow resource against MLPLATFORM_HOME's tracking store: one "
+                         "MLflow run per Dagster run, tagged with the Dagster run id.")
+def platform_mlflow(init_context: dg.InitResourceContext):
+    from dagster_mlflow.resources import MlFlow
+
+    paths: StatePaths = init_context.resources.state.paths
+    ensure_experiment(paths)
+    shim = SimpleNamespace(
+        log=init_context.log, dagster_run=init_context.dagster_run, run_id=init_context.run_id,
+        resource_config={"experiment_name": EXPERIMENT, "mlflow_tracking_uri": tracking_uri(paths),
+                         "parent_run_id": None, "mlflow_run_id": None, "env": {}, "env_to_tag": None,
+                         "extra_tags": {"platform": "mlplatform"}})
+    return MlFlow(shim)
+
+
+def finish_run(failed: bool = False) -> None:
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.end_run(status="FAILED" if failed else "FINISHED")
+
+
+def version_for_alias(paths: StatePaths, alias: str):
+    """The registered version holding `alias`, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(paths).get_model_version_by_alias(REGISTERED_MODEL, alias)
+    except MlflowException:
+        return None
