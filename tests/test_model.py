@@ -1,0 +1,225 @@
+"""The model stage: device choice, training, MLflow tracking and registry, the evaluation gate."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers import land_and_load, materialize_asset, materialize_dbt
+from mlplatform.ml.device import DeviceUnavailable, select_device
+from mlplatform.ml.split import NotEnoughData, require_trainable, split_by_time
+from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
+from mlplatform.state import HOME_ENV, StatePaths
+
+LAST_DAY = "2013-02-04"
+SMALL = {"holdout_days": 7, "validation_days": 7, "max_epochs": 6, "min_train_rows": 500}
+
+
+def _run(instance, paths: StatePaths, keys: list[str], spec: dict | None = None) -> dg.ExecuteInProcessResult:
+    from mlplatform.definitions import defs
+    from mlplatform.model.tracking import platform_mlflow
+
+    assets = [defs.get_assets_def(k) for k in keys]
+    return dg.materialize(assets, instance=instance, raise_on_error=False, resources={
+        "state": PlatformState(home=str(paths.home)), "mlflow": platform_mlflow,
+        "model_spec": ModelSpec(**{**SMALL, **(spec or {})}), "training_device": TrainingDevice(device="cpu")})
+
+
+def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def _failure(result: dg.ExecuteInProcessResult) -> str:
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    data = failure.step_failure_data
+    return (data.user_failure_data.description if data.user_failure_data else "") + data.error.message
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """35 real days through dbt and Feast, a training set, and a first model trained and evaluated."""
+    paths = StatePaths.resolve(tmp_path_factory.mktemp("model") / "home").ensure()
+    previous = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(paths.home)
+    try:
+        land_and_load(paths, LAST_DAY)
+        with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+            assert materialize_dbt(instance, paths, reference=True).success
+            assert materialize_dbt(instance, paths, first="2013-01-01", last=LAST_DAY).success
+            assert materialize_asset(instance, paths, "feature_definitions").success
+            assert materialize_asset(instance, paths, "training_set").success
+            first = _run(instance, paths, ["delay_model", "model_evaluation"])
+            assert first.success, _failure(first)
+            yield {"paths": paths, "instance": instance, "first": first}
+    finally:
+        if previous is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = previous
+
+
+def test_device_selection() -> None:
+    cpu = select_device("cpu", batch_size=512)
+    assert cpu.device.type == "cpu" and cpu.threads >= 1 and not cpu.pin_memory and cpu.batch_size == 512
+    assert select_device("auto", cuda_available=False).device.type == "cpu"
+    gpu = select_device("auto", batch_size=512, cuda_available=True)
+    assert gpu.device.type == "cuda" and gpu.pin_memory and gpu.non_blocking and gpu.autocast_bf16
+    assert gpu.batch_size == 2048
+    with pytest.raises(DeviceUnavailable, match="no CUDA GPU is available"):
+        select_device("cuda", cuda_available=False)
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        select_device("tpu")
+
+
+def test_gate_blocks_a_worse_challenger_and_passes_a_better_one() -> None:
+    from mlplatform.assets.model import gate
+
+    spec = ModelSpec(gate_tolerance=0.005, min_first_auc=0.55)
+    assert gate(0.70, 0.72, spec)[0] is False
+    assert gate(0.716, 0.72, spec)[0] is True  # within the tolerance
+    assert gate(0.73, 0.72, spec)[0] is True
+    assert gate(0.60, None, spec)[0] is True and gate(0.52, None, spec)[0] is False
+
+
+def test_splits_are_in_time_order_and_bad_windows_are_named() -> None:
+    days = pd.date_range("2013-03-01T15:00Z", periods=40, freq="D")
+    frame = pd.DataFrame({"scheduled_departure_utc": days, "is_delayed": [i % 3 == 0 for i in range(40)]})
+    split = split_by_time(frame, holdout_days=5, validation_days=5)
+    assert split.train.scheduled_departure_utc.max() < split.validation.scheduled_departure_utc.min()
+    assert split.validation.scheduled_departure_utc.max() < split.holdout.scheduled_departure_utc.min()
+    assert (len(split.train), len(split.validation), len(split.holdout)) == (30, 5, 5)
+    with pytest.raises(NotEnoughData, match="cannot hold 30 holdout"):
+        split_by_time(frame, holdout_days=30, validation_days=10)
+    with pytest.raises(NotEnoughData, match="single class"):
+        require_trainable(frame.assign(is_delayed=True), "is_delayed", "training split", 10)
+    with pytest.raises(NotEnoughData, match="has 40 rows; at least 1000"):
+        require_trainable(frame, "is_delayed", "training split", 1000)
+
+
+def test_a_nan_loss_stops_training() -> None:
+    from mlplatform.ml.train import Tensors, TrainingDiverged, train
+
+    rng = np.random.default_rng(0)
+    nums = rng.normal(size=(64, 4)).astype(np.float32)
+    nums[5, 2] = np.inf
+    data = Tensors.from_arrays(np.zeros((64, 1), dtype=np.int64), nums, rng.random(64) > 0.5)
+    with pytest.raises(TrainingDiverged, match="loss became nan"):
+        train(data, data, [3], 4, select_device("cpu", batch_size=64))
+
+
+def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None:
+    from mlplatform.model.tracking import CHALLENGER, client, version_for_alias
+
+    paths: StatePaths = trained["paths"]
+    model = _metadata(trained["first"], "delay_model")
+    evaluation = _metadata(trained["first"], "model_evaluation")
+    assert model["alias"] == "challenger" and model["device"] == "cpu"
+    version = version_for_alias(paths, CHALLENGER)
+    assert int(version.version) == model["model_version"] == 1
+
+    run = client(paths).get_run(model["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train_max_epochs"] == "6" and run.data.params["split_holdout"]
+    for tag in ("dagster_run_id", "training_set_content_hash", "feature_service_version", "dbt_code_version",
+                "raw_partitions", "gate"):
+        assert run.data.tags.get(tag), tag
+    history = client(paths).get_metric_history(run.info.run_id, "validation_loss")
+    assert len(history) == model["epochs"] >= 2
+    artifacts = {a.path for a in client(paths).list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/loss_curves.png", "plots/roc_holdout.png", "plots/calibration_holdout.png"} <= artifacts
+    assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "training_set"
+
+    metrics = evaluation["metrics"]
+    assert set(metrics) == {"challenger", "base_rate", "logistic_regression", "hist_gradient_boosting"}
+    assert metrics["challenger"]["roc_auc"] > 0.6
+    assert metrics["challenger"]["log_loss"] < metrics["base_rate"]["log_loss"]
+    [gate] = trained["first"].get_asset_check_evaluations()
+    assert gate.check_name == "challenger_beats_champion" and gate.passed
+
+
+def test_the_registered_model_carries_its_preprocessing(trained) -> None:
+    import mlflow
+
+    from mlplatform.features.training import latest_manifest
+
+    paths: StatePaths = trained["paths"]
+    frame = pd.read_parquet(latest_manifest(paths.training_sets)["path"]).tail(50)
+    model = mlflow.pyfunc.load_model("models:/flight_delay@challenger")
+    probabilities = model.predict(frame)
+    assert probabilities.shape == (50,) and ((probabilities > 0) & (probabilities < 1)).all()
+    # Rows with features missing (an unknown plane, a new route) still get a probability.
+    sparse = frame.drop(columns=[c for c in frame.columns if c.startswith("plane__")]).assign(route="XXX-YYY")
+    assert np.isfinite(model.predict(sparse)).all()
+
+
+def test_the_gate_blocks_a_worse_model_and_passes_a_better_one(trained) -> None:
+    from mlplatform.model.tracking import CHALLENGER, CHAMPION, REGISTERED_MODEL, client
+
+    paths: StatePaths = trained["paths"]
+    tracker = client(paths)
+    tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, "1")  # the good first model
+    worse = _run(trained["instance"], paths, ["delay_model", "model_evaluation"],
+                 {"learning_rate": 1e-7, "max_epochs": 1})
+    # A failing blocking check fails its step: nothing downstream (deployment) runs.
+    assert not worse.success and "blocking asset check failed" in _failure(worse)
+    [blocked] = worse.get_asset_check_evaluations()
+    assert not blocked.passed and "champion" in blocked.metadata["reason"].value
+    assert _metadata(worse, "delay_model")["model_version"] == 2
+
+    # Swap roles: the worse model as champion, the good one as challenger, evaluated again.
+    tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, "2")
+    tracker.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, "1")
+    better = _run(trained["instance"], paths, ["model_evaluation"])
+    [passed] = better.get_asset_check_evaluations()
+    assert passed.passed
+    assert passed.metadata["challenger_roc_auc"].value > passed.metadata["champion_roc_auc"].value
+
+
+def test_bad_windows_register_nothing(trained) -> None:
+    from mlplatform.model.tracking import REGISTERED_MODEL, client
+
+    paths: StatePaths = trained["paths"]
+    before = len(client(paths).search_model_versions(f"name='{REGISTERED_MODEL}'"))
+    too_few = _run(trained["instance"], paths, ["delay_model"], {"min_train_rows": 10**7})
+    assert not too_few.success
+    assert "nothing trained or registered: the training split has" in _failure(too_few)
+    diverged = _run(trained["instance"], paths, ["delay_model"], {"learning_rate": 1e30, "max_epochs": 3})
+    if not diverged.success:  # an absurd learning rate drives the loss to NaN: nothing may be registered
+        assert "nothing registered" in _failure(diverged)
+    assert len(client(paths).search_model_versions(f"name='{REGISTERED_MODEL}'")) == before + diverged.success
+
+
+def test_training_is_reproducible_on_cpu(trained) -> None:
+    from mlplatform.features.training import latest_manifest
+    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.preprocess import Preprocessor
+    from mlplatform.ml.train import Tensors, TrainConfig, train
+
+    frame = pd.read_parquet(latest_manifest(trained["paths"].training_sets)["path"])
+    split = split_by_time(frame, holdout_days=7, validation_days=7)
+    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric_inputs(frame))
+    data = [Tensors.from_arrays(*pre.transform(p), p["is_delayed"].to_numpy()) for p in (split.train, split.validation)]
+    runs = [train(*data, pre.cardinalities, pre.n_numeric_inputs, select_device("cpu"), TrainConfig(max_epochs=2))
+            for _ in range(2)]
+    for a, b in zip(runs[0].model.state_dict().values(), runs[1].model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_ui_graph_and_gpu_declarations() -> None:
+    from mlplatform.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    assert "training_set" in {p.to_user_string() for p in graph.get(dg.AssetKey("delay_model")).parent_keys}
+    assert "delay_model" in {p.to_user_string() for p in graph.get(dg.AssetKey("model_evaluation")).parent_keys}
+    model = defs.get_assets_def("delay_model")
+    assert model.op.pool == "gpu"
+    assert model.op.tags["dagster-k8s/config"]
+    [spec] = defs.get_assets_def("model_evaluation").check_specs
+    assert spec.name == "challenger_beats_champion" and spec.blocking
