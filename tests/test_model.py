@@ -223,3 +223,13 @@ def test_ui_graph_and_gpu_declarations() -> None:
     assert model.op.tags["dagster-k8s/config"]
     [spec] = defs.get_assets_def("model_evaluation").check_specs
     assert spec.name == "challenger_beats_champion" and spec.blocking
+
+
+def test_status_shows_the_registered_models_with_their_lineage(trained) -> None:
+    from mlplatform.status import collect_status, format_status
+
+    status = collect_status(trained["paths"])
+    challenger = status["models"]["aliases"]["challenger"]
+    assert challenger["dbt_code_version"] and challenger["training_set_content_hash"]
+    assert challenger["training_window"] == f"2013-01-01..{LAST_DAY}"
+    assert "@challenger: version" in format_status(status)

@@ -55,7 +55,36 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     manifest = latest_manifest(paths.training_sets)
     training = None if manifest is None else {k: v for k, v in manifest.items() if k not in ("partitions", "columns")}
     return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
-            "warehouse": built, "training_set": training}
+            "warehouse": built, "training_set": training, "models": _models(paths)}
+
+
+_LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash", "feature_service",
+                 "feature_definitions_hash", "dbt_code_version", "dagster_run_id", "gate")
+
+
+def _models(paths: StatePaths) -> dict[str, Any]:
+    """Registered versions of the model and, for each alias, the lineage of the version it holds."""
+    if not (paths.mlflow / "mlflow.db").exists():
+        return {}
+    from mlflow.exceptions import MlflowException
+
+    from mlplatform.model.tracking import REGISTERED_MODEL, client
+
+    tracker = client(paths)
+    try:
+        versions = tracker.search_model_versions(f"name='{REGISTERED_MODEL}'")
+        aliases = tracker.get_registered_model(REGISTERED_MODEL).aliases
+    except MlflowException:
+        return {}
+    holders = {}
+    for alias, version in sorted(aliases.items()):
+        run = tracker.get_run(tracker.get_model_version(REGISTERED_MODEL, version).run_id)
+        holders[alias] = {"version": int(version), "mlflow_run_id": run.info.run_id,
+                          **{t: run.data.tags.get(t) for t in _LINEAGE_TAGS},
+                          "trained_on": run.data.params.get("split_train"),
+                          "holdout": run.data.params.get("split_holdout"),
+                          "holdout_roc_auc": run.data.metrics.get("holdout_challenger_roc_auc")}
+    return {"registered_versions": len(versions), "aliases": holders}
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -95,4 +124,18 @@ def format_status(status: dict[str, Any]) -> str:
                   f"  feature service {training['feature_service']} (definitions {training['feature_definitions_hash']}), "
                   f"dbt code {training['dbt_code_version']}",
                   f"  content {training['content_hash'][:16]}  {training['path']}"]
+    models = status["models"]
+    lines += ["", "model (MLflow registry: flight_delay)"]
+    if not models:
+        lines.append("  nothing registered yet")
+    else:
+        lines.append(f"  {models['registered_versions']} version(s) registered")
+        for alias, held in models["aliases"].items():
+            auc = held["holdout_roc_auc"]
+            lines.append(f"  @{alias}: version {held['version']}"
+                         + (f", holdout ROC AUC {auc:.4f}" if auc is not None else "") + f", gate {held['gate']}")
+            lines.append(f"    trained on {held['trained_on']}, holdout {held['holdout']}; training set "
+                         f"{(held['training_set_content_hash'] or '')[:16]} (raw {held['raw_partitions']})")
+            lines.append(f"    features {held['feature_service']} {held['feature_definitions_hash']}, "
+                         f"dbt {held['dbt_code_version']}, Dagster run {held['dagster_run_id']}")
     return "\n".join(lines)
