@@ -233,3 +233,48 @@ def test_status_shows_the_registered_models_with_their_lineage(trained) -> None:
     assert challenger["dbt_code_version"] and challenger["training_set_content_hash"]
     assert challenger["training_window"] == f"2013-01-01..{LAST_DAY}"
     assert "@challenger: version" in format_status(status)
+
+
+def test_promotion_moves_the_champion_only_through_the_gate_and_rollback_undoes_it(trained, capsys) -> None:
+    import mlflow
+
+    from mlplatform.cli import main
+    from mlplatform.model.deployment import history
+    from mlplatform.model.tracking import (
+        CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, REGISTERED_MODEL, client, version_for_alias)
+
+    paths: StatePaths = trained["paths"]
+    tracker = client(paths)
+    for alias in (CHAMPION, PREVIOUS_CHAMPION):
+        tracker.delete_registered_model_alias(REGISTERED_MODEL, alias)
+    tracker.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, "1")  # passed its gate
+    deployed = _run(trained["instance"], paths, ["deployed_model"])
+    assert deployed.success
+    meta = _metadata(deployed, "deployed_model")
+    assert meta["champion_version"] == 1 and meta["previous_champion_version"] == "none"
+    assert meta["lineage"]["dbt_code_version"] and meta["evaluation"]["roc_auc"] > 0.6
+    assert mlflow.pyfunc.load_model("models:/flight_delay@champion").metadata.run_id == meta["lineage"]["mlflow_run_id"]
+
+    # A new challenger that was never evaluated cannot be deployed.
+    new = _run(trained["instance"], paths, ["delay_model"], {"max_epochs": 1})
+    version = str(_metadata(new, "delay_model")["model_version"])
+    refused = _run(trained["instance"], paths, ["deployed_model"])
+    assert not refused.success and "has not passed the evaluation gate (gate: not evaluated)" in _failure(refused)
+    assert str(version_for_alias(paths, CHAMPION).version) == "1"
+
+    tracker.set_model_version_tag(REGISTERED_MODEL, version, "gate", "passed")  # as if it had passed
+    assert _run(trained["instance"], paths, ["deployed_model"]).success
+    aliases = lambda: (str(version_for_alias(paths, CHAMPION).version),  # noqa: E731
+                       str(version_for_alias(paths, PREVIOUS_CHAMPION).version))
+    assert aliases() == (version, "1")
+
+    capsys.readouterr()
+    assert main(["rollback", "--reason", "test"]) == 0
+    assert "champion is version 1 again" in capsys.readouterr().out
+    assert aliases() == ("1", version)
+    assert [(e["action"], e["version"]) for e in history(paths)] == [
+        ("promote", 1), ("promote", int(version)), ("rollback", 1)]
+
+    tracker.delete_registered_model_alias(REGISTERED_MODEL, PREVIOUS_CHAMPION)
+    assert main(["rollback"]) == 2
+    assert "no previous champion" in capsys.readouterr().err

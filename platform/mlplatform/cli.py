@@ -48,6 +48,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from mlplatform.model.deployment import DeploymentError, rollback
+
+    try:
+        entry = rollback(_paths(args), reason=args.reason)
+    except DeploymentError as err:
+        print(f"mlplatform rollback: {err}", file=sys.stderr)
+        return 2
+    print(f"rolled back: champion is version {entry['version']} again "
+          f"(version {entry['previous_version']} is now the previous champion)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
     parser.add_argument("--home", default=None,
@@ -64,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
                         help="wait this long between days, to watch the platform take them in")
     replay.set_defaults(func=cmd_replay)
+
+    rollback = sub.add_parser("rollback", help="put the previous champion model back")
+    rollback.add_argument("--reason", default="", help="why, for the deployment log")
+    rollback.set_defaults(func=cmd_rollback)
 
     status = sub.add_parser("status", help="what is landed, quarantined and loaded")
     status.add_argument("--json", action="store_true", help="print JSON")

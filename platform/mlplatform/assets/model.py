@@ -267,4 +267,31 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     )
 
 
-model_assets = [delay_model, model_evaluation]
+@dg.asset(
+    group_name="deployed",
+    kinds={"mlflow"},
+    deps=[model_evaluation],
+    description="The champion: the MLflow alias `champion` moved to the challenger that passed the gate, "
+                "the version it replaces kept as `previous_champion` (`mlplatform rollback` puts it back). "
+                "Records the deployment with its evaluation figures and lineage.",
+)
+def deployed_model(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
+    from mlplatform.model.deployment import DeploymentError, promote_challenger
+
+    try:
+        entry = promote_challenger(state.paths, dagster_run_id=context.run.run_id)
+    except DeploymentError as err:
+        raise dg.Failure(str(err), allow_retries=False) from None
+    context.log.info(f"champion: version {entry['version']} ({entry['action']}), "
+                     f"previous {entry['previous_version']}")
+    lineage = entry["lineage"]
+    return dg.MaterializeResult(metadata={
+        "action": entry["action"], "champion_version": entry["version"],
+        "previous_champion_version": entry["previous_version"] or "none",
+        "holdout_roc_auc": round(lineage["holdout"].get("roc_auc", float("nan")), 4),
+        "evaluation": dg.MetadataValue.json(lineage["holdout"]),
+        "lineage": dg.MetadataValue.json({k: v for k, v in lineage.items() if k != "holdout"}),
+    })
+
+
+model_assets = [delay_model, model_evaluation, deployed_model]
