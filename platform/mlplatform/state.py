@@ -103,6 +103,12 @@ class StatePaths:
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
+    def activate(self) -> "StatePaths":
+        """Point MLPLATFORM_HOME at this directory for what reads it from the environment (dbt's
+        profiles.yml and sources, Feast's feature_store.yaml), so they agree with this process."""
+        os.environ[HOME_ENV] = str(self.home)
+        return self
+
     def ensure(self) -> "StatePaths":
         for path in (self.landing, self.quarantine, self.lake, self.warehouse, self.feast,
                      self.mlflow, self.dagster_home):

@@ -9,7 +9,6 @@ DuckDB allows one writer, and after each build export the tables other stages re
 """
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,6 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from mlplatform.assets.raw import raw_asset_key
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import PlatformState
-from mlplatform.state import HOME_ENV
 from mlplatform.warehouse.exports import export_specs, export_tables
 from mlplatform.warehouse.lock import warehouse_lock
 from mlplatform.warehouse.project import dbt_project, require_manifest
@@ -57,9 +55,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
     it exported (counting in DuckDB while dbt still holds the file is not possible); test results
     and logs stream as they come.
     """
-    paths = state.paths
-    # dbt finds the warehouse and the lake through MLPLATFORM_HOME (profiles.yml, sources).
-    os.environ[HOME_ENV] = str(paths.home)
+    paths = state.paths.activate()  # dbt finds the warehouse and the lake through MLPLATFORM_HOME
     held: list[dg.Output] = []
     with warehouse_lock(paths.warehouse, on_wait=context.log.info):
         invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)

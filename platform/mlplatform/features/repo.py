@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlplatform.state import HOME_ENV, StatePaths, project_root
+from mlplatform.state import StatePaths, project_root
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -38,8 +38,7 @@ def definitions_hash() -> str:
 def open_store(paths: StatePaths) -> FeatureStore:
     from feast import FeatureStore
 
-    # feature_store.yaml and the sources' paths expand MLPLATFORM_HOME.
-    os.environ[HOME_ENV] = str(paths.home)
+    paths.activate()  # feature_store.yaml and the sources' paths expand MLPLATFORM_HOME
     paths.feast.mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(FEATURE_REPO))
 

@@ -126,11 +126,11 @@ def train(train_data: Tensors, validation: Tensors, cardinalities: list[int], n_
             with _autocast(settings):
                 loss = loss_fn(model(cats, nums).float(), label)
             if not torch.isfinite(loss):
-                raise TrainingDiverged(f"the training loss became {float(loss)} in epoch {epoch}: "
+                raise TrainingDiverged(f"the training loss became {loss.item()} in epoch {epoch}: "
                                        "check the inputs for infinite values or lower the learning rate")
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(index)
+            total += loss.item() * len(index)
         seconds = time.perf_counter() - started
         stats = EpochStats(epoch, total / len(train_data), _loss(model, validation, settings, loss_fn),
                            len(train_data) / seconds)
