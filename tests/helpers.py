@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 
 from mlplatform.resources import PlatformState, RawIngestPolicy
@@ -86,3 +89,22 @@ def materialize_asset(instance: dg.DagsterInstance, paths: StatePaths, key: str,
     run_config = {"ops": {key: {"config": config}}} if config else {}
     return dg.materialize([asset, *checks], instance=instance, partition_key=partition, run_config=run_config,
                           raise_on_error=raise_on_error, resources={"state": PlatformState(home=str(paths.home))})
+
+
+@contextmanager
+def module_home(tmp_path_factory, name: str) -> Iterator[StatePaths]:
+    """A state directory for a module's shared fixture, with MLPLATFORM_HOME pointed at it meanwhile."""
+    import os
+
+    from mlplatform.state import HOME_ENV
+
+    paths = StatePaths.resolve(tmp_path_factory.mktemp(name) / "home").ensure()
+    previous = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(paths.home)
+    try:
+        yield paths
+    finally:
+        if previous is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = previous

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -12,9 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import land_and_load, materialize_asset, materialize_dbt, warehouse_table
+from helpers import module_home, land_and_load, materialize_asset, materialize_dbt, warehouse_table
 from mlplatform.features.service import SERVICE_NAME
-from mlplatform.state import HOME_ENV, StatePaths
+from mlplatform.state import StatePaths
 
 LAST_DAY = "2013-01-10"
 
@@ -22,10 +21,7 @@ LAST_DAY = "2013-01-10"
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Ten days through dbt; definitions applied; the last two days online; a training set."""
-    paths = StatePaths.resolve(tmp_path_factory.mktemp("features") / "home").ensure()
-    previous = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = str(paths.home)
-    try:
+    with module_home(tmp_path_factory, "features") as paths:
         land_and_load(paths, LAST_DAY)
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
             assert materialize_dbt(instance, paths, reference=True).success
@@ -36,11 +32,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             results["online_10"] = materialize_asset(instance, paths, "online_features", partition=LAST_DAY)
             results["training"] = materialize_asset(instance, paths, "training_set")
             yield {"paths": paths, "instance": instance, **results}
-    finally:
-        if previous is None:
-            os.environ.pop(HOME_ENV, None)
-        else:
-            os.environ[HOME_ENV] = previous
 
 
 def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import dagster as dg
@@ -11,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import land_and_load, materialize_asset, materialize_dbt
+from helpers import module_home, land_and_load, materialize_asset, materialize_dbt
 from mlplatform.ml.device import DeviceUnavailable, select_device
 from mlplatform.ml.split import NotEnoughData, require_trainable, split_by_time
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
-from mlplatform.state import HOME_ENV, StatePaths
+from mlplatform.state import StatePaths
 
 LAST_DAY = "2013-02-04"
 SMALL = {"holdout_days": 7, "validation_days": 7, "max_epochs": 6, "min_train_rows": 500}
@@ -45,10 +44,7 @@ def _failure(result: dg.ExecuteInProcessResult) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """35 real days through dbt and Feast, a training set, and a first model trained and evaluated."""
-    paths = StatePaths.resolve(tmp_path_factory.mktemp("model") / "home").ensure()
-    previous = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = str(paths.home)
-    try:
+    with module_home(tmp_path_factory, "model") as paths:
         land_and_load(paths, LAST_DAY)
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
             assert materialize_dbt(instance, paths, reference=True).success
@@ -58,11 +54,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             first = _run(instance, paths, ["delay_model", "model_evaluation"])
             assert first.success, _failure(first)
             yield {"paths": paths, "instance": instance, "first": first}
-    finally:
-        if previous is None:
-            os.environ.pop(HOME_ENV, None)
-        else:
-            os.environ[HOME_ENV] = previous
 
 
 def test_device_selection() -> None:

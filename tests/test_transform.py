@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import land_and_load, materialize_dbt, warehouse_table
+from helpers import module_home, land_and_load, materialize_dbt, warehouse_table
 from mlplatform.state import HOME_ENV, StatePaths
 
 # Feature tables and the date column each is built by.
@@ -47,12 +47,7 @@ def _rows(paths: StatePaths, table: str, where: str) -> pd.DataFrame:
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatePaths]:
     """A state directory with 2013-01-01 .. 2013-01-12 in the lake: days 1-11 built in one ranged
     run, day 12 built alone, incrementally (a snapshot of day 12 is kept), then a full refresh."""
-    import os
-
-    paths = StatePaths.resolve(tmp_path_factory.mktemp("transform") / "home").ensure()
-    previous = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = str(paths.home)
-    try:
+    with module_home(tmp_path_factory, "transform") as paths:
         land_and_load(paths, "2013-01-12")
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
             assert materialize_dbt(instance, paths, reference=True).success
@@ -64,11 +59,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatePaths]:
             assert materialize_dbt(instance, paths, full_refresh=True, first="2013-01-01",
                                    last="2013-01-12").success
         yield paths
-    finally:
-        if previous is None:
-            os.environ.pop(HOME_ENV, None)
-        else:
-            os.environ[HOME_ENV] = previous
 
 
 _STATE: dict = {}

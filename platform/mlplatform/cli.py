@@ -61,6 +61,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mlplatform.serving.app import create_app
+
+    app = create_app(_paths(args), reload_seconds=args.reload_seconds)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
     parser.add_argument("--home", default=None,
@@ -81,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", help="put the previous champion model back")
     rollback.add_argument("--reason", default="", help="why, for the deployment log")
     rollback.set_defaults(func=cmd_rollback)
+
+    serve = sub.add_parser("serve", help="the online prediction API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--reload-seconds", type=float, default=2.0,
+                       help="how often to check the registry for a new champion")
+    serve.set_defaults(func=cmd_serve)
 
     status = sub.add_parser("status", help="what is landed, quarantined and loaded")
     status.add_argument("--json", action="store_true", help="print JSON")

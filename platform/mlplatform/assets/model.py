@@ -199,7 +199,6 @@ def gate(challenger_auc: float, champion_auc: float | None, spec: ModelSpec) -> 
 def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
                      model_spec: ModelSpec) -> dg.MaterializeResult:
     import mlflow
-    import numpy as np
 
     from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
     from mlplatform.ml.evaluate import baselines, calibration, metrics

@@ -1,0 +1,1 @@
+"""The online prediction API: FastAPI on uvicorn, features from Feast's online store."""

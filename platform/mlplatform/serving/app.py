@@ -1,0 +1,84 @@
+"""The prediction API: `/predict`, `/predict/batch`, `/health`, `/metrics` (Prometheus text).
+
+Everything heavy happens once at start-up (the Feast store, the champion model); a request only
+reads online features and runs the network. Bad input never reaches the model: FastAPI answers 422
+naming the field, and no request error becomes a 500.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from mlplatform.serving.champion import ChampionHolder
+from mlplatform.serving.features import OnlineFeatureReader, unknown_entities
+from mlplatform.serving.schemas import BatchPrediction, BatchRequest, Flight, Prediction
+from mlplatform.state import StatePaths
+
+
+def create_app(paths: StatePaths, reload_seconds: float = 2.0) -> FastAPI:
+    registry = CollectorRegistry()
+    requests = Counter("mlplatform_requests_total", "Prediction requests", ["endpoint"], registry=registry)
+    errors = Counter("mlplatform_request_errors_total", "Requests that failed", ["endpoint", "status"],
+                     registry=registry)
+    latency = Histogram("mlplatform_request_seconds", "Request latency", ["endpoint"], registry=registry,
+                        buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+    model_version = Gauge("mlplatform_model_version", "Version of the champion being served", registry=registry)
+    champion = ChampionHolder(paths, poll_seconds=reload_seconds)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.features = OnlineFeatureReader(paths)
+        champion.refresh()
+        champion.start()
+        yield
+        champion.stop()
+
+    app = FastAPI(title="mlplatform: flight delay predictions", lifespan=lifespan)
+
+    def predict(flights: list[Flight]) -> list[Prediction]:
+        model = champion.current
+        if model is None:
+            raise HTTPException(503, "no champion model is deployed yet: run the pipeline first")
+        model_version.set(model.version)
+        rows, ids = app.state.features.rows(flights)
+        probabilities = model.predict(rows)
+        return [Prediction(flight_id=i, delay_probability=float(p), model_version=model.version,
+                           defaults_used=unknown_entities(rows.iloc[n]))
+                for n, (i, p) in enumerate(zip(ids, probabilities))]
+
+    def timed(endpoint: str, flights: list[Flight]) -> list[Prediction]:
+        requests.labels(endpoint).inc()
+        started = time.perf_counter()
+        try:
+            return predict(flights)
+        except HTTPException as err:
+            errors.labels(endpoint, str(err.status_code)).inc()
+            raise
+        finally:
+            latency.labels(endpoint).observe(time.perf_counter() - started)
+
+    @app.post("/predict", response_model=Prediction)
+    def predict_one(flight: Flight) -> Prediction:
+        return timed("/predict", [flight])[0]
+
+    @app.post("/predict/batch", response_model=BatchPrediction)
+    def predict_batch(request: BatchRequest) -> BatchPrediction:
+        return BatchPrediction(predictions=timed("/predict/batch", request.flights))
+
+    @app.get("/health")
+    def health() -> dict:
+        model = champion.current
+        return {"status": "ok" if model else "no model", "model_version": model.version if model else None}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        if champion.current:
+            model_version.set(champion.current.version)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.state.champion = champion
+    return app

@@ -1,0 +1,70 @@
+"""The champion model, loaded once and swapped in place when the `champion` alias moves.
+
+A background thread polls the registry (one small SQLite query); a new champion is loaded beside
+the old one and replaces it in a single reference assignment, so a request in flight finishes with
+the model it started with and none ever fails for a reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlplatform.ml.network import TabularNet
+from mlplatform.ml.preprocess import Preprocessor
+from mlplatform.state import StatePaths
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: int
+    pre: Preprocessor
+    network: TabularNet
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        from mlplatform.ml.bundle import score
+
+        return score(self.pre, self.network, frame)
+
+
+class ChampionHolder:
+    def __init__(self, paths: StatePaths, poll_seconds: float = 2.0):
+        self.paths = paths
+        self.poll_seconds = poll_seconds
+        self.current: LoadedModel | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Load the champion if the alias points elsewhere than what is served; True if it changed."""
+        import mlflow
+
+        from mlplatform.model.tracking import CHAMPION, REGISTERED_MODEL, version_for_alias
+
+        held = version_for_alias(self.paths, CHAMPION)
+        if held is None or (self.current is not None and self.current.version == int(held.version)):
+            return False
+        loaded = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}/{held.version}").unwrap_python_model()
+        self.current = LoadedModel(int(held.version), loaded.pre, loaded.model)
+        log.info("serving champion version %s", held.version)
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll, name="champion-reload", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # a broken registry read must not kill the reloader
+                log.exception("could not check the champion alias")

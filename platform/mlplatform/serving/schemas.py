@@ -1,0 +1,40 @@
+"""Requests and answers of the prediction API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class Flight(BaseModel):
+    carrier: str = Field(min_length=2, max_length=3, description="Carrier code, e.g. UA",
+                         examples=["UA"])
+    flight_number: int = Field(ge=1, le=9999, examples=[1545])
+    origin: str = Field(min_length=3, max_length=4, description="Origin airport (FAA code)", examples=["EWR"])
+    dest: str = Field(min_length=3, max_length=4, description="Destination airport (FAA code)", examples=["IAH"])
+    scheduled_departure: datetime = Field(
+        description="Scheduled departure: ISO 8601; without an offset it is New York local time",
+        examples=["2013-12-30T17:15:00"])
+    tail_number: str | None = Field(default=None, max_length=10, examples=["N14228"])
+
+    @field_validator("carrier", "origin", "dest", "tail_number")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.strip().upper() if value is not None else None
+
+
+class Prediction(BaseModel):
+    flight_id: str
+    delay_probability: float = Field(description="Probability of departing over 15 minutes late, or cancelled")
+    model_version: int
+    defaults_used: list[str] = Field(description="Entities unknown to the feature store, scored with "
+                                                 "missing-value defaults: origin, route, carrier, plane")
+
+
+class BatchRequest(BaseModel):
+    flights: list[Flight] = Field(min_length=1, max_length=1000)
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]

@@ -1,0 +1,162 @@
+"""The online prediction API, served for real by uvicorn on a free loopback port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+
+from helpers import land_and_load, materialize_asset, materialize_dbt, module_home
+from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
+from mlplatform.state import StatePaths
+
+LAST_DAY = "2013-02-04"
+SPEC = {"holdout_days": 7, "validation_days": 7, "max_epochs": 4, "min_train_rows": 500}
+FLIGHT = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH",
+          "scheduled_departure": "2013-02-04T17:15:00", "tail_number": "N14228"}
+
+
+def _model_run(instance, paths: StatePaths, keys: list[str], spec: dict) -> dg.ExecuteInProcessResult:
+    from mlplatform.definitions import defs
+    from mlplatform.model.tracking import platform_mlflow
+
+    return dg.materialize([defs.get_assets_def(k) for k in keys], instance=instance, resources={
+        "state": PlatformState(home=str(paths.home)), "mlflow": platform_mlflow,
+        "model_spec": ModelSpec(**spec), "training_device": TrainingDevice(device="cpu")})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A deployed champion and the last day online; then `mlplatform serve` in its own process."""
+    with module_home(tmp_path_factory, "serving") as paths:
+        land_and_load(paths, LAST_DAY)
+        with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+            assert materialize_dbt(instance, paths, reference=True).success
+            assert materialize_dbt(instance, paths, first="2013-01-01", last=LAST_DAY).success
+            for key in ("feature_definitions", "training_set"):
+                assert materialize_asset(instance, paths, key).success
+            assert materialize_asset(instance, paths, "online_features", partition=LAST_DAY).success
+            assert _model_run(instance, paths, ["delay_model", "model_evaluation", "deployed_model"], SPEC).success
+            port = _free_port()
+            process = subprocess.Popen(
+                [str(Path(sys.executable).with_name("mlplatform")), "--home", str(paths.home), "serve",
+                 "--port", str(port), "--reload-seconds", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            url = f"http://127.0.0.1:{port}"
+            try:
+                for _ in range(120):
+                    try:
+                        if httpx.get(f"{url}/health", timeout=1).json()["model_version"] == 1:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.5)
+                else:
+                    raise AssertionError("the server did not come up")
+                yield {"url": url, "paths": paths, "instance": instance}
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+
+
+def test_predict_a_real_flight(server) -> None:
+    answer = httpx.post(f"{server['url']}/predict", json=FLIGHT)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["flight_id"] == "UA1545-EWR-20130204-1715"
+    assert 0 < body["delay_probability"] < 1 and body["model_version"] == 1
+    assert "carrier" not in body["defaults_used"] and "plane" not in body["defaults_used"]
+
+
+def test_batch(server) -> None:
+    flights = [FLIGHT, {**FLIGHT, "flight_number": 1714, "origin": "LGA"}, {**FLIGHT, "dest": "ORD"}]
+    answer = httpx.post(f"{server['url']}/predict/batch", json={"flights": flights})
+    assert answer.status_code == 200
+    assert [p["flight_id"][:10] for p in answer.json()["predictions"]] == ["UA1545-EWR", "UA1714-LGA", "UA1545-EWR"]
+
+
+def test_unknown_airport_and_plane_get_defaults_with_a_flag(server) -> None:
+    answer = httpx.post(f"{server['url']}/predict", json={**FLIGHT, "origin": "XYZ", "tail_number": "NOPLANE"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert {"origin", "route", "plane"} <= set(body["defaults_used"]) and 0 < body["delay_probability"] < 1
+
+
+@pytest.mark.parametrize("body, field", [
+    ({**FLIGHT, "flight_number": "abc"}, "flight_number"),
+    ({k: v for k, v in FLIGHT.items() if k != "origin"}, "origin"),
+    ({**FLIGHT, "scheduled_departure": "soon"}, "scheduled_departure"),
+    ({**FLIGHT, "carrier": "U"}, "carrier"),
+])
+def test_malformed_requests_get_422_naming_the_field(server, body, field) -> None:
+    answer = httpx.post(f"{server['url']}/predict", json=body)
+    assert answer.status_code == 422
+    assert any(field in error["loc"] for error in answer.json()["detail"])
+
+
+def test_bad_input_never_gets_a_500(server) -> None:
+    url = server["url"]
+    for response in (httpx.post(f"{url}/predict", content=b"{not json", headers={"content-type": "application/json"}),
+                     httpx.post(f"{url}/predict", json=[]),
+                     httpx.post(f"{url}/predict/batch", json={"flights": []}),
+                     httpx.post(f"{url}/predict", json={**FLIGHT, "scheduled_departure": "2013-02-30T10:00:00"})):
+        assert response.status_code == 422, response.text
+
+
+def test_metrics_in_prometheus_format(server) -> None:
+    httpx.post(f"{server['url']}/predict", json=FLIGHT)
+    text = httpx.get(f"{server['url']}/metrics").text
+    assert 'mlplatform_requests_total{endpoint="/predict"}' in text
+    assert "mlplatform_request_seconds_bucket" in text and "mlplatform_model_version 1.0" in text
+
+
+def test_a_new_champion_is_served_without_restart_or_failed_requests(server) -> None:
+    from mlplatform.model.deployment import promote_challenger, rollback
+    from mlplatform.model.tracking import REGISTERED_MODEL, client
+
+    paths: StatePaths = server["paths"]
+    url = server["url"]
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def keep_asking() -> None:
+        with httpx.Client() as http:
+            while not stop.is_set():
+                statuses.append(http.post(f"{url}/predict", json=FLIGHT).status_code)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        trained = _model_run(server["instance"], paths, ["delay_model"], {**SPEC, "max_epochs": 1})
+        version = str(trained.asset_materializations_for_node("delay_model")[0].metadata["model_version"].value)
+        client(paths).set_model_version_tag(REGISTERED_MODEL, version, "gate", "passed")
+        promote_challenger(paths)
+        assert _wait_for_version(url, int(version))
+        rollback(paths, reason="test")
+        assert _wait_for_version(url, 1)
+    finally:
+        stop.set()
+        asker.join(timeout=30)
+    assert statuses and set(statuses) == {200}
+
+
+def _wait_for_version(url: str, version: int, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if httpx.post(f"{url}/predict", json=FLIGHT).json()["model_version"] == version:
+            return True
+        time.sleep(0.2)
+    return False
