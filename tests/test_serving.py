@@ -160,3 +160,21 @@ def _wait_for_version(url: str, version: int, seconds: float = 30) -> bool:
             return True
         time.sleep(0.2)
     return False
+
+
+def test_batch_predictions_score_the_day_into_the_warehouse(server) -> None:
+    from helpers import warehouse_table
+    from mlplatform.model.tracking import CHAMPION, version_for_alias
+
+    paths: StatePaths = server["paths"]
+    champion = int(version_for_alias(paths, CHAMPION).version)
+    for _ in range(2):  # re-materializing the day replaces its rows
+        result = materialize_asset(server["instance"], paths, "batch_predictions", partition=LAST_DAY)
+        assert result.success
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("batch_predictions")[0].metadata.items()}
+    rows = warehouse_table(paths, "select * from predictions")
+    flights = warehouse_table(paths, f"select count(*) as n from fct_flights where flight_date = date '{LAST_DAY}'")
+    assert len(rows) == meta["dagster/row_count"] == flights["n"][0]
+    assert rows.flight_id.is_unique and set(rows.model_version) == {champion} == {meta["model_version"]}
+    assert 0 < meta["predicted_delay_rate"] < 1 and 0.5 < meta["realized_roc_auc"] <= 1
+    assert (paths.exports / "predictions" / f"date={LAST_DAY}" / "data.parquet").exists()

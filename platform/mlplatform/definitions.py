@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from mlplatform.assets.deployed import deployed_assets
 from mlplatform.assets.features import feature_assets, feature_checks
 from mlplatform.assets.model import model_assets
 from mlplatform.assets.raw import raw_assets
@@ -22,7 +23,7 @@ def _state() -> PlatformState:
 
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets],
+    assets=[*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets, *deployed_assets],
     asset_checks=feature_checks,
     resources={
         "state": _state(),

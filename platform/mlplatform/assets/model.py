@@ -150,7 +150,8 @@ def _image(png: bytes):
 def _register(paths, pre, model, example, run_id: str):
     """Log the pyfunc (preprocessing, network, weights) and register it as the challenger."""
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     from mlplatform.ml.bundle import save_bundle, score
     from mlplatform.ml.columns import CATEGORICAL
@@ -158,11 +159,18 @@ def _register(paths, pre, model, example, run_id: str):
     from mlplatform.model.tracking import client
 
     inputs = example[[c for c in [*CATEGORICAL, *pre.numeric] if c in example.columns]].reset_index(drop=True)
+    # The signature names every input, all optional: the preprocessing scores missing ones as missing,
+    # and a numeric feature arrives as int64 one day and float64 (with NaN) the next, so its type is
+    # left open rather than enforced by MLflow.
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string", c, required=False) for c in CATEGORICAL if c in inputs.columns]
+                      + [ColSpec(AnyType(), c, required=False) for c in pre.numeric]),
+        outputs=infer_signature(inputs, score(pre, model, inputs)).outputs)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = save_bundle(Path(tmp) / "bundle", pre, model)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=FlightDelayModel(), artifacts={"bundle": str(bundle)},
-            signature=infer_signature(inputs, score(pre, model, inputs)), input_example=inputs,
+            signature=signature, input_example=inputs,
             registered_model_name=REGISTERED_MODEL,
             pip_requirements=["mlplatform", "torch==2.13.0", "pandas", "numpy", "mlflow"])
     tracker = client(paths)
