@@ -221,3 +221,15 @@ def test_ui_graph_reads_dbt_feature_tables_into_feast_assets() -> None:
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     for key in ("feature_definitions", "online_features", "training_set"):
         assert specs[key].group_name == "features" and "feast" in specs[key].kinds
+
+
+def test_definitions_follow_the_state_directory_they_are_applied_to(tmp_path, monkeypatch) -> None:
+    from mlplatform.features.repo import apply_definitions, open_store
+    from mlplatform.state import HOME_ENV
+
+    monkeypatch.setenv(HOME_ENV, str(tmp_path))  # restored after the test
+    for name in ("first", "second"):
+        paths = StatePaths.resolve(tmp_path / name).ensure()
+        apply_definitions(paths)
+        source = open_store(paths).get_feature_view("origin_weather").batch_source.path
+        assert source.startswith(str(paths.exports)), source

@@ -58,6 +58,10 @@ def apply_definitions(paths: StatePaths) -> dict:
     open_store(paths)  # sets the environment the repository reads
     if str(FEATURE_REPO) not in sys.path:
         sys.path.insert(0, str(FEATURE_REPO))  # Feast imports the repository's files as modules
+    # ... and a module imported before, for another state directory, would keep that directory's
+    # source paths: import them afresh.
+    for module in FEATURE_REPO.glob("*.py"):
+        sys.modules.pop(module.stem, None)
     config = load_repo_config(FEATURE_REPO, FEATURE_REPO / "feature_store.yaml")
     cwd = os.getcwd()
     try:
