@@ -1,6 +1,5 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key='as_of_date',
     tags=['daily'],
     meta={'export': 'as_of_date'},

@@ -1,6 +1,5 @@
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
     unique_key='weather_date',
     tags=['daily'],
     meta={'export': 'weather_date'},
