@@ -108,3 +108,22 @@ def module_home(tmp_path_factory, name: str) -> Iterator[StatePaths]:
             os.environ.pop(HOME_ENV, None)
         else:
             os.environ[HOME_ENV] = previous
+
+
+def materialize_model(instance: dg.DagsterInstance, paths: StatePaths, keys: list[str], spec: dict,
+                      raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
+    """Materialize model-stage assets on the CPU with the given `ModelSpec` settings."""
+    from mlplatform.definitions import defs
+    from mlplatform.model.tracking import platform_mlflow
+    from mlplatform.resources import ModelSpec, TrainingDevice
+
+    return dg.materialize([defs.get_assets_def(k) for k in keys], instance=instance,
+                          raise_on_error=raise_on_error, resources={
+                              "state": PlatformState(home=str(paths.home)), "mlflow": platform_mlflow,
+                              "model_spec": ModelSpec(**spec), "training_device": TrainingDevice(device="cpu")})
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
+    """The metadata values of the run's one materialization of `key`."""
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
+    return {k: v.value for k, v in event.materialization.metadata.items()}

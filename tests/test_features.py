@@ -11,7 +11,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import module_home, land_and_load, materialize_asset, materialize_dbt, warehouse_table
+from helpers import (
+    materialization_metadata,
+    module_home,
+    land_and_load,
+    materialize_asset,
+    materialize_dbt,
+    warehouse_table,
+)
 from mlplatform.features.service import SERVICE_NAME
 from mlplatform.state import StatePaths
 
@@ -34,11 +41,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             yield {"paths": paths, "instance": instance, **results}
 
 
-def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
 def _store(paths: StatePaths):
     from mlplatform.features.repo import open_store
 
@@ -46,8 +48,8 @@ def _store(paths: StatePaths):
 
 
 def test_definitions_apply_once_per_change(built) -> None:
-    first, again = _metadata(built["definitions"], "feature_definitions"), \
-        _metadata(built["definitions_again"], "feature_definitions")
+    first, again = materialization_metadata(built["definitions"], "feature_definitions"), \
+        materialization_metadata(built["definitions_again"], "feature_definitions")
     assert first["applied"] is True and again["applied"] is False
     assert first["feature_service"] == SERVICE_NAME
     assert set(first["feature_views"]) == {"origin_weather", "route_delay_stats", "carrier_delay_stats",
@@ -66,7 +68,7 @@ def _as_of(flights: pd.DataFrame, table: pd.DataFrame, keys: list[str], ttl: tim
 
 def test_training_set_matches_the_dbt_tables(built) -> None:
     paths: StatePaths = built["paths"]
-    manifest = _metadata(built["training"], "training_set")["manifest"]
+    manifest = materialization_metadata(built["training"], "training_set")["manifest"]
     training = pd.read_parquet(manifest["path"]).set_index("flight_id")
     flights = warehouse_table(paths, "select * from fct_flights")
     assert len(training) == len(flights) == manifest["row_count"]
@@ -99,7 +101,7 @@ def test_training_set_matches_the_dbt_tables(built) -> None:
 
 def test_training_set_manifest(built) -> None:
     paths: StatePaths = built["paths"]
-    meta = _metadata(built["training"], "training_set")
+    meta = materialization_metadata(built["training"], "training_set")
     manifest = meta["manifest"]
     assert manifest["window"] == {"first_day": "2013-01-01", "last_day": LAST_DAY}
     assert manifest["days"] == 10 and manifest["partitions"][0] == "2013-01-01"
@@ -152,7 +154,7 @@ def test_an_empty_training_window_is_a_clear_error(built) -> None:
 
 def test_online_lookups_return_the_latest_values(built) -> None:
     paths: StatePaths = built["paths"]
-    meta = _metadata(built["online_10"], "online_features")
+    meta = materialization_metadata(built["online_10"], "online_features")
     assert meta["rows_written"] > 0 and meta["superseded_views"] == []
     assert meta["freshest_timestamp"].startswith("2013-01-11T04:59:59")
     store = _store(paths)
@@ -172,7 +174,7 @@ def test_online_lookups_return_the_latest_values(built) -> None:
 
 def test_an_older_day_never_overwrites_newer_online_values(built) -> None:
     again = materialize_asset(built["instance"], built["paths"], "online_features", partition="2013-01-09")
-    meta = _metadata(again, "online_features")
+    meta = materialization_metadata(again, "online_features")
     assert "origin_weather" in meta["superseded_views"]
     test_online_lookups_return_the_latest_values(built)
 

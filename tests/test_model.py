@@ -10,10 +10,18 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import module_home, land_and_load, materialize_asset, materialize_dbt
+from helpers import (
+    failure_message,
+    materialization_metadata,
+    materialize_model,
+    module_home,
+    land_and_load,
+    materialize_asset,
+    materialize_dbt,
+)
 from mlplatform.ml.device import DeviceUnavailable, select_device
 from mlplatform.ml.split import NotEnoughData, require_trainable, split_by_time
-from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
+from mlplatform.resources import ModelSpec
 from mlplatform.state import StatePaths
 
 LAST_DAY = "2013-02-04"
@@ -21,24 +29,7 @@ SMALL = {"holdout_days": 7, "validation_days": 7, "max_epochs": 6, "min_train_ro
 
 
 def _run(instance, paths: StatePaths, keys: list[str], spec: dict | None = None) -> dg.ExecuteInProcessResult:
-    from mlplatform.definitions import defs
-    from mlplatform.model.tracking import platform_mlflow
-
-    assets = [defs.get_assets_def(k) for k in keys]
-    return dg.materialize(assets, instance=instance, raise_on_error=False, resources={
-        "state": PlatformState(home=str(paths.home)), "mlflow": platform_mlflow,
-        "model_spec": ModelSpec(**{**SMALL, **(spec or {})}), "training_device": TrainingDevice(device="cpu")})
-
-
-def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
-
-
-def _failure(result: dg.ExecuteInProcessResult) -> str:
-    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    data = failure.step_failure_data
-    return (data.user_failure_data.description if data.user_failure_data else "") + data.error.message
+    return materialize_model(instance, paths, keys, {**SMALL, **(spec or {})})
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             assert materialize_asset(instance, paths, "feature_definitions").success
             assert materialize_asset(instance, paths, "training_set").success
             first = _run(instance, paths, ["delay_model", "model_evaluation"])
-            assert first.success, _failure(first)
+            assert first.success, failure_message(first)
             yield {"paths": paths, "instance": instance, "first": first}
 
 
@@ -109,8 +100,8 @@ def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None
     from mlplatform.model.tracking import CHALLENGER, client, version_for_alias
 
     paths: StatePaths = trained["paths"]
-    model = _metadata(trained["first"], "delay_model")
-    evaluation = _metadata(trained["first"], "model_evaluation")
+    model = materialization_metadata(trained["first"], "delay_model")
+    evaluation = materialization_metadata(trained["first"], "model_evaluation")
     assert model["alias"] == "challenger" and model["device"] == "cpu"
     version = version_for_alias(paths, CHALLENGER)
     assert int(version.version) == model["model_version"] == 1
@@ -159,10 +150,10 @@ def test_the_gate_blocks_a_worse_model_and_passes_a_better_one(trained) -> None:
     worse = _run(trained["instance"], paths, ["delay_model", "model_evaluation"],
                  {"learning_rate": 1e-7, "max_epochs": 1})
     # A failing blocking check fails its step: nothing downstream (deployment) runs.
-    assert not worse.success and "blocking asset check failed" in _failure(worse)
+    assert not worse.success and "blocking asset check failed" in failure_message(worse)
     [blocked] = worse.get_asset_check_evaluations()
     assert not blocked.passed and "champion" in blocked.metadata["reason"].value
-    assert _metadata(worse, "delay_model")["model_version"] == 2
+    assert materialization_metadata(worse, "delay_model")["model_version"] == 2
 
     # Swap roles: the worse model as champion, the good one as challenger, evaluated again.
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, "2")
@@ -180,11 +171,11 @@ def test_bad_windows_register_nothing(trained) -> None:
     before = len(client(paths).search_model_versions(f"name='{REGISTERED_MODEL}'"))
     too_few = _run(trained["instance"], paths, ["delay_model"], {"min_train_rows": 10**7})
     assert not too_few.success
-    assert "nothing trained or registered: the training split has" in _failure(too_few)
+    assert "nothing trained or registered: the training split has" in failure_message(too_few)
     # An absurd learning rate drives the (seeded) training loss to NaN in the first epoch.
     diverged = _run(trained["instance"], paths, ["delay_model"], {"learning_rate": 1e30, "max_epochs": 3})
     assert not diverged.success
-    assert "nothing registered: the training loss became nan in epoch 1" in _failure(diverged)
+    assert "nothing registered: the training loss became nan in epoch 1" in failure_message(diverged)
     assert len(client(paths).search_model_versions(f"name='{REGISTERED_MODEL}'")) == before
 
 
@@ -242,16 +233,17 @@ def test_promotion_moves_the_champion_only_through_the_gate_and_rollback_undoes_
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, "1")  # passed its gate
     deployed = _run(trained["instance"], paths, ["deployed_model"])
     assert deployed.success
-    meta = _metadata(deployed, "deployed_model")
+    meta = materialization_metadata(deployed, "deployed_model")
     assert meta["champion_version"] == 1 and meta["previous_champion_version"] == "none"
     assert meta["lineage"]["dbt_code_version"] and meta["evaluation"]["roc_auc"] > 0.6
     assert mlflow.pyfunc.load_model("models:/flight_delay@champion").metadata.run_id == meta["lineage"]["mlflow_run_id"]
 
     # A new challenger that was never evaluated cannot be deployed.
     new = _run(trained["instance"], paths, ["delay_model"], {"max_epochs": 1})
-    version = str(_metadata(new, "delay_model")["model_version"])
+    version = str(materialization_metadata(new, "delay_model")["model_version"])
     refused = _run(trained["instance"], paths, ["deployed_model"])
-    assert not refused.success and "has not passed the evaluation gate (gate: not evaluated)" in _failure(refused)
+    assert not refused.success
+    assert "has not passed the evaluation gate (gate: not evaluated)" in failure_message(refused)
     assert str(version_for_alias(paths, CHAMPION).version) == "1"
 
     tracker.set_model_version_tag(REGISTERED_MODEL, version, "gate", "passed")  # as if it had passed

@@ -14,23 +14,13 @@ import dagster as dg
 import httpx
 import pytest
 
-from helpers import land_and_load, materialize_asset, materialize_dbt, module_home
-from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
+from helpers import materialize_model, land_and_load, materialize_asset, materialize_dbt, module_home
 from mlplatform.state import StatePaths
 
 LAST_DAY = "2013-02-04"
 SPEC = {"holdout_days": 7, "validation_days": 7, "max_epochs": 4, "min_train_rows": 500}
 FLIGHT = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH",
           "scheduled_departure": "2013-02-04T17:15:00", "tail_number": "N14228"}
-
-
-def _model_run(instance, paths: StatePaths, keys: list[str], spec: dict) -> dg.ExecuteInProcessResult:
-    from mlplatform.definitions import defs
-    from mlplatform.model.tracking import platform_mlflow
-
-    return dg.materialize([defs.get_assets_def(k) for k in keys], instance=instance, resources={
-        "state": PlatformState(home=str(paths.home)), "mlflow": platform_mlflow,
-        "model_spec": ModelSpec(**spec), "training_device": TrainingDevice(device="cpu")})
 
 
 def _free_port() -> int:
@@ -50,7 +40,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             for key in ("feature_definitions", "training_set"):
                 assert materialize_asset(instance, paths, key).success
             assert materialize_asset(instance, paths, "online_features", partition=LAST_DAY).success
-            assert _model_run(instance, paths, ["delay_model", "model_evaluation", "deployed_model"], SPEC).success
+            models = materialize_model(instance, paths, ["delay_model", "model_evaluation", "deployed_model"], SPEC,
+                                       raise_on_error=True)
+            assert models.success
             port = _free_port()
             process = subprocess.Popen(
                 [str(Path(sys.executable).with_name("mlplatform")), "--home", str(paths.home), "serve",
@@ -140,7 +132,8 @@ def test_a_new_champion_is_served_without_restart_or_failed_requests(server) -> 
     asker = threading.Thread(target=keep_asking)
     asker.start()
     try:
-        trained = _model_run(server["instance"], paths, ["delay_model"], {**SPEC, "max_epochs": 1})
+        trained = materialize_model(server["instance"], paths, ["delay_model"], {**SPEC, "max_epochs": 1},
+                                    raise_on_error=True)
         version = str(trained.asset_materializations_for_node("delay_model")[0].metadata["model_version"].value)
         client(paths).set_model_version_tag(REGISTERED_MODEL, version, "gate", "passed")
         promote_challenger(paths)

@@ -79,10 +79,9 @@ def online_features(context: dg.AssetExecutionContext, config: OnlineMaterializa
 
     done = materialize(store, SERVICE_NAME, start, end, full=config.full)
     days = [d.date().isoformat() for d in _days(window.start, window.end)]
-    rows = {v.name: len(source_rows(state.exports, v, days)) for v in service_views(store, SERVICE_NAME)
-            if v.name in done.views}
-    freshest = max((v.most_recent_end_time for v in service_views(store, SERVICE_NAME)
-                    if v.most_recent_end_time), default=None)
+    views = service_views(store, SERVICE_NAME)  # read after materializing: their end times moved
+    rows = {v.name: len(source_rows(state.exports, v, days)) for v in views if v.name in done.views}
+    freshest = max((v.most_recent_end_time for v in views if v.most_recent_end_time), default=None)
     if done.superseded:
         context.log.warning(f"newer days are already online for {done.superseded}: left as they are "
                             "(materialize with full: true to rewrite)")

@@ -11,6 +11,7 @@ import csv
 import io
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -170,7 +171,7 @@ def _cast(column: Column, values: pd.Series) -> tuple[pd.Series, pd.Series]:
         cast = pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
         return cast.astype("datetime64[us, UTC]"), present & cast.isna()
     numbers = pd.to_numeric(values, errors="coerce")
-    bad = present & (numbers.isna() | ~pd.Series(numbers, dtype="float64").abs().lt(float("inf")).fillna(True))
+    bad = present & ~np.isfinite(numbers.astype("float64"))  # unparsable (NaN) or infinite
     if column.type == "int":
         bad |= present & numbers.notna() & (numbers % 1 != 0)
         return numbers.where(~bad).astype("Float64").astype("Int64"), bad
