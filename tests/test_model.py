@@ -141,6 +141,27 @@ def test_the_registered_model_carries_its_preprocessing(trained) -> None:
     assert np.isfinite(model.predict(sparse)).all()
 
 
+def test_serving_preprocessing_equals_training_preprocessing(trained) -> None:
+    """The API's pandas-free path gives the network exactly what training gave it, edge cases too."""
+    from mlplatform.features.training import latest_manifest
+    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.preprocess import Preprocessor
+
+    frame = pd.read_parquet(latest_manifest(trained["paths"].training_sets)["path"])
+    pre = Preprocessor.fit(frame, list(CATEGORICAL), numeric_inputs(frame))
+    numeric = pre.numeric[0]
+    odd = pd.DataFrame([
+        {"carrier_code": "ZZ", "route": "EWR-NOWHERE", numeric: "12.5"},  # unseen categories, a numeric string
+        {"carrier_code": None, "route": None, numeric: float("inf")},  # missing, infinite
+        {"carrier_code": "UA", numeric: "not a number"},  # no route at all
+    ])
+    for rows in (frame, odd):
+        expected_cats, expected_nums = pre.transform(rows)
+        cats, nums = pre.transform_records(rows.to_dict("records"))
+        np.testing.assert_array_equal(cats, expected_cats)
+        np.testing.assert_allclose(nums, expected_nums, rtol=1e-6)
+
+
 def test_the_gate_blocks_a_worse_model_and_passes_a_better_one(trained) -> None:
     from mlplatform.model.tracking import CHALLENGER, CHAMPION, REGISTERED_MODEL, client
 

@@ -115,6 +115,53 @@ def test_metrics_in_prometheus_format(server) -> None:
     assert "mlplatform_request_seconds_bucket" in text and "mlplatform_model_version 1.0" in text
 
 
+def test_served_features_are_feasts_and_follow_the_online_store(server) -> None:
+    """The API's in-memory features equal Feast's own lookup, and a write to the online store
+    reaches a running server without a restart."""
+    import pandas as pd
+
+    from mlplatform.features.service import REQUEST_TIMESTAMP, SERVICE_NAME
+    from mlplatform.serving.features import OnlineFeatureReader, departure_utc, entity_values
+    from mlplatform.serving.schemas import Flight
+
+    flight = Flight(**FLIGHT)
+    reader = OnlineFeatureReader(server["paths"], check_seconds=0)
+    (record,), _, _ = reader.records([flight])
+    store = reader.store
+    expected = store.get_online_features(
+        features=store.get_feature_service(SERVICE_NAME), full_feature_names=True,
+        entity_rows=[{**entity_values(flight), REQUEST_TIMESTAMP: pd.Timestamp(departure_utc(flight))}]).to_dict()
+    assert {c: record[c] for c in expected} == {c: v[0] for c, v in expected.items()}
+
+    stats = [c.split("__", 1)[1] for c in record if c.startswith("route_delay_stats__")]
+    original = {s: record[f"route_delay_stats__{s}"] for s in stats}
+    before = httpx.post(f"{server['url']}/predict", json=FLIGHT).json()["delay_probability"]
+
+    def write_route_stats(values: dict) -> None:
+        store.write_to_online_store("route_delay_stats", pd.DataFrame([{
+            "route": "EWR-IAH", "event_timestamp": pd.Timestamp(f"{LAST_DAY} 05:00", tz="UTC"), **values}]))
+
+    write_route_stats({**original, "delay_rate_7d": 1.0, "delay_rate_28d": 1.0,
+                       "mean_dep_delay_7d": 240.0, "mean_dep_delay_28d": 240.0})
+    try:
+        assert reader.records([flight])[0][0]["route_delay_stats__delay_rate_7d"] == 1.0
+        assert _wait_for(lambda: httpx.post(f"{server['url']}/predict", json=FLIGHT).json()["delay_probability"]
+                         != before)
+    finally:
+        write_route_stats(original)
+    assert _wait_for(lambda: httpx.post(f"{server['url']}/predict", json=FLIGHT).json()["delay_probability"]
+                     == before)
+
+
+def _wait_for(condition, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def test_a_new_champion_is_served_without_restart_or_failed_requests(server) -> None:
     from mlplatform.model.deployment import promote_challenger, rollback
     from mlplatform.model.tracking import REGISTERED_MODEL, client
@@ -147,12 +194,7 @@ def test_a_new_champion_is_served_without_restart_or_failed_requests(server) -> 
 
 
 def _wait_for_version(url: str, version: int, seconds: float = 30) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if httpx.post(f"{url}/predict", json=FLIGHT).json()["model_version"] == version:
-            return True
-        time.sleep(0.2)
-    return False
+    return _wait_for(lambda: httpx.post(f"{url}/predict", json=FLIGHT).json()["model_version"] == version, seconds)
 
 
 def test_batch_predictions_score_the_day_into_the_warehouse(server) -> None:

@@ -20,6 +20,14 @@ def with_derived(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def with_derived_record(record: dict) -> dict:
+    """`with_derived` for one flight given as a dict (the serving path)."""
+    route = record.get("route")
+    if "dest_code" not in record and isinstance(route, str):
+        return {**record, "dest_code": route.split("-", 1)[-1]}
+    return record
+
+
 def numeric_inputs(frame: pd.DataFrame) -> list[str]:
     """Every numeric feature column (Feast's `<view>__<feature>` names), in a stable order."""
     return sorted(c for c in frame.columns

@@ -3,12 +3,15 @@ training split only, applied identically at training, evaluation and serving tim
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from mlplatform.ml.columns import with_derived
+from mlplatform.ml.columns import with_derived, with_derived_record
 
 UNKNOWN = 0  # index of unseen or missing categories in every vocabulary
 
@@ -67,9 +70,43 @@ class Preprocessor:
             nums[:, len(self.numeric) + j] = missing
         return cats, nums
 
+    @cached_property
+    def _codes(self) -> dict[str, dict[str, int]]:
+        return {c: {value: i + 1 for i, value in enumerate(self.vocab[c])} for c in self.categorical}
+
+    def transform_records(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """`transform` for flights given as dicts, without pandas: the serving path, where a frame's
+        construction would cost more than the network. Held equal to `transform` by the tests."""
+        cats = np.zeros((len(records), len(self.categorical)), dtype=np.int64)
+        nums = np.zeros((len(records), self.n_numeric_inputs), dtype=np.float32)
+        half = len(self.numeric)
+        for i, record in enumerate(records):
+            record = with_derived_record(record)
+            for j, column in enumerate(self.categorical):
+                value = record.get(column)
+                if value is not None and value == value:  # neither None nor NaN
+                    cats[i, j] = self._codes[column].get(str(value), UNKNOWN)
+            for j, column in enumerate(self.numeric):
+                value = _as_float(record.get(column))
+                if math.isfinite(value):
+                    nums[i, j] = (value - self.mean[column]) / self.std[column]
+                else:
+                    nums[i, half + j] = 1.0
+        return cats, nums
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Preprocessor":
         return cls(**data)
+
+
+def _as_float(value: Any) -> float:
+    """A number, or NaN for what `pd.to_numeric(errors="coerce")` would make missing."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -152,9 +152,13 @@ def train(train_data: Tensors, validation: Tensors, cardinalities: list[int], n_
 
 def predict_proba(model: TabularNet, cats: np.ndarray, nums: np.ndarray, batch_size: int = 8192) -> np.ndarray:
     """Delay probabilities on the CPU (evaluation and serving)."""
-    model = model.cpu().eval()
+    # Moving and switching the model walk every module: only when needed (serving scores one flight).
+    if next(model.parameters()).device.type != "cpu":
+        model = model.cpu()
+    if model.training:
+        model.eval()
     out = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for start in range(0, len(cats), batch_size):
             logits = model(torch.from_numpy(cats[start:start + batch_size]),
                            torch.from_numpy(nums[start:start + batch_size]))

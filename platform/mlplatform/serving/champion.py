@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mlplatform.ml.network import TabularNet
 from mlplatform.ml.preprocess import Preprocessor
@@ -27,10 +27,12 @@ class LoadedModel:
     pre: Preprocessor
     network: TabularNet
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        from mlplatform.ml.bundle import score
+    def predict(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """Delay probabilities for flights given as training-set-shaped dicts."""
+        from mlplatform.ml.train import predict_proba
 
-        return score(self.pre, self.network, frame)
+        cats, nums = self.pre.transform_records(records)
+        return predict_proba(self.network, cats, nums)
 
 
 class ChampionHolder:

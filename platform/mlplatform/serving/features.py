@@ -1,51 +1,144 @@
-"""Online features for requested flights, read through one Feast store built at start-up."""
+"""Online features for requested flights: read through Feast, held in memory until the store changes.
+
+A Feast lookup costs milliseconds (registry, protobufs, a SQLite query per view), far over the
+API's budget, while the values only change when a materialization writes the online store. So
+each batch view's values are cached per entity key: a key is read through `get_online_features`
+the first time it is asked for, and every cached value is dropped as soon as the online store
+changes (its file's modification time, for the SQLite store) or, for stores without a file
+(Redis, DynamoDB), after `max_age_seconds`. The calendar features are computed by the same
+function as Feast's on-demand view (`calendar_features`), cached per departure hour (all they
+depend on).
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from mlplatform.domain import TIMEZONE
-from mlplatform.features.service import REQUEST_TIMESTAMP, SERVICE_NAME
+from mlplatform.features.calendar import calendar_features
+from mlplatform.features.service import SERVICE_NAME
 from mlplatform.serving.schemas import Flight
 from mlplatform.state import StatePaths
 
 LOCAL = ZoneInfo(TIMEZONE)
-# Which entity a group of features describes: all null means the store does not know it.
-ENTITY_VIEWS = {"origin": "origin_weather__", "route": "route_delay_stats__",
-                "carrier": "carrier_delay_stats__", "plane": "plane__"}
+CALENDAR_VIEW = "flight_calendar"
+# The entities a flight names, by the join key that carries them: the `defaults_used` flags.
+ENTITY_NAMES = {"origin_code": "origin", "route": "route", "carrier_code": "carrier", "tail_number": "plane"}
+# More distinct keys than a view can have in this domain (planes: about 4,000) means requests are
+# inventing keys: the cache starts over rather than grow without bound.
+MAX_KEYS_PER_VIEW = 50_000
 
 
-def flight_id(flight: Flight, departure_local) -> str:
+def flight_id(flight: Flight, departure_local: datetime) -> str:
     return f"{flight.carrier}{flight.flight_number}-{flight.origin}-{departure_local:%Y%m%d-%H%M}"
 
 
+def entity_values(flight: Flight) -> dict[str, str]:
+    return {"origin_code": flight.origin, "route": f"{flight.origin}-{flight.dest}",
+            "carrier_code": flight.carrier, "tail_number": flight.tail_number or ""}
+
+
+def departure_utc(flight: Flight) -> datetime:
+    departure = flight.scheduled_departure
+    local = departure.replace(tzinfo=LOCAL) if departure.tzinfo is None else departure
+    return local.astimezone(timezone.utc)
+
+
+@lru_cache(maxsize=100_000)
+def calendar_for_hour(utc_hour: int) -> dict[str, int]:
+    """The calendar features of any departure in this UTC hour (New York's offsets are whole hours,
+    so the local hour and date follow from it)."""
+    frame = calendar_features(pd.Series([pd.Timestamp(utc_hour * 3600, unit="s", tz="UTC")]))
+    return {f"{CALENDAR_VIEW}__{name}": int(value) for name, value in frame.iloc[0].items()}
+
+
+@dataclass(frozen=True)
+class BatchView:
+    name: str
+    join_key: str
+    references: list[str]  # "view:feature", as Feast takes them
+    columns: list[str]  # "view__feature", as the model reads them
+
+
 class OnlineFeatureReader:
-    def __init__(self, paths: StatePaths):
+    def __init__(self, paths: StatePaths, max_age_seconds: float = 60.0, check_seconds: float = 1.0):
         from mlplatform.features.repo import open_store
 
         self.store = open_store(paths)
-        self.service = self.store.get_feature_service(SERVICE_NAME)
+        service = self.store.get_feature_service(SERVICE_NAME)
+        on_demand = {v.name for v in self.store.list_on_demand_feature_views()}
+        self.views: list[BatchView] = []
+        for projection in service.feature_view_projections:
+            if projection.name in on_demand:
+                continue
+            view = self.store.get_feature_view(projection.name)
+            (join_key,) = view.join_keys  # every view of the service has one entity
+            names = [f.name for f in projection.features]
+            self.views.append(BatchView(projection.name, join_key, [f"{projection.name}:{n}" for n in names],
+                                        [f"{projection.name}__{n}" for n in names]))
+        store_path = getattr(self.store.config.online_store, "path", None)
+        self.store_file = Path(self.store.repo_path, store_path) if store_path else None
+        self.max_age_seconds = max_age_seconds
+        self.check_seconds = check_seconds
+        self._cache: dict[str, dict[str, dict[str, Any]]] = {v.name: {} for v in self.views}
+        self._version: float | None = None
+        self._checked = self._filled = 0.0
 
-    def rows(self, flights: list[Flight]) -> tuple[pd.DataFrame, list[str]]:
-        """Training-set-shaped rows for the flights, and their ids."""
-        entity_rows, ids = [], []
-        for f in flights:
-            departure = f.scheduled_departure
-            local = departure.replace(tzinfo=LOCAL) if departure.tzinfo is None else departure.astimezone(LOCAL)
-            entity_rows.append({"origin_code": f.origin, "route": f"{f.origin}-{f.dest}", "carrier_code": f.carrier,
-                                "tail_number": f.tail_number or "", REQUEST_TIMESTAMP: pd.Timestamp(local).tz_convert("UTC")})
-            ids.append(flight_id(f, local))
-        found = self.store.get_online_features(features=self.service, entity_rows=entity_rows,
-                                               full_feature_names=True).to_df()
-        return found, ids
+    def _store_version(self) -> float | None:
+        try:
+            return os.stat(self.store_file).st_mtime if self.store_file else None
+        except OSError:
+            return None
 
+    def _drop_if_stale(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.check_seconds:
+            return
+        self._checked = now
+        version = self._store_version()
+        if version != self._version or (self.store_file is None and now - self._filled > self.max_age_seconds):
+            self._cache = {v.name: {} for v in self.views}
+            self._version, self._filled = version, now
 
-def unknown_entities(row: pd.Series) -> list[str]:
-    unknown = []
-    for entity, prefix in ENTITY_VIEWS.items():
-        values = row[[c for c in row.index if c.startswith(prefix)]]
-        if len(values) and values.isna().all():
-            unknown.append(entity)
-    return unknown
+    def _fill(self, view: BatchView, cache: dict[str, dict[str, Any]], wanted: set[str]) -> None:
+        if len(cache) + len(wanted) > MAX_KEYS_PER_VIEW:
+            cache.clear()
+        keys = wanted - cache.keys()
+        if not keys:
+            return
+        found = self.store.get_online_features(features=view.references, entity_rows=[{view.join_key: k} for k in keys],
+                                               full_feature_names=True).to_dict()
+        for n, key in enumerate(found[view.join_key]):
+            cache[key] = {column: found[column][n] for column in view.columns}
+
+    def records(self, flights: list[Flight]) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
+        """Per flight: its training-set-shaped features, its id, and the entities the store does not know."""
+        self._drop_if_stale()
+        cache = self._cache  # one generation for the whole request, even if another thread drops it
+        keys = [entity_values(f) for f in flights]
+        for view in self.views:
+            self._fill(view, cache[view.name], {k[view.join_key] for k in keys})
+        records, ids, unknown = [], [], []
+        for flight, key in zip(flights, keys):
+            departure = departure_utc(flight)
+            record: dict[str, Any] = dict(key)
+            known: dict[str, bool] = {}
+            for view in self.views:
+                values = cache[view.name][key[view.join_key]]
+                record.update(values)
+                seen = any(v is not None for v in values.values())
+                known[view.join_key] = known.get(view.join_key, False) or seen
+            record.update(calendar_for_hour(int(departure.timestamp()) // 3600))
+            records.append(record)
+            ids.append(flight_id(flight, departure.astimezone(LOCAL)))
+            unknown.append([ENTITY_NAMES[k] for k, seen in known.items() if not seen])
+        return records, ids, unknown
