@@ -48,6 +48,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from mlplatform.pipeline import run_pipeline
+
+    result = run_pipeline(_paths(args), retrain=not args.no_retrain)
+    print(f"{len(result.runs)} run(s), {len(result.failed)} failed; champion: "
+          f"{'version ' + str(result.champion_version) if result.champion_version else 'none'}")
+    return 1 if result.failed else 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from mlplatform.model.deployment import DeploymentError, rollback
 
@@ -92,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", default="", help="why, for the deployment log")
     rollback.set_defaults(func=cmd_rollback)
 
+    pipeline = sub.add_parser("pipeline", help="materialize everything the landed data allows, headless "
+                                               "(what the sensors do, in one process)")
+    pipeline.add_argument("--no-retrain", action="store_true", help="stop before the retrain decision")
+    pipeline.set_defaults(func=cmd_pipeline)
     serve = sub.add_parser("serve", help="the online prediction API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)

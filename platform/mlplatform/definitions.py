@@ -7,12 +7,20 @@ import os
 import dagster as dg
 
 from mlplatform.assets.deployed import deployed_assets
+from mlplatform.assets.monitoring import monitoring_assets
+from mlplatform.automation.downstream import downstream_sensor
+from mlplatform.automation.failures import run_failure_sensor
+from mlplatform.automation.jobs import jobs
+from mlplatform.automation.landing import landing_sensor
+from mlplatform.automation.retrain import retrain_sensor
 from mlplatform.assets.features import feature_assets, feature_checks
 from mlplatform.assets.model import model_assets
 from mlplatform.assets.raw import raw_assets
 from mlplatform.assets.transformed import dbt_assets_defs
 from mlplatform.model.tracking import platform_mlflow
-from mlplatform.resources import ModelSpec, PlatformState, RawIngestPolicy, TrainingDevice
+from mlplatform.resources import (
+    ModelSpec, PlatformState, RawIngestPolicy, RetrainPolicy, TrainingDevice, settings_from_env,
+)
 from mlplatform.state import HOME_ENV
 from mlplatform.warehouse.project import dbt_cli_resource
 
@@ -23,14 +31,18 @@ def _state() -> PlatformState:
 
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets, *deployed_assets],
+    assets=[*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets, *deployed_assets, *monitoring_assets],
     asset_checks=feature_checks,
+    jobs=jobs,
+    sensors=[landing_sensor, downstream_sensor, retrain_sensor, run_failure_sensor],
     resources={
         "state": _state(),
         "raw_ingest": RawIngestPolicy(),
         "dbt": dbt_cli_resource(),
         "mlflow": platform_mlflow,
-        "model_spec": ModelSpec(),
+        # Settings from the environment: MLPLATFORM_MODEL_<FIELD>, MLPLATFORM_RETRAIN_<FIELD>.
+        "model_spec": settings_from_env(ModelSpec, "MLPLATFORM_MODEL"),
+        "retrain_policy": settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN"),
         "training_device": TrainingDevice(device=os.environ.get("MLPLATFORM_TRAINING_DEVICE", "auto")),
     },
 )

@@ -66,3 +66,34 @@ class TrainingDevice(dg.ConfigurableResource):
     """Where training runs: `auto` (CUDA when present), `cpu` or `cuda`."""
 
     device: str = Field(default="auto", description="auto | cpu | cuda (env MLPLATFORM_TRAINING_DEVICE)")
+
+
+class RetrainPolicy(dg.ConfigurableResource):
+    """When the retrain sensor retrains the model. Each trigger can be turned off by its setting."""
+    min_new_labeled_flights: int = Field(
+        default=20_000, ge=0,
+        description="Retrain once this many labeled flights arrived after the champion's last training "
+                    "day (0: off). With no champion yet, this many labeled flights train the first one.")
+    psi_threshold: float = Field(
+        default=0.25, gt=0,
+        description="A feature drifts when its PSI against the training set exceeds this.")
+    max_drifted_features: int = Field(
+        default=3, ge=0, description="Retrain when more features than this drift on the newest days (0: any).")
+    drift_trigger: bool = Field(default=True, description="Whether drift triggers retraining.")
+    auc_drop_margin: float = Field(
+        default=0.03, ge=0,
+        description="Retrain when the champion's trailing realized ROC AUC falls this far below its "
+                    "evaluation AUC.")
+    performance_trigger: bool = Field(default=True, description="Whether a falling AUC triggers retraining.")
+    cooldown_minutes: float = Field(
+        default=30.0, ge=0, description="Never request a retrain sooner than this after the last one.")
+
+
+def settings_from_env(resource: type[dg.ConfigurableResource], prefix: str, **defaults) -> dg.ConfigurableResource:
+    """The resource with any field overridden by `<PREFIX>_<FIELD>` in the environment (for example
+    MLPLATFORM_RETRAIN_COOLDOWN_MINUTES=5), read when the code location loads."""
+    import os
+
+    found = {name: os.environ[f"{prefix}_{name.upper()}"] for name in resource.model_fields
+             if f"{prefix}_{name.upper()}" in os.environ}
+    return resource(**{**defaults, **found})

@@ -29,6 +29,7 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
 
     import duckdb
     import mlflow
+    import numpy as np
     import pyarrow as pa
 
     from mlplatform.features.repo import open_store
@@ -38,38 +39,43 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
     from mlplatform.model.tracking import CHAMPION, REGISTERED_MODEL, client, version_for_alias
 
     paths = state.paths.activate()
-    day = context.partition_key
     client(paths)  # points MLflow at this state directory
     champion = version_for_alias(paths, CHAMPION)
     if champion is None:
         raise dg.Failure("no champion deployed yet: materialize `deployed_model` first", allow_retries=False)
-    try:
-        flights, _ = labeled_flights(state.exports, day, day)
-    except TrainingWindowError:
-        raise dg.Failure(f"no flights built for {day}: materialize the day's dbt models first",
-                         allow_retries=False) from None
-    frame = retrieve(open_store(paths), flights, SERVICE_NAME)
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}/{champion.version}")
-    scored = frame[[FLIGHT_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS]].copy()
-    scored["delay_probability"] = model.predict(frame).astype("float64")
-    scored["model_version"] = int(champion.version)
-    scored["flight_date"] = datetime.fromisoformat(day).date()
-    scored["scored_at"] = datetime.now(timezone.utc)
-    table = pa.Table.from_pandas(scored, preserve_index=False)
+    store = open_store(paths)
+    scored_days, labels = [], []
+    for day in context.partition_keys:  # one day, or each day of a catch-up run
+        try:
+            flights, _ = labeled_flights(state.exports, day, day)
+        except TrainingWindowError:
+            raise dg.Failure(f"no flights built for {day}: materialize the day's dbt models first",
+                             allow_retries=False) from None
+        frame = retrieve(store, flights, SERVICE_NAME)
+        scored = frame[[FLIGHT_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS]].copy()
+        scored["delay_probability"] = model.predict(frame).astype("float64")
+        scored["model_version"] = int(champion.version)
+        scored["flight_date"] = datetime.fromisoformat(day).date()
+        scored["scored_at"] = datetime.now(timezone.utc)
+        table = pa.Table.from_pandas(scored, preserve_index=False)
+        with warehouse_lock(paths.warehouse, on_wait=context.log.info), \
+                duckdb.connect(str(paths.warehouse_db)) as con:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("scored", table)
+            con.execute(f"create table if not exists {PREDICTIONS} as select * from scored limit 0")
+            con.execute(f"delete from {PREDICTIONS} where flight_date = ?", [scored["flight_date"].iloc[0]])
+            con.execute(f"insert into {PREDICTIONS} select * from scored")
+        state.exports.write(PREDICTIONS, table, day)
+        scored_days.append(scored)
+        labels.append(frame[LABEL])
 
-    with warehouse_lock(paths.warehouse, on_wait=context.log.info), duckdb.connect(str(paths.warehouse_db)) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("scored", table)
-        con.execute(f"create table if not exists {PREDICTIONS} as select * from scored limit 0")
-        con.execute(f"delete from {PREDICTIONS} where flight_date = ?", [scored["flight_date"].iloc[0]])
-        con.execute(f"insert into {PREDICTIONS} select * from scored")
-    state.exports.write(PREDICTIONS, table, day)
-
-    label = frame[LABEL].astype(bool).to_numpy()
-    realized = metrics(label, scored["delay_probability"].to_numpy()) if 0 < label.sum() < len(label) else None
+    probability = np.concatenate([s["delay_probability"].to_numpy() for s in scored_days])
+    label = np.concatenate([lab.astype(bool).to_numpy() for lab in labels])
+    realized = metrics(label, probability) if 0 < label.sum() < len(label) else None
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(scored), "model_version": int(champion.version),
-        "predicted_delay_rate": round(float(scored["delay_probability"].mean()), 4),
+        "dagster/row_count": len(probability), "model_version": int(champion.version),
+        "predicted_delay_rate": round(float(probability.mean()), 4),
         "realized_delay_rate": round(float(label.mean()), 4) if len(label) else "none",
         "realized_roc_auc": round(realized["roc_auc"], 4) if realized else "not labeled yet",
     })

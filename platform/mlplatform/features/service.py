@@ -14,3 +14,5 @@ REQUEST_TIMESTAMP = "scheduled_departure_utc"
 JOIN_KEYS = ("origin_code", "route", "carrier_code", "tail_number")
 FLIGHT_KEY = "flight_id"
 LABEL = "is_delayed"
+# The on-demand view of request-time calendar features (computed, never materialized).
+CALENDAR_VIEW = "flight_calendar"

@@ -42,6 +42,21 @@ def history(paths: StatePaths) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def served_champion(paths: StatePaths) -> dict[str, Any] | None:
+    """The champion as the deployment log records it, without reading the registry (sensors call this
+    every tick): its version, since when, the last day it trained on, its holdout figures."""
+    entries = history(paths)
+    if not entries:
+        return None
+    version = entries[-1]["version"]
+    promoted = [e for e in entries if e["action"] == "promote" and e["version"] == version]
+    lineage = promoted[-1].get("lineage", {}) if promoted else {}
+    window = lineage.get("training_window") or ""
+    return {"version": version, "since": entries[-1]["at"],
+            "trained_through": window.split("..")[-1] if ".." in window else None,
+            "holdout": lineage.get("holdout", {})}
+
+
 def lineage(paths: StatePaths, version: str) -> dict[str, Any]:
     tracker = client(paths)
     run = tracker.get_run(tracker.get_model_version(REGISTERED_MODEL, version).run_id)

@@ -25,12 +25,11 @@ import pandas as pd
 
 from mlplatform.domain import TIMEZONE
 from mlplatform.features.calendar import calendar_features
-from mlplatform.features.service import SERVICE_NAME
+from mlplatform.features.service import CALENDAR_VIEW, SERVICE_NAME
 from mlplatform.serving.schemas import Flight
 from mlplatform.state import StatePaths
 
 LOCAL = ZoneInfo(TIMEZONE)
-CALENDAR_VIEW = "flight_calendar"
 # The entities a flight names, by the join key that carries them: the `defaults_used` flags.
 ENTITY_NAMES = {"origin_code": "origin", "route": "route", "carrier_code": "carrier", "tail_number": "plane"}
 # More distinct keys than a view can have in this domain (planes: about 4,000) means requests are

@@ -1,0 +1,1 @@
+"""Automation: the sensors that carry landed data through every stage, and the jobs they run."""

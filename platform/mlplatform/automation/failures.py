@@ -1,0 +1,53 @@
+"""The run-failure sensor: every failed run, whatever started it, recorded in one place.
+
+`$MLPLATFORM_HOME/run_failures.jsonl` gets the run, its job, what triggered it (the sensors' tags),
+the partition or range, and the error; `mlplatform status` shows the latest.
+"""
+
+import json
+from datetime import datetime, timezone
+
+import dagster as dg
+
+from mlplatform.automation.settings import sensor_status
+from mlplatform.state import StatePaths
+
+FAILURES_LOG = "run_failures.jsonl"
+
+
+def failures(paths: StatePaths) -> list[dict]:
+    path = paths.home / FAILURES_LOG
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _step_error(event: dg.DagsterEvent) -> str:
+    data = event.step_failure_data
+    if data.user_failure_data and data.user_failure_data.description:
+        return data.user_failure_data.description
+    return data.error.message.strip() if data.error else "unknown error"
+
+
+@dg.run_failure_sensor(
+    name="run_failure_sensor",
+    minimum_interval_seconds=5,
+    default_status=sensor_status(),
+    description=f"Records every failed run in $MLPLATFORM_HOME/{FAILURES_LOG}.",
+)
+def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
+    run = context.dagster_run
+    tags = run.tags
+    entry = {
+        "at": datetime.now(timezone.utc).isoformat(),
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "trigger": tags.get("mlplatform/trigger", tags.get("dagster/sensor_name", "manual")),
+        "partition": tags.get("dagster/partition") or (
+            f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
+            if "dagster/asset_partition_range_start" in tags else None),
+        "error": context.failure_event.message,
+        "failed_steps": {e.step_key: _step_error(e) for e in context.get_step_failure_events()},
+    }
+    paths = StatePaths.resolve(None)
+    with open(paths.ensure().home / FAILURES_LOG, "a") as log:
+        log.write(json.dumps(entry) + "\n")
+    context.log.warning(f"run {run.run_id[:8]} ({run.job_name}) failed: {entry['error']}")

@@ -1,0 +1,154 @@
+"""The retrain sensor: decides when the model is retrained, and says why, every time.
+
+Triggers (settings in `RetrainPolicy`):
+    no_champion          nothing deployed yet, and enough labeled flights to train a first model
+    new_labeled_flights  enough flights labeled after the champion's last training day
+    feature_drift        more features than allowed drift (PSI) on the newest days
+    live_performance     the champion's trailing realized ROC AUC fell below its evaluation AUC by a margin
+A cooldown keeps a burst of triggers from becoming a burst of trainings. A requested run carries
+its trigger, the reason and the figures in its tags (and `retrain_decisions.jsonl`); a tick that
+requests nothing says why in its skip reason (the sensor's tick history in the UI).
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+
+from mlplatform.automation.downstream import runs_in_flight
+from mlplatform.automation.jobs import retrain_job
+from mlplatform.automation.settings import sensor_status
+from mlplatform.features.training import ENTITY_TABLE
+from mlplatform.resources import PlatformState, RetrainPolicy
+
+DECISIONS_LOG = "retrain_decisions.jsonl"
+
+
+@dataclass
+class RetrainFacts:
+    champion_version: int | None = None
+    trained_through: str | None = None  # the champion's last training day
+    labeled_flights: int = 0  # built and labeled after `trained_through` (all, with no champion)
+    newest_day: str | None = None
+    drift_days: str | None = None  # the newest drift measurement after `trained_through`
+    drifted_features: list[str] = field(default_factory=list)
+    max_psi: float | None = None
+    live_auc: float | None = None  # the champion's trailing realized ROC AUC
+    evaluation_auc: float | None = None
+    minutes_since_last_retrain: float | None = None
+    retrain_in_flight: str | None = None  # the run id of a retrain queued or running
+
+
+@dataclass
+class RetrainDecision:
+    retrain: bool
+    trigger: str
+    reason: str
+    figures: dict[str, Any]
+
+
+def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
+    figures = {k: v for k, v in asdict(facts).items() if v not in (None, [])}
+    if facts.retrain_in_flight:
+        return RetrainDecision(False, "", f"a retrain is already queued or running ({facts.retrain_in_flight[:8]})",
+                               figures)
+    fired: list[tuple[str, str]] = []
+    needed = policy.min_new_labeled_flights
+    if facts.champion_version is None:
+        if facts.labeled_flights >= max(needed, 1):
+            fired.append(("no_champion", f"no champion yet and {facts.labeled_flights:,} labeled flights to train on"))
+    elif needed and facts.labeled_flights >= needed:
+        fired.append(("new_labeled_flights", f"{facts.labeled_flights:,} flights labeled since the champion's "
+                                             f"last training day {facts.trained_through} (threshold {needed:,})"))
+    drifted = len(facts.drifted_features)
+    if policy.drift_trigger and facts.champion_version is not None and drifted > policy.max_drifted_features:
+        fired.append(("feature_drift", f"{drifted} features drifted on {facts.drift_days} (PSI over "
+                                       f"{policy.psi_threshold}, allowed {policy.max_drifted_features}): "
+                                       f"{', '.join(facts.drifted_features[:5])}"))
+    drop = (facts.evaluation_auc - facts.live_auc) if None not in (facts.live_auc, facts.evaluation_auc) else None
+    if policy.performance_trigger and drop is not None and drop > policy.auc_drop_margin:
+        fired.append(("live_performance", f"trailing realized ROC AUC {facts.live_auc:.4f} is {drop:.4f} below "
+                                          f"the evaluation AUC {facts.evaluation_auc:.4f} (margin {policy.auc_drop_margin})"))
+    if not fired:
+        parts = [f"{facts.labeled_flights:,} of {needed:,} new labeled flights" if needed else "flight count off"]
+        if facts.max_psi is not None:
+            parts.append(f"{drifted} feature(s) drifted (max PSI {facts.max_psi:.3f}, allowed {policy.max_drifted_features})")
+        if drop is not None:
+            parts.append(f"trailing AUC {facts.live_auc:.4f} vs evaluation {facts.evaluation_auc:.4f} "
+                         f"(margin {policy.auc_drop_margin})")
+        return RetrainDecision(False, "", "no trigger: " + "; ".join(parts), figures)
+    trigger, reason = fired[0][0], "; ".join(r for _, r in fired)
+    since = facts.minutes_since_last_retrain
+    if since is not None and since < policy.cooldown_minutes:
+        return RetrainDecision(False, trigger, f"cooling down ({since:.1f} of {policy.cooldown_minutes} min since "
+                                               f"the last retrain) although: {reason}", figures)
+    return RetrainDecision(True, trigger, reason, figures)
+
+
+def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict[str, Any]:
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: datetime) -> RetrainFacts:
+    import pyarrow.parquet as pq
+
+    from mlplatform.model.deployment import served_champion
+
+    champion = served_champion(state.paths)
+    facts = RetrainFacts()
+    if champion:
+        facts.champion_version = champion["version"]
+        facts.trained_through = champion["trained_through"]
+        facts.evaluation_auc = champion["holdout"].get("roc_auc")
+    cutoff = facts.trained_through or ""
+    days = [d for d in state.exports.days(ENTITY_TABLE) if d > cutoff]
+    facts.labeled_flights = sum(pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in days)
+    facts.newest_day = days[-1] if days else None
+
+    drift = _latest_metadata(instance, "feature_drift")
+    if drift and champion and str(drift.get("days", "")).split(" .. ")[-1] > cutoff:
+        facts.drift_days, facts.max_psi = drift["days"], drift.get("max_psi")
+        facts.drifted_features = list(drift.get("drifted_features") or [])
+    live = _latest_metadata(instance, "live_performance")
+    if live and champion and live.get("champion_version") == champion["version"] \
+            and str(live.get("days", "")).split(" .. ")[-1] > cutoff:
+        facts.live_auc = live.get("trailing_roc_auc")
+
+    in_flight = runs_in_flight(instance, [retrain_job.name])
+    facts.retrain_in_flight = in_flight[0].run_id if in_flight else None
+    last = instance.get_run_records(dg.RunsFilter(job_name=retrain_job.name), limit=1)
+    if last:
+        facts.minutes_since_last_retrain = round((now - last[0].create_timestamp).total_seconds() / 60, 2)
+    return facts
+
+
+def record_decision(state: PlatformState, decision: RetrainDecision, at: datetime) -> None:
+    with open(state.paths.home / DECISIONS_LOG, "a") as log:
+        log.write(json.dumps({"at": at.isoformat(), **asdict(decision)}) + "\n")
+
+
+@dg.sensor(
+    name="retrain_sensor",
+    jobs=[retrain_job],
+    minimum_interval_seconds=15,
+    default_status=sensor_status(),
+    description="Retrains when enough new labeled flights arrived, features drifted, or the champion's "
+                "live AUC fell; with a cooldown. Every decision says why.",
+)
+def retrain_sensor(context: dg.SensorEvaluationContext, state: PlatformState, retrain_policy: RetrainPolicy):
+    now = datetime.now(timezone.utc)
+    decision = decide(retrain_policy, gather_facts(context.instance, state, now))
+    if not decision.retrain:
+        return dg.SkipReason(decision.reason)
+    record_decision(state, decision, now)
+    facts = decision.figures
+    return dg.RunRequest(
+        run_key=f"retrain:{decision.trigger}:{facts.get('newest_day')}:{facts.get('champion_version')}",
+        job_name=retrain_job.name,
+        tags={"mlplatform/trigger": f"retrain:{decision.trigger}", "mlplatform/retrain_reason": decision.reason[:1000],
+              "mlplatform/retrain_figures": json.dumps(facts, default=str)[:4000]})

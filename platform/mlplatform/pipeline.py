@@ -1,0 +1,125 @@
+"""`mlplatform pipeline`: in one process, what the sensors do over time.
+
+It ticks the sensors' own planners against the Dagster instance of the state directory and runs
+what they request, in order, until none requests anything: landed files into the lake, the
+reference and daily refreshes (consecutive days as one range), the retrain decision and, when it
+says so, training, the gate and promotion; then the newest day is scored by the new champion. The
+runs are recorded in the instance like the sensors' runs, so `dagster dev` shows them afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from mlplatform.state import StatePaths
+
+CURSORS = "pipeline_cursors.json"
+
+
+@dataclass
+class PipelineRun:
+    job: str
+    target: str
+    success: bool
+    seconds: float
+    error: str = ""
+
+
+@dataclass
+class PipelineResult:
+    runs: list[PipelineRun] = field(default_factory=list)
+    retrain_decision: str = ""
+    champion_version: int | None = None
+
+    @property
+    def failed(self) -> list[PipelineRun]:
+        return [r for r in self.runs if not r.success]
+
+
+def _error(result) -> str:
+    import dagster as dg
+
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            data = event.step_failure_data
+            described = data.user_failure_data.description if data.user_failure_data else None
+            return f"{event.step_key}: {described or (data.error.message.strip() if data.error else 'failed')}"
+    return ""
+
+
+def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain: bool = True) -> PipelineResult:
+    import dagster as dg
+
+    from mlplatform.automation.downstream import plan_downstream_run
+    from mlplatform.automation.jobs import SCORING, keys, retrain_job
+    from mlplatform.automation.landing import plan_landing_runs
+    from mlplatform.automation.retrain import decide, gather_facts, record_decision
+    from mlplatform.definitions import defs
+    from mlplatform.prepare import prepare
+    from mlplatform.resources import PlatformState
+
+    paths.activate()
+    prepare(paths)
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
+    cursor_file = paths.dagster_home / CURSORS
+    cursors = json.loads(cursor_file.read_text()) if cursor_file.exists() else {}
+    state = PlatformState(home=str(paths.home))
+    policy = defs.resources["retrain_policy"]
+    outcome = PipelineResult()
+
+    with dg.DagsterInstance.get() as instance:
+        def execute(request: dg.RunRequest) -> bool:
+            job = defs.resolve_job_def(request.job_name)
+            tags = {**request.tags, "mlplatform/pipeline": "headless"}
+            target = request.partition_key or (f"{tags['dagster/asset_partition_range_start']}.."
+                                               f"{tags['dagster/asset_partition_range_end']}"
+                                               if "dagster/asset_partition_range_start" in tags else "")
+            started = datetime.now(timezone.utc)
+            result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags,
+                                            asset_selection=request.asset_selection, raise_on_error=False)
+            seconds = (datetime.now(timezone.utc) - started).total_seconds()
+            run = PipelineRun(request.job_name, target, result.success, round(seconds, 2), _error(result))
+            outcome.runs.append(run)
+            say(f"{run.job:<18} {run.target:<24} {'ok' if run.success else 'FAILED'} in {run.seconds:.1f} s"
+                + (f": {run.error}" if run.error else ""))
+            return result.success
+
+        landing = plan_landing_runs(state.landing, cursors.get("landing", {}))
+        for request in landing.run_requests:
+            execute(request)
+        cursors["landing"] = landing.seen
+
+        attempted = cursors.get("downstream", {})
+        while True:
+            plan = plan_downstream_run(instance, attempted)
+            attempted = plan.attempted
+            if plan.run_request is None:
+                break
+            execute(plan.run_request)
+        cursors["downstream"] = attempted
+        cursor_file.write_text(json.dumps(cursors))
+
+        if retrain:
+            now = datetime.now(timezone.utc)
+            decision = decide(policy, gather_facts(instance, state, now))
+            outcome.retrain_decision = ("retrain: " if decision.retrain else "no retrain: ") + decision.reason
+            say(outcome.retrain_decision)
+            if decision.retrain:
+                record_decision(state, decision, now)
+                trained = execute(dg.RunRequest(job_name=retrain_job.name, tags={
+                    "mlplatform/trigger": f"retrain:{decision.trigger}",
+                    "mlplatform/retrain_reason": decision.reason[:1000]}))
+                newest = decision.figures.get("newest_day")
+                if trained and newest:  # the deployed stage's newest day, scored by the new champion
+                    execute(dg.RunRequest(job_name="daily_refresh", partition_key=newest, asset_selection=keys(SCORING),
+                                          tags={"mlplatform/trigger": "new champion"}))
+
+    from mlplatform.model.deployment import served_champion
+
+    champion = served_champion(paths)
+    outcome.champion_version = champion["version"] if champion else None
+    return outcome

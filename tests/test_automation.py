@@ -1,0 +1,208 @@
+"""The sensors' decisions, on a real Dagster instance with real landed files and real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import date
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from helpers import module_home
+from mlplatform.automation.downstream import downstream_sensor, plan_downstream_run
+from mlplatform.automation.jobs import DAILY_MODELS, ONLINE, keys
+from mlplatform.automation.landing import landing_sensor
+from mlplatform.automation.retrain import RetrainFacts, decide, retrain_sensor
+from mlplatform.ingest.landing import LandingZone
+from mlplatform.ingest.replay import Replayer
+from mlplatform.resources import PlatformState, RetrainPolicy
+from mlplatform.state import StatePaths
+
+
+def _tick(sensor, instance, paths: StatePaths, cursor: str | None = None, **resources):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      resources={"state": PlatformState(home=str(paths.home)), **resources})
+    result = sensor(context)
+    requests = result if isinstance(result, list) else ([result] if isinstance(result, dg.RunRequest) else [])
+    return requests, result if isinstance(result, dg.SkipReason) else None, context.cursor
+
+
+def _execute(instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    from mlplatform.definitions import defs
+
+    return defs.resolve_job_def(request.job_name).execute_in_process(
+        instance=instance, partition_key=request.partition_key, tags=request.tags,
+        asset_selection=request.asset_selection, raise_on_error=False)
+
+
+@pytest.fixture(scope="module")
+def landed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    with module_home(tmp_path_factory, "automation") as paths:
+        zone = LandingZone(paths.landing, paths.quarantine)
+        Replayer(zone).replay(through=date(2013, 1, 3))
+        with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+            yield {"paths": paths, "zone": zone, "instance": instance}
+
+
+def test_landing_sensor_requests_each_file_once_across_ticks_and_restarts(landed) -> None:
+    paths, zone, instance = landed["paths"], landed["zone"], landed["instance"]
+    requests, _, cursor = _tick(landing_sensor, instance, paths)
+    by_target = {r.partition_key or "reference": r for r in requests}
+    assert sorted(by_target) == ["2013-01-01", "2013-01-02", "2013-01-03", "reference"]
+    assert set(by_target["2013-01-02"].asset_selection) == {dg.AssetKey("raw_flights"), dg.AssetKey("raw_weather")}
+    assert by_target["reference"].job_name == "raw_reference"
+    assert len({r.run_key for r in requests}) == 4
+
+    again, skipped, cursor = _tick(landing_sensor, instance, paths, cursor)
+    assert not again and "no new landing files" in skipped.skip_message
+
+    # The daemon restarts (the cursor is what it keeps); a day landed meanwhile is requested, alone.
+    Replayer(zone).replay(through=date(2013, 1, 4))
+    after_restart, _, cursor = _tick(landing_sensor, instance, paths, cursor)
+    assert [r.partition_key for r in after_restart] == ["2013-01-04"]
+
+    # A re-delivered file (new modification time) is requested again, for its table only.
+    weather = zone.file("weather", "2013-01-02")
+    os.utime(weather, ns=(weather.stat().st_atime_ns, weather.stat().st_mtime_ns + 1_000_000))
+    redelivered, _, cursor = _tick(landing_sensor, instance, paths, cursor)
+    assert [(r.partition_key, r.asset_selection) for r in redelivered] == [("2013-01-02", [dg.AssetKey("raw_weather")])]
+    landed["cursor"] = cursor
+
+
+def test_a_quarantined_file_is_not_requested_again(landed) -> None:
+    paths, zone, instance = landed["paths"], landed["zone"], landed["instance"]
+    Replayer(zone).replay(through=date(2013, 1, 5))
+    bad = zone.file("flights", "2013-01-05")
+    bad.write_text("not,the,flights,header\n1,2,3,4\n")
+    requests, _, cursor = _tick(landing_sensor, instance, paths, landed["cursor"])
+    [request] = requests
+    run = _execute(instance, request)
+    assert not run.success and not bad.exists() and zone.quarantined("flights", "2013-01-05")
+    again, skipped, cursor = _tick(landing_sensor, instance, paths, cursor)
+    assert not again and skipped is not None
+    landed["failed_run_id"] = run.run_id
+
+    # The run-failure sensor records it, with the step's own error.
+    from mlplatform.automation.failures import failures, run_failure_sensor
+
+    failure = next(iter(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE))).dagster_event
+    run_failure_sensor(dg.build_run_status_sensor_context(
+        sensor_name="run_failure_sensor", dagster_instance=instance, dagster_run=instance.get_run_by_id(run.run_id),
+        dagster_event=failure).for_run_failure())
+    [entry] = failures(paths)
+    assert entry["run_id"] == run.run_id and entry["partition"] == "2013-01-05"
+    assert "flights" in json.dumps(entry["failed_steps"])
+
+
+def test_downstream_sensor_refreshes_reference_first_then_due_days_as_one_range(landed) -> None:
+    paths, zone, instance = landed["paths"], landed["zone"], landed["instance"]
+    for request in _tick(landing_sensor, instance, paths)[0]:  # a fresh cursor: everything still landed
+        _execute(instance, request)
+    [reference], _, cursor = _tick(downstream_sensor, instance, paths)
+    assert reference.job_name == "reference_refresh"
+    assert _execute(instance, reference).success
+
+    [daily], _, cursor = _tick(downstream_sensor, instance, paths, cursor)
+    assert daily.job_name == "daily_refresh"
+    # 2013-01-05's flights were quarantined: the day is not complete, so the range ends before it.
+    assert (daily.tags["dagster/asset_partition_range_start"], daily.tags["dagster/asset_partition_range_end"]) \
+        == ("2013-01-01", "2013-01-04")
+    # No training set and no champion yet: no drift, no scoring.
+    assert set(daily.asset_selection) == set(keys(DAILY_MODELS + ONLINE))
+    result = _execute(instance, daily)
+    assert result.success
+    assert instance.get_materialized_partitions(dg.AssetKey("online_features")) >= {"2013-01-01", "2013-01-04"}
+
+    _, skipped, cursor = _tick(downstream_sensor, instance, paths, cursor)
+    assert "every stored day is refreshed" in skipped.skip_message
+    landed["downstream_cursor"] = cursor
+
+
+def test_downstream_sensor_waits_for_a_run_in_flight(landed) -> None:
+    from mlplatform.definitions import defs
+
+    instance = landed["instance"]
+    run = instance.create_run_for_job(job_def=defs.resolve_job_def("daily_refresh"), status=dg.DagsterRunStatus.STARTED)
+    try:
+        plan = plan_downstream_run(instance, {})
+        assert plan.run_request is None and run.run_id[:8] in plan.reason
+    finally:
+        instance.delete_run(run.run_id)
+
+
+POLICY = RetrainPolicy(min_new_labeled_flights=1000, psi_threshold=0.25, max_drifted_features=2,
+                       auc_drop_margin=0.03, cooldown_minutes=30)
+CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc=0.72)
+
+
+@pytest.mark.parametrize("facts, retrain, trigger, words", [
+    (RetrainFacts(labeled_flights=5000), True, "no_champion", "no champion yet"),
+    (RetrainFacts(labeled_flights=10), False, "", "10 of 1,000 new labeled flights"),
+    (RetrainFacts(**CHAMPION, labeled_flights=1500), True, "new_labeled_flights", "1,500 flights labeled since"),
+    (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a", "b", "c"], max_psi=0.4,
+                  drift_days="2013-03-02 .. 2013-03-02"), True, "feature_drift", "3 features drifted"),
+    (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a"], max_psi=0.3), False, "",
+     "1 feature(s) drifted"),
+    (RetrainFacts(**CHAMPION, labeled_flights=10, live_auc=0.65), True, "live_performance", "0.0700 below"),
+    (RetrainFacts(**CHAMPION, labeled_flights=10, live_auc=0.70), False, "", "trailing AUC 0.7000"),
+    (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=5), False, "new_labeled_flights",
+     "cooling down (5.0 of 30.0 min"),
+    (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=45), True, "new_labeled_flights", ""),
+    (RetrainFacts(labeled_flights=5000, retrain_in_flight="abcdef123"), False, "", "already queued or running"),
+])
+def test_retrain_decisions(facts, retrain, trigger, words) -> None:
+    decision = decide(POLICY, facts)
+    assert (decision.retrain, decision.trigger) == (retrain, trigger)
+    assert words in decision.reason
+
+
+def test_turned_off_triggers_do_not_fire() -> None:
+    quiet = POLICY.model_copy(update={"drift_trigger": False, "performance_trigger": False,
+                                      "min_new_labeled_flights": 0})
+    facts = RetrainFacts(**CHAMPION, labeled_flights=10**6, drifted_features=list("abcdef"), max_psi=1.0,
+                         live_auc=0.5)
+    assert not decide(quiet, facts).retrain
+
+
+def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(landed) -> None:
+    paths, instance = landed["paths"], landed["instance"]
+    eager = RetrainPolicy(min_new_labeled_flights=500, cooldown_minutes=30)
+    [request], _, _ = _tick(retrain_sensor, instance, paths, retrain_policy=eager)
+    assert request.job_name == "retrain" and request.tags["mlplatform/trigger"] == "retrain:no_champion"
+    figures = json.loads(request.tags["mlplatform/retrain_figures"])
+    assert figures["labeled_flights"] > 500 and figures["newest_day"] == "2013-01-04"
+    assert "no champion yet" in request.tags["mlplatform/retrain_reason"]
+    decisions = (paths.home / "retrain_decisions.jsonl").read_text().splitlines()
+    assert json.loads(decisions[-1])["trigger"] == "no_champion"
+
+    _, skipped, _ = _tick(retrain_sensor, instance, paths, retrain_policy=RetrainPolicy(min_new_labeled_flights=10**7))
+    assert "no trigger" in skipped.skip_message and "of 10,000,000 new labeled flights" in skipped.skip_message
+
+    # A retrain ran a minute ago: the same trigger now waits for the cooldown.
+    from mlplatform.definitions import defs
+
+    run = instance.create_run_for_job(job_def=defs.resolve_job_def("retrain"), status=dg.DagsterRunStatus.SUCCESS)
+    try:
+        _, skipped, _ = _tick(retrain_sensor, instance, paths, retrain_policy=eager)
+        assert skipped.skip_message.startswith("cooling down")
+    finally:
+        instance.delete_run(run.run_id)
+
+
+def test_population_stability_index() -> None:
+    import numpy as np
+
+    from mlplatform.ml.drift import psi
+
+    rng = np.random.default_rng(0)
+    reference = pd.Series(rng.normal(0, 1, 20_000))
+    assert psi(reference, pd.Series(rng.normal(0, 1, 5_000)), categorical=False) < 0.01
+    assert psi(reference, pd.Series(rng.normal(1, 1, 5_000)), categorical=False) > 0.25
+    # Values going missing is drift too.
+    assert psi(reference, pd.Series([np.nan] * 5_000), categorical=False) > 1
+    carriers = pd.Series(["UA"] * 500 + ["DL"] * 500)
+    assert psi(carriers, pd.Series(["UA"] * 50 + ["DL"] * 50), categorical=True) < 0.01
+    assert psi(carriers, pd.Series(["UA"] * 95 + ["ZZ"] * 5), categorical=True) > 0.25
