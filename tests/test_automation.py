@@ -101,6 +101,9 @@ def test_downstream_sensor_refreshes_reference_first_then_due_days_as_one_range(
     paths, zone, instance = landed["paths"], landed["zone"], landed["instance"]
     for request in _tick(landing_sensor, instance, paths)[0]:  # a fresh cursor: everything still landed
         _execute(instance, request)
+    # What is stored is not requested again, even with the cursor lost (or after `mlplatform pipeline`).
+    again, skipped, _ = _tick(landing_sensor, instance, paths)
+    assert not again and skipped is not None
     [reference], _, cursor = _tick(downstream_sensor, instance, paths)
     assert reference.job_name == "reference_refresh"
     assert _execute(instance, reference).success
@@ -133,7 +136,7 @@ def test_downstream_sensor_waits_for_a_run_in_flight(landed) -> None:
         instance.delete_run(run.run_id)
 
 
-POLICY = RetrainPolicy(min_new_labeled_flights=1000, psi_threshold=0.25, max_drifted_features=2,
+POLICY = RetrainPolicy(min_new_labeled_flights=1000, psi_threshold=0.25, max_drifted_features=2, drift_trigger=True,
                        auc_drop_margin=0.03, cooldown_minutes=30)
 CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc=0.72)
 

@@ -56,7 +56,7 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
 
     from mlplatform.automation.downstream import plan_downstream_run
     from mlplatform.automation.jobs import SCORING, keys, retrain_job
-    from mlplatform.automation.landing import plan_landing_runs
+    from mlplatform.automation.landing import already_stored, plan_landing_runs
     from mlplatform.automation.retrain import decide, gather_facts, record_decision
     from mlplatform.definitions import defs
     from mlplatform.prepare import prepare
@@ -88,7 +88,7 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
                 + (f": {run.error}" if run.error else ""))
             return result.success
 
-        landing = plan_landing_runs(state.landing, cursors.get("landing", {}))
+        landing = plan_landing_runs(state.landing, cursors.get("landing", {}), already_stored(instance, state.landing))
         for request in landing.run_requests:
             execute(request)
         cursors["landing"] = landing.seen

@@ -9,6 +9,7 @@ landing zone and is never requested again, unless it is delivered anew.
 import json
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -16,7 +17,7 @@ import dagster as dg
 from mlplatform.automation.jobs import raw_daily_job, raw_reference_job
 from mlplatform.automation.settings import sensor_status
 from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
-from mlplatform.ingest.landing import LandingZone
+from mlplatform.ingest.landing import LandingZone, sha256
 from mlplatform.resources import PlatformState
 
 
@@ -43,10 +44,27 @@ def landed_files(zone: LandingZone) -> dict[str, tuple[str, str | None, int]]:
     return found
 
 
-def plan_landing_runs(zone: LandingZone, seen: dict[str, int]) -> LandingPlan:
+def already_stored(instance: dg.DagsterInstance, zone: LandingZone) -> Callable[[str, str | None], bool]:
+    """Whether the lake holds exactly this landing file already (its raw asset's latest materialization
+    came from the same bytes): so a file `mlplatform pipeline` loaded, or one loaded before the
+    sensor's cursor was reset, is not loaded twice."""
+    def check(table: str, day: str | None) -> bool:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(f"raw_{table}"), asset_partitions=[day] if day else None),
+            limit=1).records
+        if not records or records[0].asset_materialization is None:
+            return False
+        stored = records[0].asset_materialization.metadata.get("source_sha256")
+        return stored is not None and stored.value == sha256(zone.file(table, day).read_bytes())
+    return check
+
+
+def plan_landing_runs(zone: LandingZone, seen: dict[str, int],
+                      stored: Callable[[str, str | None], bool] | None = None) -> LandingPlan:
     """Run requests for the files not requested yet: one run per day, one for the reference tables."""
     files = landed_files(zone)
-    new = {rel: info for rel, info in files.items() if seen.get(rel) != info[2]}
+    new = {rel: info for rel, info in files.items()
+           if seen.get(rel) != info[2] and not (stored and rel not in seen and _stored(stored, info))}
     by_day: dict[str | None, list[tuple[str, int]]] = defaultdict(list)
     for rel, (table, day, mtime) in sorted(new.items()):
         by_day[day].append((table, mtime))
@@ -64,6 +82,13 @@ def plan_landing_runs(zone: LandingZone, seen: dict[str, int]) -> LandingPlan:
     return plan
 
 
+def _stored(stored: Callable[[str, str | None], bool], info: tuple[str, str | None, int]) -> bool:
+    try:
+        return stored(info[0], info[1])
+    except FileNotFoundError:  # quarantined meanwhile
+        return True
+
+
 @dg.sensor(
     name="landing_sensor",
     jobs=[raw_daily_job, raw_reference_job],
@@ -72,7 +97,9 @@ def plan_landing_runs(zone: LandingZone, seen: dict[str, int]) -> LandingPlan:
     description="New or re-delivered landing files -> runs of their raw partitions (one run per day).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, state: PlatformState):
-    plan = plan_landing_runs(state.landing, json.loads(context.cursor) if context.cursor else {})
+    zone = state.landing
+    plan = plan_landing_runs(zone, json.loads(context.cursor) if context.cursor else {},
+                             already_stored(context.instance, zone))
     context.update_cursor(json.dumps(plan.seen, sort_keys=True))
     if not plan.run_requests:
         return dg.SkipReason(f"no new landing files ({len(plan.seen)} already requested)")

@@ -1,0 +1,118 @@
+"""End to end: the real `dagster dev` (webserver and daemon), its sensors, and Dagster's GraphQL API.
+
+History is built headlessly (`mlplatform pipeline`, which also trains and deploys the first
+champion); then `dagster dev` runs with its sensors on, two more days land, and the sensors must
+carry them through the raw stage, dbt, the online store and a retrain to a new champion.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SENSORS = ('{ sensorsOrError(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: '
+           '"mlplatform"}) { ... on Sensors { results { name sensorState { status } } } '
+           '... on PythonError { message } } }')
+RUNS = "{ runsOrError(limit: 200) { ... on Runs { results { runId jobName status tags { key value } } } } }"
+SETTINGS = {  # a small model, and a policy that retrains on the two new days
+    "MLPLATFORM_MODEL_HOLDOUT_DAYS": "4", "MLPLATFORM_MODEL_VALIDATION_DAYS": "4", "MLPLATFORM_MODEL_MAX_EPOCHS": "2",
+    "MLPLATFORM_MODEL_MIN_TRAIN_ROWS": "500", "MLPLATFORM_MODEL_GATE_TOLERANCE": "1",
+    "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "500", "MLPLATFORM_RETRAIN_COOLDOWN_MINUTES": "0",
+    "MLPLATFORM_TRAINING_DEVICE": "cpu", "MLPLATFORM_SENSORS": "running",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _runs(url: str) -> list[dict]:
+    answer = httpx.post(f"{url}/graphql", json={"query": RUNS}, timeout=10).json()
+    return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}} for r in answer["data"]["runsOrError"]["results"]]
+
+
+def _champion(home: Path) -> int | None:
+    from mlplatform.model.deployment import served_champion
+    from mlplatform.state import StatePaths
+
+    champion = served_champion(StatePaths.resolve(home))
+    return champion["version"] if champion else None
+
+
+def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, **SETTINGS, "MLPLATFORM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # dbt, as `make` puts it
+
+    def mlplatform(*args: str) -> None:
+        done = subprocess.run([str(BIN / "mlplatform"), *args], env=env, cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    mlplatform("replay", "--through", "2013-01-14")
+    mlplatform("pipeline")
+    assert _champion(home) == 1
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "dagster-dev.log", "w")
+    server = subprocess.Popen([str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+                              env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                answer = httpx.post(f"{url}/graphql", json={"query": SENSORS}, timeout=10).json()
+                sensors = answer["data"]["sensorsOrError"]["results"]
+                break
+            except (httpx.HTTPError, KeyError, ValueError, TypeError):
+                assert time.monotonic() < deadline and server.poll() is None, "dagster dev did not come up"
+                time.sleep(1)
+        # Every sensor is on from the start.
+        assert {s["name"]: s["sensorState"]["status"] for s in sensors} == {
+            name: "RUNNING" for name in ("landing_sensor", "downstream_sensor", "retrain_sensor", "run_failure_sensor")}
+        before = {r["runId"] for r in _runs(url)}
+
+        mlplatform("replay", "--days", "2")
+        deadline = time.monotonic() + 420
+        while True:
+            runs = [r for r in _runs(url) if r["runId"] not in before]
+            by_sensor = {}
+            for run in runs:
+                by_sensor.setdefault(run["tags"].get("dagster/sensor_name"), []).append(run)
+            failed = [r for r in runs if r["status"] == "FAILURE"]
+            assert not failed, f"sensor runs failed: {failed}"
+            done = all(any(r["status"] == "SUCCESS" for r in by_sensor.get(s, []))
+                       for s in ("landing_sensor", "downstream_sensor", "retrain_sensor"))
+            if done and (_champion(home) or 0) >= 2:
+                break
+            assert time.monotonic() < deadline, f"not there in time: {[(r['jobName'], r['status']) for r in runs]}"
+            time.sleep(2)
+        landing = [r for r in by_sensor["landing_sensor"] if r["status"] == "SUCCESS"]
+        assert {r["tags"].get("dagster/partition") for r in landing} == {"2013-01-15", "2013-01-16"}
+        retrain = next(r for r in by_sensor["retrain_sensor"] if r["status"] == "SUCCESS")
+        assert retrain["tags"]["mlplatform/trigger"] == "retrain:new_labeled_flights"
+        assert "flights labeled since the champion's last training day 2013-01-14" in retrain["tags"]["mlplatform/retrain_reason"]
+
+        from mlplatform.model.tracking import CHAMPION, version_for_alias
+        from mlplatform.state import StatePaths
+
+        assert int(version_for_alias(StatePaths.resolve(home), CHAMPION).version) >= 2  # MLflow agrees
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
