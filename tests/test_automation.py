@@ -23,8 +23,11 @@ from mlplatform.state import StatePaths
 
 
 def _tick(sensor, instance, paths: StatePaths, cursor: str | None = None, **resources):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor,
-                                      resources={"state": PlatformState(home=str(paths.home)), **resources})
+    from mlplatform.resources import ModelSpec
+
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={
+        "state": PlatformState(home=str(paths.home)), "model_spec": ModelSpec(holdout_days=1, validation_days=1, min_train_days=1),
+        **resources})
     result = sensor(context)
     requests = result if isinstance(result, list) else ([result] if isinstance(result, dg.RunRequest) else [])
     return requests, result if isinstance(result, dg.SkipReason) else None, context.cursor
@@ -155,6 +158,7 @@ CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc
      "cooling down (5.0 of 30.0 min"),
     (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=45), True, "new_labeled_flights", ""),
     (RetrainFacts(labeled_flights=5000, retrain_in_flight="abcdef123"), False, "", "already queued or running"),
+    (RetrainFacts(labeled_flights=5000, built_days=20, days_needed=35), False, "", "waiting for 35 built days"),
 ])
 def test_retrain_decisions(facts, retrain, trigger, words) -> None:
     decision = decide(POLICY, facts)

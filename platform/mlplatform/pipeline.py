@@ -105,7 +105,7 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
 
         if retrain:
             now = datetime.now(timezone.utc)
-            decision = decide(policy, gather_facts(instance, state, now))
+            decision = decide(policy, gather_facts(instance, state, now, defs.resources["model_spec"]))
             outcome.retrain_decision = ("retrain: " if decision.retrain else "no retrain: ") + decision.reason
             say(outcome.retrain_decision)
             if decision.retrain:

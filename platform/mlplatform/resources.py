@@ -50,6 +50,8 @@ class ModelSpec(dg.ConfigurableResource):
     holdout_first_day: str | None = Field(default=None, description="Or the holdout's first day (YYYY-MM-DD).")
     validation_days: int = Field(default=14, ge=1, description="Days before the holdout used for early stopping.")
     min_train_rows: int = Field(default=1000, ge=10, description="Fewer training rows than this is an error.")
+    min_train_days: int = Field(default=7, ge=1, description="The retrain sensor waits for this many days "
+                                                             "before the validation days to train on.")
     max_epochs: int = Field(default=30, ge=1)
     patience: int = Field(default=3, ge=1, description="Epochs without validation improvement before stopping.")
     learning_rate: float = Field(default=2e-3, gt=0)

@@ -55,7 +55,20 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     manifest = latest_manifest(paths.training_sets)
     training = None if manifest is None else {k: v for k, v in manifest.items() if k not in ("partitions", "columns")}
     return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
-            "warehouse": built, "training_set": training, "models": _models(paths)}
+            "warehouse": built, "training_set": training, "models": _models(paths),
+            "automation": _automation(paths)}
+
+
+def _automation(paths: StatePaths, last: int = 3) -> dict[str, Any]:
+    """The latest retrain decisions that requested a run, and the latest failed runs."""
+    from mlplatform.automation.failures import failures
+    from mlplatform.automation.retrain import DECISIONS_LOG
+
+    log = paths.home / DECISIONS_LOG
+    decisions = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    return {"retrains": [{k: d[k] for k in ("at", "trigger", "reason")} for d in decisions[-last:]],
+            "failures": [{k: f.get(k) for k in ("at", "job", "partition", "trigger", "failed_steps")}
+                         for f in failures(paths)[-last:]]}
 
 
 _LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash", "feature_service",
@@ -138,4 +151,11 @@ def format_status(status: dict[str, Any]) -> str:
                          f"{(held['training_set_content_hash'] or '')[:16]} (raw {held['raw_partitions']})")
             lines.append(f"    features {held['feature_service']} {held['feature_definitions_hash']}, "
                          f"dbt {held['dbt_code_version']}, Dagster run {held['dagster_run_id']}")
+    automation = status["automation"]
+    lines += ["", "automation (latest retrains and failed runs)"]
+    lines += [f"  retrain {r['at'][:19]} {r['trigger']}: {r['reason']}" for r in automation["retrains"]] \
+        or ["  no retrain requested yet"]
+    lines += [f"  FAILED {f['at'][:19]} {f['job']} {f['partition'] or ''} ({f['trigger']}): "
+              + "; ".join(f"{step}: {error}" for step, error in (f["failed_steps"] or {}).items())
+              for f in automation["failures"]] or ["  no failed runs"]
     return "\n".join(lines)

@@ -13,16 +13,14 @@ and on a laptop a process start costs more than most steps.
 
 import dagster as dg
 
+from mlplatform.assets.transformed import dbt_daily_models, dbt_reference_models
 from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
-from mlplatform.partitions import daily_partitions
 
 RAW_DAILY = [dg.AssetKey(f"raw_{t}") for t in DAILY_TABLES]
 RAW_REFERENCE = [dg.AssetKey(f"raw_{t}") for t in REFERENCE_TABLES]
-REFERENCE_MODELS = ["dim_airports", "dim_carriers", "dim_planes", "feat_plane", "stg_airports", "stg_carriers",
-                    "stg_planes", "us_federal_holidays"]
-DAILY_MODELS = ["stg_flights", "stg_weather", "int_flight_outcomes_daily", "fct_flights", "feat_flight_calendar",
-                "feat_origin_weather", "feat_route_delay_stats", "feat_carrier_delay_stats",
-                "feat_origin_delay_stats", "feat_origin_congestion"]
+# dbt's models, as the dbt assets name them (read from the manifest, never parsed here).
+REFERENCE_MODELS = sorted(k.to_user_string() for k in dbt_reference_models.keys)
+DAILY_MODELS = sorted(k.to_user_string() for k in dbt_daily_models.keys)
 ONLINE = ["online_features"]
 DRIFT = ["feature_drift"]  # needs a training set
 SCORING = ["batch_predictions", "live_performance"]  # need a champion
@@ -35,19 +33,19 @@ def keys(names: list[str]) -> list[dg.AssetKey]:
     return [dg.AssetKey(n) for n in names]
 
 
-def _job(name: str, selection: list[dg.AssetKey], description: str, partitioned: bool = False):
+def _job(name: str, selection: list[dg.AssetKey], description: str):
+    # Partitioned or not follows from the selected assets.
     return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*selection), description=description,
-                               partitions_def=daily_partitions if partitioned else None,
                                executor_def=dg.in_process_executor)
 
 
-raw_daily_job = _job("raw_daily", RAW_DAILY, "A landed day's files, checked and written to the lake.", True)
+raw_daily_job = _job("raw_daily", RAW_DAILY, "A landed day's files, checked and written to the lake.")
 raw_reference_job = _job("raw_reference", RAW_REFERENCE, "Landed reference tables, checked and written to the lake.")
 reference_refresh_job = _job("reference_refresh", keys(REFERENCE_MODELS) + [dg.AssetKey("feature_definitions")],
                              "dbt's reference models and `feast apply` (when the definitions changed).")
 daily_refresh_job = _job("daily_refresh", keys(DAILY_MODELS + ONLINE + DRIFT + SCORING),
                          "A day (or a range of days) through dbt, the online store, monitoring and "
-                         "batch predictions.", True)
+                         "batch predictions.")
 retrain_job = _job("retrain", keys(RETRAIN), "Training set, model, evaluation gate and promotion.")
 
 jobs = [raw_daily_job, raw_reference_job, reference_refresh_job, daily_refresh_job, retrain_job]

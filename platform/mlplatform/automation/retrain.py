@@ -21,7 +21,7 @@ from mlplatform.automation.downstream import runs_in_flight
 from mlplatform.automation.jobs import retrain_job
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE
-from mlplatform.resources import PlatformState, RetrainPolicy
+from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 
 DECISIONS_LOG = "retrain_decisions.jsonl"
 
@@ -31,6 +31,8 @@ class RetrainFacts:
     champion_version: int | None = None
     trained_through: str | None = None  # the champion's last training day
     labeled_flights: int = 0  # built and labeled after `trained_through` (all, with no champion)
+    built_days: int = 0
+    days_needed: int = 0  # holdout + validation + training days, per the model spec
     newest_day: str | None = None
     drift_days: str | None = None  # the newest drift measurement after `trained_through`
     drifted_features: list[str] = field(default_factory=list)
@@ -54,6 +56,9 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
     if facts.retrain_in_flight:
         return RetrainDecision(False, "", f"a retrain is already queued or running ({facts.retrain_in_flight[:8]})",
                                figures)
+    if facts.built_days < facts.days_needed:
+        return RetrainDecision(False, "", f"waiting for {facts.days_needed} built days to split into training, "
+                                          f"validation and holdout (have {facts.built_days})", figures)
     fired: list[tuple[str, str]] = []
     needed = policy.min_new_labeled_flights
     if facts.champion_version is None:
@@ -94,7 +99,8 @@ def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict[str, Any]:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
-def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: datetime) -> RetrainFacts:
+def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: datetime,
+                 spec: ModelSpec | None = None) -> RetrainFacts:
     import pyarrow.parquet as pq
 
     from mlplatform.model.deployment import served_champion
@@ -106,7 +112,11 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
         facts.trained_through = champion["trained_through"]
         facts.evaluation_auc = champion["holdout"].get("roc_auc")
     cutoff = facts.trained_through or ""
-    days = [d for d in state.exports.days(ENTITY_TABLE) if d > cutoff]
+    built = state.exports.days(ENTITY_TABLE)
+    facts.built_days = len(built)
+    if spec is not None and not spec.holdout_first_day:
+        facts.days_needed = spec.holdout_days + spec.validation_days + spec.min_train_days
+    days = [d for d in built if d > cutoff]
     facts.labeled_flights = sum(pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in days)
     facts.newest_day = days[-1] if days else None
 
@@ -140,9 +150,10 @@ def record_decision(state: PlatformState, decision: RetrainDecision, at: datetim
     description="Retrains when enough new labeled flights arrived, features drifted, or the champion's "
                 "live AUC fell; with a cooldown. Every decision says why.",
 )
-def retrain_sensor(context: dg.SensorEvaluationContext, state: PlatformState, retrain_policy: RetrainPolicy):
+def retrain_sensor(context: dg.SensorEvaluationContext, state: PlatformState, retrain_policy: RetrainPolicy,
+                   model_spec: ModelSpec):
     now = datetime.now(timezone.utc)
-    decision = decide(retrain_policy, gather_facts(context.instance, state, now))
+    decision = decide(retrain_policy, gather_facts(context.instance, state, now, model_spec))
     if not decision.retrain:
         return dg.SkipReason(decision.reason)
     record_decision(state, decision, now)
