@@ -14,6 +14,9 @@ concurrency:
   pools:
     # Every pool admits one step at a time: `warehouse` (DuckDB allows one writer).
     default_limit: 1
+  runs:
+    # Each run is a process that loads the code location: on a laptop, more at once only thrash.
+    max_concurrent_runs: 2
 """
 
 
