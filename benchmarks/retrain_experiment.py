@@ -84,12 +84,48 @@ def plot(rows: list[dict], out: Path) -> None:
     fig.savefig(out)
 
 
+def write_markdown(result: dict, out: Path) -> None:
+    rows = result["months"]
+    lines = ["# A year replayed: sensor-retrained champions against a model trained once", "",
+             "`python benchmarks/retrain_experiment.py --home <empty dir>` (this page: `--render "
+             "docs/retrain_experiment.json`). 2013 is landed a week at a time; after each week "
+             "`mlplatform pipeline` refreshes the week (the champion of the moment scores it: batch "
+             "predictions), then the retrain policy decides, and a retrain trains, gates and promotes. The "
+             "first champion is trained on January. Each month's realized ROC AUC is computed on the same "
+             "flights twice: from the predictions the champions of the time made, and by the January "
+             "model with the same point-in-time features.", "",
+             f"Machine: {result['machine']}, {result['date']}; {result['minutes']} minutes; step "
+             f"{result['step_days']} days; {result['promotions']} promotions. Settings: "
+             + ", ".join(f"`{k}={v}`" for k, v in result["settings"].items()) + " (the rest default).", "",
+             "| month | flights | champion versions | sensor-retrained AUC | January model AUC | difference |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['month']} | {r['flights']:,} | {', '.join(map(str, r['champion_versions']))} | "
+                     f"{r['retrained_auc']:.4f} | {r['january_model_auc']:.4f} | "
+                     f"{r['retrained_auc'] - r['january_model_auc']:+.4f} |")
+    mean = lambda key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
+    lines += ["", f"Mean over the months: sensor-retrained {mean('retrained_auc'):.4f}, January model "
+                  f"{mean('january_model_auc'):.4f}.", "", f"![monthly AUC]({out.with_suffix('.png').name})", "",
+              "## The decisions, week by week", "", "| landed through | decision | champion | failed runs |",
+              "|---|---|---|---|"]
+    for step in result["steps"]:
+        lines.append(f"| {step['through']} | {step['decision'].replace('|', '/')} | {step['champion_version']} | "
+                     f"{', '.join(step['failed_runs']) or ''} |")
+    out.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--home", type=Path)
     parser.add_argument("--step-days", type=int, default=7)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "retrain_experiment.json")
+    parser.add_argument("--render", type=Path, default=None, help="only write the page and plot from this JSON")
     args = parser.parse_args()
+    if args.render:
+        result = json.loads(args.render.read_text())
+        plot(result["months"], args.render.with_suffix(".png"))
+        write_markdown(result, args.render.with_suffix(".md"))
+        return
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
 
@@ -122,6 +158,7 @@ def main() -> None:
               "months": rows, "steps": steps}
     args.out.write_text(json.dumps(result, indent=2))
     plot(rows, args.out.with_suffix(".png"))
+    write_markdown(result, args.out.with_suffix(".md"))
     print(json.dumps(rows, indent=2))
 
 
