@@ -8,7 +8,7 @@ latest weather observation at the origin within 3 hours; scheduled departures at
 departure's hour and day; the plane; the calendar. Then the platform's preprocessing and network
 (`mlplatform.ml`, plain PyTorch) train on the same time split and score the holdout.
 
-    python benchmarks/bare_pipeline.py [--scale-dir DIR] [--out FILE]
+    python benchmarks/bare_pipeline.py [--work DIR] [--out FILE]
 """
 
 from __future__ import annotations

@@ -69,6 +69,13 @@ def materialize_dbt(instance: dg.DagsterInstance, paths: StatePaths, *, day: str
                           tags=tags, run_config=config)
 
 
+def build_through(instance: dg.DagsterInstance, paths: StatePaths, last_day: str) -> None:
+    """The real data landed and loaded through `last_day`, and every dbt model built for it."""
+    land_and_load(paths, last_day)
+    assert materialize_dbt(instance, paths, reference=True).success
+    assert materialize_dbt(instance, paths, first="2013-01-01", last=last_day).success
+
+
 def warehouse_table(paths: StatePaths, sql: str):
     """Query the warehouse read-only into pandas, timestamps in UTC."""
     import duckdb

@@ -14,9 +14,8 @@ import pytest
 from helpers import (
     materialization_metadata,
     module_home,
-    land_and_load,
+    build_through,
     materialize_asset,
-    materialize_dbt,
     warehouse_table,
 )
 from mlplatform.features.service import SERVICE_NAME
@@ -29,10 +28,8 @@ LAST_DAY = "2013-01-10"
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Ten days through dbt; definitions applied; the last two days online; a training set."""
     with module_home(tmp_path_factory, "features") as paths:
-        land_and_load(paths, LAST_DAY)
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
-            assert materialize_dbt(instance, paths, reference=True).success
-            assert materialize_dbt(instance, paths, first="2013-01-01", last=LAST_DAY).success
+            build_through(instance, paths, LAST_DAY)
             results = {"definitions": materialize_asset(instance, paths, "feature_definitions")}
             results["definitions_again"] = materialize_asset(instance, paths, "feature_definitions")
             results["online_9"] = materialize_asset(instance, paths, "online_features", partition="2013-01-09")

@@ -15,9 +15,8 @@ from helpers import (
     materialization_metadata,
     materialize_model,
     module_home,
-    land_and_load,
+    build_through,
     materialize_asset,
-    materialize_dbt,
 )
 from mlplatform.ml.device import DeviceUnavailable, select_device
 from mlplatform.ml.split import NotEnoughData, require_trainable, split_by_time
@@ -36,10 +35,8 @@ def _run(instance, paths: StatePaths, keys: list[str], spec: dict | None = None)
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """35 real days through dbt and Feast, a training set, and a first model trained and evaluated."""
     with module_home(tmp_path_factory, "model") as paths:
-        land_and_load(paths, LAST_DAY)
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
-            assert materialize_dbt(instance, paths, reference=True).success
-            assert materialize_dbt(instance, paths, first="2013-01-01", last=LAST_DAY).success
+            build_through(instance, paths, LAST_DAY)
             assert materialize_asset(instance, paths, "feature_definitions").success
             assert materialize_asset(instance, paths, "training_set").success
             first = _run(instance, paths, ["delay_model", "model_evaluation"])

@@ -14,7 +14,7 @@ import dagster as dg
 import httpx
 import pytest
 
-from helpers import materialize_model, land_and_load, materialize_asset, materialize_dbt, module_home
+from helpers import build_through, materialize_asset, materialize_model, module_home
 from mlplatform.state import StatePaths
 
 LAST_DAY = "2013-02-04"
@@ -33,10 +33,8 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A deployed champion and the last day online; then `mlplatform serve` in its own process."""
     with module_home(tmp_path_factory, "serving") as paths:
-        land_and_load(paths, LAST_DAY)
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
-            assert materialize_dbt(instance, paths, reference=True).success
-            assert materialize_dbt(instance, paths, first="2013-01-01", last=LAST_DAY).success
+            build_through(instance, paths, LAST_DAY)
             for key in ("feature_definitions", "training_set"):
                 assert materialize_asset(instance, paths, key).success
             assert materialize_asset(instance, paths, "online_features", partition=LAST_DAY).success

@@ -41,21 +41,17 @@ class PipelineResult:
 
 
 def _error(result) -> str:
-    import dagster as dg
+    from mlplatform.automation.failures import step_error
 
-    for event in result.all_events:
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            data = event.step_failure_data
-            described = data.user_failure_data.description if data.user_failure_data else None
-            return f"{event.step_key}: {described or (data.error.message.strip() if data.error else 'failed')}"
-    return ""
+    failed = [e for e in result.all_events if e.is_step_failure]
+    return f"{failed[0].step_key}: {step_error(failed[0])}" if failed else ""
 
 
 def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain: bool = True) -> PipelineResult:
     import dagster as dg
 
     from mlplatform.automation.downstream import plan_downstream_run
-    from mlplatform.automation.jobs import SCORING, keys, retrain_job
+    from mlplatform.automation.jobs import SCORING, keys, retrain_job, run_target
     from mlplatform.automation.landing import already_stored, plan_landing_runs
     from mlplatform.automation.retrain import decide, gather_facts, record_decision
     from mlplatform.definitions import defs
@@ -75,9 +71,7 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
         def execute(request: dg.RunRequest) -> bool:
             job = defs.resolve_job_def(request.job_name)
             tags = {**request.tags, "mlplatform/pipeline": "headless"}
-            target = request.partition_key or (f"{tags['dagster/asset_partition_range_start']}.."
-                                               f"{tags['dagster/asset_partition_range_end']}"
-                                               if "dagster/asset_partition_range_start" in tags else "")
+            target = request.partition_key or run_target(tags) or ""
             started = datetime.now(timezone.utc)
             result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags,
                                             asset_selection=request.asset_selection, raise_on_error=False)

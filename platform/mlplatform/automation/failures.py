@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from mlplatform.automation.jobs import run_target
 from mlplatform.automation.settings import sensor_status
 from mlplatform.state import StatePaths
 
@@ -20,7 +21,8 @@ def failures(paths: StatePaths) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def _step_error(event: dg.DagsterEvent) -> str:
+def step_error(event: dg.DagsterEvent) -> str:
+    """A failed step's own message: its `Failure` description, else the error."""
     data = event.step_failure_data
     if data.user_failure_data and data.user_failure_data.description:
         return data.user_failure_data.description
@@ -41,11 +43,9 @@ def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
         "run_id": run.run_id,
         "job": run.job_name,
         "trigger": tags.get("mlplatform/trigger", tags.get("dagster/sensor_name", "manual")),
-        "partition": tags.get("dagster/partition") or (
-            f"{tags['dagster/asset_partition_range_start']}..{tags['dagster/asset_partition_range_end']}"
-            if "dagster/asset_partition_range_start" in tags else None),
+        "partition": run_target(tags),
         "error": context.failure_event.message,
-        "failed_steps": {e.step_key: _step_error(e) for e in context.get_step_failure_events()},
+        "failed_steps": {e.step_key: step_error(e) for e in context.get_step_failure_events()},
     }
     paths = StatePaths.resolve(None)
     with open(paths.ensure().home / FAILURES_LOG, "a") as log:

@@ -29,6 +29,13 @@ RETRAIN = ["training_set", "delay_model", "model_evaluation", "deployed_model"]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
+def run_target(tags: dict[str, str]) -> str | None:
+    """The partition a run covers, or its range as `first..last`, from the run's tags."""
+    if RANGE_START in tags:
+        return f"{tags[RANGE_START]}..{tags[RANGE_END]}"
+    return tags.get("dagster/partition")
+
+
 def keys(names: list[str]) -> list[dg.AssetKey]:
     return [dg.AssetKey(n) for n in names]
 
