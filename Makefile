@@ -14,11 +14,12 @@ export DAGSTER_HOME ?= $(MLPLATFORM_HOME)/dagster
 # Re-install whenever the dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lock clean-state help
+.PHONY: install run test bench lock clean-state help
 
 help:
 	@echo "make run    set up if needed, then dagster dev on http://$(HOST):$(PORT)"
 	@echo "make test   set up if needed, then the whole test suite"
+	@echo "make bench  the benchmarks (tens of minutes), refreshing docs/benchmarks.md"
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# BENCH_ARGS: names to run some, `--repeats N`, `--smoke` (see benchmarks/run.py).
+bench: install
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 # Refresh the pinned set after editing pyproject.toml's ranges.
 lock: install

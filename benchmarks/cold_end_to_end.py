@@ -1,74 +1,93 @@
-"""Benchmark: cold end to end. An empty MLPLATFORM_HOME, 2013 landed, `mlplatform pipeline` to a
-deployed champion; beside it `benchmarks/bare_pipeline.py` (plain DuckDB SQL and plain PyTorch).
-Wall time, and peak memory of each process tree (sampled every 0.2 s: the pipeline starts dbt and
-Feast processes of its own).
+"""Benchmarks 1 and 3: cold end to end, against a bare script, and as the data grows.
 
-    python benchmarks/cold_end_to_end.py [--repeats 1] [--out FILE]
+Cold end to end: an empty MLPLATFORM_HOME, the year landed (`mlplatform replay`), then `mlplatform
+pipeline` to a deployed champion: wall time and the peak memory of its process tree. Beside it, on
+the same landed files, `bare_pipeline.py`: the same per-flight features in plain DuckDB SQL and the
+same preprocessing and network in plain PyTorch (no orchestration, lake, dbt, Feast, MLflow, gate).
+
+Scale: the same cold run on `mlplatform replay --scale K` (K times the flights, synthetic copies).
+
+    python benchmarks/run.py cold_end_to_end scale
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import statistics
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
-import psutil
+from common import BIN, TINY_SPEC, Context, figure, measured, mlplatform, platform_env
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def measured(command: list[str], env: dict) -> dict:
-    """Run a command; its wall time and the peak of its process tree's resident memory."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    root, peak = psutil.Process(process.pid), 0
-    while process.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
-    if process.returncode != 0:
-        raise RuntimeError(f"{command} failed with exit code {process.returncode}")
-    return {"seconds": round(time.perf_counter() - started, 1), "peak_gib": round(peak / 2**30, 2)}
+BARE = Path(__file__).resolve().parent / "bare_pipeline.py"
+TARGET_RATIO = 1.5
 
 
-def one_run() -> dict:
-    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as work:
-        env = {**os.environ, "MLPLATFORM_HOME": home, "DAGSTER_HOME": f"{home}/dagster",
-               "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-        replay = measured([str(BIN / "mlplatform"), "replay", "--through", "2013-12-31"], env)
-        pipeline = measured([str(BIN / "mlplatform"), "pipeline"], env)
-        bare = measured([sys.executable, str(ROOT / "benchmarks" / "bare_pipeline.py"), "--work", work], env)
-    return {"replay": replay, "pipeline": pipeline, "bare": bare,
-            "ratio": round(pipeline["seconds"] / bare["seconds"], 2)}
+def cold_run(ctx: Context, scale: int = 1, bare: bool = True) -> dict:
+    """One cold run at `scale`: the pipeline from an empty home; the bare script on the same files.
+    A smoke run lands all but the last day and keeps its home as the context's history home."""
+    settings = TINY_SPEC if ctx.smoke else {}
+    through = ctx.last_day
+    if ctx.smoke:
+        through = (date.fromisoformat(ctx.last_day) - timedelta(days=1)).isoformat()
+    home = Path(tempfile.mkdtemp(dir=ctx.work)) / "home"
+    replay = mlplatform("replay", "--through", through, "--scale", str(scale), home=home)
+    pipeline = mlplatform("pipeline", home=home, settings=settings)
+    if "champion: version" not in pipeline["output"]:
+        raise RuntimeError(f"the cold pipeline deployed no champion:\n{pipeline['output'][-2000:]}")
+    run = {"scale": scale, "through": through, "replay_s": replay["seconds"], "pipeline_s": pipeline["seconds"],
+           "pipeline_peak_gib": pipeline["peak_gib"],
+           "runs": [line for line in pipeline["output"].splitlines() if " ok in " in line or "FAILED" in line]}
+    if bare:
+        command = [sys.executable, str(BARE), "--landing", str(home / "landing"), "--work", str(home.parent / "bare")]
+        if ctx.smoke:
+            command += ["--holdout-days", "2", "--validation-days", "2", "--max-epochs", "2"]
+        result = measured(command, platform_env(home, settings))
+        run |= {"bare_s": result["seconds"], "bare_peak_gib": result["peak_gib"], "bare": result["output"][-600:]}
+        run["ratio"] = round(run["pipeline_s"] / run["bare_s"], 2)
+    if ctx.smoke and scale == 1:
+        ctx.homes.setdefault(through, home)
+    else:
+        shutil.rmtree(home.parent, ignore_errors=True)
+    return run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    runs = [one_run() for _ in range(args.repeats)]
-    result = {"benchmark": "cold_end_to_end", "date": date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "runs": runs,
-              "median_pipeline_seconds": statistics.median(r["pipeline"]["seconds"] for r in runs),
-              "median_bare_seconds": statistics.median(r["bare"]["seconds"] for r in runs),
-              "median_ratio": statistics.median(r["ratio"] for r in runs)}
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+def bench_cold(ctx: Context) -> dict:
+    runs = [cold_run(ctx) for _ in range(ctx.repeats)]
+    ctx.cold_runs += runs
+    ratios = [r["ratio"] for r in runs]
+    return {"title": "Cold end to end, against a bare script",
+            "figures": [
+                figure("`mlplatform pipeline`, empty home to champion", [r["pipeline_s"] for r in runs], "s"),
+                figure("its peak memory (process tree)", [r["pipeline_peak_gib"] for r in runs], "GiB"),
+                figure("`bare_pipeline.py` on the same files", [r["bare_s"] for r in runs], "s"),
+                figure("its peak memory", [r["bare_peak_gib"] for r in runs], "GiB"),
+                figure("ratio platform / bare", ratios, "x", target=f"<= {TARGET_RATIO}",
+                       met=max(ratios) <= TARGET_RATIO),
+            ],
+            "runs": runs}
 
 
-if __name__ == "__main__":
-    main()
+def bench_scale(ctx: Context) -> dict:
+    scales = [1] if ctx.smoke else ctx.scales
+    runs = [_median_run(ctx.cold_runs) if scale == 1 and ctx.cold_runs else cold_run(ctx, scale, bare=False)
+            for scale in scales]
+    base = runs[0]["pipeline_s"]
+    figures = []
+    for run in runs:
+        k = run["scale"]
+        figures.append(figure(f"K = {k}: pipeline", [run["pipeline_s"]], "s",
+                              target=f"<= {k} x K=1" if k > 1 else "", met=run["pipeline_s"] <= k * base if k > 1 else None))
+        figures.append(figure(f"K = {k}: peak memory", [run["pipeline_peak_gib"]], "GiB",
+                              target="< 4" if k == scales[-1] else "",
+                              met=run["pipeline_peak_gib"] < 4 if k == scales[-1] else None))
+    return {"title": "Scale: cold end to end on K times the flights", "figures": figures, "runs": runs}
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The cold run (K = 1) with the median pipeline time."""
+    return sorted(runs, key=lambda r: r["pipeline_s"])[(len(runs) - 1) // 2]
+
+
+BENCHMARKS = {"cold_end_to_end": bench_cold, "scale": bench_scale}

@@ -8,28 +8,23 @@ connections at once for a fixed time. The client is raw HTTP/1.1 in one event lo
 load a Python process can make; on a 2-core machine it still shares the cores with the server, so
 the figures are a floor.
 
-    python benchmarks/serving.py --home DIR   (a state directory with a champion and online features)
+    python benchmarks/run.py serving   (on the history home: a champion and online features)
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
-import platform
 import socket
 import subprocess
-import sys
 import time
-from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from common import BIN, ROOT, Context, figure, platform_env
+
 FLIGHT = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH",
           "scheduled_departure": "2013-12-30T17:15:00", "tail_number": "N14228"}
 FEAST_LOOKUP = {"feature_service": "flight_delay_v1", "full_feature_names": True,
@@ -114,40 +109,49 @@ def throughput(url: str, body: dict, clients: int, seconds: float) -> float:
     return round(asyncio.run(_throughput(url, body, clients, seconds)) / seconds, 1)
 
 
-def measure(name: str, command: list[str], url: str, path: str, body: dict, args) -> dict:
-    env = {**os.environ, "MLPLATFORM_HOME": str(args.home)}
-    server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def measure(name: str, command: list[str], url: str, path: str, body: dict, home: Path, requests: int,
+            clients: int, seconds: float) -> dict:
+    server = subprocess.Popen(command, env=platform_env(home), cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         wait_until_up(url, body, path)
         latency(url + path, body, 50)  # warm up
-        result = {"server": name, **latency(url + path, body, args.requests),
-                  "throughput_rps": throughput(url + path, body, args.clients, args.seconds)}
+        result = {"server": name, **latency(url + path, body, requests),
+                  "throughput_rps": throughput(url + path, body, clients, seconds)}
     finally:
         server.terminate()
         server.wait(timeout=30)
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+def one_run(home: Path, requests: int, clients: int, seconds: float) -> dict:
     port_a, port_b = free_port(), free_port()
-    results = {"benchmark": "serving", "date": date.today().isoformat(),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "runs": [
-        measure("mlplatform serve: POST /predict", [str(BIN / "mlplatform"), "--home", str(args.home), "serve",
-                "--port", str(port_a)], f"http://127.0.0.1:{port_a}", "/predict", FLIGHT, args),
-        measure("feast serve: POST /get-online-features", [str(BIN / "feast"), "-c", str(ROOT / "feature_repo"),
-                "serve", "-p", str(port_b), "--no-access-log", "--max-requests", "0"], f"http://127.0.0.1:{port_b}",
-                "/get-online-features", FEAST_LOOKUP, args)]}
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2))
+    return {
+        "predict": measure("mlplatform serve: POST /predict", [str(BIN / "mlplatform"), "--home", str(home), "serve",
+                           "--port", str(port_a)], f"http://127.0.0.1:{port_a}", "/predict", FLIGHT,
+                           home, requests, clients, seconds),
+        "feast": measure("feast serve: POST /get-online-features", [str(BIN / "feast"), "-c", str(ROOT / "feature_repo"),
+                         "serve", "-p", str(port_b), "--no-access-log", "--max-requests", "0"],
+                         f"http://127.0.0.1:{port_b}", "/get-online-features", FEAST_LOOKUP,
+                         home, requests, clients, seconds)}
 
 
-if __name__ == "__main__":
-    main()
+def bench(ctx: Context) -> dict:
+    home = ctx.history_home()
+    requests, seconds = (200, 1.0) if ctx.smoke else (2000, 10.0)
+    runs = [one_run(home, requests, clients=4, seconds=seconds) for _ in range(ctx.repeats)]
+    figures = []
+    for key, label, targets in (("predict", "`mlplatform serve` `/predict`", True),
+                                ("feast", "`feast serve` `/get-online-features` (lookup only)", False)):
+        figures += [
+            figure(f"{label} p50", [r[key]["p50_ms"] for r in runs], "ms"),
+            figure(f"{label} p99", [r[key]["p99_ms"] for r in runs], "ms", target="< 5" if targets else "",
+                   met=max(r[key]["p99_ms"] for r in runs) < 5 if targets else None),
+            figure(f"{label} throughput", [r[key]["throughput_rps"] for r in runs], "req/s", digits=0,
+                   target="> 1000" if targets else "",
+                   met=min(r[key]["throughput_rps"] for r in runs) > 1000 if targets else None),
+        ]
+    return {"title": "Serving: one flight over loopback, beside `feast serve`", "figures": figures, "runs": runs}
+
+
+BENCHMARKS = {"serving": bench}

@@ -5,24 +5,20 @@ training set's, preprocessed). The platform's loop adds what it needs (device se
 per batch, per-batch copies from host memory); samples/s is training rows over the time of the
 training pass of an epoch, in both (the platform's validation pass for early stopping is not in it).
 
-    python benchmarks/training_throughput.py --training-set PATH [--epochs 3] [--device auto]
+    python benchmarks/run.py training   (on the history home's latest training set; CUDA too when present)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
 import statistics
 import time
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
 
+from common import Context, figure
 from mlplatform.features.service import LABEL
 from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
 from mlplatform.ml.device import select_device
@@ -55,36 +51,42 @@ def bare_loop(data: Tensors, cardinalities, n_numeric, settings, epochs: int, se
     return rates
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--training-set", type=Path, required=True)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-
-    frame = pd.read_parquet(args.training_set)
-    split = split_by_time(frame, holdout_days=14, validation_days=14)
+def measure(training_set: Path, epochs: int, device: str = "auto") -> dict:
+    frame = pd.read_parquet(training_set)
+    days = frame["scheduled_departure_utc"].dt.normalize().nunique()
+    span = max(1, min(14, days // 4))  # a year: 14 holdout and 14 validation days; a few days: one each
+    split = split_by_time(frame, holdout_days=span, validation_days=span)
     pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric_inputs(frame))
     data = [Tensors.from_arrays(*pre.transform(p), p[LABEL].astype(bool).to_numpy())
             for p in (split.train, split.validation)]
-    settings = select_device(args.device)
-    config = TrainConfig(max_epochs=args.epochs, patience=args.epochs + 1)
+    settings = select_device(device)
+    config = TrainConfig(max_epochs=epochs, patience=epochs + 1)
     platform_rates = [h.samples_per_second for h in
                       train(*data, pre.cardinalities, pre.n_numeric_inputs, settings, config).history]
-    bare_rates = bare_loop(data[0], pre.cardinalities, pre.n_numeric_inputs, settings, args.epochs)
-    result = {"benchmark": "training_throughput", "date": date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "device": settings.name,
-              "batch_size": settings.batch_size, "train_rows": len(data[0]), "epochs": args.epochs,
-              "platform_samples_per_s": round(statistics.median(platform_rates)),
-              "bare_samples_per_s": round(statistics.median(bare_rates)),
-              "platform_min_max": [round(min(platform_rates)), round(max(platform_rates))],
-              "bare_min_max": [round(min(bare_rates)), round(max(bare_rates))]}
-    result["platform_over_bare"] = round(result["platform_samples_per_s"] / result["bare_samples_per_s"], 3)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+    bare_rates = bare_loop(data[0], pre.cardinalities, pre.n_numeric_inputs, settings, epochs)
+    return {"device": settings.name, "batch_size": settings.batch_size, "train_rows": len(data[0]),
+            "platform": platform_rates, "bare": bare_rates}
 
 
-if __name__ == "__main__":
-    main()
+def bench(ctx: Context) -> dict:
+    from mlplatform.features.training import latest_manifest
+    from mlplatform.state import StatePaths
+
+    paths = StatePaths.resolve(ctx.history_home())
+    training_set = Path(latest_manifest(paths.training_sets)["path"])
+    result = measure(training_set, epochs=1 if ctx.smoke else 5, device="cpu")
+    label = f"{result['device']}, batch {result['batch_size']}, {result['train_rows']:,} rows"
+    ratio = statistics.median(result["platform"]) / statistics.median(result["bare"])
+    figures = [figure(f"platform loop ({label})", result["platform"], "samples/s", digits=0),
+               figure("bare PyTorch loop, same tensors", result["bare"], "samples/s", digits=0),
+               figure("platform / bare", [ratio], "x")]
+    if torch.cuda.is_available():
+        gpu = measure(training_set, epochs=1 if ctx.smoke else 5, device="cuda")
+        figures += [figure(f"platform loop ({gpu['device']}, batch {gpu['batch_size']})", gpu["platform"],
+                           "samples/s", digits=0),
+                    figure("bare PyTorch loop on the GPU", gpu["bare"], "samples/s", digits=0)]
+    return {"title": "Training throughput, the platform's loop against a bare loop", "figures": figures,
+            "runs": result}
+
+
+BENCHMARKS = {"training": bench}

@@ -213,3 +213,49 @@ def test_population_stability_index() -> None:
     carriers = pd.Series(["UA"] * 500 + ["DL"] * 500)
     assert psi(carriers, pd.Series(["UA"] * 50 + ["DL"] * 50), categorical=True) < 0.01
     assert psi(carriers, pd.Series(["UA"] * 95 + ["ZZ"] * 5), categorical=True) > 0.25
+
+
+def test_pipeline_loads_consecutive_days_in_one_run_and_a_bad_day_alone(tmp_path_factory) -> None:
+    from mlplatform.automation.landing import plan_landing_runs
+    from mlplatform.pipeline import load_landed_files
+
+    with module_home(tmp_path_factory, "ranged") as paths:
+        zone = LandingZone(paths.landing, paths.quarantine)
+        Replayer(zone).replay(through=date(2013, 1, 4))
+        state = PlatformState(home=str(paths.home))
+        [reference, days] = plan_landing_runs(zone, {}, ranges=True).run_requests
+        assert reference.job_name == "raw_reference" and days.partition_key is None
+        assert (days.tags["dagster/asset_partition_range_start"], days.tags["dagster/asset_partition_range_end"]) \
+            == ("2013-01-01", "2013-01-04")
+
+        zone.file("flights", "2013-01-03").write_text("year,month\n2013,1\n")  # breaks the contract
+        with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+            outcomes = []
+
+            def execute(request: dg.RunRequest) -> bool:
+                result = _execute(instance, request)
+                outcomes.append((request.partition_key or request.tags.get("dagster/asset_partition_range_start"),
+                                 result.success))
+                return result.success
+
+            seen = load_landed_files(instance, state, {}, execute)
+            # The range failed on the bad file, then each day ran alone: only the bad one failed.
+            assert outcomes == [(None, True), ("2013-01-01", False), ("2013-01-01", True), ("2013-01-02", True),
+                                ("2013-01-03", False), ("2013-01-04", True)]
+            assert zone.quarantined("flights", "2013-01-03") and not zone.file("flights", "2013-01-03").exists()
+            stored = instance.get_latest_storage_id_by_partition(dg.AssetKey("raw_flights"),
+                                                                 dg.DagsterEventType.ASSET_MATERIALIZATION)
+            assert sorted(stored) == ["2013-01-01", "2013-01-02", "2013-01-04"]
+
+            # Nothing is loaded twice: the same files, a fresh cursor (the lake holds their bytes).
+            load_landed_files(instance, state, {}, execute)
+            assert len(outcomes) == 6
+
+            # A range run records every day, and the lake keeps each day's source checksum.
+            Replayer(zone).replay(through=date(2013, 1, 6))
+            load_landed_files(instance, state, seen, execute)
+            assert outcomes[-1] == ("2013-01-05", True)
+            stored = instance.get_latest_storage_id_by_partition(dg.AssetKey("raw_weather"),
+                                                                 dg.DagsterEventType.ASSET_MATERIALIZATION)
+            assert {"2013-01-05", "2013-01-06"} <= set(stored)
+            assert state.lake.source_sha256("weather", "2013-01-06") is not None

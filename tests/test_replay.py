@@ -95,3 +95,46 @@ def test_cli_replay_reports_and_rejects_bad_dates(paths, capsys) -> None:
     assert "'January 5th' is not a date" in capsys.readouterr().err
     assert main(["replay", "--days", "-1"]) == 2
     assert (paths.landing / "flights" / "2013-01-02.csv").exists()
+
+
+def test_scaled_replay_multiplies_the_flights_within_their_contract(tmp_path) -> None:
+    import pandas as pd
+
+    from mlplatform.domain.contracts import CONTRACTS
+    from mlplatform.ingest.validate import validate_csv
+
+    zones = [LandingZone(tmp_path / name / "landing", tmp_path / name / "quarantine") for name in "ab"]
+    for z in zones:
+        Replayer(z, scale=3).replay(through=date(2013, 1, 2))
+    assert _digest(zones[0]) == _digest(zones[1])  # seeded by day and copy
+    zone = zones[0]
+
+    real = _source_rows("flights", date(2013, 1, 2))
+    data = zone.file("flights", "2013-01-02").read_bytes()
+    validated = validate_csv(CONTRACTS["flights"], data, day="2013-01-02")
+    assert validated.rows.num_rows == 3 * len(real) and not validated.reject_reasons
+    flights = validated.rows.to_pandas()
+    copies = flights[flights["flight"] >= 100_000]
+    assert len(copies) == 2 * len(real)
+    assert copies["tailnum"].dropna().str.contains(r"S[12]$").all()
+    # Same distributions: the copies' delay rate and departure hours stay close to the real day's.
+    real_frame = flights[flights["flight"] < 100_000]
+    assert abs((copies["dep_delay"] > 15).mean() - (real_frame["dep_delay"] > 15).mean()) < 0.05
+    assert abs(copies["hour"].mean() - real_frame["hour"].mean()) < 0.5
+    # Every new plane is in the planes file, with its original's registry entry.
+    planes = pd.read_csv(zone.file("planes"), dtype=str, keep_default_na=False)
+    assert not validate_csv(CONTRACTS["planes"], zone.file("planes").read_bytes()).reject_reasons
+    assert len(planes) == 3 * len(pd.read_csv(feed.data_dir() / "planes.csv"))
+    assert planes.set_index("tailnum").loc["N14228S2", "model"] == planes.set_index("tailnum").loc["N14228", "model"]
+    # Weather is not multiplied: one station per airport.
+    assert zone.file("weather", "2013-01-02").read_bytes() == feed.daily_file("weather", date(2013, 1, 2))
+
+
+def test_a_landing_zone_keeps_its_scale(zone: LandingZone, capsys) -> None:
+    Replayer(zone, scale=2).replay(days=1)
+    with pytest.raises(ReplayError, match="replayed at --scale 2"):
+        Replayer(zone).replay(days=1)
+    with pytest.raises(ReplayError, match="--scale must be a whole number"):
+        Replayer(zone, scale=0)
+    assert main(["replay", "--days", "1", "--scale", "-1"]) == 2
+    assert "--scale must be a whole number" in capsys.readouterr().err

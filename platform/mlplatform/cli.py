@@ -28,8 +28,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from mlplatform.ingest.replay import Replayer, ReplayError, parse_day
 
     paths = _paths(args).ensure()
-    replayer = Replayer(LandingZone(paths.landing, paths.quarantine))
     try:
+        replayer = Replayer(LandingZone(paths.landing, paths.quarantine), scale=args.scale)
         through = parse_day(args.through) if args.through else None
         result = replayer.replay(through=through, days=args.days, every=args.every,
                                  on_day=lambda d: print(f"landed {d}", flush=True) if args.every else None)
@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--days", type=int, metavar="N", help="land the next N days after what is landed")
     replay.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
                         help="wait this long between days, to watch the platform take them in")
+    replay.add_argument("--scale", type=int, default=1, metavar="K",
+                        help="land K times the flights: the real ones and K-1 synthetic copies "
+                             "(resampled, moved a few minutes, new flight numbers and planes), for benchmarks")
     replay.set_defaults(func=cmd_replay)
 
     rollback = sub.add_parser("rollback", help="put the previous champion model back")
@@ -103,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipeline = sub.add_parser("pipeline", help="materialize everything the landed data allows, headless "
                                                "(what the sensors do, in one process)")
-    pipeline.add_argument("--no-retrain", action="store_true", help="stop before the retrain decision")
+    pipeline.add_argument("--no-retrain", action="store_true", help="make and report the retrain decision, but do not train")
     pipeline.set_defaults(func=cmd_pipeline)
     serve = sub.add_parser("serve", help="the online prediction API")
     serve.add_argument("--host", default="127.0.0.1")

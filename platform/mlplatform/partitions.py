@@ -6,6 +6,8 @@ select day ranges, and a day that has not landed yet simply shows as missing. A 
 the same definition with no end date.
 """
 
+from datetime import date, timedelta
+
 import dagster as dg
 
 from mlplatform.domain import FIRST_DAY, LAST_DAY, TIMEZONE
@@ -15,3 +17,14 @@ daily_partitions = dg.DailyPartitionsDefinition(
     end_date=LAST_DAY.fromordinal(LAST_DAY.toordinal() + 1).isoformat(),
     timezone=TIMEZONE,
 )
+
+
+def next_day(day: str) -> str:
+    """The partition key after `day` (keys are `YYYY-MM-DD`)."""
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def days_between(first: str, last: str) -> list[str]:
+    """The partition keys from `first` through `last`."""
+    start = date.fromisoformat(first)
+    return [(start + timedelta(days=i)).isoformat() for i in range((date.fromisoformat(last) - start).days + 1)]

@@ -47,12 +47,32 @@ def _error(result) -> str:
     return f"{failed[0].step_key}: {step_error(failed[0])}" if failed else ""
 
 
+def load_landed_files(instance, state, seen: dict[str, int], execute: Callable[..., bool]) -> dict[str, int]:
+    """Run the landing planner once: consecutive landed days load in one run; a range that fails (a
+    bad file) is loaded again day by day, so the bad day fails alone, with its quarantine reason, and
+    the others are stored. Returns the planner's new cursor."""
+    import dagster as dg
+
+    from mlplatform.automation.jobs import RANGE_END, RANGE_START
+    from mlplatform.automation.landing import already_stored, plan_landing_runs
+    from mlplatform.partitions import days_between
+
+    landing = plan_landing_runs(state.landing, seen, already_stored(instance, state), ranges=True)
+    for request in landing.run_requests:
+        if not execute(request) and request.partition_key is None and RANGE_START in request.tags:
+            tags = {k: v for k, v in request.tags.items() if k not in (RANGE_START, RANGE_END)}
+            for day in days_between(request.tags[RANGE_START], request.tags[RANGE_END]):
+                execute(dg.RunRequest(job_name=request.job_name, partition_key=day,
+                                      asset_selection=request.asset_selection, tags=tags))
+    return landing.seen
+
+
 def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain: bool = True) -> PipelineResult:
+    """Run what the landed data allows; the retrain decision is always made, and acted on if `retrain`."""
     import dagster as dg
 
     from mlplatform.automation.downstream import plan_downstream_run
     from mlplatform.automation.jobs import SCORING, keys, retrain_job, run_target
-    from mlplatform.automation.landing import already_stored, plan_landing_runs
     from mlplatform.automation.retrain import decide, gather_facts, record_decision
     from mlplatform.definitions import defs
     from mlplatform.prepare import prepare
@@ -82,10 +102,7 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
                 + (f": {run.error}" if run.error else ""))
             return result.success
 
-        landing = plan_landing_runs(state.landing, cursors.get("landing", {}), already_stored(instance, state.landing))
-        for request in landing.run_requests:
-            execute(request)
-        cursors["landing"] = landing.seen
+        cursors["landing"] = load_landed_files(instance, state, cursors.get("landing", {}), execute)
 
         attempted = cursors.get("downstream", {})
         while True:
@@ -97,20 +114,19 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
         cursors["downstream"] = attempted
         cursor_file.write_text(json.dumps(cursors))
 
-        if retrain:
-            now = datetime.now(timezone.utc)
-            decision = decide(policy, gather_facts(instance, state, now, defs.resources["model_spec"]))
-            outcome.retrain_decision = ("retrain: " if decision.retrain else "no retrain: ") + decision.reason
-            say(outcome.retrain_decision)
-            if decision.retrain:
-                record_decision(state, decision, now)
-                trained = execute(dg.RunRequest(job_name=retrain_job.name, tags={
-                    "mlplatform/trigger": f"retrain:{decision.trigger}",
-                    "mlplatform/retrain_reason": decision.reason[:1000]}))
-                newest = decision.figures.get("newest_day")
-                if trained and newest:  # the deployed stage's newest day, scored by the new champion
-                    execute(dg.RunRequest(job_name="daily_refresh", partition_key=newest, asset_selection=keys(SCORING),
-                                          tags={"mlplatform/trigger": "new champion"}))
+        now = datetime.now(timezone.utc)
+        decision = decide(policy, gather_facts(instance, state, now, defs.resources["model_spec"]))
+        outcome.retrain_decision = ("retrain: " if decision.retrain else "no retrain: ") + decision.reason
+        say(outcome.retrain_decision + ("" if retrain or not decision.retrain else " (not acted on: --no-retrain)"))
+        if retrain and decision.retrain:
+            record_decision(state, decision, now)
+            trained = execute(dg.RunRequest(job_name=retrain_job.name, tags={
+                "mlplatform/trigger": f"retrain:{decision.trigger}",
+                "mlplatform/retrain_reason": decision.reason[:1000]}))
+            newest = decision.figures.get("newest_day")
+            if trained and newest:  # the deployed stage's newest day, scored by the new champion
+                execute(dg.RunRequest(job_name="daily_refresh", partition_key=newest, asset_selection=keys(SCORING),
+                                      tags={"mlplatform/trigger": "new champion"}))
 
     from mlplatform.model.deployment import served_champion
 

@@ -62,6 +62,8 @@ class ModelSpec(dg.ConfigurableResource):
         description="The challenger passes the gate when its holdout ROC AUC is at least the champion's "
                     "minus this (retraining on new days should not be blocked by noise).")
     min_first_auc: float = Field(default=0.55, description="With no champion yet, the ROC AUC to reach.")
+    baseline_rows: int = Field(default=100_000, ge=100, description="The evaluation's baselines (logistic "
+                               "regression, HistGradientBoosting) are fitted on at most this many training rows.")
 
 
 class TrainingDevice(dg.ConfigurableResource):

@@ -237,7 +237,7 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric_inputs(frame))
     cats, nums = pre.transform(split.train)
     scores.update(baselines(pre, (cats, nums, split.train[LABEL].astype(bool).to_numpy()),
-                            pre.transform(split.holdout), seed=model_spec.seed))
+                            pre.transform(split.holdout), seed=model_spec.seed, max_rows=model_spec.baseline_rows))
 
     figures = {name: metrics(label, p) for name, p in scores.items()}
     bins = {name: calibration(label, scores[name]) for name in ("challenger", "champion") if name in scores}

@@ -13,7 +13,7 @@ import dagster as dg
 
 from mlplatform.domain.contracts import CONTRACTS
 from mlplatform.ingest.contract import TableContract
-from mlplatform.ingest.load import LandingFileError, conformance_problems, load_landing_file
+from mlplatform.ingest.load import LandingFileError, LoadResult, conformance_problems, load_landing_file
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import PlatformState, RawIngestPolicy
 
@@ -52,58 +52,85 @@ def build_raw_asset(contract: TableContract) -> dg.AssetsDefinition:
     partitions = daily_partitions if contract.is_daily else None
     checks = _check_specs(key, partitions)
 
-    @dg.asset(
-        key=key,
-        group_name=GROUP,
-        description=f"{contract.description} Validated against the `{contract.table}` contract "
-                    f"(key: {', '.join(contract.key)}).",
-        partitions_def=partitions,
-        check_specs=checks,
-        kinds={"python", "parquet"},
-        code_version=contract.fingerprint(),
-        metadata={"dagster/column_schema": column_schema(contract),
-                  "contract_key": ", ".join(contract.key)},
-    )
     def raw_table(context: dg.AssetExecutionContext, state: PlatformState,
                   raw_ingest: RawIngestPolicy) -> dg.MaterializeResult:
-        day = context.partition_key if partitions else None
-        try:
-            loaded = load_landing_file(contract, state.landing, state.lake, day=day,
-                                       max_reject_share=raw_ingest.max_reject_share, run_id=context.run.run_id)
-        except LandingFileError as err:
-            raise dg.Failure(description=str(err), allow_retries=False) from None
+        # One day, or each day of a range (a catch-up or `mlplatform pipeline`: one run, not one a day).
+        days = list(context.partition_keys) if partitions else [None]
+        loads, problems = [], []
+        for day in days:
+            try:
+                loaded = load_landing_file(contract, state.landing, state.lake, day=day,
+                                           max_reject_share=raw_ingest.max_reject_share, run_id=context.run.run_id)
+            except LandingFileError as err:
+                # Days before this one are in the lake but not recorded: the run fails as a whole, and
+                # loading them again (by day) writes the same bytes.
+                raise dg.Failure(description=str(err), allow_retries=False) from None
+            stored = state.lake.read(contract.table, day)
+            found = conformance_problems(contract, stored, day=day, expected_rows=loaded.validated.rows.num_rows)
+            problems += [f"{day}: {p}" if len(days) > 1 else p for p in found]
+            loads.append(loaded)
+            if len(days) == 1:  # a range logs once: a log line per day is an event-log write per day
+                context.log.info(f"{loaded.source}: {loaded.validated.rows.num_rows} rows to {loaded.lake_path}, "
+                                 f"{len(loaded.validated.rejects)} rejected")
+        if len(days) > 1:
+            context.log.info(f"{len(days)} days, {days[0]} to {days[-1]}: "
+                             f"{sum(x.validated.rows.num_rows for x in loads)} rows to {state.lake.table_dir(contract.table)}, "
+                             f"{sum(len(x.validated.rejects) for x in loads)} rejected")
+        return _materialization(contract, loads, problems, raw_ingest.max_reject_share)
 
-        validated = loaded.validated
-        stored = state.lake.read(contract.table, day)
-        problems = conformance_problems(contract, stored, day=day, expected_rows=validated.rows.num_rows)
-        n_rejected = len(validated.rejects)
-        context.log.info(f"{loaded.source}: {validated.rows.num_rows} rows to {loaded.lake_path}, "
-                         f"{n_rejected} rejected")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": validated.rows.num_rows,
-                "rows_read": validated.rows_read,
-                "rejected_rows": n_rejected,
-                "reject_share": round(validated.reject_share, 6),
-                "reject_reasons": validated.reject_reasons,
-                "source_file": dg.MetadataValue.path(str(loaded.source)),
-                "source_sha256": loaded.source_sha256,
-                "lake_path": dg.MetadataValue.path(str(loaded.lake_path)),
-                "rejects_path": (dg.MetadataValue.path(str(loaded.rejects_path)) if loaded.rejects_path
-                                 else dg.MetadataValue.text("none")),
-                "dagster/column_schema": column_schema(contract),
-            },
-            check_results=[
-                dg.AssetCheckResult(check_name=CONFORMS, passed=not problems,
-                                    metadata={"problems": "; ".join(problems) or "none"}),
-                dg.AssetCheckResult(
-                    check_name=REJECTS, passed=n_rejected == 0, severity=dg.AssetCheckSeverity.WARN,
-                    metadata={"rejected_rows": n_rejected, "reject_share": round(validated.reject_share, 6),
-                              "limit": raw_ingest.max_reject_share, "reasons": validated.reject_reasons}),
-            ],
-        )
-
-    return raw_table
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)  # `backfill_policy` is a beta parameter
+        return dg.asset(
+            key=key,
+            group_name=GROUP,
+            description=f"{contract.description} Validated against the `{contract.table}` contract "
+                        f"(key: {', '.join(contract.key)}).",
+            partitions_def=partitions,
+            # A range of days is one run (each day still its own file in the lake).
+            backfill_policy=dg.BackfillPolicy.single_run() if partitions else None,
+            check_specs=checks,
+            kinds={"python", "parquet"},
+            code_version=contract.fingerprint(),
+            metadata={"dagster/column_schema": column_schema(contract),
+                      "contract_key": ", ".join(contract.key)},
+        )(raw_table)
 
 
 raw_assets = [build_raw_asset(contract) for contract in CONTRACTS.values()]
+
+
+def _materialization(contract: TableContract, loads: list[LoadResult], problems: list[str],
+                     max_reject_share: float) -> dg.MaterializeResult:
+    """The run's figures, summed over its days; a single day also names its files."""
+    rows = sum(load.validated.rows.num_rows for load in loads)
+    read = sum(load.validated.rows_read for load in loads)
+    rejected = sum(len(load.validated.rejects) for load in loads)
+    reasons: dict[str, int] = {}
+    for load in loads:
+        for reason, count in load.validated.reject_reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + count
+    share = round(rejected / read, 6) if read else 0.0
+    metadata = {"dagster/row_count": rows, "rows_read": read, "rejected_rows": rejected, "reject_share": share,
+                "reject_reasons": reasons, "dagster/column_schema": column_schema(contract)}
+    if len(loads) == 1:
+        (load,) = loads
+        metadata |= {
+            "source_file": dg.MetadataValue.path(str(load.source)),
+            "source_sha256": load.source_sha256,
+            "lake_path": dg.MetadataValue.path(str(load.lake_path)),
+            "rejects_path": (dg.MetadataValue.path(str(load.rejects_path)) if load.rejects_path
+                             else dg.MetadataValue.text("none")),
+        }
+    else:  # each day's source checksum is beside its Parquet file (`Lake.source_of`)
+        metadata |= {"days": len(loads), "lake_path": dg.MetadataValue.path(str(loads[0].lake_path.parents[1]))}
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(check_name=CONFORMS, passed=not problems,
+                                metadata={"problems": "; ".join(problems) or "none"}),
+            dg.AssetCheckResult(
+                check_name=REJECTS, passed=rejected == 0, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"rejected_rows": rejected, "reject_share": share, "limit": max_reject_share,
+                          "reasons": reasons}),
+        ],
+    )

@@ -9,7 +9,6 @@ days are built in order: the trailing statistics of a day read the days before i
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 
 import dagster as dg
 
@@ -18,6 +17,7 @@ from mlplatform.automation.jobs import (
     daily_refresh_job, keys, reference_refresh_job,
 )
 from mlplatform.automation.settings import sensor_status
+from mlplatform.partitions import next_day
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
@@ -51,7 +51,7 @@ def due_days(instance: dg.DagsterInstance, attempted: dict[str, int]) -> dict[st
 def first_range(days: list[str]) -> tuple[str, str]:
     """The first run of consecutive days (sorted `YYYY-MM-DD` keys)."""
     end = 0
-    while end + 1 < len(days) and date.fromisoformat(days[end + 1]) - date.fromisoformat(days[end]) == timedelta(days=1):
+    while end + 1 < len(days) and days[end + 1] == next_day(days[end]):
         end += 1
     return days[0], days[end]
 

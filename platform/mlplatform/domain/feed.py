@@ -14,7 +14,7 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
+from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES, synthetic
 
 _SOURCE_FILES = {
     "airports": "airports.csv",
@@ -40,10 +40,12 @@ def _read_source(table: str) -> bytes:
     return path.read_bytes()
 
 
-def reference_file(table: str) -> bytes:
+def reference_file(table: str, scale: int = 1) -> bytes:
+    """The reference table's file; at `scale` > 1 with the synthetic copies' planes."""
     if table not in REFERENCE_TABLES:
         raise ValueError(f"{table!r} is not a reference table (those are {', '.join(REFERENCE_TABLES)})")
-    return _read_source(table)
+    data = _read_source(table)
+    return synthetic.synthetic_planes(data, scale) if table == "planes" else data
 
 
 @cache
@@ -62,7 +64,9 @@ def _daily_files(table: str) -> tuple[bytes, dict[date, bytes]]:
     return header, {d: b"".join(ls) for d, ls in by_day.items()}
 
 
-def daily_file(table: str, day: date) -> bytes:
-    """The day's file: the header, then the day's rows (just the header on a day with none)."""
+def daily_file(table: str, day: date, scale: int = 1) -> bytes:
+    """The day's file: the header, then the day's rows (just the header on a day with none); at
+    `scale` > 1 the flights are multiplied synthetically (`synthetic`)."""
     header, by_day = _daily_files(table)
-    return header + by_day.get(day, b"")
+    data = header + by_day.get(day, b"")
+    return synthetic.synthetic_flights(data, day, scale) if table == "flights" else data

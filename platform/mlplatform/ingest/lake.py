@@ -12,6 +12,7 @@ exactly and a failed write leaves the previous version untouched.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from mlplatform.ingest.files import write_atomically
 
 DATA_FILE = "data.parquet"
+SOURCE_FILE = "source.json"  # beside each data file: the checksum of the landing file it came from
 PARTITION_KEY = "date"
 
 
@@ -54,6 +56,18 @@ class Lake:
             return None
         table_ = pa.Table.from_pandas(rejects, preserve_index=False)
         return write_atomically(path, lambda tmp: pq.write_table(table_, tmp))
+
+    def write_source(self, table: str, day: str | None, source_sha256: str) -> None:
+        path = self.path(table, day).with_name(SOURCE_FILE)
+        write_atomically(path, lambda tmp: tmp.write_text(json.dumps({"sha256": source_sha256})))
+
+    def source_sha256(self, table: str, day: str | None = None) -> str | None:
+        """The checksum of the landing file the stored partition was loaded from (None: not stored)."""
+        path = self.path(table, day).with_name(SOURCE_FILE)
+        try:
+            return json.loads(path.read_text())["sha256"]
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
 
     def read(self, table: str, day: str | None = None) -> pa.Table:
         return pq.read_table(self.path(table, day))

@@ -71,6 +71,7 @@ def load_landing_file(contract: TableContract, zone: LandingZone, lake: Lake, *,
 
     lake_path = lake.write(contract.table, validated.rows, day)
     rejects_path = lake.write_rejects(contract.table, validated.rejects, day)
+    lake.write_source(contract.table, day, checksum)
     return LoadResult(source, checksum, lake_path, rejects_path, validated)
 
 

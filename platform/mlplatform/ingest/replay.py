@@ -51,15 +51,26 @@ def parse_day(text: str) -> date:
 
 
 class Replayer:
-    def __init__(self, zone: LandingZone):
+    """Lands the feed; at `scale` K > 1, K times the flights (`domain.synthetic`), for benchmarks.
+    A landing zone keeps the scale it was first replayed at."""
+
+    def __init__(self, zone: LandingZone, scale: int = 1):
+        if not isinstance(scale, int) or scale < 1:
+            raise ReplayError(f"--scale must be a whole number, 1 or more (got {scale})")
         self.zone = zone
+        self.scale = scale
         self.cursor_path = zone.root / CURSOR_FILE
 
+    def _cursor(self) -> dict:
+        return json.loads(self.cursor_path.read_text()) if self.cursor_path.exists() else {}
+
     def landed_through(self) -> date | None:
-        if not self.cursor_path.exists():
-            return None
-        value = json.loads(self.cursor_path.read_text()).get("landed_through")
+        value = self._cursor().get("landed_through")
         return date.fromisoformat(value) if value else None
+
+    def _write_cursor(self, landed_through: date | None) -> None:
+        write_bytes_atomically(self.cursor_path, json.dumps({
+            "landed_through": landed_through.isoformat() if landed_through else None, "scale": self.scale}).encode())
 
     def next_days(self, *, through: date | None = None, days: int | None = None) -> list[date]:
         """The days a replay would land: after the cursor, through `through` or for `days` days."""
@@ -79,6 +90,10 @@ class Replayer:
     def replay(self, *, through: date | None = None, days: int | None = None, every: float = 0.0,
                on_day: Callable[[date], None] | None = None) -> ReplayResult:
         """Land the reference tables (once) and the next days; `every` seconds apart if given."""
+        landed_scale = self._cursor().get("scale", 1)
+        if self.cursor_path.exists() and landed_scale != self.scale:
+            raise ReplayError(f"this landing zone was replayed at --scale {landed_scale}; "
+                              f"go on at that scale, or start from an empty MLPLATFORM_HOME")
         pending = self.next_days(through=through, days=days)
         result = ReplayResult(landed_through=self.landed_through())
         result.reference_tables = self._land_reference()
@@ -86,8 +101,8 @@ class Replayer:
             if every and i:
                 time.sleep(every)
             for table in DAILY_TABLES:
-                self._land(self.zone.file(table, day.isoformat()), feed.daily_file(table, day))
-            write_bytes_atomically(self.cursor_path, json.dumps({"landed_through": day.isoformat()}).encode())
+                self._land(self.zone.file(table, day.isoformat()), feed.daily_file(table, day, self.scale))
+            self._write_cursor(day)
             result.days.append(day)
             result.landed_through = day
             if on_day:
@@ -101,9 +116,9 @@ class Replayer:
             return []
         landed = []
         for table in REFERENCE_TABLES:
-            if self._land(self.zone.file(table), feed.reference_file(table)):
+            if self._land(self.zone.file(table), feed.reference_file(table, self.scale)):
                 landed.append(table)
-        write_bytes_atomically(self.cursor_path, json.dumps({"landed_through": None}).encode())
+        self._write_cursor(None)
         return landed
 
     @staticmethod

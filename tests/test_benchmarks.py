@@ -1,0 +1,61 @@
+"""The benchmarks keep working: each runs at a tiny size through `make bench`'s runner.
+
+Nothing here checks a figure against its target (benchmarks are not tests); it checks that every
+benchmark ran the platform for real and reported figures, and that the docs table was written.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run import BEGIN, END, ORDER  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("bench")
+    docs = tmp / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nHow they are run.\n\n## A section of prose\n\nKept as it is.\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "TMPDIR": str(tmp)}
+    answer = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke",
+                             "--results", str(tmp / "results"), "--docs", str(docs)],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert answer.returncode == 0, answer.stdout[-3000:] + answer.stderr[-3000:]
+    return tmp / "results", docs
+
+
+def test_every_benchmark_reports_its_figures(smoke_run):
+    results, _ = smoke_run
+    for name in ORDER:
+        result = json.loads((results / f"{name}.json").read_text())
+        assert result["smoke"] is True and result["machine"] and result["figures"], name
+        for f in result["figures"]:
+            assert f["median"] > 0 and f["min"] <= f["median"] <= f["max"], (name, f)
+
+
+def test_cold_run_trains_and_compares_with_the_bare_script(smoke_run):
+    results, _ = smoke_run
+    cold = json.loads((results / "cold_end_to_end.json").read_text())
+    [run] = cold["runs"]
+    assert any(line.startswith("retrain ") for line in run["runs"]), run["runs"]
+    assert run["ratio"] == pytest.approx(run["pipeline_s"] / run["bare_s"], abs=0.01)
+    scale = json.loads((results / "scale.json").read_text())
+    assert [r["scale"] for r in scale["runs"]] == [1] and scale["runs"][0]["pipeline_s"] == run["pipeline_s"]
+
+
+def test_the_docs_table_is_written_between_its_markers(smoke_run):
+    _, docs = smoke_run
+    text = docs.read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    table = text[text.index(BEGIN):text.index(END)]
+    for title in ("Cold end to end", "One new day", "Scale", "Serving", "Training throughput", "Start-up"):
+        assert title in table
+    assert "## A section of prose\n\nKept as it is." in text
