@@ -21,6 +21,20 @@ def pytest_configure(config: pytest.Config) -> None:
     prepare_manifest()
 
 
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    # The benchmarks' smoke run is a subprocess of about two minutes: it starts as soon as the tests
+    # are collected and runs beside the others (most are one busy core), and its tests go last.
+    smoke = [item for item in items if item.module.__name__ == "test_benchmarks"]
+    if smoke:
+        from test_benchmarks import start_smoke_run
+
+        items[:] = [item for item in items if item not in smoke] + smoke
+        config.stash[SMOKE_RUN] = start_smoke_run()
+
+
+SMOKE_RUN = pytest.StashKey[object]()
+
+
 @pytest.fixture
 def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StatePaths:
     home = tmp_path / "mlplatform-home"

@@ -6,8 +6,11 @@ benchmark ran the platform for real and reported figures, and that the docs tabl
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,18 +21,48 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from run import BEGIN, END, ORDER  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> tuple[Path, Path]:
-    tmp = tmp_path_factory.mktemp("bench")
-    docs = tmp / "benchmarks.md"
+@dataclass
+class SmokeRun:
+    process: subprocess.Popen
+    folder: Path
+    log: Path
+
+    @property
+    def results(self) -> Path:
+        return self.folder / "results"
+
+    @property
+    def docs(self) -> Path:
+        return self.folder / "benchmarks.md"
+
+
+def start_smoke_run() -> SmokeRun:
+    """Start `run.py --smoke` in its own folder (results, docs copy, work directories)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-smoke-"))
+    docs = folder / "benchmarks.md"
     docs.write_text("# Benchmarks\n\nHow they are run.\n\n## A section of prose\n\nKept as it is.\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "TMPDIR": str(tmp)}
-    answer = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke",
-                             "--results", str(tmp / "results"), "--docs", str(docs)],
-                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert answer.returncode == 0, answer.stdout[-3000:] + answer.stderr[-3000:]
-    return tmp / "results", docs
+           "TMPDIR": str(folder)}
+    log = folder / "run.log"
+    process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke",
+                                "--results", str(folder / "results"), "--docs", str(docs)],
+                               env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return SmokeRun(process, folder, log)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(request) -> tuple[Path, Path]:
+    from conftest import SMOKE_RUN
+
+    run = request.config.stash.get(SMOKE_RUN, None) or start_smoke_run()
+    try:
+        code = run.process.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+        run.process.kill()
+        raise
+    assert code == 0, run.log.read_text()[-5000:]
+    yield run.results, run.docs
+    shutil.rmtree(run.folder, ignore_errors=True)
 
 
 def test_every_benchmark_reports_its_figures(smoke_run):

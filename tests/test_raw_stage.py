@@ -54,7 +54,7 @@ def test_rematerializing_replaces_the_partition_exactly(instance, paths, landed,
     assert lake.read("flights", DAY).equals(first)
     assert lake.days("flights") == [DAY]
     files = [p for p in lake.table_dir("flights").rglob("*") if p.is_file()]
-    assert [p.name for p in files] == ["data.parquet"]  # no temporary files left behind
+    assert sorted(p.name for p in files) == ["data.parquet", "source.json"]  # no temporary files left behind
 
 
 def test_reference_tables_and_weather_load(instance, paths, landed, lake) -> None:
