@@ -29,6 +29,7 @@ TARGET_S, TARGET_RATIO = 15.0, 1.2
 
 def measure_in_process(home: Path, day: str, redeliver: bool) -> dict:
     """(In the child process.) Land `day` (or deliver its files again), run what the sensors would."""
+    from mlplatform.domain import DAILY_TABLES
     from mlplatform.ingest.files import write_bytes_atomically
     from mlplatform.ingest.landing import LandingZone
     from mlplatform.ingest.replay import Replayer
@@ -38,7 +39,7 @@ def measure_in_process(home: Path, day: str, redeliver: bool) -> dict:
     paths = StatePaths.resolve(home)
     zone = LandingZone(paths.landing, paths.quarantine)
     if redeliver:
-        for table in ("flights", "weather"):
+        for table in DAILY_TABLES:
             write_bytes_atomically(zone.file(table, day), zone.file(table, day).read_bytes())
     else:
         Replayer(zone, scale=1).replay(through=date.fromisoformat(day))

@@ -21,6 +21,9 @@ def pytest_configure(config: pytest.Config) -> None:
     prepare_manifest()
 
 
+SMOKE_RUN = pytest.StashKey[object]()
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     # The benchmarks' smoke run is a subprocess of about two minutes: it starts as soon as the tests
     # are collected and runs beside the others (most are one busy core), and its tests go last.
@@ -31,8 +34,6 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:] = [item for item in items if item not in smoke] + smoke
         config.stash[SMOKE_RUN] = start_smoke_run()
 
-
-SMOKE_RUN = pytest.StashKey[object]()
 
 
 @pytest.fixture

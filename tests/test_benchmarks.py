@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def start_smoke_run() -> SmokeRun:
 
 
 @pytest.fixture(scope="module")
-def smoke_run(request) -> tuple[Path, Path]:
+def smoke_run(request) -> Iterator[tuple[Path, Path]]:
     from conftest import SMOKE_RUN
 
     run = request.config.stash.get(SMOKE_RUN, None) or start_smoke_run()

@@ -14,8 +14,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from mlplatform.state import StatePaths
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from mlplatform.resources import PlatformState
 
 CURSORS = "pipeline_cursors.json"
 
@@ -47,7 +53,8 @@ def _error(result) -> str:
     return f"{failed[0].step_key}: {step_error(failed[0])}" if failed else ""
 
 
-def load_landed_files(instance, state, seen: dict[str, int], execute: Callable[..., bool]) -> dict[str, int]:
+def load_landed_files(instance: "dg.DagsterInstance", state: "PlatformState", seen: dict[str, int],
+                      execute: Callable[..., bool]) -> dict[str, int]:
     """Run the landing planner once: consecutive landed days load in one run; a range that fails (a
     bad file) is loaded again day by day, so the bad day fails alone, with its quarantine reason, and
     the others are stored. Returns the planner's new cursor."""

@@ -121,7 +121,7 @@ def _materialization(contract: TableContract, loads: list[LoadResult], problems:
             "rejects_path": (dg.MetadataValue.path(str(load.rejects_path)) if load.rejects_path
                              else dg.MetadataValue.text("none")),
         }
-    else:  # each day's source checksum is beside its Parquet file (`Lake.source_of`)
+    else:  # each day's source checksum is beside its Parquet file (`Lake.source_sha256`)
         metadata |= {"days": len(loads), "lake_path": dg.MetadataValue.path(str(loads[0].lake_path.parents[1]))}
     return dg.MaterializeResult(
         metadata=metadata,

@@ -14,7 +14,7 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES, synthetic
+from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
 
 _SOURCE_FILES = {
     "airports": "airports.csv",
@@ -45,7 +45,11 @@ def reference_file(table: str, scale: int = 1) -> bytes:
     if table not in REFERENCE_TABLES:
         raise ValueError(f"{table!r} is not a reference table (those are {', '.join(REFERENCE_TABLES)})")
     data = _read_source(table)
-    return synthetic.synthetic_planes(data, scale) if table == "planes" else data
+    if scale == 1 or table != "planes":
+        return data
+    from mlplatform.domain.synthetic import synthetic_planes  # pandas: only for a scaled replay
+
+    return synthetic_planes(data, scale)
 
 
 @cache
@@ -69,4 +73,8 @@ def daily_file(table: str, day: date, scale: int = 1) -> bytes:
     `scale` > 1 the flights are multiplied synthetically (`synthetic`)."""
     header, by_day = _daily_files(table)
     data = header + by_day.get(day, b"")
-    return synthetic.synthetic_flights(data, day, scale) if table == "flights" else data
+    if scale == 1 or table != "flights":
+        return data
+    from mlplatform.domain.synthetic import synthetic_flights
+
+    return synthetic_flights(data, day, scale)
