@@ -95,7 +95,8 @@ def materialize_asset(instance: dg.DagsterInstance, paths: StatePaths, key: str,
     checks = [c for c in (defs.asset_checks or []) if dg.AssetKey(key) in {k.asset_key for k in c.check_keys}]
     run_config = {"ops": {key: {"config": config}}} if config else {}
     return dg.materialize([asset, *checks], instance=instance, partition_key=partition, run_config=run_config,
-                          raise_on_error=raise_on_error, resources={"state": PlatformState(home=str(paths.home))})
+                          raise_on_error=raise_on_error,
+                          resources={**(defs.resources or {}), "state": PlatformState(home=str(paths.home))})
 
 
 @contextmanager

@@ -215,6 +215,31 @@ def test_population_stability_index() -> None:
     assert psi(carriers, pd.Series(["UA"] * 95 + ["ZZ"] * 5), categorical=True) > 0.25
 
 
+def test_drift_profile_is_kept_beside_the_training_set_and_refitted_when_unusable(tmp_path) -> None:
+    import numpy as np
+
+    from mlplatform.ml.drift import fit_profile, load_profile, psi, psi_by_feature, save_profile
+
+    rng = np.random.default_rng(1)
+    reference = pd.DataFrame({"delay": rng.normal(0, 1, 10_000), "carrier": rng.choice(["UA", "DL", None], 10_000)})
+    current = pd.DataFrame({"delay": rng.normal(0.5, 1, 500), "carrier": rng.choice(["UA", "ZZ"], 500)})
+    path = tmp_path / "drift_profile.json"
+    save_profile(path, fit_profile(reference, ["delay"], ["carrier"]))
+    kept = load_profile(path, ["delay", "carrier"])
+    assert kept is not None
+    # The kept profile gives what binning the training set afresh gives.
+    assert psi_by_feature(kept, current) == {
+        "carrier": psi(reference["carrier"], current["carrier"], categorical=True),
+        "delay": psi(reference["delay"], current["delay"], categorical=False)}
+    assert list(psi_by_feature(kept, current)) == sorted(psi_by_feature(kept, current),
+                                                          key=lambda c: -psi_by_feature(kept, current)[c])
+    # Other features asked for, or a damaged file: no profile, so the caller fits it again.
+    assert load_profile(path, ["delay"]) is None
+    path.write_text('{"format": 1, "features": {"delay": {"edges": [')
+    assert load_profile(path, ["delay", "carrier"]) is None
+    assert load_profile(tmp_path / "missing.json", ["delay"]) is None
+
+
 def test_pipeline_loads_consecutive_days_in_one_run_and_a_bad_day_alone(tmp_path_factory) -> None:
     from mlplatform.automation.landing import plan_landing_runs
     from mlplatform.pipeline import load_landed_files

@@ -112,6 +112,15 @@ def test_training_set_manifest(built) -> None:
 
     assert hashlib.sha256(Path(manifest["path"]).read_bytes()).hexdigest() == manifest["content_hash"]
     assert meta["dagster/row_count"] == manifest["row_count"]
+    assert manifest["labeled_flights_in_window"] == manifest["row_count"] and manifest["sampled_to"] is None
+    # The drift reference is fitted with the set and kept beside it, without the calendar features.
+    from mlplatform.ml.drift import PROFILE_FILE, training_set_profile
+
+    kept = json.loads(Path(manifest["path"]).with_name(PROFILE_FILE).read_text())["features"]
+    assert "carrier_code" in kept and "origin_weather__temperature_f" in kept
+    assert not any(name.startswith("flight_calendar__") for name in kept)
+    assert sum(kept["carrier_code"]["counts"].values()) == manifest["row_count"]
+    assert set(training_set_profile(Path(manifest["path"]))) == set(kept)
 
     from mlplatform.status import collect_status, format_status
 
@@ -232,3 +241,21 @@ def test_definitions_follow_the_state_directory_they_are_applied_to(tmp_path, mo
         apply_definitions(paths)
         source = open_store(paths).get_feature_view("origin_weather").batch_source.path
         assert source.startswith(str(paths.exports)), source
+
+
+def test_training_flights_beyond_the_cap_are_a_seeded_sample_of_the_whole_window(built) -> None:
+    from mlplatform.features.training import labeled_flights
+    from mlplatform.ingest.lake import Lake
+
+    lake = Lake(built["paths"].exports)
+    everything, days = labeled_flights(lake, None, None)
+    sample, sampled_days = labeled_flights(lake, None, None, max_rows=500, seed=13)
+    assert len(sample) == 500 and sampled_days == days
+    assert sample.attrs["labeled_flights"] == everything.attrs["labeled_flights"] == len(everything)
+    assert sample["flight_id"].is_unique and set(sample["flight_id"]) <= set(everything["flight_id"])
+    # Drawn from every day, kept in time order, and the same each time for the same seed.
+    assert sample["scheduled_departure_utc"].dt.date.nunique() >= len(days) - 1
+    assert sample["scheduled_departure_utc"].is_monotonic_increasing
+    again, _ = labeled_flights(lake, None, None, max_rows=500, seed=13)
+    assert again["flight_id"].tolist() == sample["flight_id"].tolist()
+    assert labeled_flights(lake, None, None, max_rows=10**9)[0]["flight_id"].tolist() == everything["flight_id"].tolist()

@@ -188,3 +188,19 @@ def test_status_reports_what_the_warehouse_built(home: StatePaths) -> None:
     assert status["warehouse"]["fct_flights"]["last"] == "2013-01-12"
     assert status["warehouse"]["feat_plane"]["rows"] == 3322
     assert "feat_route_delay_stats" in format_status(status)
+
+
+def test_dbt_resource_skips_the_version_subprocess_and_the_adapter() -> None:
+    """The platform's dbt resource answers dbt's version from the installed package and opens no
+    adapter; it overrides two private methods of dagster-dbt, which must still be there."""
+    from importlib.metadata import version
+
+    from dagster_dbt import DbtCliResource
+
+    from mlplatform.warehouse.project import PlatformDbtCli, dbt_cli_resource
+
+    assert hasattr(DbtCliResource, "_cli_version") and hasattr(DbtCliResource, "_initialize_dbt_core_adapter")
+    dbt = dbt_cli_resource()
+    assert isinstance(dbt, PlatformDbtCli)
+    assert str(dbt._cli_version) == version("dbt-core")
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None

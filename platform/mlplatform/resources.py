@@ -64,6 +64,11 @@ class ModelSpec(dg.ConfigurableResource):
     min_first_auc: float = Field(default=0.55, description="With no champion yet, the ROC AUC to reach.")
     baseline_rows: int = Field(default=100_000, ge=100, description="The evaluation's baselines (logistic "
                                "regression, HistGradientBoosting) are fitted on at most this many training rows.")
+    max_training_rows: int = Field(
+        default=1_000_000, ge=100,
+        description="A training set holds at most this many labeled flights of its window, a seeded uniform "
+                    "sample beyond that, so its time and memory stay bounded as data grows (the year of "
+                    "real flights is 330,000; `replay --scale 10` is 3.3 million).")
 
 
 class TrainingDevice(dg.ConfigurableResource):

@@ -16,8 +16,9 @@ from mlplatform.domain import TIMEZONE
 from mlplatform.features.repo import applied_hash, apply_definitions, definitions_hash, open_store
 from mlplatform.features.service import SERVICE_NAME, SERVICE_VERSION
 from mlplatform.features.training import TrainingWindowError, labeled_flights, retrieve, write_training_set
+from mlplatform.ml.drift import training_set_profile
 from mlplatform.partitions import daily_partitions
-from mlplatform.resources import PlatformState
+from mlplatform.resources import ModelSpec, PlatformState
 from mlplatform.warehouse.project import dbt_code_version
 
 GROUP = "features"
@@ -107,7 +108,8 @@ def online_matches_offline(context: dg.AssetCheckExecutionContext, state: Platfo
 
     store = open_store(state.paths)
     days = state.exports.days("feat_origin_weather")
-    freshest = [d for d in days if d <= _online_through(store)][-1:] if days else []
+    through = _online_through(store)
+    freshest = [d for d in days if d <= through][-1:]
     report = compare_online_offline(store, SERVICE_NAME, state.exports, freshest)
     return dg.AssetCheckResult(passed=report.passed, metadata={
         "day": freshest[0] if freshest else "none", "values_compared": report.compared,
@@ -138,15 +140,17 @@ class TrainingWindow(dg.Config):
     group_name=GROUP,
     kinds=KINDS | {"parquet"},
     deps=[feature_definitions, "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
-    description="Every labeled flight of the training window joined point-in-time, through Feast, with "
-                "the feature service; Parquet plus a manifest (window, days, service version, definitions "
-                "hash, dbt code version, rows, label rate, content hash).",
+    description="Every labeled flight of the training window (a seeded sample beyond the model spec's "
+                "`max_training_rows`) joined point-in-time, through Feast, with the feature service; Parquet "
+                "plus a manifest (window, days, service version, definitions hash, dbt code version, rows, "
+                "label rate, content hash).",
 )
-def training_set(context: dg.AssetExecutionContext, config: TrainingWindow,
-                 state: PlatformState) -> dg.MaterializeResult:
+def training_set(context: dg.AssetExecutionContext, config: TrainingWindow, state: PlatformState,
+                 model_spec: ModelSpec) -> dg.MaterializeResult:
     paths = state.paths
     try:
-        flights, days = labeled_flights(state.exports, config.first_day, config.last_day)
+        flights, days = labeled_flights(state.exports, config.first_day, config.last_day,
+                                        max_rows=model_spec.max_training_rows, seed=model_spec.seed)
     except TrainingWindowError as err:
         raise dg.Failure(description=str(err), allow_retries=False) from None
     store = open_store(paths)
@@ -155,6 +159,8 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingWindow,
         "window": {"first_day": days[0], "last_day": days[-1]},
         "days": len(days),
         "partitions": days,
+        "labeled_flights_in_window": flights.attrs["labeled_flights"],
+        "sampled_to": model_spec.max_training_rows if len(flights) < flights.attrs["labeled_flights"] else None,
         "feature_service": SERVICE_NAME,
         "feature_service_version": SERVICE_VERSION,
         "feature_definitions_hash": definitions_hash(),
@@ -162,6 +168,7 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingWindow,
         "dagster_run_id": context.run.run_id,
     })
     manifest = built.manifest
+    training_set_profile(built.path, frame)  # the reference that `feature_drift` compares each day with
     context.log.info(f"training set of {manifest['row_count']} flights at {built.path}")
     return dg.MaterializeResult(metadata={
         **{k: v for k, v in manifest.items() if k not in ("partitions", "columns", "window", "path")},

@@ -39,8 +39,17 @@ class TrainingSet:
     manifest: dict[str, Any]
 
 
-def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None) -> tuple[pd.DataFrame, list[str]]:
-    """The flights of the window with their label, join keys and timestamps; and the days read."""
+def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
+                    max_rows: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, list[str]]:
+    """The flights of the window with their label, join keys and timestamps; and the days read.
+
+    With `max_rows`, a uniform sample of that many (seeded, so the same window gives the same
+    set), drawn before the rows become a DataFrame: what a training set holds, and the memory it
+    takes, stay bounded however many flights the window has. `frame.attrs["labeled_flights"]`
+    says how many there were before sampling."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     available = exports.days(ENTITY_TABLE)
     days = [d for d in available if (first_day is None or d >= first_day) and (last_day is None or d <= last_day)]
     window = f"{first_day or 'the first day'} .. {last_day or 'the last day'}"
@@ -49,12 +58,19 @@ def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None) 
         raise TrainingWindowError(f"the training window {window} has no labeled flights "
                                   f"(days built in the warehouse: {built})")
     columns = [FLIGHT_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
-    frame = pa.concat_tables([pq.read_table(exports.path(ENTITY_TABLE, d), columns=columns) for d in days]).to_pandas()
-    frame = frame[frame[LABEL].notna()]
-    if frame.empty:
+    table = pa.concat_tables([pq.read_table(exports.path(ENTITY_TABLE, d), columns=columns) for d in days])
+    table = table.filter(pc.is_valid(table[LABEL]))
+    if table.num_rows == 0:
         raise TrainingWindowError(f"the training window {window} has no labeled flights")
+    labeled = table.num_rows
+    if max_rows is not None and labeled > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(labeled, size=max_rows, replace=False))
+        table = table.take(pa.array(rows))
+    frame = table.to_pandas()
     frame[EVENT_TIMESTAMP] = frame[REQUEST_TIMESTAMP]
-    return frame.sort_values([REQUEST_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True), days
+    frame = frame.sort_values([REQUEST_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
+    frame.attrs["labeled_flights"] = labeled
+    return frame, days
 
 
 def retrieve(store: FeatureStore, flights: pd.DataFrame, service_name: str) -> pd.DataFrame:
