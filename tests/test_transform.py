@@ -204,3 +204,30 @@ def test_dbt_resource_skips_the_version_subprocess_and_the_adapter() -> None:
     assert isinstance(dbt, PlatformDbtCli)
     assert str(dbt._cli_version) == version("dbt-core")
     assert dbt._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_exports_in_chunks_of_days_write_what_one_query_would(home: StatePaths, tmp_path, monkeypatch) -> None:
+    """A long range is exported a few days per query (bounded memory); every day's file holds
+    exactly that day's rows, for a given range and for every day at once."""
+    from mlplatform.ingest.lake import Lake
+    from mlplatform.warehouse import exports as exporting
+    from mlplatform.warehouse.project import require_manifest
+
+    monkeypatch.setattr(exporting, "CHUNK_DAYS", 5)
+    specs = [s for s in exporting.export_specs(require_manifest()) if s.model in ("fct_flights", "feat_origin_weather")]
+    days = [f"2013-01-{d:02d}" for d in range(2, 13)]
+    for chosen, lake in ((days, Lake(tmp_path / "range")), (None, Lake(tmp_path / "all"))):
+        written = exporting.export_tables(home.warehouse_db, lake, specs, chosen)
+        for spec in specs:
+            column = DAILY_TABLES[spec.model]
+            expected_days = chosen or sorted(warehouse_table(
+                home, f"select distinct cast({column} as varchar) as d from {spec.model}")["d"])
+            assert lake.days(spec.model) == expected_days
+            total = 0
+            for day in expected_days:
+                stored = pq.read_table(lake.path(spec.model, day)).to_pandas()
+                assert len(stored) == len(warehouse_table(
+                    home, f"select 1 from {spec.model} where {column} = date '{day}'")) > 0
+                assert (stored[column].astype(str) == day).all()
+                total += len(stored)
+            assert written[spec.model] == total

@@ -6,8 +6,9 @@ conforms to the contract (blocking: nothing downstream reads a partition that fa
 of rejected rows.
 """
 
-
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
@@ -20,6 +21,27 @@ from mlplatform.resources import PlatformState, RawIngestPolicy
 GROUP = "raw"
 CONFORMS = "conforms_to_contract"
 REJECTS = "rejected_rows_within_limit"
+
+
+@dataclass(frozen=True)
+class LoadedDay:
+    """What a materialization reports of one loaded file. The rows are in the lake by then: a
+    range keeps these figures per day, not a year of tables in memory."""
+
+    source: Path
+    source_sha256: str
+    lake_path: Path
+    rejects_path: Path | None
+    rows: int
+    rows_read: int
+    rejected: int
+    reject_reasons: dict[str, int]
+
+    @classmethod
+    def of(cls, load: LoadResult) -> "LoadedDay":
+        validated = load.validated
+        return cls(load.source, load.source_sha256, load.lake_path, load.rejects_path, validated.rows.num_rows,
+                   validated.rows_read, len(validated.rejects), dict(validated.reject_reasons))
 
 
 def raw_asset_key(table: str) -> dg.AssetKey:
@@ -68,14 +90,15 @@ def build_raw_asset(contract: TableContract) -> dg.AssetsDefinition:
             stored = state.lake.read(contract.table, day)
             found = conformance_problems(contract, stored, day=day, expected_rows=loaded.validated.rows.num_rows)
             problems += [f"{day}: {p}" if len(days) > 1 else p for p in found]
-            loads.append(loaded)
+            loads.append(LoadedDay.of(loaded))
+            del loaded, stored  # the day's tables: a range holds one day at a time
             if len(days) == 1:  # a range logs once: a log line per day is an event-log write per day
-                context.log.info(f"{loaded.source}: {loaded.validated.rows.num_rows} rows to {loaded.lake_path}, "
-                                 f"{len(loaded.validated.rejects)} rejected")
+                context.log.info(f"{loads[0].source}: {loads[0].rows} rows to {loads[0].lake_path}, "
+                                 f"{loads[0].rejected} rejected")
         if len(days) > 1:
             context.log.info(f"{len(days)} days, {days[0]} to {days[-1]}: "
-                             f"{sum(x.validated.rows.num_rows for x in loads)} rows to {state.lake.table_dir(contract.table)}, "
-                             f"{sum(len(x.validated.rejects) for x in loads)} rejected")
+                             f"{sum(x.rows for x in loads)} rows to {state.lake.table_dir(contract.table)}, "
+                             f"{sum(x.rejected for x in loads)} rejected")
         return _materialization(contract, loads, problems, raw_ingest.max_reject_share)
 
     with warnings.catch_warnings():
@@ -99,15 +122,15 @@ def build_raw_asset(contract: TableContract) -> dg.AssetsDefinition:
 raw_assets = [build_raw_asset(contract) for contract in CONTRACTS.values()]
 
 
-def _materialization(contract: TableContract, loads: list[LoadResult], problems: list[str],
+def _materialization(contract: TableContract, loads: list[LoadedDay], problems: list[str],
                      max_reject_share: float) -> dg.MaterializeResult:
     """The run's figures, summed over its days; a single day also names its files."""
-    rows = sum(load.validated.rows.num_rows for load in loads)
-    read = sum(load.validated.rows_read for load in loads)
-    rejected = sum(len(load.validated.rejects) for load in loads)
+    rows = sum(load.rows for load in loads)
+    read = sum(load.rows_read for load in loads)
+    rejected = sum(load.rejected for load in loads)
     reasons: dict[str, int] = {}
     for load in loads:
-        for reason, count in load.validated.reject_reasons.items():
+        for reason, count in load.reject_reasons.items():
             reasons[reason] = reasons.get(reason, 0) + count
     share = round(rejected / read, 6) if read else 0.0
     metadata = {"dagster/row_count": rows, "rows_read": read, "rejected_rows": rejected, "reject_share": share,

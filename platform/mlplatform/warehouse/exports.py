@@ -42,6 +42,12 @@ def export_specs(manifest_path: Path, models: Iterable[str] | None = None) -> li
     return sorted(specs, key=lambda s: s.model)
 
 
+# Days fetched per query: an export holds about a month of a model's rows at a time, not the
+# range (a year of `replay --scale 30` is 10 million flights). The models are written day by day,
+# so DuckDB's per-row-group min/max skips the rest of the table for each chunk.
+CHUNK_DAYS = 31
+
+
 def export_tables(database: Path, exports: Lake, specs: Iterable[ExportSpec],
                   days: list[str] | None) -> Mapping[str, int]:
     """Write each spec's rows (for `days`, or every day) to Parquet; returns rows written per model."""
@@ -54,14 +60,17 @@ def export_tables(database: Path, exports: Lake, specs: Iterable[ExportSpec],
                 exports.write(spec.model, table)
                 written[spec.model] = table.num_rows
                 continue
-            table = _as_table(con.sql(f"select * from {spec.model}").arrow() if days is None else
-                              con.execute(f"select * from {spec.model} where {spec.partition_column} "
-                                          "between ? and ?", [min(days), max(days)]).arrow())
-            column = pc.cast(table[spec.partition_column], pa.string())
-            export_days = days if days is not None else sorted(set(column.to_pylist()))
-            for day in export_days:
-                exports.write(spec.model, table.filter(pc.equal(column, day)), day)
-            written[spec.model] = table.num_rows
+            export_days = days if days is not None else [day for (day,) in con.execute(
+                f"select distinct cast({spec.partition_column} as varchar) from {spec.model} order by 1").fetchall()]
+            written[spec.model] = 0
+            for start in range(0, len(export_days), CHUNK_DAYS):
+                chunk = export_days[start:start + CHUNK_DAYS]
+                table = _as_table(con.execute(f"select * from {spec.model} where {spec.partition_column} "
+                                              "between ? and ?", [min(chunk), max(chunk)]).arrow())
+                column = pc.cast(table[spec.partition_column], pa.string())
+                for day in chunk:
+                    exports.write(spec.model, table.filter(pc.equal(column, day)), day)
+                written[spec.model] += table.num_rows
     return written
 
 

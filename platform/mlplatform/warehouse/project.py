@@ -74,7 +74,7 @@ class PlatformDbtCli(DbtCliResource):
     (measured in benchmarks/one_new_day.py): before each invocation it runs `dbt --version` in a
     subprocess, and it opens a dbt adapter on the warehouse for `fetch_row_counts()` and
     `fetch_column_metadata()`, which the platform does not call (row counts come from the exports).
-    Both are private methods of dagster-dbt 0.29; tests/test_warehouse.py checks they still exist."""
+    Both are private methods of dagster-dbt 0.29; tests/test_transform.py checks they still exist."""
 
     @cached_property
     def _cli_version(self) -> version.Version:
