@@ -259,3 +259,18 @@ def test_training_flights_beyond_the_cap_are_a_seeded_sample_of_the_whole_window
     again, _ = labeled_flights(lake, None, None, max_rows=500, seed=13)
     assert again["flight_id"].tolist() == sample["flight_id"].tolist()
     assert labeled_flights(lake, None, None, max_rows=10**9)[0]["flight_id"].tolist() == everything["flight_id"].tolist()
+
+
+def test_retrieval_in_chunks_equals_one_query(built) -> None:
+    """The point-in-time join runs on chunks of flights to bound memory: the same rows, in the same
+    (time) order, whatever the chunk size, even from flights given out of order."""
+    from mlplatform.features.training import labeled_flights, retrieve
+    from mlplatform.ingest.lake import Lake
+
+    store = _store(built["paths"])
+    flights, _ = labeled_flights(Lake(built["paths"].exports), "2013-01-08", "2013-01-09")
+    shuffled = flights.sample(frac=1.0, random_state=3)
+    whole = retrieve(store, flights, SERVICE_NAME, chunk_rows=10**9)
+    chunked = retrieve(store, shuffled, SERVICE_NAME, chunk_rows=len(flights) // 3)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert whole["scheduled_departure_utc"].is_monotonic_increasing and len(whole) == len(flights)

@@ -24,14 +24,18 @@ GPU_POOL = "gpu"
 K8S_GPU = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
 
 
-def _load_split(paths, spec: ModelSpec, manifest: dict):
+def _load_split(spec: ModelSpec, manifest: dict):
+    """The training set's numeric inputs and its split in time. The splits are copies: the whole
+    set is let go here, which is a training set's worth of memory during training."""
     import pandas as pd
 
+    from mlplatform.ml.columns import numeric_inputs
     from mlplatform.ml.split import split_by_time
 
     frame = pd.read_parquet(manifest["path"])
-    return frame, split_by_time(frame, holdout_days=spec.holdout_days, validation_days=spec.validation_days,
-                                holdout_first_day=spec.holdout_first_day)
+    return numeric_inputs(frame), split_by_time(frame, holdout_days=spec.holdout_days,
+                                                validation_days=spec.validation_days,
+                                                holdout_first_day=spec.holdout_first_day)
 
 
 @dg.asset(
@@ -52,7 +56,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     import mlflow
     import numpy as np
 
-    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.columns import CATEGORICAL
     from mlplatform.ml.device import DeviceUnavailable, select_device
     from mlplatform.ml.evaluate import metrics
     from mlplatform.ml.preprocess import Preprocessor
@@ -68,14 +72,14 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     if manifest is None:
         raise dg.Failure("no training set yet: materialize `training_set` first", allow_retries=False)
     try:
-        frame, split = _load_split(paths, model_spec, manifest)
+        numeric, split = _load_split(model_spec, manifest)
         require_trainable(split.train, LABEL, "training split", model_spec.min_train_rows)
         require_trainable(split.validation, LABEL, "validation split", 10)
         settings = select_device(training_device.device, batch_size=model_spec.batch_size)
     except (NotEnoughData, DeviceUnavailable) as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
 
-    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric_inputs(frame))
+    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric)
 
     def tensors(part):
         cats, nums = pre.transform(part)
@@ -102,7 +106,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                          "raw_partitions": f"{manifest['partitions'][0]}..{manifest['partitions'][-1]} "
                                            f"({manifest['days']} days)",
                          "dagster_asset": "delay_model"})
-        mlflow.log_input(mlflow.data.from_pandas(frame.head(1000), source=manifest["path"], name="training_set",
+        mlflow.log_input(mlflow.data.from_pandas(split.train.head(1000), source=manifest["path"], name="training_set",
                                                  targets=LABEL, digest=manifest["content_hash"][:16]),
                          context="training")
 
@@ -208,10 +212,10 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
                      model_spec: ModelSpec) -> dg.MaterializeResult:
     import mlflow
 
-    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.columns import CATEGORICAL
     from mlplatform.ml.evaluate import baselines, calibration, metrics
     from mlplatform.ml.preprocess import Preprocessor
-    from mlplatform.ml.split import NotEnoughData, require_trainable
+    from mlplatform.ml.split import NotEnoughData, require_trainable, sample_positions
     from mlplatform.model import plots
     from mlplatform.model.tracking import client
 
@@ -223,7 +227,7 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     run = tracker.get_run(challenger.run_id)
     manifest = json.loads(Path(run.data.tags["training_set_manifest"]).read_text())
     spec = model_spec.model_copy(update={"holdout_first_day": run.data.params["holdout_first_day"]})
-    frame, split = _load_split(paths, spec, manifest)
+    numeric, split = _load_split(spec, manifest)
     try:
         require_trainable(split.holdout, LABEL, "holdout", 10)
     except NotEnoughData as err:
@@ -234,10 +238,14 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     champion = version_for_alias(paths, CHAMPION)
     if champion is not None and champion.version != challenger.version:
         scores["champion"] = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}").predict(split.holdout)
-    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric_inputs(frame))
-    cats, nums = pre.transform(split.train)
-    scores.update(baselines(pre, (cats, nums, split.train[LABEL].astype(bool).to_numpy()),
-                            pre.transform(split.holdout), seed=model_spec.seed, max_rows=model_spec.baseline_rows))
+    # The baselines learn from a seeded sample of the training split, taken before preprocessing so
+    # that neither their time nor the evaluation's memory grows with the data.
+    sample = sample_positions(len(split.train), model_spec.baseline_rows, model_spec.seed)
+    train = split.train if sample is None else split.train.iloc[sample]
+    pre = Preprocessor.fit(train, list(CATEGORICAL), numeric)
+    cats, nums = pre.transform(train)
+    scores.update(baselines(pre, (cats, nums, train[LABEL].astype(bool).to_numpy()),
+                            pre.transform(split.holdout), seed=model_spec.seed))
 
     figures = {name: metrics(label, p) for name, p in scores.items()}
     bins = {name: calibration(label, scores[name]) for name in ("challenger", "champion") if name in scores}

@@ -36,19 +36,15 @@ def _one_hot(pre: Preprocessor, cats: np.ndarray, nums: np.ndarray) -> sparse.cs
 
 
 def baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray],
-              holdout: tuple[np.ndarray, np.ndarray], seed: int = 13,
-              max_rows: int | None = None) -> dict[str, np.ndarray]:
+              holdout: tuple[np.ndarray, np.ndarray], seed: int = 13) -> dict[str, np.ndarray]:
     """Holdout probabilities of the base rate, a logistic regression (standardized numerics, one-hot
     categories) and HistGradientBoosting (native categories, the same numeric values), each fitted
-    on the training split with the same preprocessing as the network: on a seeded sample of
-    `max_rows` of it when it is larger (they are yardsticks; their cost should not grow with the data)."""
+    on the training rows given with the same preprocessing as the network (the evaluation gives a
+    seeded sample of the training split: they are yardsticks, their cost should not grow with the data)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
     cats, nums, label = train
-    if max_rows is not None and len(label) > max_rows:
-        rows = np.sort(np.random.default_rng(seed).choice(len(label), max_rows, replace=False))
-        cats, nums, label = cats[rows], nums[rows], label[rows]
     h_cats, h_nums = holdout
     base_rate = np.full(len(h_cats), float(label.mean()))
     logistic = LogisticRegression(max_iter=300, C=1.0)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from mlplatform.features.service import REQUEST_TIMESTAMP
+
+
+def sample_positions(rows: int, max_rows: int | None, seed: int) -> np.ndarray | None:
+    """The sorted positions of a seeded uniform sample of `max_rows` out of `rows`, or None when
+    they all fit: what keeps a step's cost flat as the data grows (the same rows for the same seed)."""
+    if max_rows is None or rows <= max_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(rows, size=max_rows, replace=False))
 
 
 class NotEnoughData(ValueError):
