@@ -231,3 +231,26 @@ def test_exports_in_chunks_of_days_write_what_one_query_would(home: StatePaths, 
                 assert (stored[column].astype(str) == day).all()
                 total += len(stored)
             assert written[spec.model] == total
+
+
+@pytest.mark.parametrize("setting, shown", [(None, "1.8 GiB"), ("1GiB", "1.0 GiB")])
+def test_dbt_bounds_duckdb_memory(home: StatePaths, tmp_path, setting, shown) -> None:
+    """dbt's DuckDB takes 2 GB by default (not 80% of the machine), MLPLATFORM_DUCKDB_MEMORY_LIMIT
+    sets another limit."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from mlplatform.warehouse.project import DBT_PROJECT_DIR
+
+    env = {**os.environ, HOME_ENV: str(home.home)}
+    env.pop("MLPLATFORM_DUCKDB_MEMORY_LIMIT", None)
+    if setting:
+        env["MLPLATFORM_DUCKDB_MEMORY_LIMIT"] = setting
+    answer = subprocess.run([str(Path(sys.executable).with_name("dbt")), "show", "--inline",
+                             "select current_setting('memory_limit') as m", "--output", "json", "--quiet",
+                             "--target-path", str(tmp_path / "target"), "--profiles-dir", str(DBT_PROJECT_DIR)],
+                            cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert json.loads(answer.stdout)["show"][0]["m"] == shown
