@@ -10,7 +10,6 @@ DuckDB allows one writer, and after each build export the tables other stages re
 
 import json
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -95,9 +94,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
 )
 def dbt_daily_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource,
                      state: PlatformState) -> Iterator[Any]:
-    window = context.partition_time_window
-    first, last = window.start.date(), (window.end - timedelta(days=1)).date()
-    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    days = list(context.partition_keys)  # one day, or each day of a range
     if config.full_refresh:
         args, exported = ["build", "--full-refresh"], None
     else:

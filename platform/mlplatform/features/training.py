@@ -75,7 +75,7 @@ def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
 
 
 # Flights per point-in-time query. Feast's DuckDB retrieval peaks at about 3 KB a flight: a million
-# flights at once took 3.4 GiB, in chunks of this size 2.0 GiB, in the same time.
+# flights at once took 3.2 GiB, in chunks of this size 2.0 GiB, in the same time.
 RETRIEVAL_CHUNK_ROWS = 250_000
 
 

@@ -13,7 +13,7 @@ set grew (a year of flights took 2 s to bin again each day).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +52,13 @@ class Binning:
 def fit(expected: pd.Series, *, categorical: bool, quantiles: int = QUANTILES) -> Binning:
     if categorical:
         known = sorted(str(v) for v in expected.dropna().astype(str).unique())
-        binning = Binning(True, [], known, {})
+        bins = Binning(True, [], known, {})
     else:
         numbers = pd.to_numeric(expected, errors="coerce").astype("float64")
         edges = np.unique(np.nanquantile(numbers, np.linspace(0, 1, quantiles + 1)[1:-1])) \
             if numbers.notna().any() else np.array([])
-        binning = Binning(False, [float(e) for e in edges], [], {})
-    return Binning(binning.categorical, binning.edges, binning.known, binning.count(expected))
+        bins = Binning(False, [float(e) for e in edges], [], {})
+    return replace(bins, counts=bins.count(expected))
 
 
 def psi_against(binning: Binning, current: pd.Series) -> float:
