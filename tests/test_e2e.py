@@ -43,6 +43,17 @@ def _runs(url: str) -> list[dict]:
     return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}} for r in answer["data"]["runsOrError"]["results"]]
 
 
+def _failures(url: str, run_id: str) -> str:
+    """What a failed run's steps raised, for the assertion message."""
+    query = ('{ logsForRun(runId: "%s") { ... on EventConnection { events { __typename '
+             '... on ExecutionStepFailureEvent { stepKey error { message stack } } '
+             '... on RunFailureEvent { message } } } } }' % run_id)
+    events = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10).json()["data"]["logsForRun"].get("events", [])
+    return "\n".join(f"{e.get('stepKey', 'run')}: {(e.get('error') or {}).get('message') or e.get('message')}"
+                     f"{''.join((e.get('error') or {}).get('stack') or [])[-2000:]}"
+                     for e in events if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent"))
+
+
 def _champion(home: Path) -> int | None:
     from mlplatform.model.deployment import served_champion
     from mlplatform.state import StatePaths
@@ -92,7 +103,7 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
             for run in runs:
                 by_sensor.setdefault(run["tags"].get("dagster/sensor_name"), []).append(run)
             failed = [r for r in runs if r["status"] == "FAILURE"]
-            assert not failed, f"sensor runs failed: {failed}"
+            assert not failed, f"sensor runs failed: {failed}\n" + "\n".join(_failures(url, r["runId"]) for r in failed)
             done = all(any(r["status"] == "SUCCESS" for r in by_sensor.get(s, []))
                        for s in ("landing_sensor", "downstream_sensor", "retrain_sensor"))
             if done and (_champion(home) or 0) >= 2:

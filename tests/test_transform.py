@@ -254,3 +254,26 @@ def test_dbt_bounds_duckdb_memory(home: StatePaths, tmp_path, setting, shown) ->
                             cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
     assert answer.returncode == 0, answer.stdout + answer.stderr
     assert json.loads(answer.stdout)["show"][0]["m"] == shown
+
+
+def test_later_libraries_are_preloaded_on_the_callers_thread_and_a_broken_one_is_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A second importing thread could hand the run's thread a half-initialized module (it did, in
+    # the end-to-end test): the preload must import on the thread that calls it.
+    import sys
+    import threading
+
+    from mlplatform.preload import preload
+
+    (tmp_path / "preload_broken.py").write_text("raise RuntimeError('broken on import')\n")
+    (tmp_path / "preload_ok.py").write_text("import threading\nTHREAD = threading.current_thread().name\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("preload_broken", "preload_ok"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    threads = threading.active_count()
+
+    preload(["preload_broken", "preload_ok"])
+
+    assert "preload_broken" not in sys.modules
+    assert sys.modules["preload_ok"].THREAD == threading.current_thread().name
+    assert threading.active_count() == threads

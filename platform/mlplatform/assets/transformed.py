@@ -21,11 +21,11 @@ from mlplatform.resources import PlatformState
 from mlplatform.warehouse.exports import export_specs, export_tables
 from mlplatform.warehouse.lock import warehouse_lock
 from mlplatform.warehouse.project import dbt_project, require_manifest
-from mlplatform.warm_imports import imports_warmed
+from mlplatform.preload import preload
 
 WAREHOUSE_POOL = "warehouse"
 DAILY = "tag:daily"
-# The libraries of the steps after the daily models, and the assets that need them: warmed while
+# The libraries of the steps after the daily models, and the assets that need them: imported while
 # dbt runs when the run goes on to those assets.
 LATER_STEP_LIBRARIES = ("feast", "mlflow.pyfunc", "mlflow.store.tracking.sqlalchemy_store", "torch",
                         "sklearn.metrics")
@@ -63,9 +63,9 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
     paths = state.paths.activate()  # dbt finds the warehouse and the lake through MLPLATFORM_HOME
     held: list[dg.Output] = []
     later = LATER_STEP_ASSETS & context.job_def.asset_layer.selected_asset_keys
-    with imports_warmed(LATER_STEP_LIBRARIES if later else ()), \
-            warehouse_lock(paths.warehouse, on_wait=context.log.info):
-        invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)
+    with warehouse_lock(paths.warehouse, on_wait=context.log.info):
+        invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)  # dbt's process starts
+        preload(LATER_STEP_LIBRARIES if later else ())  # while dbt starts up and parses; its output waits in the pipe
         for event in invocation.stream():
             if isinstance(event, dg.Output):
                 held.append(event)
