@@ -159,6 +159,8 @@ CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc
     (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=45), True, "new_labeled_flights", ""),
     (RetrainFacts(labeled_flights=5000, retrain_in_flight="abcdef123"), False, "", "already queued or running"),
     (RetrainFacts(labeled_flights=5000, built_days=20, days_needed=35), False, "", "waiting for 35 built days"),
+    (RetrainFacts(**CHAMPION, labeled_flights=1500, refresh_in_flight="fedcba987"), False, "",
+     "waiting for the refresh run fedcba98"),
 ])
 def test_retrain_decisions(facts, retrain, trigger, words) -> None:
     decision = decide(POLICY, facts)
@@ -197,6 +199,15 @@ def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(la
         assert skipped.skip_message.startswith("cooling down")
     finally:
         instance.delete_run(run.run_id)
+
+    # A refresh still running: the decision waits for the drift and performance it will record.
+    refresh = instance.create_run_for_job(job_def=defs.resolve_job_def("daily_refresh"),
+                                          status=dg.DagsterRunStatus.STARTED)
+    try:
+        _, skipped, _ = _tick(retrain_sensor, instance, paths, retrain_policy=eager)
+        assert skipped.skip_message == f"waiting for the refresh run {refresh.run_id[:8]} to finish"
+    finally:
+        instance.delete_run(refresh.run_id)
 
 
 def test_population_stability_index() -> None:

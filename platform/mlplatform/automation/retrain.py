@@ -18,7 +18,7 @@ from typing import Any
 import dagster as dg
 
 from mlplatform.automation.downstream import runs_in_flight
-from mlplatform.automation.jobs import retrain_job
+from mlplatform.automation.jobs import daily_refresh_job, reference_refresh_job, retrain_job
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
@@ -41,6 +41,7 @@ class RetrainFacts:
     evaluation_auc: float | None = None
     minutes_since_last_retrain: float | None = None
     retrain_in_flight: str | None = None  # the run id of a retrain queued or running
+    refresh_in_flight: str | None = None  # the run id of a reference or daily refresh queued or running
 
 
 @dataclass
@@ -55,6 +56,11 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
     figures = {k: v for k, v in asdict(facts).items() if v not in (None, [])}
     if facts.retrain_in_flight:
         return RetrainDecision(False, "", f"a retrain is already queued or running ({facts.retrain_in_flight[:8]})",
+                               figures)
+    if facts.refresh_in_flight:
+        # Its drift and live performance are part of this decision, and a training set read while
+        # the refresh still builds would miss the days it is carrying.
+        return RetrainDecision(False, "", f"waiting for the refresh run {facts.refresh_in_flight[:8]} to finish",
                                figures)
     if facts.built_days < facts.days_needed:
         return RetrainDecision(False, "", f"waiting for {facts.days_needed} built days to split into training, "
@@ -131,6 +137,8 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
 
     in_flight = runs_in_flight(instance, [retrain_job.name])
     facts.retrain_in_flight = in_flight[0].run_id if in_flight else None
+    refreshing = runs_in_flight(instance, [reference_refresh_job.name, daily_refresh_job.name])
+    facts.refresh_in_flight = refreshing[0].run_id if refreshing else None
     last = instance.get_run_records(dg.RunsFilter(job_name=retrain_job.name), limit=1)
     if last:
         facts.minutes_since_last_retrain = round((now - last[0].create_timestamp).total_seconds() / 60, 2)
