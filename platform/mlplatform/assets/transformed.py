@@ -17,11 +17,11 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from mlplatform.assets.raw import raw_asset_key
 from mlplatform.partitions import daily_partitions
+from mlplatform.preload import preload
 from mlplatform.resources import PlatformState
 from mlplatform.warehouse.exports import export_specs, export_tables
 from mlplatform.warehouse.lock import warehouse_lock
 from mlplatform.warehouse.project import dbt_project, require_manifest
-from mlplatform.preload import preload
 
 WAREHOUSE_POOL = "warehouse"
 DAILY = "tag:daily"
