@@ -7,7 +7,7 @@
 {% macro trailing_delay_stats(grain, key_name) -%}
 with daily as (
     select * from {{ ref('int_flight_outcomes_daily') }}
-    where grain = '{{ grain }}' and {{ in_partition_window('flight_date', lookback_days=28) }}
+    where grain = '{{ grain }}' and {{ in_partition_window('flight_date', lookback_days=var('trailing_window_days')) }}
 ),
 
 as_of_days as (
@@ -30,7 +30,7 @@ windows as (
         sum(s.departed) as departed_28d
     from as_of_days as d
     inner join daily as s
-        on s.flight_date between d.as_of_date - 28 and d.as_of_date - 1
+        on s.flight_date between d.as_of_date - {{ var('trailing_window_days') }} and d.as_of_date - 1
     group by all
 )
 

@@ -60,14 +60,28 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from mlplatform.model.deployment import DeploymentError, rollback
 
+    paths = _paths(args)
     try:
-        entry = rollback(_paths(args), reason=args.reason)
+        entry = rollback(paths, reason=args.reason)
     except DeploymentError as err:
         print(f"mlplatform rollback: {err}", file=sys.stderr)
         return 2
+    _record_rollback(paths, entry)
     print(f"rolled back: champion is version {entry['version']} again "
           f"(version {entry['previous_version']} is now the previous champion)")
     return 0
+
+
+def _record_rollback(paths: StatePaths, entry: dict) -> None:
+    """The rollback as a `deployed_model` materialization, so the Dagster UI names the served version."""
+    import dagster as dg
+
+    from mlplatform.automation.deployments import record_in_dagster
+    from mlplatform.prepare import prepare
+
+    prepare(paths)
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        record_in_dagster(instance, entry)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

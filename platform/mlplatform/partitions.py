@@ -28,3 +28,7 @@ def days_between(first: str, last: str) -> list[str]:
     """The partition keys from `first` through `last`."""
     start = date.fromisoformat(first)
     return [(start + timedelta(days=i)).isoformat() for i in range((date.fromisoformat(last) - start).days + 1)]
+
+
+def days_apart(first: str, last: str) -> int:
+    return (date.fromisoformat(last) - date.fromisoformat(first)).days

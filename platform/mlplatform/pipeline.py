@@ -5,11 +5,12 @@ what they request, in order, until none requests anything: landed files into the
 reference and daily refreshes (consecutive days as one range), the retrain decision and, when it
 says so, training, the gate and promotion; then the newest day is scored by the new champion. The
 runs are recorded in the instance like the sensors' runs, so `dagster dev` shows them afterwards.
+It keeps no cursor of its own: what is left to do is read from the lake and the instance, so a rerun
+after a crash or a failure redoes exactly the work that is missing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from mlplatform.resources import PlatformState
 
-CURSORS = "pipeline_cursors.json"
+PIPELINE_LOCK = "pipeline.lock"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class PipelineResult:
     runs: list[PipelineRun] = field(default_factory=list)
     retrain_decision: str = ""
     champion_version: int | None = None
+    recovered: list[str] = field(default_factory=list)  # runs a crash had left in flight, now failed
 
     @property
     def failed(self) -> list[PipelineRun]:
@@ -53,51 +55,74 @@ def _error(result) -> str:
     return f"{failed[0].step_key}: {step_error(failed[0])}" if failed else ""
 
 
-def load_landed_files(instance: "dg.DagsterInstance", state: "PlatformState", seen: dict[str, int],
-                      execute: Callable[..., bool]) -> dict[str, int]:
-    """Run the landing planner once: consecutive landed days load in one run; a range that fails (a
-    bad file) is loaded again day by day, so the bad day fails alone, with its quarantine reason, and
-    the others are stored. Returns the planner's new cursor."""
+def load_landed_files(instance: "dg.DagsterInstance", state: "PlatformState",
+                      execute: Callable[..., bool]) -> list[str]:
+    """Load every landing file the lake does not hold yet (so a file whose run crashed or failed on a
+    full disk is loaded by the next rerun): consecutive days in one run; a range that fails (a bad
+    file) is loaded again day by day, so the bad day fails alone, with its quarantine reason, and the
+    others are stored. Returns the files quarantined for their names."""
     import dagster as dg
 
     from mlplatform.automation.jobs import RANGE_END, RANGE_START
     from mlplatform.automation.landing import already_stored, plan_landing_runs
+    from mlplatform.automation.retries import HEADLESS
     from mlplatform.partitions import days_between
 
-    landing = plan_landing_runs(state.landing, seen, already_stored(instance, state), ranges=True)
+    landing = plan_landing_runs(state.landing, {}, already_stored(instance, state), ranges=True, retry=HEADLESS)
     for request in landing.run_requests:
         if not execute(request) and request.partition_key is None and RANGE_START in request.tags:
             tags = {k: v for k, v in request.tags.items() if k not in (RANGE_START, RANGE_END)}
             for day in days_between(request.tags[RANGE_START], request.tags[RANGE_END]):
                 execute(dg.RunRequest(job_name=request.job_name, partition_key=day,
                                       asset_selection=request.asset_selection, tags=tags))
-    return landing.seen
+    return landing.quarantined
 
 
 def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain: bool = True) -> PipelineResult:
-    """Run what the landed data allows; the retrain decision is always made, and acted on if `retrain`."""
+    """Run what the landed data allows; the retrain decision is always made, and acted on if `retrain`.
+
+    One pipeline at a time per state directory (a second waits for the first), and first of all the
+    runs a crash left STARTED are failed, their pool slots freed and their MLflow runs ended: then
+    planning from the instance redoes their work."""
+    from mlplatform.locks import file_lock
+    from mlplatform.prepare import prepare
+
+    paths.activate()
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
+    prepare(paths)  # before the code location loads: it reads the dbt manifest this writes
+    with file_lock(paths.home / PIPELINE_LOCK, what="another `mlplatform pipeline` on this state directory",
+                   on_wait=say):
+        return _run(paths, say, retrain)
+
+
+def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> PipelineResult:
     import dagster as dg
 
     from mlplatform.automation.downstream import plan_downstream_run
+    from mlplatform.automation.failures import record_failure
     from mlplatform.automation.jobs import SCORING, keys, retrain_job, run_target
+    from mlplatform.automation.recovery import fail_dead_runs, process_tags
     from mlplatform.automation.retrain import decide, gather_facts, record_decision
+    from mlplatform.automation.retries import HEADLESS
     from mlplatform.definitions import defs
-    from mlplatform.prepare import prepare
+    from mlplatform.automation.deployments import reconcile_champion
     from mlplatform.resources import PlatformState
 
-    paths.activate()
-    prepare(paths)
-    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
-    cursor_file = paths.dagster_home / CURSORS
-    cursors = json.loads(cursor_file.read_text()) if cursor_file.exists() else {}
     state = PlatformState(home=str(paths.home))
     policy = defs.resources["retrain_policy"]
     outcome = PipelineResult()
 
     with dg.DagsterInstance.get() as instance:
+        for run, message in fail_dead_runs(instance):
+            record_failure(paths, run, message, {})
+            outcome.recovered.append(run.run_id)
+            say(f"recovered: {message}")
+        for line in reconcile_champion(paths, instance):
+            say(f"recovered: {line}")
+
         def execute(request: dg.RunRequest) -> bool:
             job = defs.resolve_job_def(request.job_name)
-            tags = {**request.tags, "mlplatform/pipeline": "headless"}
+            tags = {**request.tags, "mlplatform/pipeline": "headless", **process_tags()}
             target = request.partition_key or run_target(tags) or ""
             started = datetime.now(timezone.utc)
             result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags,
@@ -105,21 +130,22 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
             seconds = (datetime.now(timezone.utc) - started).total_seconds()
             run = PipelineRun(request.job_name, target, result.success, round(seconds, 2), _error(result))
             outcome.runs.append(run)
+            if not result.success:
+                record_failure(paths, result.dagster_run, run.error, _step_errors(result))
             say(f"{run.job:<18} {run.target:<24} {'ok' if run.success else 'FAILED'} in {run.seconds:.1f} s"
                 + (f": {run.error}" if run.error else ""))
             return result.success
 
-        cursors["landing"] = load_landed_files(instance, state, cursors.get("landing", {}), execute)
+        for path in load_landed_files(instance, state, execute):
+            say(f"quarantined {path}: its name is not a day of the feed (reason beside it)")
 
-        attempted = cursors.get("downstream", {})
+        attempted: dict = {}
         while True:
-            plan = plan_downstream_run(instance, attempted)
+            plan = plan_downstream_run(instance, attempted, retry=HEADLESS)
             attempted = plan.attempted
             if plan.run_request is None:
                 break
             execute(plan.run_request)
-        cursors["downstream"] = attempted
-        cursor_file.write_text(json.dumps(cursors))
 
         now = datetime.now(timezone.utc)
         decision = decide(policy, gather_facts(instance, state, now, defs.resources["model_spec"]))
@@ -140,3 +166,9 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
     champion = served_champion(paths)
     outcome.champion_version = champion["version"] if champion else None
     return outcome
+
+
+def _step_errors(result) -> dict[str, str]:
+    from mlplatform.automation.failures import step_error
+
+    return {e.step_key: step_error(e) for e in result.all_events if e.is_step_failure}

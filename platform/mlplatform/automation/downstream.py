@@ -4,10 +4,13 @@ batch predictions, as run requests for the downstream selection (the platform's 
 It reads the Dagster instance, not the files: a day is due when its raw partitions were stored
 after the day's last refresh. Due days that follow each other go in one run over the range (a
 catch-up of a month is one dbt invocation, not thirty), and only one refresh runs at a time, so
-days are built in order: the trailing statistics of a day read the days before it.
+days are built in order: the trailing statistics of a day read the days before it. For the same
+reason a late or corrected day also rebuilds the later days whose trailing windows read it. A
+refresh that fails is tried again (`retries.py`).
 """
 
 import json
+import time
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -16,13 +19,16 @@ from mlplatform.automation.jobs import (
     DAILY_MODELS, DRIFT, ONLINE, RANGE_END, RANGE_START, RAW_DAILY, RAW_REFERENCE, REFERENCE_MODELS, SCORING,
     daily_refresh_job, keys, reference_refresh_job,
 )
+from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
-from mlplatform.partitions import next_day
+from mlplatform.partitions import days_apart, next_day
+from mlplatform.warehouse.project import trailing_window_days
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
 # The refresh of a day ends with its online features: newer than them, its raw data is not carried yet.
 DAY_DONE = dg.AssetKey("online_features")
+REFERENCE = "reference"  # the reference refresh's entry in the cursor
 
 
 def _latest_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
@@ -35,17 +41,19 @@ def runs_in_flight(instance: dg.DagsterInstance, job_names: list[str]) -> list[d
             for r in instance.get_runs(dg.RunsFilter(job_name=name, statuses=IN_FLIGHT), limit=5)]
 
 
-def due_days(instance: dg.DagsterInstance, attempted: dict[str, int]) -> dict[str, int]:
-    """Days whose every daily raw table is stored, stored after the day's last refresh, and not
-    attempted already with this raw data (a refresh that failed is not retried until the day's data
-    is stored again): day -> the newest raw storage id."""
+def stored_unrefreshed(instance: dg.DagsterInstance) -> dict[str, int]:
+    """Days whose every daily raw table is stored, stored after the day's last refresh: day -> the
+    newest raw storage id. Work left to do, whatever was attempted."""
     stored = [instance.get_latest_storage_id_by_partition(k, dg.DagsterEventType.ASSET_MATERIALIZATION)
               for k in RAW_DAILY]
-    refreshed = instance.get_latest_storage_id_by_partition(DAY_DONE, dg.DagsterEventType.ASSET_MATERIALIZATION)
+    refreshed = refreshed_days(instance)
     complete = set.intersection(*(set(s) for s in stored)) if stored else set()
     newest = {d: max(s[d] for s in stored) for d in complete}
-    return {d: newest[d] for d in sorted(complete)
-            if newest[d] > refreshed.get(d, -1) and attempted.get(d) != newest[d]}
+    return {d: newest[d] for d in sorted(complete) if newest[d] > refreshed.get(d, -1)}
+
+
+def refreshed_days(instance: dg.DagsterInstance) -> dict[str, int]:
+    return instance.get_latest_storage_id_by_partition(DAY_DONE, dg.DagsterEventType.ASSET_MATERIALIZATION)
 
 
 def first_range(days: list[str]) -> tuple[str, str]:
@@ -56,48 +64,100 @@ def first_range(days: list[str]) -> tuple[str, str]:
     return days[0], days[end]
 
 
+def later_days_affected(last: str, refreshed: dict[str, int], window_days: int) -> str:
+    """The last day to rebuild with a range ending on `last`: the refreshed days right after it whose
+    trailing features (windows of `window_days`) read the range's days. A late or corrected day
+    thus recomputes the later days built from its old data, and the online store follows."""
+    end, day = last, next_day(last)
+    while day in refreshed and days_apart(last, day) <= window_days:
+        end, day = day, next_day(day)
+    return end
+
+
 @dataclass
 class DownstreamPlan:
     run_request: dg.RunRequest | None = None
     reason: str = ""
-    attempted: dict[str, int] = field(default_factory=dict)  # the sensor's cursor
+    attempted: dict[str, list] = field(default_factory=dict)  # the sensor's cursor: day -> Attempt
+    given_up: list[str] = field(default_factory=list)  # days whose attempts on this data are spent
 
 
-def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict[str, int] | None = None) -> DownstreamPlan:
-    attempted = dict(attempted or {})
+def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = None, *,
+                        retry: RetryPolicy = RetryPolicy(), now: float | None = None) -> DownstreamPlan:
+    """The next refresh to run, if any. A day whose refresh failed is tried again after the retry
+    policy's backoff, up to its attempts; days are refreshed in order, so later days wait for it."""
+    now = time.time() if now is None else now
+    tried = {day: Attempt.parse(value) for day, value in (attempted or {}).items()}
+    plan = DownstreamPlan(attempted={d: a.dump() for d, a in tried.items()})
     waiting = runs_in_flight(instance, [reference_refresh_job.name, daily_refresh_job.name])
     if waiting:
-        return DownstreamPlan(reason=f"waiting for run {waiting[0].run_id[:8]} ({waiting[0].job_name}) to finish",
-                              attempted=attempted)
+        plan.reason = f"waiting for run {waiting[0].run_id[:8]} ({waiting[0].job_name}) to finish"
+        return plan
     raw_reference = [_latest_id(instance, k) for k in RAW_REFERENCE]
     if None in raw_reference:
-        return DownstreamPlan(reason="waiting for the reference tables to be landed and stored", attempted=attempted)
+        plan.reason = "waiting for the reference tables to be landed and stored"
+        return plan
     built = [_latest_id(instance, k) for k in keys(REFERENCE_MODELS) + [dg.AssetKey("feature_definitions")]]
     if None in built or max(raw_reference) > min(built):
-        return DownstreamPlan(run_request=dg.RunRequest(
-            run_key=f"reference:{max(raw_reference)}", job_name=reference_refresh_job.name,
-            tags={"mlplatform/trigger": "new reference data"}),
-            reason="reference tables stored since the last reference refresh", attempted=attempted)
-    due = due_days(instance, attempted)
-    if not due:
-        return DownstreamPlan(reason="every stored day is refreshed (or its refresh failed: see the "
-                                     "failed runs; storing the day again retries it)", attempted=attempted)
-    first, last = first_range(list(due))
-    in_range = [d for d in due if first <= d <= last]
+        attempt = tried.get(REFERENCE) or Attempt(0)
+        wait = retry.wait_seconds(attempt.attempts if attempt.version == max(raw_reference) else 0, attempt.at, now)
+        if wait is None:
+            plan.given_up = [REFERENCE]
+            plan.reason = (f"the reference refresh failed {attempt.attempts} time(s) on this data: see the "
+                           "failed runs; storing the reference tables again or `mlplatform pipeline` retries it")
+            return plan
+        if wait > 0:
+            plan.reason = f"the reference refresh failed; trying again in {wait:.0f} s"
+            return plan
+        plan.attempted[REFERENCE] = attempt.next(max(raw_reference), now).dump()
+        plan.run_request = dg.RunRequest(
+            run_key=f"reference:{max(raw_reference)}:{plan.attempted[REFERENCE][1]}",
+            job_name=reference_refresh_job.name, tags={"mlplatform/trigger": "new reference data"})
+        plan.reason = "reference tables stored since the last reference refresh"
+        return plan
+    due = stored_unrefreshed(instance)
+    ready = {}
+    for day, storage_id in due.items():
+        attempt = tried.get(day) or Attempt(0)
+        wait = retry.wait_seconds(attempt.attempts if attempt.version == storage_id else 0, attempt.at, now)
+        if wait is None:
+            plan.given_up.append(day)
+        elif wait > 0 and not ready:  # the first day to refresh must wait: so do the later ones
+            plan.reason = f"the refresh of {day} failed; trying again in {wait:.0f} s"
+            return plan
+        elif wait == 0:
+            ready[day] = storage_id
+    if not ready:
+        plan.reason = ("every stored day is refreshed" if not plan.given_up else
+                       f"{len(plan.given_up)} day(s) whose refresh failed {retry.max_attempts} time(s), first "
+                       f"{plan.given_up[0]}: see the failed runs; storing the day again or `mlplatform "
+                       "pipeline` retries them")
+        return plan
+    first, last = first_range(list(ready))
+    in_range = [d for d in ready if first <= d <= last]
+    last = later_days_affected(last, {d: i for d, i in refreshed_days(instance).items() if d not in due},
+                               trailing_window_days())
     selection = DAILY_MODELS + ONLINE
     extras = []
     if _latest_id(instance, dg.AssetKey("training_set")) is not None:
         extras += DRIFT
     if _latest_id(instance, dg.AssetKey("deployed_model")) is not None:
         extras += SCORING
-    newest = max(due[d] for d in in_range)
-    attempted.update({d: due[d] for d in in_range})
+    newest = max(ready[d] for d in in_range)
+    for day in in_range:
+        plan.attempted[day] = (tried.get(day) or Attempt(0)).next(ready[day], now).dump()
     tags = {RANGE_START: first, RANGE_END: last, "mlplatform/trigger": "new raw data",
             "mlplatform/days": f"{first}..{last}"}
-    return DownstreamPlan(run_request=dg.RunRequest(
-        run_key=f"daily:{first}..{last}:{newest}", job_name=daily_refresh_job.name,
-        asset_selection=keys(selection + extras), tags=tags),
-        reason=f"{len(due)} day(s) due; refreshing {first} .. {last}", attempted=attempted)
+    if last != in_range[-1]:
+        tags["mlplatform/recomputed_after"] = f"{next_day(in_range[-1])}..{last}"
+    attempts = plan.attempted[first][1]
+    plan.run_request = dg.RunRequest(
+        run_key=f"daily:{first}..{last}:{newest}" + (f":attempt{attempts}" if attempts > 1 else ""),
+        job_name=daily_refresh_job.name, asset_selection=keys(selection + extras), tags=tags)
+    plan.reason = (f"{len(due)} day(s) due; refreshing {first} .. {last}"
+                   + (f" (the later days read the changed ones)" if last != in_range[-1] else "")
+                   + (f", attempt {attempts}" if attempts > 1 else ""))
+    return plan
 
 
 @dg.sensor(

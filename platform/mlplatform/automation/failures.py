@@ -1,7 +1,8 @@
 """The run-failure sensor: every failed run, whatever started it, recorded in one place.
 
 `$MLPLATFORM_HOME/run_failures.jsonl` gets the run, its job, what triggered it (the sensors' tags),
-the partition or range, and the error; `mlplatform status` shows the latest.
+the partition or range, and the error; `mlplatform status` shows the latest. A failed run's MLflow
+run, if a crash left it RUNNING, is ended as FAILED here too.
 """
 
 import json
@@ -21,6 +22,27 @@ def failures(paths: StatePaths) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_steps: dict[str, str]) -> dict:
+    """Append a failed run to the failure log; a run's MLflow run left RUNNING is ended FAILED."""
+    from mlplatform.model.tracking import end_runs_of
+
+    tags = run.tags
+    entry = {
+        "at": datetime.now(timezone.utc).isoformat(),
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "trigger": tags.get("mlplatform/trigger", tags.get("dagster/sensor_name", "manual")),
+        "partition": run_target(tags),
+        "error": error,
+        "failed_steps": failed_steps,
+    }
+    if (paths.mlflow / "mlflow.db").exists():
+        entry["mlflow_runs_ended"] = end_runs_of(paths, run.run_id)
+    with open(paths.ensure().home / FAILURES_LOG, "a") as log:
+        log.write(json.dumps(entry) + "\n")
+    return entry
+
+
 def step_error(event: dg.DagsterEvent) -> str:
     """A failed step's own message: its `Failure` description, else the error."""
     data = event.step_failure_data
@@ -37,17 +59,6 @@ def step_error(event: dg.DagsterEvent) -> str:
 )
 def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
-    tags = run.tags
-    entry = {
-        "at": datetime.now(timezone.utc).isoformat(),
-        "run_id": run.run_id,
-        "job": run.job_name,
-        "trigger": tags.get("mlplatform/trigger", tags.get("dagster/sensor_name", "manual")),
-        "partition": run_target(tags),
-        "error": context.failure_event.message,
-        "failed_steps": {e.step_key: step_error(e) for e in context.get_step_failure_events()},
-    }
-    paths = StatePaths.resolve(None)
-    with open(paths.ensure().home / FAILURES_LOG, "a") as log:
-        log.write(json.dumps(entry) + "\n")
+    entry = record_failure(StatePaths.resolve(None), run, context.failure_event.message or "",
+                           {e.step_key: step_error(e) for e in context.get_step_failure_events()})
     context.log.warning(f"run {run.run_id[:8]} ({run.job_name}) failed: {entry['error']}")

@@ -3,12 +3,16 @@
 The cursor remembers every file it requested, by path and modification time, so a file is requested
 once, a re-delivered one (a new modification time) again, and nothing landed while the daemon was
 down is missed. A file that breaks its contract is moved to quarantine by its run: it leaves the
-landing zone and is never requested again, unless it is delivered anew.
+landing zone and is never requested again, unless it is delivered anew. A requested file still
+neither stored nor quarantined once no raw run is in flight (its run crashed, or the disk was full)
+is requested again, per the retry policy. A file whose name is no day of the feed is quarantined
+here, before any run.
 """
 
 import hashlib
 import json
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +20,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from mlplatform.automation.jobs import RANGE_END, RANGE_START, raw_daily_job, raw_reference_job
+from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
-from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
+from mlplatform.domain import DAILY_TABLES, FIRST_DAY, LAST_DAY, REFERENCE_TABLES
 from mlplatform.ingest.landing import LandingZone, sha256
 from mlplatform.partitions import next_day
 from mlplatform.resources import PlatformState
@@ -26,7 +31,8 @@ from mlplatform.resources import PlatformState
 @dataclass
 class LandingPlan:
     run_requests: list[dg.RunRequest] = field(default_factory=list)
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, list] = field(default_factory=dict)  # the cursor: file -> Attempt (version: mtime)
+    quarantined: list[str] = field(default_factory=list)  # files set aside for their names
 
 
 def landed_files(zone: LandingZone) -> dict[str, tuple[str, str | None, int]]:
@@ -44,6 +50,24 @@ def landed_files(zone: LandingZone) -> dict[str, tuple[str, str | None, int]]:
             except FileNotFoundError:  # moved to quarantine since it was listed
                 continue
     return found
+
+
+def quarantine_misnamed(zone: LandingZone) -> list[str]:
+    """Daily files whose name is not a day of the feed's range (`2014-01-01.csv`, `2013-02-30.csv`,
+    `jan-5.csv`) go to quarantine with the reason: nothing could load them, and they must not stop
+    the files beside them."""
+    moved = []
+    for table in DAILY_TABLES:
+        for path in zone.misnamed(table, FIRST_DAY, LAST_DAY):
+            try:
+                quarantined = zone.quarantine(path, {
+                    "table": table, "day": None, "kind": "file_name",
+                    "problem": f"{path.name!r} is not a day of the feed: daily files are named YYYY-MM-DD.csv "
+                               f"for a day from {FIRST_DAY} to {LAST_DAY}"})
+            except FileNotFoundError:  # another process moved it first
+                continue
+            moved.append(str(quarantined.path))
+    return moved
 
 
 def already_stored(instance: dg.DagsterInstance, state: PlatformState) -> Callable[[str, str | None], bool]:
@@ -69,34 +93,59 @@ def already_stored(instance: dg.DagsterInstance, state: PlatformState) -> Callab
     return check
 
 
-def plan_landing_runs(zone: LandingZone, seen: dict[str, int],
-                      stored: Callable[[str, str | None], bool] | None = None, ranges: bool = False) -> LandingPlan:
-    """Run requests for the files not requested yet: one run per day (or, with `ranges`, per run of
-    consecutive days with the same tables), one for the reference tables."""
+def plan_landing_runs(zone: LandingZone, seen: dict, stored: Callable[[str, str | None], bool] | None = None,
+                      ranges: bool = False, *, retry: RetryPolicy = RetryPolicy(), now: float | None = None,
+                      runs_in_flight: bool = False) -> LandingPlan:
+    """Run requests for the files not requested yet, and for requested files still neither stored nor
+    quarantined once their runs ended (a crash, a full disk: tried again per the retry policy): one
+    run per day (or, with `ranges`, per run of consecutive days with the same tables), one for the
+    reference tables."""
+    now = time.time() if now is None else now
+    plan = LandingPlan(quarantined=quarantine_misnamed(zone))
     files = landed_files(zone)
-    new = {rel: info for rel, info in files.items()
-           if seen.get(rel) != info[2] and not (stored and rel not in seen and _stored(stored, info))}
+    new = {}
+    for rel, info in files.items():
+        attempt = Attempt.parse(seen.get(rel))
+        if attempt is not None and attempt.version == info[2]:  # requested before
+            plan.seen[rel] = attempt.dump()
+            if runs_in_flight or stored is None or _stored(stored, info):
+                continue
+            if retry.wait_seconds(attempt.attempts, attempt.at, now) != 0:
+                continue
+        elif stored and _stored(stored, info):  # loaded already (by `mlplatform pipeline`, say)
+            plan.seen[rel] = Attempt(info[2], 1, now).dump()
+            continue
+        new[rel] = info
+        plan.seen[rel] = (attempt or Attempt(0)).next(info[2], now).dump()
     by_day: dict[str | None, list[tuple[str, int]]] = defaultdict(list)
     for rel, (table, day, mtime) in sorted(new.items()):
         by_day[day].append((table, mtime))
-    plan = LandingPlan(seen={rel: info[2] for rel, info in files.items()})  # forget files that left
     if None in by_day:
         tables = by_day.pop(None)
         plan.run_requests.append(dg.RunRequest(
-            run_key="reference:" + _files_key(tables), job_name=raw_reference_job.name,
+            run_key="reference:" + _files_key(tables) + _attempt_suffix(plan, new, None),
+            job_name=raw_reference_job.name,
             asset_selection=[dg.AssetKey(f"raw_{t}") for t, _ in tables], tags=_tags(tables)))
     for days in _day_groups(by_day, ranges):
         tables = [entry for day in days for entry in by_day[day]]
         names = sorted({t for t, _ in tables})
         request = dict(job_name=raw_daily_job.name, asset_selection=[dg.AssetKey(f"raw_{t}") for t in names])
         if len(days) == 1:
-            plan.run_requests.append(dg.RunRequest(run_key=f"{days[0]}:" + _files_key(tables),
-                                                   partition_key=days[0], tags=_tags(tables), **request))
+            plan.run_requests.append(dg.RunRequest(
+                run_key=f"{days[0]}:" + _files_key(tables) + _attempt_suffix(plan, new, days[0]),
+                partition_key=days[0], tags=_tags(tables), **request))
         else:
             plan.run_requests.append(dg.RunRequest(
-                run_key=f"{days[0]}..{days[-1]}:" + hashlib.sha256(_files_key(tables).encode()).hexdigest()[:16],
+                run_key=f"{days[0]}..{days[-1]}:" + hashlib.sha256(_files_key(tables).encode()).hexdigest()[:16]
+                + _attempt_suffix(plan, new, days[0]),
                 tags={**_tags(tables), RANGE_START: days[0], RANGE_END: days[-1]}, **request))
     return plan
+
+
+def _attempt_suffix(plan: LandingPlan, new: dict, day: str | None) -> str:
+    """A retry needs a run key of its own (the sensor skips a key it requested before)."""
+    attempts = max(plan.seen[rel][1] for rel, info in new.items() if info[1] == day)
+    return f":attempt{attempts}" if attempts > 1 else ""
 
 
 def _files_key(tables: list[tuple[str, int]]) -> str:
@@ -134,10 +183,15 @@ def _stored(stored: Callable[[str, str | None], bool], info: tuple[str, str | No
     description="New or re-delivered landing files -> runs of their raw partitions (one run per day).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, state: PlatformState):
+    from mlplatform.automation.downstream import runs_in_flight
+
     zone = state.landing
+    in_flight = bool(runs_in_flight(context.instance, [raw_daily_job.name, raw_reference_job.name]))
     plan = plan_landing_runs(zone, json.loads(context.cursor) if context.cursor else {},
-                             already_stored(context.instance, state))
+                             already_stored(context.instance, state), runs_in_flight=in_flight)
     context.update_cursor(json.dumps(plan.seen, sort_keys=True))
+    for path in plan.quarantined:
+        context.log.warning(f"quarantined {path}: its name is not a day of the feed (reason beside it)")
     if not plan.run_requests:
         return dg.SkipReason(f"no new landing files ({len(plan.seen)} already requested)")
     return plan.run_requests

@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlplatform.automation.downstream import runs_in_flight
+from mlplatform.automation.downstream import runs_in_flight, stored_unrefreshed
 from mlplatform.automation.jobs import daily_refresh_job, reference_refresh_job, retrain_job
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE
@@ -42,6 +42,7 @@ class RetrainFacts:
     minutes_since_last_retrain: float | None = None
     retrain_in_flight: str | None = None  # the run id of a retrain queued or running
     refresh_in_flight: str | None = None  # the run id of a reference or daily refresh queued or running
+    unrefreshed_days: list[str] = field(default_factory=list)  # stored, not carried downstream (failed or due)
 
 
 @dataclass
@@ -62,6 +63,12 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
         # the refresh still builds would miss the days it is carrying.
         return RetrainDecision(False, "", f"waiting for the refresh run {facts.refresh_in_flight[:8]} to finish",
                                figures)
+    if facts.unrefreshed_days:
+        # A training set built now would miss them, or read features a failed refresh left half-built.
+        days = facts.unrefreshed_days
+        return RetrainDecision(False, "", f"waiting for {len(days)} stored day(s) to be refreshed ({days[0]}"
+                                          + (f" .. {days[-1]}" if len(days) > 1 else "") + "): a refresh "
+                                          "failed or is due; see the failed runs", figures)
     if facts.built_days < facts.days_needed:
         return RetrainDecision(False, "", f"waiting for {facts.days_needed} built days to split into training, "
                                           f"validation and holdout (have {facts.built_days})", figures)
@@ -139,10 +146,27 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
     facts.retrain_in_flight = in_flight[0].run_id if in_flight else None
     refreshing = runs_in_flight(instance, [reference_refresh_job.name, daily_refresh_job.name])
     facts.refresh_in_flight = refreshing[0].run_id if refreshing else None
-    last = instance.get_run_records(dg.RunsFilter(job_name=retrain_job.name), limit=1)
+    facts.unrefreshed_days = list(stored_unrefreshed(instance))
+    last = last_retrain(instance)
     if last:
-        facts.minutes_since_last_retrain = round((now - last[0].create_timestamp).total_seconds() / 60, 2)
+        facts.minutes_since_last_retrain = round((now - last.create_timestamp).total_seconds() / 60, 2)
     return facts
+
+
+# A retrain whose process died (the `orphaned` tag of `recovery.py`) did no work: it starts no
+# cooldown, so the next tick retrains at once; after this many in a row, the cooldown applies.
+MAX_CRASHED_RETRAINS = 3
+
+
+def last_retrain(instance: dg.DagsterInstance):
+    """The run record the cooldown counts from: the latest retrain that did not die with its process."""
+    from mlplatform.automation.recovery import ORPHANED_TAG
+
+    records = instance.get_run_records(dg.RunsFilter(job_name=retrain_job.name), limit=MAX_CRASHED_RETRAINS)
+    for record in records:
+        if record.dagster_run.tags.get(ORPHANED_TAG) != "true":
+            return record
+    return records[0] if len(records) >= MAX_CRASHED_RETRAINS else None
 
 
 def record_decision(state: PlatformState, decision: RetrainDecision, at: datetime) -> None:
@@ -160,6 +184,10 @@ def record_decision(state: PlatformState, decision: RetrainDecision, at: datetim
 )
 def retrain_sensor(context: dg.SensorEvaluationContext, state: PlatformState, retrain_policy: RetrainPolicy,
                    model_spec: ModelSpec):
+    from mlplatform.automation.deployments import reconcile_champion
+
+    for line in reconcile_champion(state.paths, context.instance):  # after a crash mid-promotion
+        context.log.warning(line)
     now = datetime.now(timezone.utc)
     decision = decide(retrain_policy, gather_facts(context.instance, state, now, model_spec))
     if not decision.retrain:

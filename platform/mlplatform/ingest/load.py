@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from mlplatform.ingest.contract import TableContract
 from mlplatform.ingest.lake import Lake
-from mlplatform.ingest.landing import LandingZone, sha256
+from mlplatform.ingest.landing import LandingZone, data_rows, sha256
 from mlplatform.ingest.validate import ContractViolation, ValidatedTable, validate_csv
 
 
@@ -59,6 +59,9 @@ def load_landing_file(contract: TableContract, zone: LandingZone, lake: Lake, *,
     checksum = sha256(data)
     try:
         validated = validate_csv(contract, data, day=day, max_reject_share=max_reject_share)
+        incomplete = _manifest_problem(zone, contract.table, day, data, checksum)
+        if incomplete:
+            raise ContractViolation("incomplete", incomplete)
     except ContractViolation as violation:
         moved = zone.quarantine(source, {
             "table": contract.table, "day": day, "kind": violation.kind, "problem": violation.problem,
@@ -73,6 +76,21 @@ def load_landing_file(contract: TableContract, zone: LandingZone, lake: Lake, *,
     rejects_path = lake.write_rejects(contract.table, validated.rejects, day)
     lake.write_source(contract.table, day, checksum)
     return LoadResult(source, checksum, lake_path, rejects_path, validated)
+
+
+def _manifest_problem(zone: LandingZone, table: str, day: str | None, data: bytes, checksum: str) -> str | None:
+    """How the file differs from the manifest the feed wrote after it (None: it matches, or the feed
+    sent no manifest). A file cut at a line boundary passes every contract rule: only this tells."""
+    try:
+        manifest = zone.manifest(table, day)
+    except ValueError as err:
+        return str(err)
+    if manifest is None or (manifest["bytes"] == len(data) and manifest["sha256"] == checksum):
+        return None
+    return (f"the file has {len(data):,} bytes and {data_rows(data):,} data rows, but its manifest "
+            f"{zone.manifest_path(table, day)} says {manifest['bytes']:,} bytes and {manifest['rows']:,} rows "
+            "(checksums differ): it was cut short or changed after the feed delivered it. Deliver the file "
+            "again with a new manifest")
 
 
 def conformance_problems(contract: TableContract, stored: pa.Table, *, day: str | None,

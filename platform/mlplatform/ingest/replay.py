@@ -3,7 +3,7 @@
 The first replay delivers the reference tables; each call then delivers the next days, one file per
 daily table per day. A cursor (`landing/_replay.json`) remembers the last day delivered, so
 re-landing a day is a no-op, and each file is written aside and renamed, so a sensor watching the
-landing zone never sees half a file.
+landing zone never sees half a file; each file's manifest (size, rows, checksum) follows it.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class Replayer:
             if every and i:
                 time.sleep(every)
             for table in DAILY_TABLES:
-                self._land(self.zone.file(table, day.isoformat()), feed.daily_file(table, day, self.scale))
+                self._land(table, day.isoformat(), feed.daily_file(table, day, self.scale))
             self._write_cursor(day)
             result.days.append(day)
             result.landed_through = day
@@ -116,14 +116,14 @@ class Replayer:
             return []
         landed = []
         for table in REFERENCE_TABLES:
-            if self._land(self.zone.file(table), feed.reference_file(table, self.scale)):
+            if self._land(table, None, feed.reference_file(table, self.scale)):
                 landed.append(table)
         self._write_cursor(None)
         return landed
 
-    @staticmethod
-    def _land(path: Path, data: bytes) -> bool:
-        if path.exists() and path.read_bytes() == data:
+    def _land(self, table: str, day: str | None, data: bytes) -> bool:
+        path = self.zone.file(table, day)
+        if path.exists() and path.read_bytes() == data and self.zone.manifest_path(table, day).exists():
             return False
-        write_bytes_atomically(path, data)
+        self.zone.deliver(table, day, data)  # the data, then its manifest
         return True

@@ -1,8 +1,11 @@
 """Deployments: the champion alias moves only through the gate, and every move can be undone.
 
 Promotion moves `champion` to the gated challenger and `previous_champion` to the version it
-replaces; rollback swaps them back. Each move is appended to `deployments.jsonl` in the state
-directory (and tagged on the versions), so the history of what served when is never lost.
+replaces; rollback swaps them back. The registry's `champion` alias is the one source of truth:
+moving it is the commit, and every reader (the API, `status`, the retrain decision) reads it. Each
+move is then appended to `deployments.jsonl` in the state directory and recorded in Dagster as a
+`deployed_model` materialization; a crash between the alias and those records is reconciled at the
+next start (`reconcile_log`, `automation/deployments.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from mlplatform.model.tracking import (
     CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, REGISTERED_MODEL, client, version_for_alias,
 )
+from mlplatform.faults import crash_point
 from mlplatform.state import StatePaths
 
 LOG = "deployments.jsonl"
@@ -32,6 +36,7 @@ def _log_path(paths: StatePaths) -> Path:
 
 def _record(paths: StatePaths, entry: dict[str, Any]) -> dict[str, Any]:
     entry = {"at": datetime.now(timezone.utc).isoformat(), **entry}
+    crash_point("before_deployment_log")
     with open(_log_path(paths), "a") as log:
         log.write(json.dumps(entry) + "\n")
     return entry
@@ -43,18 +48,20 @@ def history(paths: StatePaths) -> list[dict[str, Any]]:
 
 
 def served_champion(paths: StatePaths) -> dict[str, Any] | None:
-    """The champion as the deployment log records it, without reading the registry (sensors call this
-    every tick): its version, since when, the last day it trained on, its holdout figures."""
-    entries = history(paths)
-    if not entries:
+    """The champion as the registry holds it (the alias is the one source of truth: the API loads
+    what it names), with what the retrain decision needs: its version, since when, the last day it
+    trained on, its holdout figures. The deployment log is a record of moves, never consulted here,
+    so a crash between moving the alias and writing the log cannot make two readers disagree."""
+    if not (paths.mlflow / "mlflow.db").exists():
         return None
-    version = entries[-1]["version"]
-    promoted = [e for e in entries if e["action"] == "promote" and e["version"] == version]
-    lineage = promoted[-1].get("lineage", {}) if promoted else {}
-    window = lineage.get("training_window") or ""
-    return {"version": version, "since": entries[-1]["at"],
+    held = version_for_alias(paths, CHAMPION)
+    if held is None:
+        return None
+    facts = lineage(paths, held.version)
+    window = facts.get("training_window") or ""
+    return {"version": int(held.version), "since": held.tags.get("deployed_at"),
             "trained_through": window.split("..")[-1] if ".." in window else None,
-            "holdout": lineage.get("holdout", {})}
+            "holdout": facts.get("holdout", {})}
 
 
 def lineage(paths: StatePaths, version: str) -> dict[str, Any]:
@@ -78,14 +85,18 @@ def promote_challenger(paths: StatePaths, dagster_run_id: str | None = None) -> 
     if current is not None and current.version == challenger.version:
         return {"action": "unchanged", "version": int(challenger.version),
                 "previous_version": None, "lineage": lineage(paths, challenger.version)}
+    at = datetime.now(timezone.utc).isoformat()
+    tracker.set_model_version_tag(REGISTERED_MODEL, challenger.version, "deployed_at", at)
     if current is not None:
         tracker.set_registered_model_alias(REGISTERED_MODEL, PREVIOUS_CHAMPION, current.version)
+    crash_point("before_champion_alias")
+    # The commit point: one row of the registry. Every reader follows the alias; what comes after
+    # it (the log) is a record, reconciled from the alias if a crash cuts it short.
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, challenger.version)
-    entry = _record(paths, {"action": "promote", "version": int(challenger.version),
-                            "previous_version": int(current.version) if current else None,
-                            "dagster_run_id": dagster_run_id, "lineage": lineage(paths, challenger.version)})
-    tracker.set_model_version_tag(REGISTERED_MODEL, challenger.version, "deployed_at", entry["at"])
-    return entry
+    crash_point("after_champion_alias")
+    return _record(paths, {"at": at, "action": "promote", "version": int(challenger.version),
+                           "previous_version": int(current.version) if current else None,
+                           "dagster_run_id": dagster_run_id, "lineage": lineage(paths, challenger.version)})
 
 
 def rollback(paths: StatePaths, reason: str = "") -> dict[str, Any]:
@@ -93,11 +104,24 @@ def rollback(paths: StatePaths, reason: str = "") -> dict[str, Any]:
     tracker = client(paths)
     previous = version_for_alias(paths, PREVIOUS_CHAMPION)
     current = version_for_alias(paths, CHAMPION)
-    if previous is None or current is None:
+    if previous is None or current is None or previous.version == current.version:
         raise DeploymentError("there is no previous champion to roll back to")
+    at = datetime.now(timezone.utc).isoformat()
+    tracker.set_model_version_tag(REGISTERED_MODEL, previous.version, "deployed_at", at)
+    tracker.set_model_version_tag(REGISTERED_MODEL, current.version, "rolled_back_at", at)
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, previous.version)
     tracker.set_registered_model_alias(REGISTERED_MODEL, PREVIOUS_CHAMPION, current.version)
-    entry = _record(paths, {"action": "rollback", "version": int(previous.version),
-                            "previous_version": int(current.version), "reason": reason})
-    tracker.set_model_version_tag(REGISTERED_MODEL, current.version, "rolled_back_at", entry["at"])
-    return entry
+    return _record(paths, {"at": at, "action": "rollback", "version": int(previous.version),
+                           "previous_version": int(current.version), "reason": reason})
+
+
+def reconcile_log(paths: StatePaths) -> dict[str, Any] | None:
+    """After a crash between the alias and the log: append the move the log missed (returned)."""
+    held = version_for_alias(paths, CHAMPION) if (paths.mlflow / "mlflow.db").exists() else None
+    logged = history(paths)
+    logged_version = logged[-1]["version"] if logged else None
+    if held is None or int(held.version) == logged_version:
+        return None
+    return _record(paths, {"action": "reconcile", "version": int(held.version), "previous_version": logged_version,
+                           "reason": "the registry's champion alias had moved without its log entry (a crash "
+                                     "between the two)", "lineage": lineage(paths, held.version)})

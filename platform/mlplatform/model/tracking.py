@@ -81,3 +81,16 @@ def version_for_alias(paths: StatePaths, alias: str):
         return client(paths).get_model_version_by_alias(REGISTERED_MODEL, alias)
     except MlflowException:
         return None
+
+
+def end_runs_of(paths: StatePaths, dagster_run_id: str) -> list[str]:
+    """End, as FAILED, the MLflow runs a dead Dagster run left RUNNING; returns their ids."""
+    tracker = client(paths)
+    experiment = tracker.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    runs = tracker.search_runs([experiment.experiment_id], filter_string=(
+        f"tags.dagster_run_id = '{dagster_run_id}' and attributes.status = 'RUNNING'"))
+    for run in runs:
+        tracker.set_terminated(run.info.run_id, status="FAILED")
+    return [run.info.run_id for run in runs]

@@ -92,3 +92,12 @@ def dbt_cli_resource() -> DbtCliResource:
     beside = Path(sys.executable).with_name("dbt")
     executable = str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
     return PlatformDbtCli(project_dir=dbt_project, dbt_executable=executable)
+
+
+def trailing_window_days() -> int:
+    """The longest trailing window of the feature models (dbt var `trailing_window_days`): a day's
+    features read this many days before it."""
+    import yaml
+
+    config = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    return int(config["vars"]["trailing_window_days"])

@@ -1,0 +1,113 @@
+"""Recovery after a crash: runs whose process is gone are failed, with a reason, not left STARTED.
+
+A run killed with `kill -9` (or by the out-of-memory killer, or a power cut) never writes its end:
+Dagster keeps it STARTED, its pool slots claimed and its MLflow run RUNNING, and every planner
+that waits for runs in flight waits forever. Here a run's process is found from the run itself
+(the `mlplatform/pid` tag of a headless run, else the process that wrote its RUN_START event) and
+checked: gone, a zombie, or a newer process reusing its pid means dead. Two paths use this:
+
+- the daemon's run monitoring, through `LocalRunLauncher.check_run_worker_health`
+  (`run_launcher.py`), then the run-failure sensor ends the MLflow run and records the failure;
+- `mlplatform pipeline`, which has no daemon, calls `fail_dead_runs` before planning anything.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dagster as dg
+
+PID_TAG = "mlplatform/pid"
+HOST_TAG = "mlplatform/host"
+ORPHANED_TAG = "mlplatform/orphaned"
+# Runs that may be waiting on a process; NOT_STARTED only for headless runs (which name theirs).
+WATCHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
+           dg.DagsterRunStatus.NOT_STARTED]
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming this process, for a run it executes itself (`execute_in_process`)."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+@dataclass(frozen=True)
+class Liveness:
+    alive: bool | None  # None: cannot tell (another host, no process recorded yet)
+    detail: str
+
+
+def _run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
+    if PID_TAG in run.tags:
+        return int(run.tags[PID_TAG])
+    for of_type in (dg.DagsterEventType.RUN_START, None):
+        records = instance.get_records_for_run(run.run_id, of_type=of_type, limit=1).records
+        event = records[0].event_log_entry.dagster_event if records else None
+        if event is not None and event.pid:
+            return event.pid
+    return None
+
+
+def process_alive(pid: int, started_by: float | None = None) -> bool:
+    """Whether `pid` runs, is no zombie, and (given `started_by`) existed by then: a pid reused by a
+    newer process is not the run's."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started_by is None or process.create_time() <= started_by + 1.0
+    except psutil.NoSuchProcess:
+        return False
+
+
+def liveness(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Liveness:
+    host = run.tags.get(HOST_TAG)
+    if host and host != socket.gethostname():
+        return Liveness(None, f"its process runs on {host}")
+    pid = _run_worker_pid(instance, run)
+    if pid is None:
+        return Liveness(None, "no process recorded yet")
+    record = instance.get_run_record_by_id(run.run_id)
+    started = record.start_time if record and record.start_time else (
+        record.create_timestamp.timestamp() if record else None)
+    if process_alive(pid, started):
+        return Liveness(True, f"process {pid} is running")
+    return Liveness(False, f"its process {pid} is gone (killed, or out of memory)")
+
+
+def dead_runs(instance: dg.DagsterInstance) -> list[tuple[dg.DagsterRun, str]]:
+    """Runs in flight whose process is gone, with what was found."""
+    found = []
+    for run in instance.get_runs(dg.RunsFilter(statuses=WATCHED)):
+        if run.status == dg.DagsterRunStatus.NOT_STARTED and PID_TAG not in run.tags:
+            continue  # a queued run the daemon is about to launch: not ours to judge
+        state = liveness(instance, run)
+        if state.alive is False:
+            found.append((run, state.detail))
+    return found
+
+
+def release_run(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Free the pool slots a run holds or waits for (so the next run's steps are not blocked)."""
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
+def fail_dead_runs(instance: dg.DagsterInstance, on_failed: Callable[[dg.DagsterRun, str], None] | None = None
+                   ) -> list[tuple[dg.DagsterRun, str]]:
+    """Mark every run whose process is gone as failed, with the reason, and free its pool slots."""
+    failed = []
+    for run, detail in dead_runs(instance):
+        message = (f"run {run.run_id[:8]} ({run.job_name}) was {run.status.value} but {detail}: marked "
+                   "failed by mlplatform; its work is redone by the next tick or `mlplatform pipeline`")
+        instance.add_run_tags(run.run_id, {ORPHANED_TAG: "true"})
+        instance.report_run_failed(instance.get_run_by_id(run.run_id), message=message)
+        release_run(instance, run.run_id)
+        failed.append((run, message))
+        if on_failed:
+            on_failed(run, message)
+    return failed

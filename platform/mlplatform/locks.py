@@ -1,0 +1,42 @@
+"""File locks: one holder at a time across processes, released by the kernel when the holder dies.
+
+`flock` on a file under the state directory: a process killed with `kill -9` cannot leave a lock
+held (the kernel drops it with the file descriptor), so a crash never wedges the next command.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class LockBusy(TimeoutError):
+    pass
+
+
+@contextmanager
+def file_lock(path: Path, *, timeout_s: float = 3600.0, what: str = "another process",
+              on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on `path`, waiting up to `timeout_s` for the current holder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waiting and on_wait:
+                    on_wait(f"{what} holds {path}; waiting for it")
+                waiting = True
+                if time.monotonic() > deadline:
+                    raise LockBusy(f"{path} stayed locked for {timeout_s:.0f}s ({what})") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
