@@ -67,8 +67,24 @@ def _automation(paths: StatePaths, last: int = 3) -> dict[str, Any]:
     log = paths.home / DECISIONS_LOG
     decisions = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     return {"retrains": [{k: d[k] for k in ("at", "trigger", "reason")} for d in decisions[-last:]],
-            "failures": [{k: f.get(k) for k in ("at", "job", "partition", "trigger", "failed_steps")}
-                         for f in failures(paths)[-last:]]}
+            "failures": [{k: f.get(k) for k in ("at", "job", "partition", "trigger", "failed_steps", "error")}
+                         for f in failures(paths)[-last:]],
+            **_runs(paths)}
+
+
+def _runs(paths: StatePaths) -> dict[str, Any]:
+    """From the Dagster instance: runs in flight whose process is gone, and stored days not refreshed."""
+    if not (paths.dagster_home / "dagster.yaml").exists():
+        return {"stuck_runs": [], "unrefreshed_days": []}
+    import dagster as dg
+
+    from mlplatform.automation.progress import stored_unrefreshed
+    from mlplatform.automation.recovery import dead_runs
+
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        stuck = [{"run_id": run.run_id, "job": run.job_name, "status": run.status.value, "detail": detail}
+                 for run, detail in dead_runs(instance)]
+        return {"stuck_runs": stuck, "unrefreshed_days": list(stored_unrefreshed(instance))}
 
 
 _LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash", "feature_service",
@@ -158,4 +174,11 @@ def format_status(status: dict[str, Any]) -> str:
     lines += [f"  FAILED {f['at'][:19]} {f['job']} {f['partition'] or ''} ({f['trigger']}): "
               + "; ".join(f"{step}: {error}" for step, error in (f["failed_steps"] or {}).items())
               for f in automation["failures"]] or ["  no failed runs"]
+    for run in automation["stuck_runs"]:
+        lines.append(f"  STUCK {run['job']} run {run['run_id'][:8]} is {run['status']} but {run['detail']}: the next "
+                     "`mlplatform pipeline` (or the daemon's run monitoring) marks it failed and redoes its work")
+    days = automation["unrefreshed_days"]
+    if days:
+        lines.append(f"  {len(days)} stored day(s) not refreshed yet ({days[0]} .. {days[-1]}): `mlplatform pipeline` "
+                     "or the downstream sensor refreshes them; no retrain starts before")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ import dagster as dg
 
 from mlplatform.features.service import LABEL
 from mlplatform.features.training import latest_manifest
+from mlplatform.faults import crash_point
 from mlplatform.model.tracking import CHALLENGER, CHAMPION, REGISTERED_MODEL, finish_run, version_for_alias
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 
@@ -115,6 +116,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                              f"{stats.validation_loss:.4f}, {stats.samples_per_second:,.0f} samples/s")
             mlflow.log_metrics({"train_loss": stats.train_loss, "validation_loss": stats.validation_loss,
                                 "samples_per_second": stats.samples_per_second}, step=stats.epoch)
+            crash_point("training")  # the MLflow run is RUNNING, the model not registered
 
         result = train(train_t, val_t, pre.cardinalities, pre.n_numeric_inputs, settings, config, on_epoch)
         from mlplatform.ml.train import predict_proba

@@ -17,6 +17,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from mlplatform.assets.raw import raw_asset_key
 from mlplatform.partitions import daily_partitions
+from mlplatform.faults import crash_point
 from mlplatform.preload import preload
 from mlplatform.resources import PlatformState
 from mlplatform.warehouse.exports import export_specs, export_tables
@@ -66,6 +67,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
     with warehouse_lock(paths.warehouse, on_wait=context.log.info):
         invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)  # dbt's process starts
         preload(LATER_STEP_LIBRARIES if later else ())  # while dbt starts up and parses; its output waits in the pipe
+        crash_point("dbt_build")  # dbt runs in a child process of the run: a test kills both here
         for event in invocation.stream():
             if isinstance(event, dg.Output):
                 held.append(event)

@@ -19,6 +19,7 @@ from mlplatform.automation.jobs import (
     DAILY_MODELS, DRIFT, ONLINE, RANGE_END, RANGE_START, RAW_DAILY, RAW_REFERENCE, REFERENCE_MODELS, SCORING,
     daily_refresh_job, keys, reference_refresh_job,
 )
+from mlplatform.automation.progress import refreshed_days, stored_unrefreshed
 from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
 from mlplatform.partitions import days_apart, next_day
@@ -26,8 +27,6 @@ from mlplatform.warehouse.project import trailing_window_days
 
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED]
-# The refresh of a day ends with its online features: newer than them, its raw data is not carried yet.
-DAY_DONE = dg.AssetKey("online_features")
 REFERENCE = "reference"  # the reference refresh's entry in the cursor
 
 
@@ -39,21 +38,6 @@ def _latest_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
 def runs_in_flight(instance: dg.DagsterInstance, job_names: list[str]) -> list[dg.DagsterRun]:
     return [r for name in job_names
             for r in instance.get_runs(dg.RunsFilter(job_name=name, statuses=IN_FLIGHT), limit=5)]
-
-
-def stored_unrefreshed(instance: dg.DagsterInstance) -> dict[str, int]:
-    """Days whose every daily raw table is stored, stored after the day's last refresh: day -> the
-    newest raw storage id. Work left to do, whatever was attempted."""
-    stored = [instance.get_latest_storage_id_by_partition(k, dg.DagsterEventType.ASSET_MATERIALIZATION)
-              for k in RAW_DAILY]
-    refreshed = refreshed_days(instance)
-    complete = set.intersection(*(set(s) for s in stored)) if stored else set()
-    newest = {d: max(s[d] for s in stored) for d in complete}
-    return {d: newest[d] for d in sorted(complete) if newest[d] > refreshed.get(d, -1)}
-
-
-def refreshed_days(instance: dg.DagsterInstance) -> dict[str, int]:
-    return instance.get_latest_storage_id_by_partition(DAY_DONE, dg.DagsterEventType.ASSET_MATERIALIZATION)
 
 
 def first_range(days: list[str]) -> tuple[str, str]:

@@ -17,7 +17,8 @@ from typing import Any
 
 import dagster as dg
 
-from mlplatform.automation.downstream import runs_in_flight, stored_unrefreshed
+from mlplatform.automation.downstream import runs_in_flight
+from mlplatform.automation.progress import stored_unrefreshed
 from mlplatform.automation.jobs import daily_refresh_job, reference_refresh_job, retrain_job
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from mlplatform.faults import crash_point
 from mlplatform.features.service import EVENT_TIMESTAMP
 from mlplatform.ingest.lake import Lake
 
@@ -60,6 +61,7 @@ def materialize(store: FeatureStore, service_name: str, start: datetime, end: da
         store.materialize(start_date=REFERENCE_START if full else start, end_date=end,
                           feature_views=[view.name])
         done.views.append(view.name)
+        crash_point("online_write")  # some views written, others not
     return done
 
 

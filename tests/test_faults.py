@@ -1,0 +1,200 @@
+"""Faults caused for real, each followed by a plain rerun that must complete the work.
+
+`mlplatform pipeline` runs as a process group of its own; a crash point (`MLPLATFORM_PAUSE_AT`)
+holds it at an exact moment (dbt running, the online store half written, training, the champion
+alias moved but not yet logged) and the test kills the whole group with `kill -9`. After each
+rerun every reader must agree: the flights stored once each, no run STARTED without a process, no
+pool slot held, no MLflow run left RUNNING, one champion in the registry, the API's loader,
+`status`, the retrain decision, the deployment log and Dagster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from mlplatform.state import StatePaths
+
+BIN = Path(sys.executable).parent
+SETTINGS = {  # a small model; the first champion after 7 days; a long cooldown after a retrain
+    "MLPLATFORM_MODEL_HOLDOUT_DAYS": "2", "MLPLATFORM_MODEL_VALIDATION_DAYS": "2", "MLPLATFORM_MODEL_MIN_TRAIN_DAYS": "3",
+    "MLPLATFORM_MODEL_MAX_EPOCHS": "2", "MLPLATFORM_MODEL_MIN_FIRST_AUC": "0", "MLPLATFORM_MODEL_MIN_TRAIN_ROWS": "100",
+    "MLPLATFORM_MODEL_GATE_TOLERANCE": "1", "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "500",
+    "MLPLATFORM_RETRAIN_COOLDOWN_MINUTES": "30", "MLPLATFORM_TRAINING_DEVICE": "cpu", "MLPLATFORM_SENSORS": "stopped",
+}
+
+pytestmark = pytest.mark.slow
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, **SETTINGS, "MLPLATFORM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+    env.pop("MLPLATFORM_PAUSE_AT", None)
+    return {**env, **extra}
+
+
+def mlplatform(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "mlplatform"), *args], env=_env(home, **extra), capture_output=True,
+                          text=True, timeout=600)
+
+
+def start(home: Path, *args: str, **extra: str) -> subprocess.Popen:
+    """A command in a process group of its own (so `kill -9` of the group takes its children too)."""
+    log = home.parent / f"{home.name}-{time.monotonic_ns()}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([str(BIN / "mlplatform"), *args], env=_env(home, **extra), stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    process.log = log  # type: ignore[attr-defined]
+    return process
+
+
+def kill_at(home: Path, point: str, *args: str, **extra: str) -> None:
+    """Start `mlplatform pipeline`, wait for it to reach `point`, and `kill -9` its process group."""
+    process = start(home, "pipeline", *args, MLPLATFORM_PAUSE_AT=point, **extra)
+    marker = home / f"paused_at_{point}"
+    deadline = time.monotonic() + 400
+    while not marker.exists():
+        assert process.poll() is None, f"the pipeline ended before {point}: {process.log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"the pipeline never reached {point}"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    marker.unlink()
+
+
+def landed_flights(home: Path) -> int:
+    """The real number of flights in the landed days (the feed's own files)."""
+    from mlplatform.domain import feed
+    from mlplatform.ingest.landing import data_rows
+
+    days = sorted(p.stem for p in (home / "landing" / "flights").glob("*.csv"))
+    return sum(data_rows(feed.daily_file("flights", date.fromisoformat(d))) for d in days)
+
+
+def assert_consistent(home: Path) -> dict:
+    """Every reader agrees, and nothing a crash left behind is still in flight. Returns the status."""
+    from mlplatform.automation.deployments import dagster_champion
+    from mlplatform.model.deployment import history, served_champion
+    from mlplatform.model.tracking import CHAMPION, EXPERIMENT, client, version_for_alias
+
+    paths = StatePaths.resolve(home)
+    flights = pq.read_table(paths.exports / "fct_flights", columns=["flight_id"]).column("flight_id").to_pylist()
+    assert len(flights) == landed_flights(home)
+    assert len(set(flights)) == len(flights), "a flight is stored twice"
+
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        in_flight = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
+                                                              dg.DagsterRunStatus.NOT_STARTED]))
+        assert not in_flight, f"runs left in flight: {[(r.job_name, r.status) for r in in_flight]}"
+        claimed = instance.event_log_storage.get_concurrency_info("warehouse").claimed_slots
+        assert not claimed, f"pool slots still held: {claimed}"
+        in_dagster = dagster_champion(instance)
+
+    tracker = client(paths)
+    experiment = tracker.get_experiment_by_name(EXPERIMENT)
+    running = tracker.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'") if experiment else []
+    assert not running, "an MLflow run was left RUNNING"
+
+    status = json.loads(mlplatform(home, "status", "--json").stdout)
+    held = version_for_alias(paths, CHAMPION)
+    if held is not None:
+        registry = int(held.version)
+        assert served_champion(paths)["version"] == registry  # the API and the retrain decision read this
+        assert status["models"]["aliases"]["champion"]["version"] == registry
+        assert history(paths)[-1]["version"] == registry
+        assert in_dagster == registry
+    assert status["automation"]["stuck_runs"] == []
+    return status
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("faults") / "home"
+    assert mlplatform(home, "replay", "--days", "9").returncode == 0
+    yield home
+
+
+def test_kill_during_dbt_then_training_then_plain_reruns_complete_the_work(home: Path) -> None:
+    kill_at(home, "dbt_build")
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        [stuck] = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        assert stuck.job_name == "reference_refresh"  # the first dbt build: the reference models
+    status = json.loads(mlplatform(home, "status", "--json").stdout)
+    assert [r["job"] for r in status["automation"]["stuck_runs"]] == ["reference_refresh"]  # status tells the truth
+
+    # The rerun fails the dead run, frees its slot, redoes the refresh; this one dies in training.
+    kill_at(home, "training")
+    # No champion yet: the crashed retrain starts no cooldown, so a plain rerun trains at once.
+    rerun = mlplatform(home, "pipeline")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "recovered: run" in rerun.stdout and "process" in rerun.stdout
+    status = assert_consistent(home)
+    assert status["models"]["aliases"]["champion"]["version"] >= 1
+    failed = [f for f in status["automation"]["failures"] if f["job"] in ("daily_refresh", "retrain")]
+    assert failed, "the crashed runs are recorded as failed"
+
+
+def test_kill_during_the_online_write_then_a_rerun_completes_it(home: Path) -> None:
+    assert mlplatform(home, "replay", "--days", "1").returncode == 0
+    kill_at(home, "online_write")
+    rerun = mlplatform(home, "pipeline")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "daily_refresh" in rerun.stdout
+    assert_consistent(home)
+    from mlplatform.features.repo import open_store
+    from mlplatform.features.online import service_views
+    from mlplatform.features.service import SERVICE_NAME
+
+    views = service_views(open_store(StatePaths.resolve(home)), SERVICE_NAME)
+    ends = {v.name: v.most_recent_end_time for v in views}
+    assert all(ends.values()) and len({e.date() for e in ends.values() if e is not None}) == 1, ends
+
+
+def test_kill_after_the_champion_alias_moved_is_reconciled(home: Path) -> None:
+    from mlplatform.model.deployment import history, served_champion
+    from mlplatform.model.tracking import CHAMPION, version_for_alias
+
+    paths = StatePaths.resolve(home)
+    before = history(paths)[-1]["version"]
+    assert mlplatform(home, "replay", "--days", "1").returncode == 0
+    kill_at(home, "after_champion_alias", MLPLATFORM_RETRAIN_COOLDOWN_MINUTES="0")
+    moved = int(version_for_alias(paths, CHAMPION).version)
+    assert moved > before and history(paths)[-1]["version"] == before  # the crash fell between the two
+    # Readers follow the registry even before any repair: the API's loader, status, the decision.
+    assert served_champion(paths)["version"] == moved
+    assert json.loads(mlplatform(home, "status", "--json").stdout)["models"]["aliases"]["champion"]["version"] == moved
+
+    rerun = mlplatform(home, "pipeline")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "deployment log missed champion version" in rerun.stdout
+    assert_consistent(home)
+
+    # A rollback is recorded in Dagster too.
+    assert mlplatform(home, "rollback", "--reason", "test").returncode == 0
+    assert_consistent(home)
+
+
+def test_commands_started_at_once_on_a_new_directory_neither_corrupt_nor_fail(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert mlplatform(home, "replay", "--days", "2").returncode == 0
+    commands = [start(home, "pipeline", "--no-retrain") for _ in range(4)] + [start(home, "status")]
+    codes = [c.wait(timeout=600) for c in commands]
+    assert codes == [0] * 5, [c.log.read_text()[-2000:] for c in commands]
+    assert_consistent(home)
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        for key in ("raw_flights", "raw_weather"):
+            stored = instance.get_latest_storage_id_by_partition(dg.AssetKey(key), dg.DagsterEventType.ASSET_MATERIALIZATION)
+            assert sorted(stored) == ["2013-01-01", "2013-01-02"]
+            records = instance.fetch_materializations(dg.AssetKey(key), limit=100).records
+            assert len(records) == 2, f"{key} stored more than once a day: {len(records)}"
