@@ -274,7 +274,7 @@ def test_pipeline_loads_consecutive_days_in_one_run_and_a_bad_day_alone(tmp_path
                                  result.success))
                 return result.success
 
-            seen = load_landed_files(instance, state, {}, execute)
+            load_landed_files(instance, state, execute)
             # The range failed on the bad file, then each day ran alone: only the bad one failed.
             assert outcomes == [(None, True), ("2013-01-01", False), ("2013-01-01", True), ("2013-01-02", True),
                                 ("2013-01-03", False), ("2013-01-04", True)]
@@ -284,12 +284,12 @@ def test_pipeline_loads_consecutive_days_in_one_run_and_a_bad_day_alone(tmp_path
             assert sorted(stored) == ["2013-01-01", "2013-01-02", "2013-01-04"]
 
             # Nothing is loaded twice: the same files, a fresh cursor (the lake holds their bytes).
-            load_landed_files(instance, state, {}, execute)
+            load_landed_files(instance, state, execute)
             assert len(outcomes) == 6
 
             # A range run records every day, and the lake keeps each day's source checksum.
             Replayer(zone).replay(through=date(2013, 1, 6))
-            load_landed_files(instance, state, seen, execute)
+            load_landed_files(instance, state, execute)
             assert outcomes[-1] == ("2013-01-05", True)
             stored = instance.get_latest_storage_id_by_partition(dg.AssetKey("raw_weather"),
                                                                  dg.DagsterEventType.ASSET_MATERIALIZATION)

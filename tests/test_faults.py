@@ -198,3 +198,97 @@ def test_commands_started_at_once_on_a_new_directory_neither_corrupt_nor_fail(tm
             assert sorted(stored) == ["2013-01-01", "2013-01-02"]
             records = instance.fetch_materializations(dg.AssetKey(key), limit=100).records
             assert len(records) == 2, f"{key} stored more than once a day: {len(records)}"
+
+
+def test_a_corrected_earlier_day_rebuilds_the_later_days_like_a_build_from_scratch(home: Path, tmp_path: Path) -> None:
+    """A re-delivered day changes the trailing windows of the days after it: the rerun rebuilds them,
+    and every feature table equals one built from scratch on the same files."""
+    import shutil
+
+    from mlplatform.ingest.landing import LandingZone
+
+    paths = StatePaths.resolve(home)
+    zone = LandingZone(paths.landing, paths.quarantine)
+    day = "2013-01-03"
+    original = zone.file("flights", day).read_bytes()
+    header, *rows = original.splitlines(keepends=True)
+    zone.deliver("flights", day, header + b"".join(r for r in rows if b",UA," not in r))  # UA's flights removed
+    rerun = mlplatform(home, "pipeline", "--no-retrain")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        [refresh] = instance.get_runs(dg.RunsFilter(job_name="daily_refresh"), limit=1)
+    newest = zone.days("flights")[-1]
+    assert refresh.tags["mlplatform/days"] == f"{day}..{newest}"  # the later days read the changed one
+
+    scratch = tmp_path / "scratch"
+    shutil.copytree(paths.landing, scratch / "landing")
+    assert mlplatform(scratch, "pipeline", "--no-retrain").returncode == 0
+    assert_same_exports(paths, StatePaths.resolve(scratch))
+    assert_consistent(home)
+
+
+def assert_same_exports(paths: StatePaths, scratch: StatePaths) -> None:
+    import pandas as pd
+
+    tables = sorted(p.name for p in scratch.exports.iterdir() if p.name.startswith(("feat_", "fct_")))
+    assert "feat_carrier_delay_stats" in tables
+    for table in tables:
+        ours, theirs = (pq.read_table(p.exports / table).to_pandas() for p in (paths, scratch))
+        columns = sorted(ours.columns)
+        ours, theirs = (f[columns].sort_values(columns[:6]).reset_index(drop=True) for f in (ours, theirs))
+        pd.testing.assert_frame_equal(ours, theirs, check_dtype=False, obj=table)
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here: {done.stderr.decode().strip()}")
+
+
+def test_a_full_disk_during_the_online_write_is_redone_once_space_returns(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert mlplatform(home, "replay", "--days", "2").returncode == 0
+    assert mlplatform(home, "prepare").returncode == 0
+    feast = home / "feast"
+    _mount_tmpfs(feast, "600k")  # room for Feast's registry, not for the online store
+    try:
+        full = mlplatform(home, "pipeline", "--no-retrain", MLPLATFORM_MIN_FREE_MB="0")
+        assert full.returncode == 1
+        assert "online store" in full.stdout and "could not be written" in full.stdout
+        assert "waiting for" in full.stdout and "refreshed" in full.stdout  # no retrain on a failed refresh
+        status = json.loads(mlplatform(home, "status", "--json").stdout)
+        assert status["automation"]["unrefreshed_days"] == ["2013-01-01", "2013-01-02"]
+
+        subprocess.run(["mount", "-o", "remount,size=64m", str(feast)], check=True)
+        rerun = mlplatform(home, "pipeline", "--no-retrain")
+        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+        assert_consistent(home)
+        from mlplatform.features.online import service_views
+        from mlplatform.features.repo import open_store
+        from mlplatform.features.service import SERVICE_NAME
+
+        store = open_store(StatePaths.resolve(home))
+        plane = store.get_online_features(features=["plane:plane_seats"], entity_rows=[{"tail_number": "N14228"}]).to_dict()
+        assert plane["plane_seats"] == [149]  # the view the full disk had left empty
+        assert all(v.most_recent_end_time for v in service_views(store, SERVICE_NAME))
+    finally:
+        subprocess.run(["umount", "-l", str(feast)], capture_output=True)
+
+
+def test_a_read_only_state_directory_is_refused_and_a_rerun_recovers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _mount_tmpfs(home, "256m")
+    try:
+        assert mlplatform(home, "replay", "--days", "1").returncode == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
+        refused = mlplatform(home, "pipeline")
+        assert refused.returncode == 2
+        assert f"the state directory {home} is not writable" in refused.stderr
+        assert "Read-only file system" in refused.stderr
+        subprocess.run(["mount", "-o", "remount,rw", str(home)], check=True)
+        rerun = mlplatform(home, "pipeline", "--no-retrain")
+        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+        assert_consistent(home)
+    finally:
+        subprocess.run(["umount", "-l", str(home)], capture_output=True)

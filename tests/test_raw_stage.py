@@ -97,7 +97,7 @@ def test_a_bad_first_delivery_leaves_no_partition(instance, paths, landed, lake)
 
 def test_rejected_rows_go_to_the_rejects_table(instance, paths, landed, lake) -> None:
     source = landed.file("flights", DAY)
-    source.write_bytes(with_value(source.read_bytes(), "distance", "-5", 3))
+    landed.deliver("flights", DAY, with_value(source.read_bytes(), "distance", "-5", 3))
     result = materialize_raw(instance, paths, "flights", DAY)
 
     assert result.success
@@ -109,7 +109,7 @@ def test_rejected_rows_go_to_the_rejects_table(instance, paths, landed, lake) ->
     assert checks["rejected_rows_within_limit"].severity == dg.AssetCheckSeverity.WARN
 
     # A corrected re-delivery replaces the rejects too.
-    source.write_bytes(landed.file("flights", "2013-01-03").read_bytes().replace(b"2013,1,3,", b"2013,1,2,"))
+    landed.deliver("flights", DAY, landed.file("flights", "2013-01-03").read_bytes().replace(b"2013,1,3,", b"2013,1,2,"))
     landed_again = materialize_raw(instance, paths, "flights", DAY)
     assert landed_again.success
     assert not lake.rejects_path("flights", DAY).exists()
@@ -117,7 +117,7 @@ def test_rejected_rows_go_to_the_rejects_table(instance, paths, landed, lake) ->
 
 def test_the_reject_limit_fails_the_partition(instance, paths, landed, lake) -> None:
     source = landed.file("flights", DAY)
-    source.write_bytes(with_value(source.read_bytes(), "distance", "-5", slice(1, 30)))  # 3%
+    landed.deliver("flights", DAY, with_value(source.read_bytes(), "distance", "-5", slice(1, 30)))  # 3%
     result = materialize_raw(instance, paths, "flights", DAY, max_reject_share=0.02)
     assert not result.success
     assert "above the 2.0% limit" in failure_message(result)
@@ -144,6 +144,6 @@ def test_quarantine_keeps_every_bad_delivery(instance, paths, landed) -> None:
         source.write_bytes(bad)
         assert not materialize_raw(instance, paths, "flights", DAY).success
     kept = sorted(p.name for p in (paths.quarantine / "flights").iterdir())
-    assert len(kept) == 4  # two files, two reasons
+    assert len(kept) == 5  # two files, two reasons, and the manifest that came with the first
     source.write_bytes(good_bytes)
     assert materialize_raw(instance, paths, "flights", DAY).success

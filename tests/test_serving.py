@@ -106,6 +106,63 @@ def test_bad_input_never_gets_a_500(server) -> None:
         assert response.status_code == 422, response.text
 
 
+def test_dates_out_of_range_get_422_naming_the_field(server) -> None:
+    for when in ("1677-06-01T10:00:00", "2262-06-01T10:00:00", "0001-01-01T00:00:00", "9999-12-31T23:00:00"):
+        answer = httpx.post(f"{server['url']}/predict", json={**FLIGHT, "scheduled_departure": when})
+        assert answer.status_code == 422, (when, answer.text)
+        assert any("scheduled_departure" in error["loc"] for error in answer.json()["detail"])
+        assert "between 1900-01-01 and 2199-12-31" in answer.text
+
+
+def test_a_body_over_the_limit_is_refused_before_parsing_and_errors_are_counted(server) -> None:
+    url = server["url"]
+    huge = {"flights": [FLIGHT] * 100_000}
+    answer = httpx.post(f"{url}/predict/batch", json=huge)
+    assert answer.status_code == 413 and "request body over" in answer.json()["detail"]
+    # Without a declared length (chunked), the limit holds as the bytes arrive.
+    import json as _json
+
+    def chunks():
+        data = _json.dumps(huge).encode()
+        for i in range(0, len(data), 65536):
+            yield data[i:i + 65536]
+    assert httpx.post(f"{url}/predict/batch", content=chunks(),
+                      headers={"content-type": "application/json"}).status_code == 413
+    assert httpx.post(f"{url}/predict", json={**FLIGHT, "carrier": "U"}).status_code == 422
+    text = httpx.get(f"{url}/metrics").text
+    assert 'mlplatform_request_errors_total{endpoint="/predict/batch",status="413"} 2.0' in text
+    assert 'mlplatform_request_errors_total{endpoint="/predict",status="422"}' in text
+
+
+def test_a_view_being_materialized_keeps_serving_its_last_values(server) -> None:
+    """Feast marks a view MATERIALIZING in the registry while it writes it; the API keeps answering
+    with the view's last values instead of failing (Feast's `serve_features_while_materializing`)."""
+    import os
+
+    from mlplatform.features.repo import open_store
+    from mlplatform.serving.features import OnlineFeatureReader
+    from mlplatform.serving.schemas import Flight
+
+    from feast.feature_view import FeatureViewState
+
+    store = open_store(server["paths"])
+    view = store.get_feature_view("plane")
+    previous = view.state
+    view.state = FeatureViewState.MATERIALIZING
+    store.registry.apply_feature_view(view, store.project, commit=True)
+    try:
+        online = server["paths"].feast / "online_store.db"
+        os.utime(online)  # the store "changed": the server drops its in-memory values and reads again
+        reader = OnlineFeatureReader(server["paths"], check_seconds=0)
+        (_, _, (unknown,)) = reader.records([Flight(**FLIGHT)])
+        assert "plane" not in unknown
+        answer = httpx.post(f"{server['url']}/predict", json=FLIGHT)
+        assert answer.status_code == 200 and "plane" not in answer.json()["defaults_used"]
+    finally:
+        view.state = previous
+        store.registry.apply_feature_view(view, store.project, commit=True)
+
+
 def test_metrics_in_prometheus_format(server) -> None:
     httpx.post(f"{server['url']}/predict", json=FLIGHT)
     text = httpx.get(f"{server['url']}/metrics").text

@@ -136,10 +136,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import errno
+
+    from mlplatform.state import StateDirectoryError
+
     args = build_parser().parse_args(argv)
     if args.home:
         os.environ[HOME_ENV] = args.home
-    return args.func(args)
+    try:
+        if args.command in WRITERS:
+            _paths(args).check_writable()
+        return args.func(args)
+    except StateDirectoryError as err:
+        print(f"mlplatform {args.command}: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        print(f"mlplatform {args.command}: cannot write {err.filename or _paths(args).home}: {err.strerror}. "
+              "Whatever was being written was left as it was (every write is atomic); free space or make the "
+              "state directory writable, then run the command again", file=sys.stderr)
+        return 2
+
+
+# Commands that write to the state directory: checked for a writable, not full, directory first.
+WRITERS = ("prepare", "replay", "pipeline", "rollback")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "MLPLATFORM_HOME"
+MIN_FREE_ENV = "MLPLATFORM_MIN_FREE_MB"
+# What a command that writes wants free before it starts: a day's build writes a few MB, a
+# retrain tens (dbt's DuckDB spills to disk beyond its memory limit).
+DEFAULT_MIN_FREE_MB = 200
+
+
+class StateDirectoryError(RuntimeError):
+    """The state directory cannot take the writes a command needs; the message says which and why."""
 
 # platform/mlplatform/state.py -> the checkout root, when installed from a checkout (editable).
 _CHECKOUT = Path(__file__).resolve().parents[2]
@@ -107,6 +115,37 @@ class StatePaths:
         """Point MLPLATFORM_HOME at this directory for what reads it from the environment (dbt's
         profiles.yml and sources, Feast's feature_store.yaml), so they agree with this process."""
         os.environ[HOME_ENV] = str(self.home)
+        return self
+
+    def check_writable(self, min_free_mb: float | None = None) -> "StatePaths":
+        """Fail early, naming the directory and the need, when it is read-only or nearly full: a
+        command that cannot finish its writes should not start them."""
+        import errno
+        import shutil
+        import uuid
+
+        if min_free_mb is None:
+            min_free_mb = float(os.environ.get(MIN_FREE_ENV, DEFAULT_MIN_FREE_MB))
+        probe = self.home / f".write-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise StateDirectoryError(
+                    f"the state directory {self.home} is not writable ({err.strerror}): the platform keeps its "
+                    "landing zone, lake, warehouse, feature store, models and run records there. Make it "
+                    f"writable, or point {HOME_ENV} at a writable directory") from None
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StateDirectoryError(f"the state directory {self.home} is full ({err.strerror}): free space "
+                                          "and run the command again; nothing was changed") from None
+            raise
+        free_mb = shutil.disk_usage(self.home).free / 2**20
+        if free_mb < min_free_mb:
+            raise StateDirectoryError(
+                f"the state directory {self.home} has {free_mb:.0f} MB free; this command needs at least "
+                f"{min_free_mb:.0f} MB ({MIN_FREE_ENV}). Free space and run it again; nothing was changed")
         return self
 
     def ensure(self) -> "StatePaths":

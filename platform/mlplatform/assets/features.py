@@ -78,7 +78,15 @@ def online_features(context: dg.AssetExecutionContext, config: OnlineMaterializa
     started = datetime.now(timezone.utc)
     from mlplatform.features.online import materialize, service_views, source_rows
 
-    done = materialize(store, SERVICE_NAME, start, end, full=config.full)
+    try:
+        done = materialize(store, SERVICE_NAME, start, end, full=config.full)
+    except Exception as err:
+        if "disk is full" in str(err) or "No space left" in str(err) or "read-only" in str(err):
+            # SQLite's message names no file: say which, and what happens next.
+            raise dg.Failure(f"the online store under {state.paths.feast} could not be written ({err}). Views "
+                             "written before are kept; free space (or make it writable) and the refresh is "
+                             "retried by the next tick or `mlplatform pipeline`", allow_retries=False) from err
+        raise
     days = [d.date().isoformat() for d in _days(window.start, window.end)]
     views = service_views(store, SERVICE_NAME)  # read after materializing: their end times moved
     rows = {v.name: len(source_rows(state.exports, v, days)) for v in views if v.name in done.views}

@@ -4,7 +4,8 @@ Everything heavy happens once at start-up (the Feast store, the champion model);
 its online features from memory (see `features.py`), preprocesses them without pandas and runs the
 network. The endpoints are `async` on purpose: the work is well under a millisecond of CPU, less
 than a hop to the thread pool would cost. Bad input never reaches the model: FastAPI answers 422
-naming the field, and no request error becomes a 500.
+naming the field (a departure date outside 1900-2199 too), a body over 512 KiB gets 413 before it is
+parsed, and no request error becomes a 500; `/metrics` counts every error answer by status.
 """
 
 from __future__ import annotations
@@ -17,15 +18,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from mlplatform.serving.champion import ChampionHolder
 from mlplatform.serving.features import OnlineFeatureReader
+from mlplatform.serving.guard import RequestGuard
 from mlplatform.serving.schemas import BatchPrediction, BatchRequest, Flight, Prediction
 from mlplatform.state import StatePaths
 
 
-def create_app(paths: StatePaths, reload_seconds: float = 2.0) -> FastAPI:
+# A full batch (1,000 flights) is about 200 KB of JSON.
+MAX_BODY_BYTES = 512 * 1024
+
+
+def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
     registry = CollectorRegistry()
     requests = Counter("mlplatform_requests_total", "Prediction requests", ["endpoint"], registry=registry)
-    errors = Counter("mlplatform_request_errors_total", "Requests that failed", ["endpoint", "status"],
-                     registry=registry)
+    errors = Counter("mlplatform_request_errors_total", "Requests answered with an error, by status",
+                     ["endpoint", "status"], registry=registry)
     latency = Histogram("mlplatform_request_seconds", "Request latency", ["endpoint"], registry=registry,
                         buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
     model_version = Gauge("mlplatform_model_version", "Version of the champion being served", registry=registry)
@@ -60,10 +66,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0) -> FastAPI:
         started = time.perf_counter()
         try:
             return predict(flights)
-        except HTTPException as err:
-            errors.labels(endpoint, str(err.status_code)).inc()
-            raise
-        finally:
+        finally:  # errors are counted by status in `RequestGuard`
             latency.labels(endpoint).observe(time.perf_counter() - started)
 
     @app.post("/predict", response_model=Prediction)
@@ -86,4 +89,5 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0) -> FastAPI:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.champion = champion
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, errors=errors)
     return app

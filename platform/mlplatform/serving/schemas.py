@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
+EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2199, 12, 31, 23, 59)
+
 
 class Flight(BaseModel):
     carrier: str = Field(min_length=2, max_length=3, description="Carrier code, e.g. UA",
@@ -22,6 +24,14 @@ class Flight(BaseModel):
     @classmethod
     def _upper(cls, value: str | None) -> str | None:
         return value.strip().upper() if value is not None else None
+
+    @field_validator("scheduled_departure")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        # Far outside any schedule, and beyond what the feature code's timestamps hold (1678-2261).
+        if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
+            raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+        return value
 
 
 class Prediction(BaseModel):

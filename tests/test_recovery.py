@@ -1,0 +1,131 @@
+"""Bad landing names, cut files and failed work that is tried again, on real files and a real instance."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import dagster as dg
+import pytest
+
+from helpers import materialize_raw
+from mlplatform.automation.downstream import plan_downstream_run
+from mlplatform.automation.landing import plan_landing_runs
+from mlplatform.automation.retries import Attempt, RetryPolicy
+from mlplatform.ingest.replay import Replayer
+
+
+def test_misnamed_landing_files_are_quarantined_and_the_others_flow(zone) -> None:
+    Replayer(zone).replay(through=date(2013, 1, 2))
+    good = zone.file("flights", "2013-01-02").read_bytes()
+    for name in ("2014-01-01.csv", "2013-02-30.csv", "jan-5.csv", "2013-1-3.csv"):
+        (zone.root / "flights" / name).write_bytes(good)
+
+    plan = plan_landing_runs(zone, {})
+    assert sorted(p.rsplit("/", 1)[-1] for p in plan.quarantined) == [
+        "2013-02-30.csv", "2013-1-3.csv", "2014-01-01.csv", "jan-5.csv"]
+    assert sorted(r.partition_key or "reference" for r in plan.run_requests) == ["2013-01-01", "2013-01-02", "reference"]
+    reasons = {q.reason["original_path"].rsplit("/", 1)[-1]: q.reason for q in
+               [*zone.quarantined("flights", "2014-01-01"), *zone.quarantined("flights", "2013-02-30")]}
+    assert reasons["2014-01-01.csv"]["kind"] == "file_name"
+    assert "is not a day of the feed" in reasons["2013-02-30.csv"]["problem"]
+    assert "2013-01-01 to 2013-12-31" in reasons["2013-02-30.csv"]["problem"]
+
+
+def test_a_file_cut_at_a_line_boundary_fails_its_manifest(instance, paths, zone, lake) -> None:
+    Replayer(zone).replay(through=date(2013, 1, 2))
+    source = zone.file("flights", "2013-01-02")
+    lines = source.read_bytes().splitlines(keepends=True)
+    source.write_bytes(b"".join(lines[:801]))  # the header and 800 whole flights of 943: valid CSV
+
+    result = materialize_raw(instance, paths, "flights", "2013-01-02")
+    assert not result.success
+    [quarantined] = zone.quarantined("flights", "2013-01-02")
+    assert quarantined.reason["kind"] == "incomplete"
+    assert "800 data rows" in quarantined.reason["problem"] and "says" in quarantined.reason["problem"]
+    assert "943 rows" in quarantined.reason["problem"]
+    assert quarantined.path.with_name(quarantined.path.name + ".manifest.json").exists()  # kept with its file
+    assert lake.days("flights") == []
+
+    # The feed delivers it again, whole, with its manifest: it loads.
+    zone.deliver("flights", "2013-01-02", b"".join(lines))
+    assert materialize_raw(instance, paths, "flights", "2013-01-02").success
+    assert lake.read("flights", "2013-01-02").num_rows == 943
+
+
+def test_a_malformed_manifest_is_named(instance, paths, zone) -> None:
+    Replayer(zone).replay(through=date(2013, 1, 1))
+    zone.manifest_path("flights", "2013-01-01").write_text("{not json")
+    assert not materialize_raw(instance, paths, "flights", "2013-01-01").success
+    [quarantined] = zone.quarantined("flights", "2013-01-01")
+    assert "is not JSON with bytes, rows and sha256" in quarantined.reason["problem"]
+
+
+def test_retry_policy_backs_off_and_gives_up() -> None:
+    policy = RetryPolicy(max_attempts=3, backoff_seconds=30)
+    assert policy.wait_seconds(0, 0, 100) == 0
+    assert policy.wait_seconds(1, 100, 110) == 20
+    assert policy.wait_seconds(2, 100, 110) == 50  # doubled
+    assert policy.wait_seconds(2, 100, 200) == 0
+    assert policy.wait_seconds(3, 100, 10_000) is None
+    assert Attempt.parse(7) == Attempt(7, 1, 0.0)  # a cursor from before retries
+    assert Attempt(7, 2, 1.0).next(7, 5.0) == Attempt(7, 3, 5.0)
+    assert Attempt(7, 2, 1.0).next(8, 5.0) == Attempt(8, 1, 5.0)  # new data starts the count again
+
+
+def test_a_failed_refresh_is_requested_again_after_its_backoff_then_given_up(instance, paths, zone) -> None:
+    Replayer(zone).replay(through=date(2013, 1, 1))
+    for table in ("airports", "airlines", "planes"):
+        assert materialize_raw(instance, paths, table).success
+    first = plan_downstream_run(instance, {})
+    assert first.run_request.job_name == "reference_refresh"
+    # Its run failed (nothing was built): the next tick waits for the backoff ...
+    now = time.time()
+    waiting = plan_downstream_run(instance, first.attempted, now=now + 5)
+    assert waiting.run_request is None and "trying again in" in waiting.reason
+    # ... then asks again, under a new run key (the sensor would skip the old one) ...
+    again = plan_downstream_run(instance, first.attempted, now=now + 31)
+    assert again.run_request is not None and again.run_request.run_key != first.run_request.run_key
+    # ... and after the last attempt says so, and leaves it to a rerun.
+    spent = {**again.attempted, "reference": [again.attempted["reference"][0], 3, now]}
+    given_up = plan_downstream_run(instance, spent, now=now + 10_000)
+    assert given_up.run_request is None and given_up.given_up == ["reference"]
+    assert "mlplatform pipeline" in given_up.reason
+
+
+def test_a_requested_file_whose_run_died_is_requested_again(instance, paths, zone) -> None:
+    from mlplatform.automation.landing import already_stored
+    from mlplatform.resources import PlatformState
+
+    Replayer(zone).replay(through=date(2013, 1, 1))
+    state = PlatformState(home=str(paths.home))
+    stored = already_stored(instance, state)
+    first = plan_landing_runs(zone, {}, stored)
+    assert {r.partition_key for r in first.run_requests} == {None, "2013-01-01"}
+    now = time.time()
+    # No run is in flight, nothing was stored: the run died. Not before the backoff ...
+    assert plan_landing_runs(zone, first.seen, stored, now=now + 1).run_requests == []
+    # ... nor while a raw run is in flight ...
+    assert plan_landing_runs(zone, first.seen, stored, now=now + 100, runs_in_flight=True).run_requests == []
+    # ... then again, under new run keys.
+    again = plan_landing_runs(zone, first.seen, stored, now=now + 100)
+    assert {r.partition_key for r in again.run_requests} == {None, "2013-01-01"}
+    assert not {r.run_key for r in again.run_requests} & {r.run_key for r in first.run_requests}
+    # Once stored, a file is not requested again.
+    assert materialize_raw(instance, paths, "flights", "2013-01-01").success
+    assert materialize_raw(instance, paths, "weather", "2013-01-01").success
+    later = plan_landing_runs(zone, again.seen, already_stored(instance, state), now=now + 10_000)
+    assert [r.partition_key for r in later.run_requests] == [None]  # the reference tables only
+
+
+@pytest.mark.parametrize("min_free_mb, expected", [(10**9, "MB free; this command needs at least")])
+def test_a_nearly_full_state_directory_is_refused_before_any_write(tmp_path, capsys, monkeypatch, min_free_mb,
+                                                                   expected) -> None:
+    from mlplatform.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("MLPLATFORM_MIN_FREE_MB", str(min_free_mb))
+    assert main(["--home", str(home), "replay", "--days", "1"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and str(home) in err and "MLPLATFORM_MIN_FREE_MB" in err
+    assert not (home / "landing" / "flights").exists()
