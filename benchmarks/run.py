@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [NAME ...] [--repeats N] [--smoke] [--results DIR] [--docs FILE]
 
-Names: cold_end_to_end, one_new_day, scale, serving, training, startup (default: all, in that
+Names: cold_end_to_end, one_new_day, scale, serving, training, startup, recovery (default: all, in that
 order). Each figure is the median of `--repeats` runs with its range; the scale benchmark runs once
 per K. `--smoke` runs everything at a tiny size (a few days of data, one repeat), to keep the
 benchmarks working; `make test` does that. Benchmarks are not tests: nothing here asserts a target,
@@ -25,14 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cold_end_to_end  # noqa: E402
 import one_new_day  # noqa: E402
+import recovery  # noqa: E402
 import serving  # noqa: E402
 import startup  # noqa: E402
 import training_throughput  # noqa: E402
 from common import ROOT, Context, machine  # noqa: E402
 
 BENCHMARKS = {**cold_end_to_end.BENCHMARKS, **one_new_day.BENCHMARKS, **serving.BENCHMARKS,
-              **training_throughput.BENCHMARKS, **startup.BENCHMARKS}
-ORDER = ["cold_end_to_end", "one_new_day", "scale", "serving", "training", "startup"]
+              **training_throughput.BENCHMARKS, **startup.BENCHMARKS, **recovery.BENCHMARKS}
+ORDER = ["cold_end_to_end", "one_new_day", "scale", "serving", "training", "startup", "recovery"]
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -61,25 +59,17 @@ def start(home: Path, *args: str, **extra: str) -> subprocess.Popen:
 
 def kill_at(home: Path, point: str, *args: str, **extra: str) -> None:
     """Start `mlplatform pipeline`, wait for it to reach `point`, and `kill -9` its process group."""
-    process = start(home, "pipeline", *args, MLPLATFORM_PAUSE_AT=point, **extra)
-    marker = home / f"paused_at_{point}"
-    deadline = time.monotonic() + 400
-    while not marker.exists():
-        assert process.poll() is None, f"the pipeline ended before {point}: {process.log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"the pipeline never reached {point}"
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    marker.unlink()
+    from mlplatform.faults import kill_at_point
+
+    kill_at_point([str(BIN / "mlplatform"), "pipeline", *args], _env(home, **extra), home, point,
+                  log=home.parent / f"{home.name}-{point}.log", timeout_s=400)
 
 
 def landed_flights(home: Path) -> int:
-    """The real number of flights in the landed days (the feed's own files)."""
-    from mlplatform.domain import feed
+    """The real number of flights in the landed days: the data rows of the files as delivered."""
     from mlplatform.ingest.landing import data_rows
 
-    days = sorted(p.stem for p in (home / "landing" / "flights").glob("*.csv"))
-    return sum(data_rows(feed.daily_file("flights", date.fromisoformat(d))) for d in days)
+    return sum(data_rows(p.read_bytes()) for p in (home / "landing" / "flights").glob("*.csv"))
 
 
 def assert_consistent(home: Path) -> dict:
@@ -185,21 +175,6 @@ def test_kill_after_the_champion_alias_moved_is_reconciled(home: Path) -> None:
     assert_consistent(home)
 
 
-def test_commands_started_at_once_on_a_new_directory_neither_corrupt_nor_fail(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    assert mlplatform(home, "replay", "--days", "2").returncode == 0
-    commands = [start(home, "pipeline", "--no-retrain") for _ in range(4)] + [start(home, "status")]
-    codes = [c.wait(timeout=600) for c in commands]
-    assert codes == [0] * 5, [c.log.read_text()[-2000:] for c in commands]
-    assert_consistent(home)
-    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
-        for key in ("raw_flights", "raw_weather"):
-            stored = instance.get_latest_storage_id_by_partition(dg.AssetKey(key), dg.DagsterEventType.ASSET_MATERIALIZATION)
-            assert sorted(stored) == ["2013-01-01", "2013-01-02"]
-            records = instance.fetch_materializations(dg.AssetKey(key), limit=100).records
-            assert len(records) == 2, f"{key} stored more than once a day: {len(records)}"
-
-
 def test_a_corrected_earlier_day_rebuilds_the_later_days_like_a_build_from_scratch(home: Path, tmp_path: Path) -> None:
     """A re-delivered day changes the trailing windows of the days after it: the rerun rebuilds them,
     and every feature table equals one built from scratch on the same files."""
@@ -209,6 +184,7 @@ def test_a_corrected_earlier_day_rebuilds_the_later_days_like_a_build_from_scrat
 
     paths = StatePaths.resolve(home)
     zone = LandingZone(paths.landing, paths.quarantine)
+    assert mlplatform(home, "pipeline", "--no-retrain").returncode == 0  # every landed day refreshed
     day = "2013-01-03"
     original = zone.file("flights", day).read_bytes()
     header, *rows = original.splitlines(keepends=True)
@@ -235,7 +211,7 @@ def assert_same_exports(paths: StatePaths, scratch: StatePaths) -> None:
     for table in tables:
         ours, theirs = (pq.read_table(p.exports / table).to_pandas() for p in (paths, scratch))
         columns = sorted(ours.columns)
-        ours, theirs = (f[columns].sort_values(columns[:6]).reset_index(drop=True) for f in (ours, theirs))
+        ours, theirs = (f[columns].sort_values(columns).reset_index(drop=True) for f in (ours, theirs))
         pd.testing.assert_frame_equal(ours, theirs, check_dtype=False, obj=table)
 
 
@@ -246,49 +222,65 @@ def _mount_tmpfs(path: Path, size: str) -> None:
         pytest.skip(f"cannot mount a size-limited tmpfs here: {done.stderr.decode().strip()}")
 
 
-def test_a_full_disk_during_the_online_write_is_redone_once_space_returns(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    assert mlplatform(home, "replay", "--days", "2").returncode == 0
-    assert mlplatform(home, "prepare").returncode == 0
-    feast = home / "feast"
-    _mount_tmpfs(feast, "600k")  # room for Feast's registry, not for the online store
-    try:
-        full = mlplatform(home, "pipeline", "--no-retrain", MLPLATFORM_MIN_FREE_MB="0")
-        assert full.returncode == 1
-        assert "online store" in full.stdout and "could not be written" in full.stdout
-        assert "waiting for" in full.stdout and "refreshed" in full.stdout  # no retrain on a failed refresh
-        status = json.loads(mlplatform(home, "status", "--json").stdout)
-        assert status["automation"]["unrefreshed_days"] == ["2013-01-01", "2013-01-02"]
-
-        subprocess.run(["mount", "-o", "remount,size=64m", str(feast)], check=True)
-        rerun = mlplatform(home, "pipeline", "--no-retrain")
-        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-        assert_consistent(home)
-        from mlplatform.features.online import service_views
-        from mlplatform.features.repo import open_store
-        from mlplatform.features.service import SERVICE_NAME
-
-        store = open_store(StatePaths.resolve(home))
-        plane = store.get_online_features(features=["plane:plane_seats"], entity_rows=[{"tail_number": "N14228"}]).to_dict()
-        assert plane["plane_seats"] == [149]  # the view the full disk had left empty
-        assert all(v.most_recent_end_time for v in service_views(store, SERVICE_NAME))
-    finally:
-        subprocess.run(["umount", "-l", str(feast)], capture_output=True)
-
-
-def test_a_read_only_state_directory_is_refused_and_a_rerun_recovers(tmp_path: Path) -> None:
+def test_a_new_directory_read_only_then_commands_at_once_then_a_full_disk(tmp_path: Path) -> None:
+    """On one new state directory: refused while read-only; then four pipelines and a status started
+    at once neither corrupt nor fail it; then the disk fills while the next day is written to the
+    online store, and the rerun after space returns redoes the refresh."""
     home = tmp_path / "home"
     _mount_tmpfs(home, "256m")
     try:
-        assert mlplatform(home, "replay", "--days", "1").returncode == 0
+        assert mlplatform(home, "replay", "--days", "2").returncode == 0
         subprocess.run(["mount", "-o", "remount,ro", str(home)], check=True)
         refused = mlplatform(home, "pipeline")
         assert refused.returncode == 2
         assert f"the state directory {home} is not writable" in refused.stderr
         assert "Read-only file system" in refused.stderr
         subprocess.run(["mount", "-o", "remount,rw", str(home)], check=True)
-        rerun = mlplatform(home, "pipeline", "--no-retrain")
-        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+        assert not (home / "dagster" / "dagster.yaml").exists()  # nothing was written: still a new directory
+
+        commands = [start(home, "pipeline", "--no-retrain") for _ in range(4)] + [start(home, "status")]
+        codes = [c.wait(timeout=600) for c in commands]
+        assert codes == [0] * 5, [c.log.read_text()[-2000:] for c in commands]
         assert_consistent(home)
+        with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+            for key in ("raw_flights", "raw_weather"):
+                records = instance.fetch_materializations(dg.AssetKey(key), limit=100).records
+                assert sorted(r.partition_key for r in records) == ["2013-01-01", "2013-01-02"], key
+
+        _full_disk_during_the_online_write(home)
     finally:
+        subprocess.run(["umount", "-l", str(home / "feast")], capture_output=True)
         subprocess.run(["umount", "-l", str(home)], capture_output=True)
+
+
+def _full_disk_during_the_online_write(home: Path) -> None:
+    import shutil
+
+    assert mlplatform(home, "replay", "--days", "1").returncode == 0
+    feast, aside = home / "feast", home / "feast-aside"
+    feast.rename(aside)
+    used = sum(f.stat().st_size for f in aside.iterdir())
+    _mount_tmpfs(feast, f"{used // 1024 + 96}k")  # the store as it is, and too little to write a day
+    for f in aside.iterdir():
+        shutil.copy2(f, feast / f.name)
+    full = mlplatform(home, "pipeline", "--no-retrain", MLPLATFORM_MIN_FREE_MB="0")
+    assert full.returncode == 1, full.stdout[-3000:]
+    assert "online store" in full.stdout and "could not be written" in full.stdout
+    assert "waiting for 1 stored day(s) to be refreshed" in full.stdout  # no retrain on a failed refresh
+    status = json.loads(mlplatform(home, "status", "--json").stdout)
+    assert status["automation"]["unrefreshed_days"] == ["2013-01-03"]
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(feast)], check=True)
+    rerun = mlplatform(home, "pipeline", "--no-retrain")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "daily_refresh" in rerun.stdout
+    assert_consistent(home)
+    from mlplatform.features.online import service_views
+    from mlplatform.features.repo import open_store
+    from mlplatform.features.service import SERVICE_NAME
+
+    store = open_store(StatePaths.resolve(home))
+    plane = store.get_online_features(features=["plane:plane_seats"], entity_rows=[{"tail_number": "N14228"}]).to_dict()
+    assert plane["plane_seats"] == [149]
+    ends = {v.name: v.most_recent_end_time for v in service_views(store, SERVICE_NAME)}
+    assert len({e.date() for e in ends.values()}) == 1, ends  # every view through the new day

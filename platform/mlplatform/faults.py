@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 PAUSE_ENV = "MLPLATFORM_PAUSE_AT"
 
@@ -23,3 +24,30 @@ def crash_point(name: str) -> None:
     marker.write_text(str(os.getpid()))
     while True:  # until killed
         time.sleep(1)
+
+
+def kill_at_point(command: list[str], env: dict[str, str], home: Path, point: str, *, log: Path,
+                  timeout_s: float = 600) -> float:
+    """Start `command` in a process group of its own, paused at `point`, and `kill -9` the group once
+    it is there (its children, dbt's process say, die with it). Returns the seconds it ran."""
+    import signal
+    import subprocess
+
+    marker = home / f"paused_at_{point}"
+    marker.unlink(missing_ok=True)
+    started = time.monotonic()
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env={**env, PAUSE_ENV: point}, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        while not marker.exists():
+            if process.poll() is not None:
+                raise RuntimeError(f"{' '.join(command)} ended before {point}: {log.read_text()[-3000:]}")
+            if time.monotonic() - started > timeout_s:
+                raise RuntimeError(f"{' '.join(command)} did not reach {point} in {timeout_s:.0f} s")
+            time.sleep(0.1)
+        return time.monotonic() - started
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        marker.unlink(missing_ok=True)
