@@ -33,8 +33,12 @@ run: install
 	$(BIN)/mlplatform prepare
 	$(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
 
+# Three workers on two cores: the slowest modules (the end-to-end test, the sensors' waits, the
+# benchmarks' smoke run) spend much of their time waiting. PYTEST_ARGS="-n 0" runs in one process.
+PYTEST_WORKERS ?= 3
+
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # BENCH_ARGS: names to run some, `--repeats N`, `--smoke` (see benchmarks/run.py).
 bench: install

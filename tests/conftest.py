@@ -13,20 +13,32 @@ from mlplatform.ingest.landing import LandingZone
 from mlplatform.state import HOME_ENV, StatePaths
 
 
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # The code location reads a prepared dbt manifest (it never parses dbt at import): prepare it
-    # before test modules import the definitions.
-    from mlplatform.warehouse.project import prepare_manifest
+    # before test modules import the definitions. Under pytest-xdist (`make test` runs `-n`), the
+    # controller does it once, before it starts the workers.
+    if not _xdist_worker(config):
+        from mlplatform.warehouse.project import prepare_manifest
 
-    prepare_manifest()
+        prepare_manifest()
 
 
 SMOKE_RUN = pytest.StashKey[object]()
+# Under xdist, the longest modules first (each module runs whole on one worker): the benchmarks'
+# smoke run (a subprocess of a few minutes its worker waits for), the fault tests, the end-to-end test.
+LONGEST_FIRST = {"test_benchmarks": 0, "test_faults": 1, "test_e2e": 2, "test_storage_faults": 3}
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    # The benchmarks' smoke run is a subprocess of about two minutes: it starts as soon as the tests
-    # are collected and runs beside the others (most are one busy core), and its tests go last.
+    if _xdist_worker(config):
+        items.sort(key=lambda item: LONGEST_FIRST.get(item.module.__name__, len(LONGEST_FIRST)))
+        return
+    # One process: the benchmarks' smoke run starts as soon as the tests are collected and runs
+    # beside the others (most are one busy core), and its tests go last.
     smoke = [item for item in items if item.module.__name__ == "test_benchmarks"]
     if smoke:
         from test_benchmarks import start_smoke_run

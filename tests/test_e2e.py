@@ -62,6 +62,28 @@ def _champion(home: Path) -> int | None:
     return champion["version"] if champion else None
 
 
+def _messages(url: str, run_id: str) -> str:
+    """Every message of a run's event log (the run monitoring's reason is an engine event)."""
+    query = '{ logsForRun(runId: "%s") { ... on EventConnection { events { ... on MessageEvent { message } } } } }' % run_id
+    events = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10).json()["data"]["logsForRun"].get("events", [])
+    return "\n".join(e.get("message") or "" for e in events)
+
+
+def _kill_the_run_held_at_dbt(home: Path, limit: float = 240) -> int:
+    """`kill -9` the run worker held at the `dbt_build` crash point, and dbt's process under it."""
+    import psutil
+
+    marker = home / "paused_at_dbt_build"
+    deadline = time.monotonic() + limit
+    while not marker.exists() or not marker.read_text().strip():
+        assert time.monotonic() < deadline, "no run reached dbt"
+        time.sleep(0.5)
+    worker = psutil.Process(int(marker.read_text()))
+    for process in [*worker.children(recursive=True), worker]:
+        process.kill()
+    return worker.pid
+
+
 def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {**os.environ, **SETTINGS, "MLPLATFORM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"),
@@ -78,8 +100,11 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "dagster-dev.log", "w")
+    # The first run to reach dbt is held there, to be killed: the daemon's run monitoring must fail
+    # it and the downstream sensor must redo its days.
     server = subprocess.Popen([str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                              env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                              env={**env, "MLPLATFORM_PAUSE_AT": "dbt_build"}, cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -96,13 +121,14 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
         before = {r["runId"] for r in _runs(url)}
 
         mlplatform("replay", "--days", "2")
-        deadline = time.monotonic() + 420
+        killed = _kill_the_run_held_at_dbt(home)
+        deadline = time.monotonic() + 480
         while True:
             runs = [r for r in _runs(url) if r["runId"] not in before]
             by_sensor = {}
             for run in runs:
                 by_sensor.setdefault(run["tags"].get("dagster/sensor_name"), []).append(run)
-            failed = [r for r in runs if r["status"] == "FAILURE"]
+            failed = [r for r in runs if r["status"] == "FAILURE" and r["jobName"] != "daily_refresh"]
             assert not failed, f"sensor runs failed: {failed}\n" + "\n".join(_failures(url, r["runId"]) for r in failed)
             done = all(any(r["status"] == "SUCCESS" for r in by_sensor.get(s, []))
                        for s in ("landing_sensor", "downstream_sensor", "retrain_sensor"))
@@ -110,6 +136,12 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
                 break
             assert time.monotonic() < deadline, f"not there in time: {[(r['jobName'], r['status']) for r in runs]}"
             time.sleep(2)
+        # The killed run was failed by the daemon's run monitoring (not left STARTED), and its days redone.
+        [dead] = [r for r in by_sensor["downstream_sensor"] if r["status"] == "FAILURE"]
+        assert "the run's worker process is gone" in _messages(url, dead["runId"])
+        refreshed = [r for r in by_sensor["downstream_sensor"] if r["status"] == "SUCCESS" and r["jobName"] == "daily_refresh"]
+        assert any(r["tags"]["mlplatform/days"].startswith(dead["tags"]["mlplatform/days"].split("..")[0]) for r in refreshed)
+        assert killed
         landing = [r for r in by_sensor["landing_sensor"] if r["status"] == "SUCCESS"]
         assert {r["tags"].get("dagster/partition") for r in landing} == {"2013-01-15", "2013-01-16"}
         retrain = next(r for r in by_sensor["retrain_sensor"] if r["status"] == "SUCCESS")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import date
 
-import dagster as dg
 import pytest
 
 from helpers import materialize_raw

@@ -152,7 +152,11 @@ def _perturb_outcomes(path: Path) -> None:
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    path.write_text(out.getvalue())
+    from mlplatform.ingest.landing import LandingZone
+
+    # Delivered again as the feed would: the data, then its manifest.
+    LandingZone(path.parents[1], path.parents[2] / "quarantine").deliver(path.parent.name, path.stem,
+                                                                         out.getvalue().encode())
 
 
 def test_point_in_time_features_ignore_later_days(home: StatePaths, tmp_path, monkeypatch, instance) -> None:

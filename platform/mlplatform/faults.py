@@ -1,9 +1,10 @@
 """Named points where a test can stop the process, to cause a crash at an exact moment.
 
-`MLPLATFORM_PAUSE_AT=<point>` makes the process that reaches the point write
-`$MLPLATFORM_HOME/paused_at_<point>` and sleep: the test then kills its process group with
-`kill -9`, as an operator's machine would. Unset (always, outside tests), a point costs one
-dictionary lookup.
+`MLPLATFORM_PAUSE_AT=<point>` makes the first process that reaches the point write
+`$MLPLATFORM_HOME/paused_at_<point>` (its pid) and sleep: the test then kills it with `kill -9`, as
+an operator's machine would. While that file exists, later processes pass the point (so the run
+that redoes the work under `dagster dev` is not held too). Unset (always, outside tests), a point
+costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ def crash_point(name: str) -> None:
     from mlplatform.state import StatePaths
 
     marker = StatePaths.resolve(None).home / f"paused_at_{name}"
-    marker.write_text(str(os.getpid()))
+    try:
+        with open(marker, "x") as out:  # one process pauses: the first to create the file
+            out.write(str(os.getpid()))
+    except FileExistsError:
+        return
     while True:  # until killed
         time.sleep(1)
 

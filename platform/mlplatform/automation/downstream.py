@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from mlplatform.automation.jobs import (
-    DAILY_MODELS, DRIFT, ONLINE, RANGE_END, RANGE_START, RAW_DAILY, RAW_REFERENCE, REFERENCE_MODELS, SCORING,
+    DAILY_MODELS, DRIFT, ONLINE, RANGE_END, RANGE_START, RAW_REFERENCE, REFERENCE_MODELS, SCORING,
     daily_refresh_job, keys, reference_refresh_job,
 )
 from mlplatform.automation.progress import refreshed_days, stored_unrefreshed
@@ -139,7 +139,7 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
         run_key=f"daily:{first}..{last}:{newest}" + (f":attempt{attempts}" if attempts > 1 else ""),
         job_name=daily_refresh_job.name, asset_selection=keys(selection + extras), tags=tags)
     plan.reason = (f"{len(due)} day(s) due; refreshing {first} .. {last}"
-                   + (f" (the later days read the changed ones)" if last != in_range[-1] else "")
+                   + (" (the later days read the changed ones)" if last != in_range[-1] else "")
                    + (f", attempt {attempts}" if attempts > 1 else ""))
     return plan
 

@@ -42,12 +42,11 @@ class Liveness:
 def _run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
     if PID_TAG in run.tags:
         return int(run.tags[PID_TAG])
-    for of_type in (dg.DagsterEventType.RUN_START, None):
-        records = instance.get_records_for_run(run.run_id, of_type=of_type, limit=1).records
-        event = records[0].event_log_entry.dagster_event if records else None
-        if event is not None and event.pid:
-            return event.pid
-    return None
+    # The run worker writes RUN_START; before it (STARTING), only the launcher's events exist, and
+    # Dagster's own `start_timeout_seconds` judges those runs.
+    records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_START, limit=1).records
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event is not None and event.pid else None
 
 
 def process_alive(pid: int, started_by: float | None = None) -> bool:

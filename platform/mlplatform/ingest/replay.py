@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 
 from mlplatform.domain import DAILY_TABLES, FIRST_DAY, LAST_DAY, REFERENCE_TABLES, feed
 from mlplatform.ingest.files import write_bytes_atomically
