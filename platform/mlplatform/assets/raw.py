@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from mlplatform.domain.contracts import CONTRACTS
+from mlplatform.faults import crash_point
 from mlplatform.ingest.contract import TableContract
 from mlplatform.ingest.load import LandingFileError, LoadResult, conformance_problems, load_landing_file
 from mlplatform.partitions import daily_partitions
@@ -92,6 +93,7 @@ def build_raw_asset(contract: TableContract) -> dg.AssetsDefinition:
             problems += [f"{day}: {p}" if len(days) > 1 else p for p in found]
             loads.append(LoadedDay.of(loaded))
             del loaded, stored  # the day's tables: a range holds one day at a time
+            crash_point("raw_load")  # a day in the lake, its materialization not yet recorded
             if len(days) == 1:  # a range logs once: a log line per day is an event-log write per day
                 context.log.info(f"{loads[0].source}: {loads[0].rows} rows to {loads[0].lake_path}, "
                                  f"{loads[0].rejected} rejected")
