@@ -78,3 +78,26 @@ def _full_disk_during_the_online_write(home: Path) -> None:
     assert plane["plane_seats"] == [149]
     ends = {v.name: v.most_recent_end_time for v in service_views(store, SERVICE_NAME)}
     assert len({e.date() for e in ends.values()}) == 1, ends  # every view through the new day
+
+
+def test_a_disk_that_fills_during_a_command_gets_a_clear_error_and_a_rerun_completes(tmp_path: Path) -> None:
+    """Past the free-space check (set to 0), the replay's own write fails on the full disk."""
+    home = tmp_path / "home"
+    mount_tmpfs(home, "200k")  # less than the reference tables
+    try:
+        full = mlplatform(home, "replay", "--days", "1", MLPLATFORM_MIN_FREE_MB="0")
+        assert full.returncode == 2, full.stdout + full.stderr
+        assert "mlplatform replay: cannot write" in full.stderr and "No space left on device" in full.stderr
+        # Nothing half-written: every delivered file matches its manifest, no temporary file is left.
+        from mlplatform.ingest.landing import manifest_for
+
+        for data in (home / "landing").rglob("*.csv"):
+            manifest = data.with_name(data.name + ".manifest.json")
+            assert not manifest.exists() or json.loads(manifest.read_text()) == manifest_for(data.read_bytes())
+        assert not list((home / "landing").rglob(".*.tmp"))
+        subprocess.run(["mount", "-o", "remount,size=300m", str(home)], check=True)  # over the 200 MB check
+        again = mlplatform(home, "replay", "--days", "1")
+        assert again.returncode == 0, again.stderr
+        assert (home / "landing" / "flights" / "2013-01-01.csv.manifest.json").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(home)], capture_output=True)

@@ -41,7 +41,6 @@ class PipelineResult:
     runs: list[PipelineRun] = field(default_factory=list)
     retrain_decision: str = ""
     champion_version: int | None = None
-    recovered: list[str] = field(default_factory=list)  # runs a crash had left in flight, now failed
 
     @property
     def failed(self) -> list[PipelineRun]:
@@ -115,7 +114,6 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
     with dg.DagsterInstance.get() as instance:
         for run, message in fail_dead_runs(instance):
             record_failure(paths, run, message, {})
-            outcome.recovered.append(run.run_id)
             say(f"recovered: {message}")
         for line in reconcile_champion(paths, instance):
             say(f"recovered: {line}")

@@ -1,7 +1,7 @@
 """Prepares a checkout to run: the state directory, the Dagster instance, the MLflow store, the dbt
 manifest. Done once, under a lock, so any number of commands started at once on a new state
-directory create each store exactly once (two processes creating Dagster's SQLite storage at the
-same moment leave it with two alembic heads for good)."""
+directory create each store exactly once (two pipelines started at once on a new directory were
+seen to leave Dagster's SQLite storage with two alembic heads, for good)."""
 
 from __future__ import annotations
 

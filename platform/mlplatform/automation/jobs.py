@@ -14,9 +14,9 @@ and on a laptop a process start costs more than most steps.
 import dagster as dg
 
 from mlplatform.assets.transformed import dbt_daily_models, dbt_reference_models
-from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
+from mlplatform.automation.progress import RAW_DAILY
+from mlplatform.domain import REFERENCE_TABLES
 
-RAW_DAILY = [dg.AssetKey(f"raw_{t}") for t in DAILY_TABLES]
 RAW_REFERENCE = [dg.AssetKey(f"raw_{t}") for t in REFERENCE_TABLES]
 # dbt's models, as the dbt assets name them (read from the manifest, never parsed here).
 REFERENCE_MODELS = sorted(k.to_user_string() for k in dbt_reference_models.keys)

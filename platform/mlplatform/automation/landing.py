@@ -108,12 +108,13 @@ def plan_landing_runs(zone: LandingZone, seen: dict, stored: Callable[[str, str 
         attempt = Attempt.parse(seen.get(rel))
         if attempt is not None and attempt.version == info[2]:  # requested before
             plan.seen[rel] = attempt.dump()
-            if runs_in_flight or stored is None or _stored(stored, info):
-                continue
-            if retry.wait_seconds(attempt.attempts, attempt.at, now) != 0:
+            if runs_in_flight or stored is None or retry.wait_seconds(attempt.attempts, attempt.at, now) != 0:
+                continue  # in flight, settled, given up or backing off: no need to read the file
+            if _stored(stored, info):
+                plan.seen[rel] = settled(info[2], retry, now)
                 continue
         elif stored and _stored(stored, info):  # loaded already (by `mlplatform pipeline`, say)
-            plan.seen[rel] = Attempt(info[2], 1, now).dump()
+            plan.seen[rel] = settled(info[2], retry, now)
             continue
         new[rel] = info
         plan.seen[rel] = (attempt or Attempt(0)).next(info[2], now).dump()
@@ -140,6 +141,12 @@ def plan_landing_runs(zone: LandingZone, seen: dict, stored: Callable[[str, str 
                 + _attempt_suffix(plan, new, days[0]),
                 tags={**_tags(tables), RANGE_START: days[0], RANGE_END: days[-1]}, **request))
     return plan
+
+
+def settled(version: int, retry: RetryPolicy, now: float) -> list:
+    """A stored file's cursor entry: no attempt left on this version, so later ticks do not hash it
+    again (a new delivery has a new modification time, a new version)."""
+    return Attempt(version, retry.max_attempts, now).dump()
 
 
 def _attempt_suffix(plan: LandingPlan, new: dict, day: str | None) -> str:

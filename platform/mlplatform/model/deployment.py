@@ -36,7 +36,6 @@ def _log_path(paths: StatePaths) -> Path:
 
 def _record(paths: StatePaths, entry: dict[str, Any]) -> dict[str, Any]:
     entry = {"at": datetime.now(timezone.utc).isoformat(), **entry}
-    crash_point("before_deployment_log")
     with open(_log_path(paths), "a") as log:
         log.write(json.dumps(entry) + "\n")
     return entry
@@ -89,7 +88,6 @@ def promote_challenger(paths: StatePaths, dagster_run_id: str | None = None) -> 
     tracker.set_model_version_tag(REGISTERED_MODEL, challenger.version, "deployed_at", at)
     if current is not None:
         tracker.set_registered_model_alias(REGISTERED_MODEL, PREVIOUS_CHAMPION, current.version)
-    crash_point("before_champion_alias")
     # The commit point: one row of the registry. Every reader follows the alias; what comes after
     # it (the log) is a record, reconciled from the alias if a crash cuts it short.
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, challenger.version)

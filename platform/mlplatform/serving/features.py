@@ -12,7 +12,6 @@ depend on).
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from mlplatform.features.service import CALENDAR_VIEW, SERVICE_NAME
 from mlplatform.serving.schemas import Flight
 from mlplatform.state import StatePaths
 
-log = logging.getLogger(__name__)
 LOCAL = ZoneInfo(TIMEZONE)
 # The entities a flight names, by the join key that carries them: the `defaults_used` flags.
 ENTITY_NAMES = {"origin_code": "origin", "route": "route", "carrier_code": "carrier", "tail_number": "plane"}
@@ -91,7 +89,6 @@ class OnlineFeatureReader:
         self.max_age_seconds = max_age_seconds
         self.check_seconds = check_seconds
         self._cache: dict[str, dict[str, dict[str, Any]]] = {v.name: {} for v in self.views}
-        self._last_good: dict[str, dict[str, dict[str, Any]]] = {}  # the generation before the last change
         self._version: float | None = None
         self._checked = self._filled = 0.0
 
@@ -108,7 +105,7 @@ class OnlineFeatureReader:
         self._checked = now
         version = self._store_version()
         if version != self._version or (self.store_file is None and now - self._filled > self.max_age_seconds):
-            self._last_good, self._cache = self._cache, {v.name: {} for v in self.views}
+            self._cache = {v.name: {} for v in self.views}
             self._version, self._filled = version, now
 
     def _fill(self, view: BatchView, cache: dict[str, dict[str, Any]], wanted: set[str]) -> None:
@@ -117,19 +114,8 @@ class OnlineFeatureReader:
         keys = wanted - cache.keys()
         if not keys:
             return
-        try:
-            found = self.store.get_online_features(features=view.references,
-                                                   entity_rows=[{view.join_key: k} for k in keys],
-                                                   full_feature_names=True).to_dict()
-        except Exception:
-            # The store cannot answer now (a write holds it, a view is being materialized): serve the
-            # values read before the store changed, if every key was among them.
-            last_good = self._last_good.get(view.name, {})
-            if not keys <= last_good.keys():
-                raise
-            log.warning("online store unavailable for %s: serving its last good values", view.name)
-            cache.update({k: last_good[k] for k in keys})
-            return
+        found = self.store.get_online_features(features=view.references, entity_rows=[{view.join_key: k} for k in keys],
+                                               full_feature_names=True).to_dict()
         for n, key in enumerate(found[view.join_key]):
             cache[key] = {column: found[column][n] for column in view.columns}
 
