@@ -77,12 +77,10 @@ def build_through(instance: dg.DagsterInstance, paths: StatePaths, last_day: str
 
 
 def warehouse_table(paths: StatePaths, sql: str):
-    """Query the warehouse read-only into pandas, timestamps in UTC."""
-    import duckdb
+    """Query the warehouse of the active profile into pandas, timestamps in UTC."""
+    from mlplatform.warehouse.backends import open_warehouse
 
-    with duckdb.connect(str(paths.warehouse_db), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        return con.sql(sql).df()
+    return open_warehouse(paths).query(sql)
 
 
 def materialize_asset(instance: dg.DagsterInstance, paths: StatePaths, key: str, *,

@@ -215,13 +215,14 @@ def test_exports_in_chunks_of_days_write_what_one_query_would(home: StatePaths, 
     exactly that day's rows, for a given range and for every day at once."""
     from mlplatform.ingest.lake import Lake
     from mlplatform.warehouse import exports as exporting
+    from mlplatform.warehouse.backends import DuckDBWarehouse
     from mlplatform.warehouse.project import require_manifest
 
     monkeypatch.setattr(exporting, "CHUNK_DAYS", 5)
     specs = [s for s in exporting.export_specs(require_manifest()) if s.model in ("fct_flights", "feat_origin_weather")]
     days = [f"2013-01-{d:02d}" for d in range(2, 13)]
     for chosen, lake in ((days, Lake(tmp_path / "range")), (None, Lake(tmp_path / "all"))):
-        written = exporting.export_tables(home.warehouse_db, lake, specs, chosen)
+        written = exporting.export_tables(DuckDBWarehouse(home.warehouse_db, home.warehouse), lake, specs, chosen)
         for spec in specs:
             column = DAILY_TABLES[spec.model]
             expected_days = chosen or sorted(warehouse_table(

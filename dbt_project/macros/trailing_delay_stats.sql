@@ -31,7 +31,7 @@ windows as (
     from as_of_days as d
     inner join daily as s
         on s.flight_date between d.as_of_date - {{ var('trailing_window_days') }} and d.as_of_date - 1
-    group by all
+    group by d.as_of_date, s.grain_key
 )
 
 select
@@ -39,10 +39,10 @@ select
     as_of_date,
     {{ local_midnight_utc('as_of_date') }} as event_timestamp,
     cast(coalesce(flights_7d, 0) as bigint) as flights_7d,
-    delayed_7d / nullif(flights_7d, 0) as delay_rate_7d,
-    delay_minutes_7d / nullif(departed_7d, 0) as mean_dep_delay_7d,
+    {{ ratio('delayed_7d', 'flights_7d') }} as delay_rate_7d,
+    {{ ratio('delay_minutes_7d', 'departed_7d') }} as mean_dep_delay_7d,
     cast(flights_28d as bigint) as flights_28d,
-    delayed_28d / nullif(flights_28d, 0) as delay_rate_28d,
-    delay_minutes_28d / nullif(departed_28d, 0) as mean_dep_delay_28d
+    {{ ratio('delayed_28d', 'flights_28d') }} as delay_rate_28d,
+    {{ ratio('delay_minutes_28d', 'departed_28d') }} as mean_dep_delay_28d
 from windows
 {%- endmacro %}

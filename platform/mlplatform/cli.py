@@ -94,6 +94,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """A Celery worker for the production profile's steps: dagster-celery's worker on this profile's
+    broker, after checking that the database and the broker answer."""
+    import subprocess
+
+    from mlplatform.profile import DEFAULT_QUEUE, current
+
+    profile = current()
+    if not profile.production:
+        print("mlplatform worker: steps run in their run's process on the embedded default; set "
+              "MLPLATFORM_PROFILE=production (with MLPLATFORM_POSTGRES_URL and MLPLATFORM_REDIS_URL) "
+              "to run them on workers", file=sys.stderr)
+        return 2
+    profile.check_services()
+    _paths(args).activate()
+    os.environ.setdefault("DAGSTER_HOME", str(_paths(args).dagster_home))
+    name = args.name or f"mlplatform-{os.getpid()}"
+    command = [sys.executable, "-m", "celery", "-A", "mlplatform.automation.celery_app", "worker",
+               "--queues", ",".join(args.queue or [DEFAULT_QUEUE]), "--prefetch-multiplier", "1", "--concurrency", str(args.concurrency),
+               "--hostname", f"{name}@%h", "--loglevel", args.loglevel]
+    return subprocess.call(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
     parser.add_argument("--home", default=None,
@@ -129,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how often to check the registry for a new champion")
     serve.set_defaults(func=cmd_serve)
 
+    worker = sub.add_parser("worker", help="production profile: a Celery worker that executes runs' steps")
+    worker.add_argument("--concurrency", type=int, default=1, help="steps this worker runs at once (processes)")
+    worker.add_argument("--name", default=None, help="the worker's name (default: mlplatform-<pid>)")
+    worker.add_argument("--queue", action="append", metavar="NAME",
+                        help="a queue to take steps from (repeatable; default: dagster). A GPU worker takes "
+                             "the training queue, MLPLATFORM_TRAINING_QUEUE")
+    worker.add_argument("--loglevel", default="WARNING", help="Celery's log level")
+    worker.set_defaults(func=cmd_worker)
+
     status = sub.add_parser("status", help="what is landed, quarantined and loaded")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
@@ -138,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import errno
 
+    from mlplatform.profile import ProfileError
     from mlplatform.state import StateDirectoryError
 
     args = build_parser().parse_args(argv)
@@ -147,16 +180,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in WRITERS:
             _paths(args).check_writable()
         return args.func(args)
+    except ProfileError as err:
+        print(f"mlplatform {args.command}: {err}", file=sys.stderr)
+        return 2
     except StateDirectoryError as err:
         print(f"mlplatform {args.command}: {err}", file=sys.stderr)
         return 2
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            raise
+            return _service_lost(args, err)
         print(f"mlplatform {args.command}: cannot write {err.filename or _paths(args).home}: {err.strerror}. "
               "Whatever was being written was left as it was (every write is atomic); free space or make the "
               "state directory writable, then run the command again", file=sys.stderr)
         return 2
+    except Exception as err:  # re-raised unless it says a production server was lost
+        return _service_lost(args, err)
+
+
+def _service_lost(args: argparse.Namespace, err: BaseException) -> int:
+    """A server of the production profile went away mid-command: say which, not a traceback. Every
+    write is in a transaction or atomic, so a rerun once it is back redoes what is missing."""
+    from mlplatform.profile import lost_service
+
+    setting = lost_service(err)
+    if setting is None:
+        raise err
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    print(f"mlplatform {args.command}: lost the connection to the server of {setting} ({detail}). "
+          "Nothing was half-written; run the command again once it is back", file=sys.stderr)
+    return 2
 
 
 # Commands that write to the state directory: checked for a writable, not full, directory first.

@@ -46,3 +46,9 @@ defs = dg.Definitions(
         "training_device": TrainingDevice(device=os.environ.get("MLPLATFORM_TRAINING_DEVICE", "auto")),
     },
 )
+
+
+def job_named(name: str) -> dg.JobDefinition:
+    """A job of the code location, rebuilt by name in another process (`dg.build_reconstructable_job`):
+    how a run started by `mlplatform pipeline` hands its steps to the production profile's workers."""
+    return defs.resolve_job_def(name)

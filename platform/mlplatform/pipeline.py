@@ -12,6 +12,7 @@ after a crash or a failure redoes exactly the work that is missing.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -123,8 +124,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
             tags = {**request.tags, "mlplatform/pipeline": "headless", **process_tags()}
             target = request.partition_key or run_target(tags) or ""
             started = datetime.now(timezone.utc)
-            result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags,
-                                            asset_selection=request.asset_selection, raise_on_error=False)
+            result = _execute(job, instance, request, tags)
             seconds = (datetime.now(timezone.utc) - started).total_seconds()
             run = PipelineRun(request.job_name, target, result.success, round(seconds, 2), _error(result))
             outcome.runs.append(run)
@@ -164,6 +164,28 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
     champion = served_champion(paths)
     outcome.champion_version = champion["version"] if champion else None
     return outcome
+
+
+def _execute(job: "dg.JobDefinition", instance: "dg.DagsterInstance", request: "dg.RunRequest", tags: dict):
+    """Run a job to its end: in this process on the embedded default; on the production profile
+    through the job's executor, which hands each step to a Celery worker (the job is rebuilt by
+    name there, so it must be reconstructable)."""
+    import dagster as dg
+
+    from mlplatform.profile import current
+
+    if not current().production:
+        return job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags,
+                                      asset_selection=request.asset_selection, raise_on_error=False)
+    if request.partition_key:
+        tags = {**tags, "dagster/partition": request.partition_key}
+    recon = dg.build_reconstructable_job("mlplatform.definitions", "job_named", (request.job_name,))
+    with warnings.catch_warnings():
+        # dagster-celery registers its step task again for every run it executes (Celery says so,
+        # and keeps the first, which is the same task).
+        warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
+        return dg.execute_job(recon, instance, tags=tags, asset_selection=request.asset_selection,
+                              raise_on_error=False)
 
 
 def _step_errors(result) -> dict[str, str]:

@@ -113,8 +113,12 @@ class StatePaths:
 
     def activate(self) -> "StatePaths":
         """Point MLPLATFORM_HOME at this directory for what reads it from the environment (dbt's
-        profiles.yml and sources, Feast's feature_store.yaml), so they agree with this process."""
+        profiles.yml and sources, Feast's feature_store.yaml), so they agree with this process; with
+        it, the settings of the profile they read (the dbt target, the connections)."""
+        from mlplatform.profile import current
+
         os.environ[HOME_ENV] = str(self.home)
+        current().activate()
         return self
 
     def check_writable(self, min_free_mb: float | None = None) -> "StatePaths":

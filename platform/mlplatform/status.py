@@ -13,6 +13,7 @@ from mlplatform.ingest.lake import Lake
 from mlplatform.ingest.landing import REASON_SUFFIX, LandingZone
 from mlplatform.ingest.replay import Replayer
 from mlplatform.state import StatePaths
+from mlplatform.model.tracking import store_exists as tracking_store_exists
 
 
 def _span(days: list[str]) -> dict[str, Any]:
@@ -93,7 +94,7 @@ _LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash
 
 def _models(paths: StatePaths) -> dict[str, Any]:
     """Registered versions of the model and, for each alias, the lineage of the version it holds."""
-    if not (paths.mlflow / "mlflow.db").exists():
+    if not tracking_store_exists(paths):
         return {}
     from mlflow.exceptions import MlflowException
 

@@ -13,20 +13,21 @@ with flights as (
     where {{ in_partition_window('flight_date') }}
 ),
 
+-- Per day, not per flight: a few dozen rows to join back, whatever the engine's plan.
 nearest_holiday as (
-    select f.flight_id, min(abs(h.holiday_date - f.flight_date)) as days_to_nearest_holiday
-    from flights as f
+    select d.flight_date, cast(min(abs(h.holiday_date - d.flight_date)) as integer) as days_to_nearest_holiday
+    from (select distinct flight_date from flights) as d
     cross join {{ ref('us_federal_holidays') }} as h
-    group by f.flight_id
+    group by d.flight_date
 )
 
 select
     f.flight_id,
     f.scheduled_departure_utc as event_timestamp,
     f.flight_date,
-    hour(f.scheduled_departure_local) as departure_hour,
-    isodow(f.flight_date) as day_of_week,
-    month(f.flight_date) as month,
+    cast(extract(hour from f.scheduled_departure_local) as integer) as departure_hour,
+    cast(extract(isodow from f.flight_date) as integer) as day_of_week,
+    cast(extract(month from f.flight_date) as integer) as month,
     n.days_to_nearest_holiday
 from flights as f
-inner join nearest_holiday as n using (flight_id)
+inner join nearest_holiday as n using (flight_date)

@@ -20,7 +20,7 @@ hourly as (
         date_trunc('hour', scheduled_departure_utc) as event_timestamp,
         count(*) as scheduled_departures_hour
     from flights
-    group by all
+    group by origin_code, flight_date, date_trunc('hour', scheduled_departure_utc)
 )
 
 select

@@ -12,11 +12,12 @@ with flights as (
 ),
 
 by_grain as (
-    select flight_date, 'route' as grain, route as grain_key, * exclude (flight_date, route) from flights
+    select flight_date, 'route' as grain, route as grain_key, is_cancelled, is_delayed, dep_delay_minutes
+    from flights
     union all
-    select flight_date, 'carrier', carrier_code, * exclude (flight_date, route) from flights
+    select flight_date, 'carrier', carrier_code, is_cancelled, is_delayed, dep_delay_minutes from flights
     union all
-    select flight_date, 'origin', origin_code, * exclude (flight_date, route) from flights
+    select flight_date, 'origin', origin_code, is_cancelled, is_delayed, dep_delay_minutes from flights
 )
 
 select
@@ -26,6 +27,6 @@ select
     count(*) as flights,
     count(*) filter (where not is_cancelled) as departed,
     count(*) filter (where is_delayed) as delayed,
-    coalesce(sum(dep_delay_minutes), 0) as dep_delay_minutes_sum
+    cast(coalesce(sum(dep_delay_minutes), 0) as double precision) as dep_delay_minutes_sum
 from by_grain
-group by all
+group by flight_date, grain, grain_key

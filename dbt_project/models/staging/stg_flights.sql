@@ -7,8 +7,7 @@ with source as (
 )
 
 select
-    printf('%s%d-%s-%s-%04d', carrier, flight, origin, strftime("date", '%Y%m%d'), sched_dep_time)
-        as flight_id,
+    {{ flight_id('carrier', 'flight', 'origin', '"date"', 'sched_dep_time') }} as flight_id,
     "date" as flight_date,
     carrier as carrier_code,
     flight as flight_number,
@@ -17,8 +16,8 @@ select
     dest as dest_code,
     origin || '-' || dest as route,
     -- time_hour is the scheduled departure's hour in UTC; its minute completes it.
-    time_hour + to_minutes(minute) as scheduled_departure_utc,
-    make_timestamp(year, month, day, hour, minute, 0) as scheduled_departure_local,
+    {{ dbt.dateadd('minute', 'minute', 'time_hour') }} as scheduled_departure_utc,
+    {{ local_timestamp('year', 'month', 'day', 'hour', 'minute') }} as scheduled_departure_local,
     sched_dep_time as scheduled_departure_hhmm,
     dep_time as actual_departure_hhmm,
     dep_delay as dep_delay_minutes,

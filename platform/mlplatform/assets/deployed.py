@@ -9,7 +9,7 @@ import dagster as dg
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import PlatformState
-from mlplatform.warehouse.lock import warehouse_lock
+from mlplatform.warehouse.backends import open_warehouse
 
 PREDICTIONS = "predictions"
 
@@ -27,7 +27,6 @@ PREDICTIONS = "predictions"
 def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
     from datetime import datetime, timezone
 
-    import duckdb
     import mlflow
     import numpy as np
     import pyarrow as pa
@@ -45,6 +44,7 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
         raise dg.Failure("no champion deployed yet: materialize `deployed_model` first", allow_retries=False)
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}/{champion.version}")
     store = open_store(paths)
+    warehouse = open_warehouse(paths)
     scored_days, labels = [], []
     for day in context.partition_keys:  # one day, or each day of a catch-up run
         try:
@@ -59,13 +59,8 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
         scored["flight_date"] = datetime.fromisoformat(day).date()
         scored["scored_at"] = datetime.now(timezone.utc)
         table = pa.Table.from_pandas(scored, preserve_index=False)
-        with warehouse_lock(paths.warehouse, on_wait=context.log.info), \
-                duckdb.connect(str(paths.warehouse_db)) as con:
-            con.execute("SET TimeZone = 'UTC'")
-            con.register("scored", table)
-            con.execute(f"create table if not exists {PREDICTIONS} as select * from scored limit 0")
-            con.execute(f"delete from {PREDICTIONS} where flight_date = ?", [scored["flight_date"].iloc[0]])
-            con.execute(f"insert into {PREDICTIONS} select * from scored")
+        with warehouse.writer(on_wait=context.log.info):
+            warehouse.replace_day(PREDICTIONS, "flight_date", scored["flight_date"].iloc[0], table)
         state.exports.write(PREDICTIONS, table, day)
         scored_days.append(scored)
         labels.append(frame[LABEL])

@@ -15,14 +15,17 @@ import dagster as dg
 from mlplatform.features.service import LABEL
 from mlplatform.features.training import latest_manifest
 from mlplatform.faults import crash_point
+from mlplatform.profile import current as current_profile
 from mlplatform.model.tracking import CHALLENGER, CHAMPION, REGISTERED_MODEL, finish_run, version_for_alias
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 
 GROUP = "model"
 GATE = "challenger_beats_champion"
 GPU_POOL = "gpu"
-# On Kubernetes (dagster-k8s), the training step's pod asks for one GPU.
-K8S_GPU = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}}}
+# On Kubernetes (dagster-k8s), the training step's pod asks for one GPU; on Celery workers, the
+# training step goes to the profile's training queue (a GPU worker's, in deploy/k8s/workers.yaml).
+TRAINING_STEP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}},
+                      "dagster-celery/queue": current_profile().training_queue}
 
 
 def _load_split(spec: ModelSpec, manifest: dict):
@@ -44,7 +47,7 @@ def _load_split(spec: ModelSpec, manifest: dict):
     kinds={"pytorch", "mlflow"},
     deps=["training_set"],
     pool=GPU_POOL,
-    op_tags=K8S_GPU,
+    op_tags=TRAINING_STEP_TAGS,
     # dagster-mlflow's resource is a legacy one, which cannot be mixed with typed resource
     # parameters: every resource comes through the context here.
     required_resource_keys={"mlflow", "state", "model_spec", "training_device"},

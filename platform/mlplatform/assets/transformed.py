@@ -4,8 +4,9 @@ Two sets of dbt assets share the warehouse: the daily models (tag `daily`: stagi
 daily raw tables, incremental marts, intermediates and feature tables), partitioned like the raw
 stage, and the reference models (dimensions, the plane features, the holiday seed), built whole.
 A run for day D passes D to dbt as vars, so incremental models build only that day (reading the
-lookback their windows need). Both sets take the `warehouse` pool and the warehouse lock, since
-DuckDB allows one writer, and after each build export the tables other stages read as Parquet.
+lookback their windows need). Both sets take the `warehouse` pool and the warehouse's writer
+(on DuckDB a lock, since it allows one writer; on PostgreSQL the lake is loaded into `raw` first),
+and after each build export the tables other stages read as Parquet.
 """
 
 import json
@@ -16,12 +17,13 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from mlplatform.assets.raw import raw_asset_key
+from mlplatform.domain.contracts import CONTRACTS
 from mlplatform.partitions import daily_partitions
 from mlplatform.faults import crash_point
 from mlplatform.preload import preload
 from mlplatform.resources import PlatformState
 from mlplatform.warehouse.exports import export_specs, export_tables
-from mlplatform.warehouse.lock import warehouse_lock
+from mlplatform.warehouse.backends import open_warehouse
 from mlplatform.warehouse.project import dbt_project, require_manifest
 
 WAREHOUSE_POOL = "warehouse"
@@ -64,7 +66,11 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
     paths = state.paths.activate()  # dbt finds the warehouse and the lake through MLPLATFORM_HOME
     held: list[dg.Output] = []
     later = LATER_STEP_ASSETS & context.job_def.asset_layer.selected_asset_keys
-    with warehouse_lock(paths.warehouse, on_wait=context.log.info):
+    warehouse = open_warehouse(paths)
+    with warehouse.writer(on_wait=context.log.info):
+        loaded = warehouse.load_lake(state.lake, {t: c.is_daily for t, c in CONTRACTS.items()})
+        if any(loaded.values()):
+            context.log.info(f"loaded lake partitions into the warehouse's raw schema: {loaded}")
         invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)  # dbt's process starts
         preload(LATER_STEP_LIBRARIES if later else ())  # while dbt starts up and parses; its output waits in the pipe
         crash_point("dbt_build")  # dbt runs in a child process of the run: a test kills both here
@@ -76,7 +82,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
         built = [r["unique_id"].split(".")[-1] for r in invocation.get_artifact("run_results.json")["results"]
                  if r["unique_id"].startswith("model.") and r["status"] == "success"]
         specs = export_specs(require_manifest(), built)
-        written = export_tables(paths.warehouse_db, state.exports, specs, days)
+        written = export_tables(warehouse, state.exports, specs, days)
     for output in held:
         rows = written.get(output.output_name)
         yield output if rows is None else output.with_metadata(

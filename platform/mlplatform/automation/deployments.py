@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 
 from mlplatform.state import StatePaths
+from mlplatform.model.tracking import store_exists as tracking_store_exists
 
 DEPLOYED = dg.AssetKey("deployed_model")
 
@@ -38,7 +39,7 @@ def reconcile_champion(paths: StatePaths, instance: dg.DagsterInstance) -> list[
     from mlplatform.model.deployment import reconcile_log
     from mlplatform.model.tracking import CHAMPION, version_for_alias
 
-    if not (paths.mlflow / "mlflow.db").exists():
+    if not tracking_store_exists(paths):
         return []
     done = []
     logged = reconcile_log(paths)

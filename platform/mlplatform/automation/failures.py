@@ -13,6 +13,7 @@ import dagster as dg
 from mlplatform.automation.jobs import run_target
 from mlplatform.automation.settings import sensor_status
 from mlplatform.state import StatePaths
+from mlplatform.model.tracking import store_exists as tracking_store_exists
 
 FAILURES_LOG = "run_failures.jsonl"
 
@@ -36,7 +37,7 @@ def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_ste
         "error": error,
         "failed_steps": failed_steps,
     }
-    if (paths.mlflow / "mlflow.db").exists():
+    if tracking_store_exists(paths):
         entry["mlflow_runs_ended"] = end_runs_of(paths, run.run_id)
     with open(paths.ensure().home / FAILURES_LOG, "a") as log:
         log.write(json.dumps(entry) + "\n")

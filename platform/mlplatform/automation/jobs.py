@@ -7,8 +7,9 @@
                        batch predictions, for a day or a range of days      (downstream sensor)
     retrain            training set, model, evaluation gate, promotion      (retrain sensor)
 
-All run in one process (no process per step): their steps are short and run one after another,
-and on a laptop a process start costs more than most steps.
+On the embedded default all run in one process (no process per step): their steps are short and run
+one after another, and on a laptop a process start costs more than most steps. On the production
+profile their steps go to Celery workers (mlplatform/profile.py).
 """
 
 import dagster as dg
@@ -16,6 +17,7 @@ import dagster as dg
 from mlplatform.assets.transformed import dbt_daily_models, dbt_reference_models
 from mlplatform.automation.progress import RAW_DAILY
 from mlplatform.domain import REFERENCE_TABLES
+from mlplatform.profile import current as current_profile
 
 RAW_REFERENCE = [dg.AssetKey(f"raw_{t}") for t in REFERENCE_TABLES]
 # dbt's models, as the dbt assets name them (read from the manifest, never parsed here).
@@ -41,9 +43,9 @@ def keys(names: list[str]) -> list[dg.AssetKey]:
 
 
 def _job(name: str, selection: list[dg.AssetKey], description: str):
-    # Partitioned or not follows from the selected assets.
+    # Partitioned or not follows from the selected assets; where the steps run, from the profile.
     return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*selection), description=description,
-                               executor_def=dg.in_process_executor)
+                               executor_def=current_profile().executor())
 
 
 raw_daily_job = _job("raw_daily", RAW_DAILY, "A landed day's files, checked and written to the lake.")

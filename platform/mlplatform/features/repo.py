@@ -28,24 +28,34 @@ APPLIED_FILE = "applied_definitions.json"
 def definitions_hash() -> str:
     """Changes whenever the feature definitions (or the code they call) change."""
     digest = hashlib.sha256()
-    files = sorted(p for p in FEATURE_REPO.iterdir() if p.suffix in (".py", ".yaml") and p.is_file())
+    files = sorted([*FEATURE_REPO.glob("*.py"), store_yaml()])
     for path in [*files, *_DEFINITION_CODE]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
+def store_yaml() -> Path:
+    """The profile's Feast configuration: `feature_store.yaml` (SQLite online store, file registry)
+    or `feature_store.production.yaml` (Redis, SQL registry in PostgreSQL)."""
+    from mlplatform.profile import current
+
+    return FEATURE_REPO / current().feast_yaml
+
+
 def open_store(paths: StatePaths) -> FeatureStore:
     from feast import FeatureStore
 
-    paths.activate()  # feature_store.yaml and the sources' paths expand MLPLATFORM_HOME
+    paths.activate()  # the configuration and the sources' paths expand MLPLATFORM_HOME and the profile's settings
     paths.feast.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(FEATURE_REPO))
+    return FeatureStore(repo_path=str(FEATURE_REPO), fs_yaml_file=store_yaml())
 
 
 def applied_hash(paths: StatePaths) -> str | None:
+    from mlplatform.profile import current
+
     record = paths.feast / APPLIED_FILE
-    if not record.exists() or not (paths.feast / "registry.db").exists():
+    if not record.exists() or (not current().production and not (paths.feast / "registry.db").exists()):
         return None
     return json.loads(record.read_text()).get("definitions_hash")
 
@@ -62,7 +72,7 @@ def apply_definitions(paths: StatePaths) -> dict:
     # source paths: import them afresh.
     for module in FEATURE_REPO.glob("*.py"):
         sys.modules.pop(module.stem, None)
-    config = load_repo_config(FEATURE_REPO, FEATURE_REPO / "feature_store.yaml")
+    config = load_repo_config(FEATURE_REPO, store_yaml())
     cwd = os.getcwd()
     try:
         apply_total(config, FEATURE_REPO, skip_source_validation=True)

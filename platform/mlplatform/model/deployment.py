@@ -18,6 +18,7 @@ from typing import Any
 from mlplatform.model.tracking import (
     CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, REGISTERED_MODEL, client, version_for_alias,
 )
+from mlplatform.model.tracking import store_exists as tracking_store_exists
 from mlplatform.faults import crash_point
 from mlplatform.state import StatePaths
 
@@ -51,7 +52,7 @@ def served_champion(paths: StatePaths) -> dict[str, Any] | None:
     what it names), with what the retrain decision needs: its version, since when, the last day it
     trained on, its holdout figures. The deployment log is a record of moves, never consulted here,
     so a crash between moving the alias and writing the log cannot make two readers disagree."""
-    if not (paths.mlflow / "mlflow.db").exists():
+    if not tracking_store_exists(paths):
         return None
     held = version_for_alias(paths, CHAMPION)
     if held is None:
@@ -115,7 +116,7 @@ def rollback(paths: StatePaths, reason: str = "") -> dict[str, Any]:
 
 def reconcile_log(paths: StatePaths) -> dict[str, Any] | None:
     """After a crash between the alias and the log: append the move the log missed (returned)."""
-    held = version_for_alias(paths, CHAMPION) if (paths.mlflow / "mlflow.db").exists() else None
+    held = version_for_alias(paths, CHAMPION) if tracking_store_exists(paths) else None
     logged = history(paths)
     logged_version = logged[-1]["version"] if logged else None
     if held is None or int(held.version) == logged_version:

