@@ -14,10 +14,11 @@ export DAGSTER_HOME ?= $(MLPLATFORM_HOME)/dagster
 # Re-install whenever the dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench lock clean-state help
+.PHONY: install run run-production test bench lock clean-state help
 
 help:
 	@echo "make run    set up if needed, then dagster dev on http://$(HOST):$(PORT)"
+	@echo "make run-production  the same on PostgreSQL and Redis (MLPLATFORM_POSTGRES_URL, MLPLATFORM_REDIS_URL) with two Celery workers"
 	@echo "make test   set up if needed, then the whole test suite"
 	@echo "make bench  the benchmarks (tens of minutes), refreshing docs/benchmarks.md"
 
@@ -32,6 +33,17 @@ install: $(STAMP)
 run: install
 	$(BIN)/mlplatform prepare
 	$(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
+
+# The production profile on this machine (README: Production): MLPLATFORM_POSTGRES_URL and
+# MLPLATFORM_REDIS_URL name the servers; two Celery workers run beside dagster dev, and stop with it.
+run-production: install
+	@test -n "$$MLPLATFORM_POSTGRES_URL" -a -n "$$MLPLATFORM_REDIS_URL" || \
+		{ echo "make run-production: set MLPLATFORM_POSTGRES_URL and MLPLATFORM_REDIS_URL (README: Production)"; exit 2; }
+	MLPLATFORM_PROFILE=production $(BIN)/mlplatform prepare
+	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker1 & \
+	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker2 & \
+	trap 'kill %1 %2 2>/dev/null' EXIT INT TERM; \
+	MLPLATFORM_PROFILE=production $(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
 
 # Three workers on two cores: the slowest modules (the end-to-end test, the sensors' waits, the
 # benchmarks' smoke run) spend much of their time waiting. PYTEST_ARGS="-n 0" runs in one process.

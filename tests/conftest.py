@@ -21,6 +21,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # The code location reads a prepared dbt manifest (it never parses dbt at import): prepare it
     # before test modules import the definitions. Under pytest-xdist (`make test` runs `-n`), the
     # controller does it once, before it starts the workers.
+    # The suite tests the embedded default; test_production.py sets the production profile's
+    # settings in its own processes.
+    import os
+
+    for setting in ("MLPLATFORM_PROFILE", "MLPLATFORM_POSTGRES_URL", "MLPLATFORM_REDIS_URL"):
+        os.environ.pop(setting, None)
     if not _xdist_worker(config):
         from mlplatform.warehouse.project import prepare_manifest
 
@@ -30,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
 SMOKE_RUN = pytest.StashKey[object]()
 # Under xdist, the longest modules first (each module runs whole on one worker): the benchmarks'
 # smoke run (a subprocess of a few minutes its worker waits for), the fault tests, the end-to-end test.
-LONGEST_FIRST = {"test_benchmarks": 0, "test_faults": 1, "test_e2e": 2, "test_storage_faults": 3}
+LONGEST_FIRST = {"test_benchmarks": 0, "test_production": 1, "test_faults": 2, "test_e2e": 3, "test_storage_faults": 4}
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:

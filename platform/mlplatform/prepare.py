@@ -10,7 +10,7 @@ import json
 from mlplatform.ingest.files import write_bytes_atomically
 from mlplatform.locks import file_lock
 from mlplatform.model.tracking import tracking_uri
-from mlplatform.profile import SCHEMAS, Profile, current
+from mlplatform.profile import EMBEDDED_INSTANCE, PRODUCTION_INSTANCE, SCHEMAS, Profile, current
 from mlplatform.state import StatePaths
 
 # Written last, once every store exists: its absence means "prepare again".
@@ -29,7 +29,7 @@ def prepare(paths: StatePaths) -> list[str]:
     with file_lock(paths.home / ".prepare.lock", what="another command preparing this state directory"):
         instance_config = paths.dagster_home / "dagster.yaml"
         wanted = profile.instance_yaml()
-        if not instance_config.exists() or instance_config.read_text() != wanted:
+        if _should_write(instance_config, wanted):
             write_bytes_atomically(instance_config, wanted.encode())
             done.append(f"wrote {instance_config}")
         if not manifest_is_current():
@@ -40,6 +40,17 @@ def prepare(paths: StatePaths) -> list[str]:
             done += _create_stores(paths, profile)
             write_bytes_atomically(marker, json.dumps(prepared).encode())
     return done
+
+
+def _should_write(instance_config, wanted: str) -> bool:
+    """Missing, or written by `prepare` for the other profile (its first line says so): written. A
+    file edited by hand (its first line changed) is the operator's, and kept."""
+    try:
+        first = instance_config.read_text().split("\n", 1)[0]
+    except FileNotFoundError:
+        return True
+    ours = {text.split("\n", 1)[0] for text in (EMBEDDED_INSTANCE, PRODUCTION_INSTANCE)}
+    return first in ours and first != wanted.split("\n", 1)[0]
 
 
 def _prepared(marker) -> dict | None:

@@ -44,8 +44,8 @@ class Warehouse:
         raise NotImplementedError
 
     def query(self, sql: str) -> "pd.DataFrame":
-        """A query's rows in pandas, timestamps in UTC (tests, status)."""
-        return self.select(sql).to_pandas()
+        """A query's rows in pandas, timestamps in UTC and dates as datetime64 (tests, status)."""
+        return self.select(sql).to_pandas(date_as_object=False)
 
     def replace_day(self, table: str, day_column: str, day, rows: pa.Table) -> None:
         """Replace `table`'s rows of `day` with `rows`, creating the table from their schema."""
