@@ -61,9 +61,18 @@ class ModelSpec(dg.ConfigurableResource):
         default=0.005, ge=0,
         description="The challenger passes the gate when its holdout ROC AUC is at least the champion's "
                     "minus this (retraining on new days should not be blocked by noise).")
-    min_first_auc: float = Field(default=0.55, description="With no champion yet, the ROC AUC to reach.")
-    baseline_rows: int = Field(default=100_000, ge=100, description="The evaluation's baselines (logistic "
-                               "regression, HistGradientBoosting) are fitted on at most this many training rows.")
+    min_first_auc: float = Field(default=0.55, description="The ROC AUC every challenger must reach, beside "
+                                                           "beating the best baseline and the base rate's log loss.")
+    gate_against_baselines: bool = Field(
+        default=True,
+        description="The gate requires the challenger to beat the best baseline's ROC AUC and the base rate's "
+                    "log loss. Turned off, both are still reported in the gate's reason, not required (for "
+                    "runs on a few days where the model's quality is not the point).")
+    refit: bool = Field(
+        default=True,
+        description="After early stopping picks the epochs on the validation days, train again from scratch "
+                    "on training and validation days together for that many epochs: the registered model "
+                    "learns from every day before the holdout (the baselines learn from the same rows).")
     max_training_rows: int = Field(
         default=1_000_000, ge=100,
         description="A training set holds at most this many labeled flights of its window, a seeded uniform "

@@ -22,6 +22,10 @@ from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 GROUP = "model"
 GATE = "challenger_beats_champion"
 GPU_POOL = "gpu"
+# Which rows the registered model learned from (an MLflow param): the evaluation fits the
+# baselines on the same ones.
+FITTED_ON_PARAM = "fitted_on"
+FITTED_ON_ALL, FITTED_ON_TRAIN = "train+validation", "train"
 # On Kubernetes (dagster-k8s), the training step's pod asks for one GPU; on Celery workers, the
 # training step goes to the profile's training queue (a GPU worker's, in deploy/k8s/workers.yaml).
 TRAINING_STEP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}}},
@@ -65,7 +69,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     from mlplatform.ml.evaluate import metrics
     from mlplatform.ml.preprocess import Preprocessor
     from mlplatform.ml.split import NotEnoughData, require_trainable
-    from mlplatform.ml.train import Tensors, TrainConfig, TrainingDiverged, train
+    from mlplatform.ml.train import Tensors, TrainConfig, TrainingDiverged, predict_proba, refit, train
     from mlplatform.model import plots
 
     state: PlatformState = context.resources.state
@@ -83,15 +87,15 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     except (NotEnoughData, DeviceUnavailable) as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
 
-    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric)
-
-    def tensors(part):
+    def tensors(pre, part):
         cats, nums = pre.transform(part)
         return Tensors.from_arrays(cats, nums, part[LABEL].astype(bool).to_numpy())
 
-    train_t, val_t = tensors(split.train), tensors(split.validation)
+    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric)
+    train_t, val_t = tensors(pre, split.train), tensors(pre, split.validation)
     config = TrainConfig(max_epochs=model_spec.max_epochs, patience=model_spec.patience,
                          learning_rate=model_spec.learning_rate, seed=model_spec.seed)
+    fitted_on = FITTED_ON_ALL if model_spec.refit else FITTED_ON_TRAIN
     mlf = context.resources.mlflow
     run_id = mlflow.active_run().info.run_id
     try:
@@ -99,7 +103,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                         "batch_size": settings.batch_size, "threads": settings.threads,
                         "categorical": ",".join(pre.categorical), "numeric_features": len(pre.numeric),
                         **{f"split_{k}": v for k, v in split.describe().items()},
-                        "holdout_first_day": split.holdout_first_day})
+                        "holdout_first_day": split.holdout_first_day, FITTED_ON_PARAM: fitted_on})
         mlflow.set_tags({"training_set_content_hash": manifest["content_hash"],
                          "training_set_manifest": str(Path(manifest["path"]).with_name("manifest.json")),
                          "training_window": f"{manifest['window']['first_day']}..{manifest['window']['last_day']}",
@@ -121,16 +125,26 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                                 "samples_per_second": stats.samples_per_second}, step=stats.epoch)
             crash_point("training")  # the MLflow run is RUNNING, the model not registered
 
-        result = train(train_t, val_t, pre.cardinalities, pre.n_numeric_inputs, settings, config, on_epoch)
-        from mlplatform.ml.train import predict_proba
+        def on_refit_epoch(stats) -> None:
+            context.log.info(f"refit epoch {stats.epoch}: train loss {stats.train_loss:.4f}")
+            mlflow.log_metrics({"refit_train_loss": stats.train_loss}, step=stats.epoch)
 
+        result = train(train_t, val_t, pre.cardinalities, pre.n_numeric_inputs, settings, config, on_epoch)
+        # Validation figures come from the early-stopped model, before the refit sees those days.
         val_scores = metrics(split.validation[LABEL].to_numpy(),
                              predict_proba(result.model, val_t.categorical.numpy(), val_t.numeric.numpy()))
         mlflow.log_metrics({f"validation_{k}": v for k, v in val_scores.items()})
         curves = plots.loss_curves([h.train_loss for h in result.history],
                                    [h.validation_loss for h in result.history], result.best_epoch)
         mlflow.log_image(_image(curves), "plots/loss_curves.png")
-        version = _register(paths, pre, result.model, split.validation.head(5), run_id)
+        model, fitted_rows = result.model, len(split.train)
+        if model_spec.refit:
+            before_holdout = split.fitting_rows(with_validation=True)
+            pre = Preprocessor.fit(before_holdout, list(CATEGORICAL), numeric)
+            model = refit(tensors(pre, before_holdout), tensors(pre, split.validation), pre.cardinalities,
+                          pre.n_numeric_inputs, settings, config, result.best_epoch, on_refit_epoch).model
+            fitted_rows = len(before_holdout)
+        version = _register(paths, pre, model, split.validation.head(5), run_id)
     except TrainingDiverged as err:
         finish_run(failed=True)
         raise dg.Failure(f"nothing registered: {err}", allow_retries=False) from None
@@ -142,6 +156,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={
         "model_version": int(version.version), "alias": CHALLENGER, "mlflow_run_id": run_id,
         "device": settings.name, "epochs": len(result.history), "best_epoch": result.best_epoch,
+        "fitted_on": f"{fitted_on} ({fitted_rows} flights)",
         "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),
         "samples_per_second": round(throughput), "training_set_content_hash": manifest["content_hash"],
         "split": split.describe(), "loss_curves": dg.MetadataValue.md(plots.markdown_image(curves, "loss")),
@@ -189,16 +204,44 @@ def _register(paths, pre, model, example, run_id: str):
     return version
 
 
-def gate(challenger_auc: float, champion_auc: float | None, spec: ModelSpec) -> tuple[bool, str]:
-    """The deployment gate: does the challenger replace the champion?"""
+BASE_RATE = "base_rate"
+
+
+def gate(challenger: dict[str, float], baselines: dict[str, dict[str, float]], champion_auc: float | None,
+         spec: ModelSpec) -> tuple[bool, str]:
+    """The deployment gate, on holdout figures: the challenger's ROC AUC beats every baseline's and
+    reaches `min_first_auc`, its log loss beats predicting the base rate (a model worse than that
+    is not a probability anyone should use), and, with a champion, its ROC AUC is at least the
+    champion's minus the tolerance. The reason names every condition that failed, or all of them."""
+    auc = challenger["roc_auc"]
+    rivals = {name: m for name, m in baselines.items() if name != BASE_RATE}
+    conditions: list[tuple[bool, str]] = []
+
+    def against_baselines(ok: bool, text: str) -> None:
+        conditions.append((ok, text) if spec.gate_against_baselines else (True, f"{text} (not required)"))
+
+    if rivals:
+        best = max(rivals, key=lambda name: rivals[name]["roc_auc"])
+        beaten = auc > rivals[best]["roc_auc"]
+        against_baselines(beaten, f"ROC AUC {auc:.4f} {'>' if beaten else '<='} the best baseline's "
+                                  f"({best}) {rivals[best]['roc_auc']:.4f}")
+    if BASE_RATE in baselines:
+        base = baselines[BASE_RATE]["log_loss"]
+        better = challenger["log_loss"] < base
+        against_baselines(better, f"log loss {challenger['log_loss']:.4f} {'<' if better else '>='} the base "
+                                  f"rate's {base:.4f}")
+    floor_met = auc >= spec.min_first_auc
+    conditions.append((floor_met, f"ROC AUC {auc:.4f} {'>=' if floor_met else '<'} min_first_auc {spec.min_first_auc}"))
     if champion_auc is None:
-        passed = challenger_auc >= spec.min_first_auc
-        return passed, (f"no champion yet: challenger ROC AUC {challenger_auc:.4f} "
-                        f"{'>=' if passed else '<'} {spec.min_first_auc}")
-    floor = champion_auc - spec.gate_tolerance
-    passed = challenger_auc >= floor
-    return passed, (f"challenger ROC AUC {challenger_auc:.4f} {'>=' if passed else '<'} champion "
-                    f"{champion_auc:.4f} - tolerance {spec.gate_tolerance} = {floor:.4f}")
+        conditions.append((True, "no champion yet"))
+    else:
+        floor = champion_auc - spec.gate_tolerance
+        kept = auc >= floor
+        conditions.append((kept, f"ROC AUC {auc:.4f} {'>=' if kept else '<'} champion {champion_auc:.4f} "
+                                 f"- tolerance {spec.gate_tolerance} = {floor:.4f}"))
+    passed = all(ok for ok, _ in conditions)
+    shown = [text for ok, text in conditions if passed or not ok]
+    return passed, ("passed: " if passed else "failed: ") + "; ".join(shown)
 
 
 @dg.asset(
@@ -206,9 +249,10 @@ def gate(challenger_auc: float, champion_auc: float | None, spec: ModelSpec) -> 
     kinds={"scikitlearn", "mlflow"},
     deps=[delay_model],
     check_specs=[dg.AssetCheckSpec(GATE, asset="model_evaluation", blocking=True,
-                                   description="The deployment gate: the challenger's holdout ROC AUC is at "
-                                               "least the champion's minus the tolerance (or, with no champion, "
-                                               "at least min_first_auc).")],
+                                   description="The deployment gate, on the holdout: the challenger's ROC AUC "
+                                               "beats the best baseline's (fitted on the same rows) and reaches "
+                                               "min_first_auc, its log loss beats the base rate's, and its ROC AUC "
+                                               "is at least the champion's minus the tolerance.")],
     description="The challenger scored on the holdout (the most recent days, never trained on) beside the "
                 "base rate, logistic regression, HistGradientBoosting and the current champion, on the same rows: "
                 "ROC AUC, PR AUC, log loss, Brier score, calibration.",
@@ -220,7 +264,7 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     from mlplatform.ml.columns import CATEGORICAL
     from mlplatform.ml.evaluate import baselines, calibration, metrics
     from mlplatform.ml.preprocess import Preprocessor
-    from mlplatform.ml.split import NotEnoughData, require_trainable, sample_positions
+    from mlplatform.ml.split import NotEnoughData, require_trainable
     from mlplatform.model import plots
     from mlplatform.model.tracking import client
 
@@ -243,19 +287,20 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     champion = version_for_alias(paths, CHAMPION)
     if champion is not None and champion.version != challenger.version:
         scores["champion"] = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}").predict(split.holdout)
-    # The baselines learn from a seeded sample of the training split, taken before preprocessing so
-    # that neither their time nor the evaluation's memory grows with the data.
-    sample = sample_positions(len(split.train), model_spec.baseline_rows, model_spec.seed)
-    train = split.train if sample is None else split.train.iloc[sample]
-    pre = Preprocessor.fit(train, list(CATEGORICAL), numeric)
-    cats, nums = pre.transform(train)
-    scores.update(baselines(pre, (cats, nums, train[LABEL].astype(bool).to_numpy()),
+    # The baselines learn from the rows the challenger learned from, all of them: opponents, not
+    # yardsticks (a sample would make them weaker than they are).
+    fitted = split.fitting_rows(with_validation=run.data.params.get(FITTED_ON_PARAM) == FITTED_ON_ALL)
+    pre = Preprocessor.fit(fitted, list(CATEGORICAL), numeric)
+    cats, nums = pre.transform(fitted)
+    scores.update(baselines(pre, (cats, nums, fitted[LABEL].astype(bool).to_numpy()),
                             pre.transform(split.holdout), seed=model_spec.seed))
 
     figures = {name: metrics(label, p) for name, p in scores.items()}
     bins = {name: calibration(label, scores[name]) for name in ("challenger", "champion") if name in scores}
     champion_auc = figures["champion"]["roc_auc"] if "champion" in figures else None
-    passed, reason = gate(figures["challenger"]["roc_auc"], champion_auc, model_spec)
+    rivals = {name: values for name, values in figures.items() if name not in ("challenger", "champion")}
+    passed, reason = gate(figures["challenger"], rivals, champion_auc, model_spec)
+    best_on_holdout = max((n for n in figures if n != BASE_RATE), key=lambda n: figures[n]["roc_auc"])
 
     for name, values in figures.items():
         for metric, value in values.items():
@@ -272,7 +317,9 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     table = {name: {k: round(v, 4) for k, v in values.items() if k != "rows"} for name, values in figures.items()}
     evidence: dict[str, Any] = {"challenger_version": int(challenger.version),
                                 "champion_version": int(champion.version) if "champion" in scores else "none",
-                                "reason": reason, "tolerance": model_spec.gate_tolerance}
+                                "reason": reason, "tolerance": model_spec.gate_tolerance,
+                                "best_on_holdout": best_on_holdout,
+                                "baselines_fitted_on": f"{len(fitted)} flights"}
     return dg.MaterializeResult(
         metadata={**evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} flights)",
                   "metrics": dg.MetadataValue.json(table), "calibration": dg.MetadataValue.json(bins),
@@ -283,7 +330,8 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
         check_results=[dg.AssetCheckResult(check_name=GATE, passed=passed, metadata={
             **evidence, "challenger_roc_auc": figures["challenger"]["roc_auc"],
             "champion_roc_auc": champion_auc if champion_auc is not None else "none",
-            "hist_gradient_boosting_roc_auc": figures["hist_gradient_boosting"]["roc_auc"]})],
+            **{f"{name}_roc_auc": values["roc_auc"] for name, values in rivals.items()},
+            "challenger_log_loss": figures["challenger"]["log_loss"]})],
     )
 
 

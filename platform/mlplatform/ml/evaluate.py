@@ -39,8 +39,8 @@ def baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray
               holdout: tuple[np.ndarray, np.ndarray], seed: int = 13) -> dict[str, np.ndarray]:
     """Holdout probabilities of the base rate, a logistic regression (standardized numerics, one-hot
     categories) and HistGradientBoosting (native categories, the same numeric values), each fitted
-    on the training rows given with the same preprocessing as the network (the evaluation gives a
-    seeded sample of the training split: they are yardsticks, their cost should not grow with the data)."""
+    on every row given (the evaluation gives the rows the challenger learned from) with the same
+    preprocessing as the network: the opponents the gate asks the challenger to beat."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 

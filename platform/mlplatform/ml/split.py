@@ -29,6 +29,10 @@ class TimeSplit:
     holdout: pd.DataFrame
     holdout_first_day: str
 
+    def fitting_rows(self, with_validation: bool) -> pd.DataFrame:
+        """The rows a model learns from: the training days, or (a refit) every day before the holdout."""
+        return pd.concat([self.train, self.validation]) if with_validation else self.train
+
     def describe(self) -> dict:
         def span(frame: pd.DataFrame) -> str:
             days = _local_day(frame)

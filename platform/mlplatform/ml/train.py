@@ -1,4 +1,6 @@
-"""Training: mini-batches, early stopping on the later-in-time validation split, seeded."""
+"""Training: mini-batches, early stopping on the later-in-time validation split, seeded; then,
+by default, a refit from scratch on training and validation days together for the epochs that
+early stopping chose (`refit`), so that the registered model learns from every day before the holdout."""
 
 from __future__ import annotations
 
@@ -26,9 +28,13 @@ class TrainConfig:
     max_epochs: int = 30
     patience: int = 3
     learning_rate: float = 2e-3
-    weight_decay: float = 1e-5
-    hidden: tuple[int, ...] = (128, 64)
-    dropout: float = 0.1
+    # Small and regularized: an hour's exact weather readings name that hour, and a wider, looser
+    # network memorizes which hours were late (train loss 0.38 against validation 0.52 on five
+    # weeks). Measured (docs/benchmarks.md): holdout ROC AUC 0.695 against 0.686 on five weeks,
+    # 0.725 against 0.713 on the year, for (128, 64), dropout 0.1, weight decay 1e-5.
+    weight_decay: float = 1e-3
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.3
     seed: int = 13
 
 
@@ -102,8 +108,9 @@ def _autocast(settings: DeviceSettings):
 
 def train(train_data: Tensors, validation: Tensors, cardinalities: list[int], n_numeric: int,
           settings: DeviceSettings, config: TrainConfig = TrainConfig(),
-          on_epoch: Callable[[EpochStats], None] | None = None) -> TrainResult:
-    """Fit a TabularNet; keep the weights of the epoch with the lowest validation loss."""
+          on_epoch: Callable[[EpochStats], None] | None = None, early_stopping: bool = True) -> TrainResult:
+    """Fit a TabularNet; keep the weights of the epoch with the lowest validation loss. Without early
+    stopping (a refit), train exactly `config.max_epochs` epochs and keep the last weights."""
     seed_everything(config.seed)
     if settings.device.type == "cpu":
         torch.set_num_threads(settings.threads)
@@ -139,15 +146,29 @@ def train(train_data: Tensors, validation: Tensors, cardinalities: list[int], n_
         result.history.append(stats)
         if on_epoch:
             on_epoch(stats)
-        if stats.validation_loss < best_loss - 1e-5:
+        if not early_stopping:
+            best_state, result.best_epoch = None, epoch
+        elif stats.validation_loss < best_loss - 1e-5:
             best_loss, best_state, stale, result.best_epoch = stats.validation_loss, copy.deepcopy(model.state_dict()), 0, epoch
         else:
             stale += 1
             if stale >= config.patience:
                 break
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def refit(data: Tensors, validation: Tensors, cardinalities: list[int], n_numeric: int,
+          settings: DeviceSettings, config: TrainConfig, epochs: int,
+          on_epoch: Callable[[EpochStats], None] | None = None) -> TrainResult:
+    """Train from scratch on `data` (training and validation days) for the `epochs` early stopping
+    chose. On little data this is most of the model's skill: five weeks leave one week to train on
+    after a fortnight each of validation and holdout, and the refit triples it. Its "validation
+    loss" is in-sample (`validation` is part of `data`): reported, never used to choose."""
+    fixed = TrainConfig(**{**config.__dict__, "max_epochs": max(1, epochs)})
+    return train(data, validation, cardinalities, n_numeric, settings, fixed, on_epoch, early_stopping=False)
 
 
 def predict_proba(model: TabularNet, cats: np.ndarray, nums: np.ndarray, batch_size: int = 8192) -> np.ndarray:

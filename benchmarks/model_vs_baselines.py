@@ -1,0 +1,92 @@
+"""The gate's comparison on any training set, without Dagster or MLflow: the network as `delay_model`
+trains it (early stopping, then the refit on training and validation days) against the baselines
+`model_evaluation` fits on the same rows, on the same holdout. Optionally the network's previous
+defaults beside it, to measure a change of the training configuration.
+
+    python benchmarks/model_vs_baselines.py --training-set <training_set.parquet> \
+        [--holdout-days 14] [--validation-days 14] [--holdout-first-day 2013-11-01] [--compare-old-defaults]
+
+A training set is in any state directory after a pipeline run: `training_sets/<hash>/training_set.parquet`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
+
+# The configuration of the network before the refit and the regularized defaults (2026-11).
+OLD_DEFAULTS = {"hidden": (128, 64), "dropout": 0.1, "weight_decay": 1e-5}
+
+
+def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_day: str | None,
+            old_defaults: bool) -> dict:
+    import pandas as pd
+
+    from mlplatform.features.service import LABEL
+    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.device import select_device
+    from mlplatform.ml.evaluate import baselines, metrics
+    from mlplatform.ml.preprocess import Preprocessor
+    from mlplatform.ml.split import split_by_time
+    from mlplatform.ml.train import Tensors, TrainConfig, predict_proba, refit, train
+
+    frame = pd.read_parquet(path)
+    numeric = numeric_inputs(frame)
+    split = split_by_time(frame, holdout_days=holdout_days, validation_days=validation_days,
+                          holdout_first_day=holdout_first_day)
+    fitted = split.fitting_rows(with_validation=True)
+    label = split.holdout[LABEL].astype(bool).to_numpy()
+    settings = select_device("cpu")
+
+    def tensors(pre, part):
+        return Tensors.from_arrays(*pre.transform(part), part[LABEL].astype(bool).to_numpy())
+
+    first = Preprocessor.fit(split.train, list(CATEGORICAL), numeric)
+    pre = Preprocessor.fit(fitted, list(CATEGORICAL), numeric)
+    holdout = tensors(pre, split.holdout)
+    scores, seconds = {}, {}
+    configs = {"network (challenger)": TrainConfig()}
+    if old_defaults:
+        configs["network, previous defaults"] = TrainConfig(**OLD_DEFAULTS)
+    for name, config in configs.items():
+        started = time.perf_counter()
+        stopped = train(tensors(first, split.train), tensors(first, split.validation), first.cardinalities,
+                        first.n_numeric_inputs, settings, config)
+        model = refit(tensors(pre, fitted), tensors(pre, split.validation), pre.cardinalities,
+                      pre.n_numeric_inputs, settings, config, stopped.best_epoch).model
+        scores[name] = predict_proba(model, holdout.categorical.numpy(), holdout.numeric.numpy())
+        seconds[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    scores.update(baselines(pre, (*pre.transform(fitted), fitted[LABEL].astype(bool).to_numpy()),
+                            pre.transform(split.holdout)))
+    seconds["baselines"] = time.perf_counter() - started
+    return {"training_set": str(path), "split": split.describe(), "fitted_rows": len(fitted),
+            "metrics": {name: metrics(label, p) for name, p in scores.items()},
+            "seconds": {k: round(v, 1) for k, v in seconds.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--training-set", type=Path, required=True)
+    parser.add_argument("--holdout-days", type=int, default=14)
+    parser.add_argument("--validation-days", type=int, default=14)
+    parser.add_argument("--holdout-first-day")
+    parser.add_argument("--compare-old-defaults", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    result = compare(args.training_set, args.holdout_days, args.validation_days, args.holdout_first_day,
+                     args.compare_old_defaults)
+    print(json.dumps({k: v for k, v in result.items() if k != "metrics"}, indent=1))
+    print("| model | ROC AUC | PR AUC | log loss | Brier |\n|---|---|---|---|---|")
+    for name, m in result["metrics"].items():
+        print(f"| {name} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['log_loss']:.4f} | {m['brier']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()
