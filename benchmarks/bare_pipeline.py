@@ -148,26 +148,20 @@ def build_features(work: Path, landing: Path | None = None):
 
 
 def train_and_score(frame, holdout_days: int = 14, validation_days: int = 14, max_epochs: int = 30) -> dict:
-    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.columns import numeric_inputs
     from mlplatform.ml.device import select_device
     from mlplatform.ml.evaluate import metrics
-    from mlplatform.ml.preprocess import Preprocessor
     from mlplatform.ml.split import split_by_time
-    from mlplatform.ml.train import Tensors, TrainConfig, predict_proba, train
+    from mlplatform.ml.train import TrainConfig, fit_network, predict_proba
 
+    # The platform's training (early stopping, then the refit), so that the two runs do the same work.
     split = split_by_time(frame, holdout_days=holdout_days, validation_days=validation_days)
-    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric_inputs(frame))
-
-    def tensors(part):
-        cats, nums = pre.transform(part)
-        return Tensors.from_arrays(cats, nums, part["is_delayed"].astype(bool).to_numpy())
-
-    result = train(tensors(split.train), tensors(split.validation), pre.cardinalities, pre.n_numeric_inputs,
-                   select_device("cpu", batch_size=1024), TrainConfig(max_epochs=max_epochs))
-    cats, nums = pre.transform(split.holdout)
-    scores = metrics(split.holdout["is_delayed"].astype(int).to_numpy(), predict_proba(result.model, cats, nums))
-    return {"epochs": len(result.history), "holdout_roc_auc": round(scores["roc_auc"], 4),
-            "train_rows": len(split.train), "holdout_rows": len(split.holdout)}
+    fitted = fit_network(split, numeric_inputs(frame), select_device("cpu", batch_size=1024),
+                         TrainConfig(max_epochs=max_epochs))
+    probability = predict_proba(fitted.model, *fitted.pre.transform(split.holdout))
+    scores = metrics(split.holdout["is_delayed"].astype(int).to_numpy(), probability)
+    return {"epochs": len(fitted.stopped.history), "holdout_roc_auc": round(scores["roc_auc"], 4),
+            "train_rows": fitted.fitted_rows, "holdout_rows": len(split.holdout)}
 
 
 def main() -> None:

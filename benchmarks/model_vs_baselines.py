@@ -29,44 +29,33 @@ def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_d
     import pandas as pd
 
     from mlplatform.features.service import LABEL
-    from mlplatform.ml.columns import CATEGORICAL, numeric_inputs
+    from mlplatform.ml.columns import numeric_inputs
     from mlplatform.ml.device import select_device
     from mlplatform.ml.evaluate import baselines, metrics
-    from mlplatform.ml.preprocess import Preprocessor
     from mlplatform.ml.split import split_by_time
-    from mlplatform.ml.train import Tensors, TrainConfig, predict_proba, refit, train
+    from mlplatform.ml.train import TrainConfig, fit_network, predict_proba
 
     frame = pd.read_parquet(path)
     numeric = numeric_inputs(frame)
     split = split_by_time(frame, holdout_days=holdout_days, validation_days=validation_days,
                           holdout_first_day=holdout_first_day)
-    fitted = split.fitting_rows(with_validation=True)
     label = split.holdout[LABEL].astype(bool).to_numpy()
-    settings = select_device("cpu")
-
-    def tensors(pre, part):
-        return Tensors.from_arrays(*pre.transform(part), part[LABEL].astype(bool).to_numpy())
-
-    first = Preprocessor.fit(split.train, list(CATEGORICAL), numeric)
-    pre = Preprocessor.fit(fitted, list(CATEGORICAL), numeric)
-    holdout = tensors(pre, split.holdout)
-    scores, seconds = {}, {}
     configs = {"network (challenger)": TrainConfig()}
     if old_defaults:
         configs["network, previous defaults"] = TrainConfig(**OLD_DEFAULTS)
+    scores, seconds = {}, {}
     for name, config in configs.items():
         started = time.perf_counter()
-        stopped = train(tensors(first, split.train), tensors(first, split.validation), first.cardinalities,
-                        first.n_numeric_inputs, settings, config)
-        model = refit(tensors(pre, fitted), tensors(pre, split.validation), pre.cardinalities,
-                      pre.n_numeric_inputs, settings, config, stopped.best_epoch).model
-        scores[name] = predict_proba(model, holdout.categorical.numpy(), holdout.numeric.numpy())
+        fitted = fit_network(split, numeric, select_device("cpu"), config)
+        scores[name] = predict_proba(fitted.model, *fitted.pre.transform(split.holdout))
         seconds[name] = time.perf_counter() - started
+    # The baselines as `model_evaluation` fits them: the rows the network learned from, its preprocessing.
+    rows = split.fitting_rows(with_validation=True)
     started = time.perf_counter()
-    scores.update(baselines(pre, (*pre.transform(fitted), fitted[LABEL].astype(bool).to_numpy()),
-                            pre.transform(split.holdout)))
+    scores.update(baselines(fitted.pre, (*fitted.pre.transform(rows), rows[LABEL].astype(bool).to_numpy()),
+                            fitted.pre.transform(split.holdout)))
     seconds["baselines"] = time.perf_counter() - started
-    return {"training_set": str(path), "split": split.describe(), "fitted_rows": len(fitted),
+    return {"training_set": str(path), "split": split.describe(), "fitted_rows": fitted.fitted_rows,
             "metrics": {name: metrics(label, p) for name, p in scores.items()},
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 

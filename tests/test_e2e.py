@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,12 +32,6 @@ SETTINGS = {  # a small model, and a policy that retrains on the two new days
     "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "500", "MLPLATFORM_RETRAIN_COOLDOWN_MINUTES": "0",
     "MLPLATFORM_TRAINING_DEVICE": "cpu", "MLPLATFORM_SENSORS": "running",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _runs(url: str) -> list[dict]:
@@ -98,7 +93,7 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
     mlplatform("pipeline")
     assert _champion(home) == 1
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "dagster-dev.log", "w")
     # The first run to reach dbt is held there, to be killed: the daemon's run monitoring must fail

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from helpers import build_through, materialize_asset, materialize_model, module_home
+from servers import free_port
 from mlplatform.state import StatePaths
 
 LAST_DAY = "2013-02-04"
@@ -23,12 +23,6 @@ SPEC = {"holdout_days": 7, "validation_days": 7, "max_epochs": 4, "min_train_row
         "gate_against_baselines": False}
 FLIGHT = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH",
           "scheduled_departure": "2013-02-04T17:15:00", "tail_number": "N14228"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             models = materialize_model(instance, paths, ["delay_model", "model_evaluation", "deployed_model"], SPEC,
                                        raise_on_error=True)
             assert models.success
-            port = _free_port()
+            port = free_port()
             process = subprocess.Popen(
                 [str(Path(sys.executable).with_name("mlplatform")), "--home", str(paths.home), "serve",
                  "--port", str(port), "--reload-seconds", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -67,9 +67,8 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     from mlplatform.ml.columns import CATEGORICAL
     from mlplatform.ml.device import DeviceUnavailable, select_device
     from mlplatform.ml.evaluate import metrics
-    from mlplatform.ml.preprocess import Preprocessor
     from mlplatform.ml.split import NotEnoughData, require_trainable
-    from mlplatform.ml.train import Tensors, TrainConfig, TrainingDiverged, predict_proba, refit, train
+    from mlplatform.ml.train import TrainConfig, TrainingDiverged, fit_network
     from mlplatform.model import plots
 
     state: PlatformState = context.resources.state
@@ -87,12 +86,6 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     except (NotEnoughData, DeviceUnavailable) as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
 
-    def tensors(pre, part):
-        cats, nums = pre.transform(part)
-        return Tensors.from_arrays(cats, nums, part[LABEL].astype(bool).to_numpy())
-
-    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric)
-    train_t, val_t = tensors(pre, split.train), tensors(pre, split.validation)
     config = TrainConfig(max_epochs=model_spec.max_epochs, patience=model_spec.patience,
                          learning_rate=model_spec.learning_rate, seed=model_spec.seed)
     fitted_on = FITTED_ON_ALL if model_spec.refit else FITTED_ON_TRAIN
@@ -101,7 +94,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     try:
         mlf.log_params({**{f"train_{k}": v for k, v in config.__dict__.items()}, "device": settings.name,
                         "batch_size": settings.batch_size, "threads": settings.threads,
-                        "categorical": ",".join(pre.categorical), "numeric_features": len(pre.numeric),
+                        "categorical": ",".join(CATEGORICAL), "numeric_features": len(numeric),
                         **{f"split_{k}": v for k, v in split.describe().items()},
                         "holdout_first_day": split.holdout_first_day, FITTED_ON_PARAM: fitted_on})
         mlflow.set_tags({"training_set_content_hash": manifest["content_hash"],
@@ -129,22 +122,16 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             context.log.info(f"refit epoch {stats.epoch}: train loss {stats.train_loss:.4f}")
             mlflow.log_metrics({"refit_train_loss": stats.train_loss}, step=stats.epoch)
 
-        result = train(train_t, val_t, pre.cardinalities, pre.n_numeric_inputs, settings, config, on_epoch)
+        fitted = fit_network(split, numeric, settings, config, with_refit=model_spec.refit,
+                             on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
+        result = fitted.stopped
         # Validation figures come from the early-stopped model, before the refit sees those days.
-        val_scores = metrics(split.validation[LABEL].to_numpy(),
-                             predict_proba(result.model, val_t.categorical.numpy(), val_t.numeric.numpy()))
+        val_scores = metrics(split.validation[LABEL].to_numpy(), fitted.validation_probability)
         mlflow.log_metrics({f"validation_{k}": v for k, v in val_scores.items()})
         curves = plots.loss_curves([h.train_loss for h in result.history],
                                    [h.validation_loss for h in result.history], result.best_epoch)
         mlflow.log_image(_image(curves), "plots/loss_curves.png")
-        model, fitted_rows = result.model, len(split.train)
-        if model_spec.refit:
-            before_holdout = split.fitting_rows(with_validation=True)
-            pre = Preprocessor.fit(before_holdout, list(CATEGORICAL), numeric)
-            model = refit(tensors(pre, before_holdout), tensors(pre, split.validation), pre.cardinalities,
-                          pre.n_numeric_inputs, settings, config, result.best_epoch, on_refit_epoch).model
-            fitted_rows = len(before_holdout)
-        version = _register(paths, pre, model, split.validation.head(5), run_id)
+        version = _register(paths, fitted.pre, fitted.model, split.validation.head(5), run_id)
     except TrainingDiverged as err:
         finish_run(failed=True)
         raise dg.Failure(f"nothing registered: {err}", allow_retries=False) from None
@@ -156,7 +143,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={
         "model_version": int(version.version), "alias": CHALLENGER, "mlflow_run_id": run_id,
         "device": settings.name, "epochs": len(result.history), "best_epoch": result.best_epoch,
-        "fitted_on": f"{fitted_on} ({fitted_rows} flights)",
+        "fitted_on": f"{fitted_on} ({fitted.fitted_rows} flights)",
         "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),
         "samples_per_second": round(throughput), "training_set_content_hash": manifest["content_hash"],
         "split": split.describe(), "loss_curves": dg.MetadataValue.md(plots.markdown_image(curves, "loss")),

@@ -15,8 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlplatform.features.service import LABEL
+from mlplatform.ml.columns import CATEGORICAL
 from mlplatform.ml.device import DeviceSettings
 from mlplatform.ml.network import TabularNet
+from mlplatform.ml.preprocess import Preprocessor
+from mlplatform.ml.split import TimeSplit
 
 
 class TrainingDiverged(RuntimeError):
@@ -169,6 +173,38 @@ def refit(data: Tensors, validation: Tensors, cardinalities: list[int], n_numeri
     loss" is in-sample (`validation` is part of `data`): reported, never used to choose."""
     fixed = TrainConfig(**{**config.__dict__, "max_epochs": max(1, epochs)})
     return train(data, validation, cardinalities, n_numeric, settings, fixed, on_epoch, early_stopping=False)
+
+
+@dataclass
+class FittedNetwork:
+    pre: Preprocessor  # what the registered model applies: fitted on the rows it learned from
+    model: TabularNet  # the refit model, or the early-stopped one without a refit
+    stopped: TrainResult  # the early-stopped run: its history and the epochs it chose
+    validation_probability: np.ndarray  # the early-stopped model on the validation days (honest)
+    fitted_rows: int
+
+
+def fit_network(split: TimeSplit, numeric: list[str], settings: DeviceSettings, config: TrainConfig,
+                with_refit: bool = True, on_epoch: Callable[[EpochStats], None] | None = None,
+                on_refit_epoch: Callable[[EpochStats], None] | None = None) -> FittedNetwork:
+    """The model stage's training from a time split: early stopping on the validation days, scored
+    there, then (`with_refit`) the refit on every day before the holdout. One function for the asset
+    and the benchmarks, so that what they measure is what the platform registers."""
+    def tensors(pre: Preprocessor, part) -> Tensors:
+        return Tensors.from_arrays(*pre.transform(part), part[LABEL].astype(bool).to_numpy())
+
+    pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric)
+    validation = tensors(pre, split.validation)
+    stopped = train(tensors(pre, split.train), validation, pre.cardinalities, pre.n_numeric_inputs, settings,
+                    config, on_epoch)
+    probability = predict_proba(stopped.model, validation.categorical.numpy(), validation.numeric.numpy())
+    if not with_refit:
+        return FittedNetwork(pre, stopped.model, stopped, probability, len(split.train))
+    rows = split.fitting_rows(with_validation=True)
+    pre = Preprocessor.fit(rows, list(CATEGORICAL), numeric)
+    model = refit(tensors(pre, rows), tensors(pre, split.validation), pre.cardinalities, pre.n_numeric_inputs,
+                  settings, config, stopped.best_epoch, on_refit_epoch).model
+    return FittedNetwork(pre, model, stopped, probability, len(rows))
 
 
 def predict_proba(model: TabularNet, cats: np.ndarray, nums: np.ndarray, batch_size: int = 8192) -> np.ndarray:

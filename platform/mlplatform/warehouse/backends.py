@@ -11,6 +11,7 @@ What differs between the two, and only here:
 
 from __future__ import annotations
 
+import datetime
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -175,8 +176,6 @@ class PostgresWarehouse(Warehouse):
                         continue
                     rows = lake.read(table, day)
                     if daily:
-                        import datetime
-
                         rows = rows.append_column(PARTITION_KEY, pa.array(
                             [datetime.date.fromisoformat(day)] * rows.num_rows, pa.date32()))
                     with con, con.cursor() as cur:  # a partition and its record in one transaction
