@@ -9,14 +9,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource, ValueType
 from feast.data_format import ParquetFormat
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64, String, UnixTimestamp
 
 # The service's name and version live with the platform code (bump the version there when the
 # service's features change), so that assets can name it without importing Feast.
-from mlplatform.features.service import REQUEST_TIMESTAMP, SERVICE_NAME, SERVICE_VERSION
+from mlplatform.features.service import LIVE_SERVICE_NAME, REQUEST_TIMESTAMP, SERVICE_NAME, SERVICE_VERSION
+from mlplatform.streaming import features as same_day
 
 EXPORTS = Path(os.environ.get("MLPLATFORM_HOME", Path(__file__).resolve().parents[1] / ".mlplatform")) \
     / "warehouse" / "exports"
@@ -105,4 +106,33 @@ flight_delay_service = FeatureService(
               origin_congestion, plane_features, flight_calendar],
     tags={"version": SERVICE_VERSION, "model": "flight_delay"},
     description="Every feature the flight delay model reads, as of the scheduled departure.",
+)
+
+
+# Same-day features: pushed online by the departure stream's consumer as flights leave; offline,
+# the same values computed by dbt from the end-of-day file (the push sources' batch sources).
+# A row holds until the entity's next departure, however long that is: no expiry (TTL 0).
+def _push_source(name: str, table: str) -> PushSource:
+    return PushSource(name=name, batch_source=_source(table),
+                      description=f"Departure events, through the consumer; offline: dbt model {table}")
+
+
+origin_departures = FeatureView(
+    name=same_day.ORIGIN_VIEW, entities=[origin], ttl=timedelta(0),
+    source=_push_source(same_day.ORIGIN_PUSH_SOURCE, "feat_origin_departures"),
+    schema=[Field(name=n, dtype=Float64) for n in same_day.ORIGIN_FEATURES],
+    description="How late the origin's latest departures left: mean delay of the last 10 and 30, "
+                "share of the last 10 more than 15 minutes late.")
+
+plane_departures = FeatureView(
+    name=same_day.PLANE_VIEW, entities=[plane], ttl=timedelta(0),
+    source=_push_source(same_day.PLANE_PUSH_SOURCE, "feat_plane_departures"),
+    schema=[Field(name=n, dtype=Float64) for n in same_day.PLANE_FEATURES],
+    description="How late the plane's latest departure from New York left.")
+
+flight_delay_same_day_service = FeatureService(
+    name=LIVE_SERVICE_NAME,
+    features=[origin_departures, plane_departures],
+    tags={"version": SERVICE_VERSION, "model": "flight_delay_live"},
+    description="The same-day features, read as of `lead` minutes before the scheduled departure.",
 )

@@ -27,9 +27,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from mlplatform.ingest.landing import LandingZone
     from mlplatform.ingest.replay import Replayer, ReplayError, parse_day
 
+    from mlplatform.streaming.topic import open_topic
+
     paths = _paths(args).ensure()
     try:
-        replayer = Replayer(LandingZone(paths.landing, paths.quarantine), scale=args.scale)
+        replayer = Replayer(LandingZone(paths.landing, paths.quarantine), scale=args.scale,
+                            topic=None if args.no_events else open_topic(paths))
         through = parse_day(args.through) if args.through else None
         result = replayer.replay(through=through, days=args.days, every=args.every,
                                  on_day=lambda d: print(f"landed {d}", flush=True) if args.every else None)
@@ -117,6 +120,47 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
+def cmd_consume(args: argparse.Namespace) -> int:
+    """The departure stream's consumer: events into same-day features in Feast's online store."""
+    import signal
+    import time
+
+    from mlplatform.features.repo import applied_hash, open_store
+    from mlplatform.streaming.consumer import Consumer, describe
+    from mlplatform.streaming.topic import open_topic
+
+    paths = _paths(args).ensure()
+    topic = open_topic(paths)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    while applied_hash(paths) is None:  # the push sources exist once the definitions are applied
+        if not args.follow:
+            print("mlplatform consume: the feature definitions are not applied yet (materialize "
+                  "feature_definitions, or run `mlplatform pipeline`)", file=sys.stderr)
+            return 2
+        print("waiting for the feature definitions to be applied …", flush=True)
+        time.sleep(5)
+        if stopping:
+            return 0
+    consumer = Consumer(topic, open_store(paths))
+    print(f"consuming {topic.where} from position {consumer.checkpoint.position or 'the start'} "
+          f"({consumer.lag()} event(s) waiting)", flush=True)
+    try:
+        if args.follow:
+            consumer.follow(poll_interval_s=args.poll_seconds, stop=lambda: bool(stopping),
+                            on_poll=lambda r: print(describe(r), flush=True))
+        else:
+            while (report := consumer.poll()).events:
+                print(describe(report), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        topic.close()
+    print(f"stopped at position {consumer.checkpoint.position or 'the start'}; "
+          f"{consumer.checkpoint.consumed} event(s) consumed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
     parser.add_argument("--home", default=None,
@@ -131,11 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--through", metavar="YYYY-MM-DD", help="land every day up to and including this one")
     when.add_argument("--days", type=int, metavar="N", help="land the next N days after what is landed")
     replay.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
-                        help="wait this long between days, to watch the platform take them in")
+                        help="run each day in this many seconds: its departures are published as they "
+                             "happen on that clock, its files land at its end")
+    replay.add_argument("--no-events", action="store_true",
+                        help="land the files only, without publishing departure events")
     replay.add_argument("--scale", type=int, default=1, metavar="K",
                         help="land K times the flights: the real ones and K-1 synthetic copies "
                              "(resampled, moved a few minutes, new flight numbers and planes), for benchmarks")
     replay.set_defaults(func=cmd_replay)
+
+    consume = sub.add_parser("consume", help="the departure stream's consumer: same-day features into "
+                                             "the online store as flights leave")
+    consume.add_argument("--follow", action="store_true", help="keep polling for new events (what `make run` starts)")
+    consume.add_argument("--poll-seconds", type=float, default=0.2, help="how long to wait when the topic has nothing new")
+    consume.set_defaults(func=cmd_consume)
 
     rollback = sub.add_parser("rollback", help="put the previous champion model back")
     rollback.add_argument("--reason", default="", help="why, for the deployment log")
@@ -212,7 +265,7 @@ def _service_lost(args: argparse.Namespace, err: BaseException) -> int:
 
 
 # Commands that write to the state directory: checked for a writable, not full, directory first.
-WRITERS = ("prepare", "replay", "pipeline", "rollback")
+WRITERS = ("prepare", "replay", "pipeline", "rollback", "consume")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ from mlplatform.automation.retrain import retrain_sensor
 from mlplatform.assets.features import feature_assets, feature_checks
 from mlplatform.assets.model import model_assets
 from mlplatform.assets.raw import raw_assets
+from mlplatform.assets.stream import stream_assets, stream_checks
 from mlplatform.assets.transformed import dbt_assets_defs
 from mlplatform.model.tracking import platform_mlflow
 from mlplatform.resources import (
-    ModelSpec, PlatformState, RawIngestPolicy, RetrainPolicy, TrainingDevice, settings_from_env,
+    ModelSpec, PlatformState, RawIngestPolicy, RetrainPolicy, StreamPolicy, TrainingDevice, settings_from_env,
 )
 from mlplatform.state import HOME_ENV
 from mlplatform.warehouse.project import dbt_cli_resource
@@ -31,8 +32,9 @@ def _state() -> PlatformState:
 
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets, *deployed_assets, *monitoring_assets],
-    asset_checks=feature_checks,
+    assets=[*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets, *deployed_assets, *monitoring_assets,
+            *stream_assets],
+    asset_checks=[*feature_checks, *stream_checks],
     jobs=jobs,
     sensors=[landing_sensor, downstream_sensor, retrain_sensor, run_failure_sensor],
     resources={
@@ -43,6 +45,7 @@ defs = dg.Definitions(
         # Settings from the environment: MLPLATFORM_MODEL_<FIELD>, MLPLATFORM_RETRAIN_<FIELD>.
         "model_spec": settings_from_env(ModelSpec, "MLPLATFORM_MODEL"),
         "retrain_policy": settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN"),
+        "stream_policy": settings_from_env(StreamPolicy, "MLPLATFORM_STREAM"),
         "training_device": TrainingDevice(device=os.environ.get("MLPLATFORM_TRAINING_DEVICE", "auto")),
     },
 )

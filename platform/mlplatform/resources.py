@@ -112,6 +112,15 @@ class RetrainPolicy(dg.ConfigurableResource):
         default=30.0, ge=0, description="Never request a retrain sooner than this after the last one.")
 
 
+class StreamPolicy(dg.ConfigurableResource):
+    """What the departure stream's checks accept."""
+
+    max_seconds_behind: float = Field(
+        default=300, gt=0,
+        description="With events waiting in the topic, the consumer's last commit may be this old "
+                    "before `stream_keeps_up` warns (env MLPLATFORM_STREAM_MAX_SECONDS_BEHIND).")
+
+
 def settings_from_env(resource: type[dg.ConfigurableResource], prefix: str, **defaults) -> dg.ConfigurableResource:
     """The resource with any field overridden by `<PREFIX>_<FIELD>` in the environment (for example
     MLPLATFORM_RETRAIN_COOLDOWN_MINUTES=5), read when the code location loads."""

@@ -99,6 +99,11 @@ class StatePaths:
         return self.home / "feast"
 
     @property
+    def stream(self) -> Path:
+        """The embedded topic of departure events and its consumer's commits."""
+        return self.home / "stream"
+
+    @property
     def training_sets(self) -> Path:
         """Training sets built through Feast, each with its manifest."""
         return self.home / "training_sets"

@@ -23,7 +23,7 @@ RAW_REFERENCE = [dg.AssetKey(f"raw_{t}") for t in REFERENCE_TABLES]
 # dbt's models, as the dbt assets name them (read from the manifest, never parsed here).
 REFERENCE_MODELS = sorted(k.to_user_string() for k in dbt_reference_models.keys)
 DAILY_MODELS = sorted(k.to_user_string() for k in dbt_daily_models.keys)
-ONLINE = ["online_features"]
+ONLINE = ["online_features", "departure_stream"]
 DRIFT = ["feature_drift"]  # needs a training set
 SCORING = ["batch_predictions", "live_performance"]  # need a champion
 RETRAIN = ["training_set", "delay_model", "model_evaluation", "deployed_model"]

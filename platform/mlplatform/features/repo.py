@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 FEATURE_REPO = project_root() / "feature_repo"
 # Code the definitions run at retrieval time (the on-demand calendar features).
-_DEFINITION_CODE = (Path(__file__).with_name("calendar.py"), Path(__file__).with_name("service.py"))
+_DEFINITION_CODE = (Path(__file__).with_name("calendar.py"), Path(__file__).with_name("service.py"),
+                    Path(__file__).parents[1] / "streaming" / "features.py")
 APPLIED_FILE = "applied_definitions.json"
 
 

@@ -6,6 +6,9 @@ the service's name and version from here.
 
 SERVICE_VERSION = "v1"
 SERVICE_NAME = f"flight_delay_{SERVICE_VERSION}"
+# The same-day features the departure stream keeps online (mlplatform.streaming), read as of
+# `lead` minutes before the scheduled departure; the live model reads both services.
+LIVE_SERVICE_NAME = f"flight_delay_same_day_{SERVICE_VERSION}"
 
 # What a flight brings to a feature lookup: its join keys and its scheduled departure, which is
 # both the point-in-time of the lookup and the request input of the calendar features.

@@ -4,6 +4,11 @@ The first replay delivers the reference tables; each call then delivers the next
 daily table per day. A cursor (`landing/_replay.json`) remembers the last day delivered, so
 re-landing a day is a no-op, and each file is written aside and renamed, so a sensor watching the
 landing zone never sees half a file; each file's manifest (size, rows, checksum) follows it.
+
+Given a topic, the replay is also the departure stream: before a day's files land (at the day's
+end), every departure of that day is published at its actual departure time, in event order, spread
+over `every` seconds when given. The cursor remembers the last day published, so a replay killed
+between the events and the files does not publish them twice.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from mlplatform.domain import DAILY_TABLES, FIRST_DAY, LAST_DAY, REFERENCE_TABLES, feed
 from mlplatform.ingest.files import write_bytes_atomically
 from mlplatform.ingest.landing import LandingZone
+
+if TYPE_CHECKING:
+    from mlplatform.streaming.topic import Topic
 
 CURSOR_FILE = "_replay.json"
 
@@ -53,11 +62,13 @@ class Replayer:
     """Lands the feed; at `scale` K > 1, K times the flights (`domain.synthetic`), for benchmarks.
     A landing zone keeps the scale it was first replayed at."""
 
-    def __init__(self, zone: LandingZone, scale: int = 1):
+    def __init__(self, zone: LandingZone, scale: int = 1, topic: Topic | None = None):
         if not isinstance(scale, int) or scale < 1:
             raise ReplayError(f"--scale must be a whole number, 1 or more (got {scale})")
         self.zone = zone
         self.scale = scale
+        # The stream carries the real departures only: a scaled replay (benchmarks) publishes none.
+        self.topic = topic if scale == 1 else None
         self.cursor_path = zone.root / CURSOR_FILE
 
     def _cursor(self) -> dict:
@@ -67,9 +78,15 @@ class Replayer:
         value = self._cursor().get("landed_through")
         return date.fromisoformat(value) if value else None
 
-    def _write_cursor(self, landed_through: date | None) -> None:
+    def events_through(self) -> date | None:
+        value = self._cursor().get("events_through")
+        return date.fromisoformat(value) if value else None
+
+    def _write_cursor(self, landed_through: date | None, events_through: date | None = None) -> None:
+        events_through = events_through or self.events_through()
         write_bytes_atomically(self.cursor_path, json.dumps({
-            "landed_through": landed_through.isoformat() if landed_through else None, "scale": self.scale}).encode())
+            "landed_through": landed_through.isoformat() if landed_through else None, "scale": self.scale,
+            "events_through": events_through.isoformat() if events_through else None}).encode())
 
     def next_days(self, *, through: date | None = None, days: int | None = None) -> list[date]:
         """The days a replay would land: after the cursor, through `through` or for `days` days."""
@@ -97,7 +114,9 @@ class Replayer:
         result = ReplayResult(landed_through=self.landed_through())
         result.reference_tables = self._land_reference()
         for i, day in enumerate(pending):
-            if every and i:
+            if self.topic is not None:
+                self._publish_day(day, every)
+            elif every and i:
                 time.sleep(every)
             for table in DAILY_TABLES:
                 self._land(table, day.isoformat(), feed.daily_file(table, day, self.scale))
@@ -107,6 +126,30 @@ class Replayer:
             if on_day:
                 on_day(day)
         return result
+
+    def _publish_day(self, day: date, every: float) -> None:
+        """The departures of the local day [midnight, next midnight), at their time on a clock that
+        runs the day in `every` seconds (all at once without)."""
+        from mlplatform.streaming.events import departures_between, local_midnight
+
+        if (self.events_through() or date.min) >= day:
+            return
+        start = local_midnight(day)
+        departures = departures_between(start, local_midnight(day + timedelta(days=1)))
+        began = time.monotonic()
+        while departures:
+            due = len(departures)
+            if every:
+                elapsed_share = (time.monotonic() - began) / every
+                due = sum(1 for d in departures if (d.actual_departure_utc - start) / timedelta(days=1) <= elapsed_share)
+            if due:
+                self.topic.publish([d.to_json() for d in departures[:due]])
+                departures = departures[due:]
+            if departures:
+                time.sleep(min(0.05, every / 100))
+        if every:
+            time.sleep(max(0.0, every - (time.monotonic() - began)))
+        self._write_cursor(self.landed_through(), events_through=day)
 
     def _land_reference(self) -> list[str]:
         # Delivered with the first replay only: a reference file that was since replaced or

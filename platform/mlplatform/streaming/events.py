@@ -1,0 +1,158 @@
+"""Departure events: one per flight that left, at its actual departure time.
+
+The feed derives them from the same day files it lands (`departures_between`), so the stream and
+the end-of-day file never disagree about a flight. An event is a small JSON object; `parse` turns
+one back into a `Departure` or says, in a `BadEvent`, what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from mlplatform.domain import FIRST_DAY, LAST_DAY, TIMEZONE, feed
+
+FIELDS = ("flight_id", "origin", "dest", "tail_number", "scheduled_departure_utc",
+          "actual_departure_utc", "dep_delay_minutes")
+_LOCAL = ZoneInfo(TIMEZONE)
+
+
+@dataclass(frozen=True)
+class Departure:
+    flight_id: str
+    origin: str
+    dest: str
+    tail_number: str | None
+    scheduled_departure_utc: datetime
+    actual_departure_utc: datetime
+    dep_delay_minutes: int
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        """Events are ordered by departure time, then flight key (as the dbt models order them)."""
+        return (self.actual_departure_utc, self.flight_id)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["scheduled_departure_utc"] = _iso(self.scheduled_departure_utc)
+        data["actual_departure_utc"] = _iso(self.actual_departure_utc)
+        return json.dumps(data, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class BadEvent(ValueError):
+    """An event the consumer set aside; `reason` is one of REASONS, `detail` says what exactly."""
+
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+MALFORMED, DUPLICATE, OUT_OF_ORDER, UNKNOWN_FLIGHT, FROM_THE_FUTURE = (
+    "malformed", "duplicate", "out_of_order", "unknown_flight", "from_the_future")
+REASONS = (MALFORMED, DUPLICATE, OUT_OF_ORDER, UNKNOWN_FLIGHT, FROM_THE_FUTURE)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def flight_key(carrier: str, number: str, origin: str, local_day: date, hhmm: str) -> str:
+    """The flight's key, as dbt's `flight_id` macro writes it: UA1545-EWR-20130101-0515."""
+    return f"{carrier}{number}-{origin}-{local_day:%Y%m%d}-{int(hhmm):04d}"
+
+
+def day_departures(day: date) -> list[Departure]:
+    """Every flight of the day's file that departed (cancelled flights have no event)."""
+    rows = csv.DictReader(io.StringIO(feed.daily_file("flights", day).decode()))
+    departures = []
+    for row in rows:
+        if row["dep_delay"] in ("", "NA"):
+            continue
+        scheduled = (datetime.strptime(row["time_hour"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                     + timedelta(minutes=int(row["minute"])))
+        delay = int(float(row["dep_delay"]))
+        departures.append(Departure(
+            flight_id=flight_key(row["carrier"], row["flight"], row["origin"], day, row["sched_dep_time"]),
+            origin=row["origin"], dest=row["dest"],
+            tail_number=row["tailnum"] if row["tailnum"] not in ("", "NA") else None,
+            scheduled_departure_utc=scheduled, actual_departure_utc=scheduled + timedelta(minutes=delay),
+            dep_delay_minutes=delay))
+    return departures
+
+
+def local_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=_LOCAL).astimezone(timezone.utc)
+
+
+def departures_between(start: datetime, end: datetime) -> list[Departure]:
+    """Departures with an actual departure in [start, end), in event order. A flight leaves at the
+    earliest an hour before its scheduled day and at the latest a day after it, so the flights of
+    the days around the window are all that can fall in it."""
+    first = max(FIRST_DAY, start.astimezone(_LOCAL).date() - timedelta(days=2))
+    last = min(LAST_DAY, end.astimezone(_LOCAL).date() + timedelta(days=1))
+    found = [d for i in range((last - first).days + 1)
+             for d in day_departures(first + timedelta(days=i)) if start <= d.actual_departure_utc < end]
+    return sorted(found, key=lambda d: d.order)
+
+
+def _timestamp(data: dict, name: str) -> datetime:
+    value = data[name]
+    if not isinstance(value, str):
+        raise BadEvent(MALFORMED, f"{name} must be an ISO timestamp, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadEvent(MALFORMED, f"{name}={value!r} is not an ISO timestamp") from None
+    if moment.tzinfo is None:
+        raise BadEvent(MALFORMED, f"{name}={value!r} has no time zone")
+    return moment.astimezone(timezone.utc)
+
+
+def parse(payload: str | bytes) -> Departure:
+    """The event's departure, or BadEvent(malformed / unknown_flight) naming the problem. Whether it
+    is a duplicate, out of order or from the future depends on the stream so far: the consumer's."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadEvent(MALFORMED, f"not JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise BadEvent(MALFORMED, f"not a JSON object: {str(payload)[:80]}")
+    missing = [f for f in FIELDS if f not in data]
+    if missing:
+        raise BadEvent(MALFORMED, f"missing {', '.join(missing)}")
+    for name in ("flight_id", "origin", "dest"):
+        if not isinstance(data[name], str) or not data[name]:
+            raise BadEvent(MALFORMED, f"{name} must be a non-empty string, got {data[name]!r}")
+    if data["tail_number"] is not None and not isinstance(data["tail_number"], str):
+        raise BadEvent(MALFORMED, f"tail_number must be a string or null, got {data['tail_number']!r}")
+    delay = data["dep_delay_minutes"]
+    if isinstance(delay, bool) or not isinstance(delay, int):
+        raise BadEvent(MALFORMED, f"dep_delay_minutes must be a whole number, got {delay!r}")
+    scheduled, actual = _timestamp(data, "scheduled_departure_utc"), _timestamp(data, "actual_departure_utc")
+    if actual - scheduled != timedelta(minutes=delay):
+        raise BadEvent(MALFORMED, f"actual departure {_iso(actual)} is not the scheduled {_iso(scheduled)} "
+                                  f"plus the delay of {delay} minutes")
+    departure = Departure(data["flight_id"], data["origin"], data["dest"], data["tail_number"] or None,
+                          scheduled, actual, delay)
+    _check_known(departure)
+    return departure
+
+
+def _check_known(departure: Departure) -> None:
+    """The flight key names the flight: its origin, and its scheduled local day and time."""
+    local = departure.scheduled_departure_utc.astimezone(_LOCAL)
+    parts = departure.flight_id.split("-")
+    expected = f"{departure.origin}-{local:%Y%m%d}-{local:%H%M}"
+    if len(parts) != 4 or "-".join(parts[1:]) != expected:
+        raise BadEvent(UNKNOWN_FLIGHT, f"{departure.flight_id!r} is not a flight from {departure.origin} "
+                                       f"scheduled at {local:%Y-%m-%d %H:%M} local (expected …-{expected})")
+    if not FIRST_DAY <= local.date() <= LAST_DAY:
+        raise BadEvent(UNKNOWN_FLIGHT, f"{departure.flight_id!r} is scheduled outside the data "
+                                       f"({FIRST_DAY} .. {LAST_DAY})")
