@@ -30,8 +30,12 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# The departure stream's consumer runs beside dagster dev (a process, not a run per micro-batch:
+# README, "The departure stream") and stops with it.
 run: install
 	$(BIN)/mlplatform prepare
+	$(BIN)/mlplatform consume --follow > $(MLPLATFORM_HOME)/stream-consumer.log 2>&1 & \
+	trap 'kill %1 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
 
 # The production profile on this machine (README: Production): MLPLATFORM_POSTGRES_URL and
@@ -42,7 +46,8 @@ run-production: install
 	MLPLATFORM_PROFILE=production $(BIN)/mlplatform prepare
 	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker1 & \
 	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker2 & \
-	trap 'kill %1 %2 2>/dev/null' EXIT INT TERM; \
+	MLPLATFORM_PROFILE=production $(BIN)/mlplatform consume --follow > $(MLPLATFORM_HOME)/stream-consumer.log 2>&1 & \
+	trap 'kill %1 %2 %3 2>/dev/null' EXIT INT TERM; \
 	MLPLATFORM_PROFILE=production $(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
 
 # Three workers on two cores: the slowest modules (the end-to-end test, the sensors' waits, the

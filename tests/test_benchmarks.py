@@ -98,3 +98,13 @@ def test_the_docs_table_is_written_between_its_markers(smoke_run):
     for title in ("Cold end to end", "One new day", "Scale", "Serving", "Training throughput", "Start-up"):
         assert title in table
     assert "## A section of prose\n\nKept as it is." in text
+
+
+def test_stream_benchmark_measures_latency_and_throughput() -> None:
+    """`benchmarks/stream.py` at a tiny size: a day streamed in 2 s, a week consumed."""
+    import stream
+
+    result = stream.main(["--repeats", "1", "--day-seconds", "2"])
+    [day] = result["latency"]["days"]
+    assert day["events"] > 500 and 0 < day["p50_s"] <= day["p99_s"] <= day["max_s"]
+    assert len(result["throughput"]["days"]) == 7 and result["throughput"]["median_events_per_s"] > 0

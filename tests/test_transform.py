@@ -25,6 +25,8 @@ DAILY_TABLES = {
     "feat_origin_delay_stats": "as_of_date",
     "feat_origin_congestion": "flight_date",
     "feat_flight_calendar": "flight_date",
+    "feat_origin_departures": "departure_date",
+    "feat_plane_departures": "departure_date",
 }
 KEYS = {
     "fct_flights": ["flight_id"],
@@ -35,6 +37,8 @@ KEYS = {
     "feat_origin_delay_stats": ["origin_code", "as_of_date"],
     "feat_origin_congestion": ["origin_code", "event_timestamp"],
     "feat_flight_calendar": ["flight_id"],
+    "feat_origin_departures": ["origin_code", "event_timestamp"],
+    "feat_plane_departures": ["tail_number", "event_timestamp"],
 }
 
 
@@ -282,3 +286,50 @@ def test_later_libraries_are_preloaded_on_the_callers_thread_and_a_broken_one_is
     assert "preload_broken" not in sys.modules
     assert sys.modules["preload_ok"].THREAD == threading.current_thread().name
     assert threading.active_count() == threads
+
+
+def _as_of(paths: StatePaths, table: str, key: str, moment: str) -> pd.DataFrame:
+    """Each entity's row in force at `moment`: its latest with event_timestamp at or before it."""
+    return warehouse_table(paths, f"""
+        select * exclude (rn) from (
+            select *, row_number() over (partition by {key} order by event_timestamp desc) as rn
+            from {table} where event_timestamp <= timestamptz '{moment}')
+        where rn = 1 order by {key}""").reset_index(drop=True)
+
+
+def test_same_day_features_as_of_a_moment_ignore_later_departures(home: StatePaths, tmp_path, monkeypatch,
+                                                                  instance) -> None:
+    """Changing the outcomes of every flight that departs after T (here 2013-01-05 12:00 local) leaves
+    every same-day feature as of T unchanged, and changes those after T."""
+    moment = "2013-01-05 17:00:00+00"
+    later = StatePaths.resolve(tmp_path / "perturbed").ensure()
+    monkeypatch.setenv(HOME_ENV, str(later.home))
+    from datetime import date, datetime, timedelta, timezone
+
+    from mlplatform.ingest.landing import LandingZone
+    from mlplatform.ingest.replay import Replayer
+
+    Replayer(LandingZone(later.landing, later.quarantine)).replay(through=date(2013, 1, 6))
+    cutoff = datetime(2013, 1, 5, 17, tzinfo=timezone.utc)
+    for day in (5, 6):
+        path = later.landing / "flights" / f"2013-01-{day:02d}.csv"
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        for row in rows:
+            if row["dep_delay"] == "NA":
+                continue
+            departed = (datetime.strptime(row["time_hour"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+                        + timedelta(minutes=int(row["minute"]) + float(row["dep_delay"])))
+            if departed > cutoff:  # later still, so it stays after T
+                row["dep_delay"] = str(float(row["dep_delay"]) + 90)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        LandingZone(later.landing, later.quarantine).deliver("flights", path.stem, out.getvalue().encode())
+    land_and_load(later, "2013-01-06")
+    assert materialize_dbt(instance, later, reference=True).success
+    assert materialize_dbt(instance, later, first="2013-01-01", last="2013-01-06").success
+    for table, key in (("feat_origin_departures", "origin_code"), ("feat_plane_departures", "tail_number")):
+        pd.testing.assert_frame_equal(_as_of(home, table, key, moment), _as_of(later, table, key, moment), obj=table)
+        assert not _as_of(home, table, key, "2013-01-05 23:00:00+00").equals(
+            _as_of(later, table, key, "2013-01-05 23:00:00+00"))

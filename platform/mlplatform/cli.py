@@ -142,7 +142,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         time.sleep(5)
         if stopping:
             return 0
-    consumer = Consumer(topic, open_store(paths))
+    consumer = Consumer(topic, open_store(paths), batch_size=args.batch_size)
     print(f"consuming {topic.where} from position {consumer.checkpoint.position or 'the start'} "
           f"({consumer.lag()} event(s) waiting)", flush=True)
     try:
@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     consume = sub.add_parser("consume", help="the departure stream's consumer: same-day features into "
                                              "the online store as flights leave")
     consume.add_argument("--follow", action="store_true", help="keep polling for new events (what `make run` starts)")
+    consume.add_argument("--batch-size", type=int, default=5000, help="events read, pushed and committed at a time")
     consume.add_argument("--poll-seconds", type=float, default=0.2, help="how long to wait when the topic has nothing new")
     consume.set_defaults(func=cmd_consume)
 

@@ -40,8 +40,8 @@ class Poll:
     set_aside: Counter = field(default_factory=Counter)
     rows_pushed: int = 0
     position: str | None = None
-    # seconds from each event's publication to its features being readable online
-    latencies: list[float] = field(default_factory=list)
+    published_at: list[float] = field(default_factory=list)  # each event's publication (wall clock)
+    committed_at: float | None = None  # its features were online before this
 
 
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
@@ -82,9 +82,8 @@ class Consumer:
             self.state = SameDayState.from_dict(self.checkpoint.state)
             raise
         self.checkpoint = checkpoint
-        done = time.time()
-        report.position = checkpoint.position
-        report.latencies = [done - e.published_at for e in entries]
+        report.position, report.committed_at = checkpoint.position, checkpoint.committed_at
+        report.published_at = [e.published_at for e in entries]
         return report
 
     def _push(self, produced: list[dict[str, Any]]) -> int:
@@ -102,9 +101,16 @@ class Consumer:
 
     def follow(self, poll_interval_s: float = 0.2, stop: Callable[[], bool] = lambda: False,
                on_poll: Callable[[Poll], None] | None = None) -> None:
-        """Poll until `stop()`; sleep only when the topic had nothing new."""
+        """Poll until `stop()`; sleep only when the topic had nothing new. A poll that fails (the
+        online store busy, Redis away) is retried from the last commit after a pause."""
         while not stop():
-            report = self.poll()
+            try:
+                report = self.poll()
+            except Exception as err:  # noqa: BLE001 - a long-lived process reports and retries
+                print(f"poll failed, retrying from position {self.checkpoint.position or 'the start'}: "
+                      f"{type(err).__name__}: {err}", flush=True)
+                time.sleep(max(2.0, poll_interval_s))
+                continue
             if on_poll and report.events:
                 on_poll(report)
             if report.events < self.batch_size:

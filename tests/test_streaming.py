@@ -1,0 +1,324 @@
+"""The departure stream: replay publishes departures, the consumer turns them into same-day features
+in Feast's online store, and what it produced equals what dbt computes from the end-of-day file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from helpers import land_and_load, materialize_asset, materialize_dbt, module_home
+from mlplatform.state import StatePaths
+from mlplatform.streaming.events import (
+    DUPLICATE, FROM_THE_FUTURE, MALFORMED, OUT_OF_ORDER, UNKNOWN_FLIGHT, BadEvent, Departure, day_departures,
+    departures_between, local_midnight, parse,
+)
+from mlplatform.streaming.features import ORIGIN_FEATURES, ORIGIN_VIEW, PLANE_VIEW, SameDayState
+from mlplatform.streaming.topic import SqliteTopic
+
+DAYS = ("2013-01-01", "2013-01-03")
+
+
+def _replay_with_events(paths: StatePaths, through: str):
+    from mlplatform.ingest.landing import LandingZone
+    from mlplatform.ingest.replay import Replayer
+
+    topic = SqliteTopic(paths.stream / "departures.db")
+    Replayer(LandingZone(paths.landing, paths.quarantine), topic=topic).replay(through=date.fromisoformat(through))
+    return topic
+
+
+def _store_with_definitions(paths: StatePaths):
+    from mlplatform.features.repo import apply_definitions, open_store
+
+    apply_definitions(paths)
+    return open_store(paths)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Iterator[StatePaths]:
+    """Three days replayed with their events, built by dbt, the definitions applied, and the whole
+    topic consumed."""
+    from mlplatform.streaming.consumer import Consumer
+
+    with module_home(tmp_path_factory, "streaming") as paths:
+        topic = _replay_with_events(paths, DAYS[1])
+        land_and_load(paths, DAYS[1])
+        with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+            assert materialize_dbt(instance, paths, reference=True).success
+            assert materialize_dbt(instance, paths, first=DAYS[0], last=DAYS[1]).success
+        consumer = Consumer(topic, _store_with_definitions(paths), batch_size=700)
+        while consumer.poll().events:
+            pass
+        topic.close()
+        yield paths
+
+
+def _dbt_latest(paths: StatePaths, model: str, key: str):
+    frames = [pq.read_table(p).to_pandas() for p in sorted((paths.exports / model).glob("date=*/data.parquet"))]
+    import pandas as pd
+
+    rows = pd.concat(frames).sort_values("event_timestamp")
+    return rows.groupby(key).tail(1).set_index(key)
+
+
+def test_replay_publishes_each_departure_once_in_event_order(built: StatePaths) -> None:
+    topic = SqliteTopic(built.stream / "departures.db")
+    events = [parse(e.payload) for e in topic.read(None, 100_000)]
+    days = [date(2013, 1, d) for d in (1, 2, 3)]
+    # Every departure that left on one of the replayed local days, and only those: flights of the
+    # third day leaving after its midnight wait for the next day's replay.
+    expected = departures_between(local_midnight(days[0]), local_midnight(days[-1] + timedelta(days=1)))
+    assert [e.flight_id for e in events] == [d.flight_id for d in expected]
+    assert [e.order for e in events] == sorted(e.order for e in events)
+    cancelled_or_late = sum(len(day_departures(d)) for d in days) - len(events)
+    assert cancelled_or_late > 0  # the late ones of the last day, not yet departed on the replay's clock
+    # A second replay over the same days publishes nothing.
+    from mlplatform.ingest.landing import LandingZone
+    from mlplatform.ingest.replay import Replayer
+
+    Replayer(LandingZone(built.landing, built.quarantine), topic=topic).replay(through=days[-1])
+    assert topic.published() == len(events)
+
+
+def test_stream_produces_exactly_what_dbt_builds(built: StatePaths) -> None:
+    from mlplatform.ingest.lake import Lake
+    from mlplatform.streaming.consumer import CONSUMER
+    from mlplatform.streaming.skew import compare_stream_with_dbt
+
+    topic = SqliteTopic(built.stream / "departures.db")
+    checkpoint = topic.checkpoint(CONSUMER)
+    assert checkpoint.consumed == topic.published() and not topic.set_aside()
+    for day in ("2013-01-01", "2013-01-02", "2013-01-03"):
+        report = compare_stream_with_dbt(topic, Lake(built.exports), date.fromisoformat(day),
+                                         checkpoint.state["watermark"])
+        assert report.passed, report.mismatches[:3]
+        assert report.compared > 1000
+
+
+def test_online_store_holds_the_newest_dbt_row_of_every_origin_and_plane(built: StatePaths) -> None:
+    from mlplatform.features.repo import open_store
+
+    store = open_store(built)
+    origins = _dbt_latest(built, "feat_origin_departures", "origin_code")
+    online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in ORIGIN_FEATURES],
+                                       entity_rows=[{"origin_code": o} for o in origins.index]).to_df()
+    for _, row in online.iterrows():
+        for feature in ORIGIN_FEATURES:
+            assert row[feature] == pytest.approx(origins.loc[row["origin_code"], feature])
+    planes = _dbt_latest(built, "feat_plane_departures", "tail_number").head(200)
+    online = store.get_online_features(features=[f"{PLANE_VIEW}:last_dep_delay"],
+                                       entity_rows=[{"tail_number": t} for t in planes.index]).to_df()
+    assert list(online["last_dep_delay"]) == list(planes["last_dep_delay"])
+
+
+def test_departure_stream_asset_reports_lag_and_its_checks_pass(built: StatePaths) -> None:
+    with dg.instance_for_test() as instance:
+        result = materialize_asset(instance, built, "departure_stream", partition=DAYS[1])
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["stream_matches_dbt"].passed, checks["stream_matches_dbt"].metadata
+    assert checks["stream_matches_dbt"].metadata["rows_compared"].value > 1000
+    assert checks["stream_keeps_up"].passed
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["lag_events"].value == 0
+
+
+def test_skew_check_names_the_row_where_stream_and_dbt_differ(built: StatePaths, tmp_path) -> None:
+    """A stream that produced one wrong value (copied into a topic of its own) fails the check."""
+    from mlplatform.ingest.lake import Lake
+    from mlplatform.streaming.consumer import CONSUMER
+    from mlplatform.streaming.skew import compare_stream_with_dbt
+    from mlplatform.streaming.topic import Checkpoint
+
+    source = SqliteTopic(built.stream / "departures.db")
+    start, end = (local_midnight(date(2013, 1, d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (2, 3))
+    rows = source.produced(ORIGIN_VIEW, start, end)
+    rows[100] = {**rows[100], "mean_delay_last_10": rows[100]["mean_delay_last_10"] + 1}
+    doctored = SqliteTopic(tmp_path / "doctored.db")
+    watermark = source.checkpoint(CONSUMER).state["watermark"]
+    doctored.commit(CONSUMER, Checkpoint("1", 1, {"watermark": watermark}, 0.0),
+                    [], [{"view": ORIGIN_VIEW, "row": r, "position": "1"} for r in rows])
+    report = compare_stream_with_dbt(doctored, Lake(built.exports), date(2013, 1, 2), watermark)
+    assert not report.passed
+    wrong = [m for m in report.mismatches if "feature" in m]
+    assert wrong == [{"view": ORIGIN_VIEW, "origin_code": rows[100]["origin_code"], "at": rows[100]["event_timestamp"],
+                      "feature": "mean_delay_last_10", "dbt": pytest.approx(rows[100]["mean_delay_last_10"] - 1),
+                      "stream": rows[100]["mean_delay_last_10"]}]
+    # The planes of that day were never streamed into this topic: named too.
+    assert report.not_streamed > 0
+
+
+# --- bad events -------------------------------------------------------------------------------
+
+
+def _payload(departure: Departure, **changes) -> str:
+    data = json.loads(departure.to_json())
+    data.update(changes)
+    return json.dumps(data)
+
+
+def test_parse_names_what_is_wrong_with_an_event() -> None:
+    good = day_departures(date(2013, 1, 2))[0]
+    assert parse(good.to_json()) == good
+    cases = {
+        "{not json": (MALFORMED, "not JSON"),
+        "[1, 2]": (MALFORMED, "not a JSON object"),
+        _payload(good, origin=None): (MALFORMED, "origin must be a non-empty string"),
+        json.dumps({"flight_id": good.flight_id}): (MALFORMED, "missing origin"),
+        _payload(good, dep_delay_minutes="5"): (MALFORMED, "dep_delay_minutes must be a whole number"),
+        _payload(good, actual_departure_utc="yesterday"): (MALFORMED, "is not an ISO timestamp"),
+        _payload(good, actual_departure_utc="2013-01-02T10:00:00"): (MALFORMED, "has no time zone"),
+        _payload(good, dep_delay_minutes=good.dep_delay_minutes + 3): (MALFORMED, "plus the delay"),
+        _payload(good, flight_id="ZZ1-EWR-20130102-0501"): (UNKNOWN_FLIGHT, "is not a flight from"),
+        _payload(good, origin="XYZ"): (UNKNOWN_FLIGHT, "is not a flight from XYZ"),
+    }
+    for payload, (reason, words) in cases.items():
+        with pytest.raises(BadEvent) as caught:
+            parse(payload)
+        assert caught.value.reason == reason and words in caught.value.detail, (payload, caught.value)
+
+
+def test_bad_events_are_set_aside_counted_and_change_no_feature(tmp_path, monkeypatch) -> None:
+    from mlplatform.state import HOME_ENV
+    from mlplatform.streaming.consumer import Consumer
+    from mlplatform.streaming.features import origin_row
+
+    paths = StatePaths.resolve(tmp_path / "home").ensure()
+    monkeypatch.setenv(HOME_ENV, str(paths.home))
+    store = _store_with_definitions(paths)
+    topic = SqliteTopic(paths.stream / "departures.db")
+    good = departures_between(local_midnight(date(2013, 1, 2)), local_midnight(date(2013, 1, 3)))
+    first, later = good[:300], good[300:]
+
+    def another_flight(d: Departure, **changes) -> str:  # a flight key nobody used, same origin and time
+        return _payload(d, flight_id="ZZ9999-" + d.flight_id.split("-", 1)[1], **changes)
+
+    newest = first[-1]
+    topic.publish([d.to_json() for d in first])
+    topic.publish([
+        "{not json",                                                    # malformed
+        first[5].to_json(),                                             # duplicate
+        _payload(newest, flight_id=newest.flight_id.replace("-", "X", 1)),  # unknown flight
+        another_flight(newest, dep_delay_minutes=newest.dep_delay_minutes + 420,
+                       actual_departure_utc=(newest.actual_departure_utc + timedelta(hours=7))
+                       .strftime("%Y-%m-%dT%H:%M:%SZ")),               # from the future
+    ])
+    topic.publish([d.to_json() for d in later])
+    topic.publish([another_flight(first[10])])  # out of order: its origin has had later departures
+    consumer = Consumer(topic, store, batch_size=250)
+    while consumer.poll().events:
+        pass
+
+    set_aside = topic.set_aside()
+    assert [b["reason"] for b in set_aside] == [MALFORMED, DUPLICATE, UNKNOWN_FLIGHT, FROM_THE_FUTURE, OUT_OF_ORDER]
+    assert all(b["detail"] and b["payload"] for b in set_aside)
+    restarted = Consumer(topic, store)  # what was committed, read back
+    assert restarted.checkpoint.consumed == topic.published() == len(good) + 5
+    # The features are those of the good events alone, each applied once.
+    clean = SameDayState()
+    for d in good:
+        clean.apply(d)
+    assert restarted.state.to_dict() == clean.to_dict()
+    online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in ORIGIN_FEATURES],
+                                       entity_rows=[{"origin_code": o} for o in sorted(clean.origin_delays)]).to_df()
+    for _, row in online.iterrows():
+        expected = origin_row(row["origin_code"], None, clean.origin_delays[row["origin_code"]])
+        assert [row[f] for f in ORIGIN_FEATURES] == pytest.approx([expected[f] for f in ORIGIN_FEATURES])
+
+
+# --- a consumer killed mid-day ----------------------------------------------------------------
+
+
+def test_consumer_killed_mid_day_restarts_where_it_committed(tmp_path) -> None:
+    """kill -9 between a push and its commit; a plain restart ends with the online features of an
+    uninterrupted run, every event consumed once and nothing set aside."""
+    from fault_helpers import BIN, env_for, mlplatform
+    from mlplatform.faults import kill_at_point
+    from mlplatform.features.repo import open_store
+
+    home = tmp_path / "home"
+    paths = StatePaths.resolve(home).ensure()
+    import os
+
+    os.environ["MLPLATFORM_HOME"] = str(home)
+    try:
+        topic = _replay_with_events(paths, "2013-01-02")
+        _store_with_definitions(paths)
+        kill_at_point([str(BIN / "mlplatform"), "consume", "--batch-size", "400"], env_for(home), home,
+                      "stream_pushed", log=tmp_path / "killed.log", timeout_s=300)
+        assert topic.checkpoint("same_day_features").consumed == 0  # killed before its first commit
+        done = mlplatform(home, "consume", "--batch-size", "400")
+        assert done.returncode == 0, done.stderr
+        checkpoint = topic.checkpoint("same_day_features")
+        assert checkpoint.consumed == topic.published() and not topic.set_aside()
+
+        uninterrupted = SameDayState()
+        rows = {}
+        for entry in topic.read(None, 100_000):
+            for view, row in uninterrupted.apply(parse(entry.payload)):
+                rows[(view, row.get("origin_code") or row.get("tail_number"))] = row
+        assert SameDayState.from_dict(checkpoint.state).to_dict() == uninterrupted.to_dict()
+        store = open_store(paths)
+        origins = sorted(k for v, k in rows if v == ORIGIN_VIEW)
+        online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in ORIGIN_FEATURES],
+                                           entity_rows=[{"origin_code": o} for o in origins]).to_df()
+        for _, row in online.iterrows():
+            expected = rows[(ORIGIN_VIEW, row["origin_code"])]
+            assert [row[f] for f in ORIGIN_FEATURES] == pytest.approx([expected[f] for f in ORIGIN_FEATURES])
+        planes = sorted(k for v, k in rows if v == PLANE_VIEW)
+        online = store.get_online_features(features=[f"{PLANE_VIEW}:last_dep_delay"],
+                                           entity_rows=[{"tail_number": t} for t in planes]).to_df()
+        assert list(online["last_dep_delay"]) == [rows[(PLANE_VIEW, t)]["last_dep_delay"] for t in planes]
+        # The history the skew check reads holds each row once.
+        start, end = "2013-01-01", "2013-01-04"
+        produced = topic.produced(PLANE_VIEW, start, end)
+        assert len(produced) == len({(r["tail_number"], r["event_timestamp"]) for r in produced})
+    finally:
+        os.environ.pop("MLPLATFORM_HOME", None)
+
+
+# --- the production profile's topic: Redis Streams ------------------------------------------------
+
+
+def test_redis_stream_topic_feeds_the_consumer_and_keeps_its_position(tmp_path, monkeypatch) -> None:
+    from servers import start_redis
+
+    from mlplatform.profile import Profile
+    from mlplatform.state import HOME_ENV
+    from mlplatform.streaming.consumer import Consumer
+    from mlplatform.streaming.topic import RedisTopic, open_topic
+
+    redis = start_redis(tmp_path)
+    try:
+        paths = StatePaths.resolve(tmp_path / "home").ensure()
+        monkeypatch.setenv(HOME_ENV, str(paths.home))
+        profile = Profile("production", "postgresql://u:p@127.0.0.1:5432/db", redis.url)
+        topic = open_topic(paths, profile)
+        assert isinstance(topic, RedisTopic)
+        day = departures_between(local_midnight(date(2013, 1, 2)), local_midnight(date(2013, 1, 3)))
+        topic.publish([d.to_json() for d in day[:500]] + ["{not json"])
+        store = _store_with_definitions(paths)
+        consumer = Consumer(topic, store, batch_size=200)
+        while consumer.poll().events:
+            pass
+        assert consumer.lag() == 0
+        topic.publish([d.to_json() for d in day[500:]])
+        resumed = Consumer(open_topic(paths, profile), store, batch_size=300)  # a new process, say
+        assert resumed.checkpoint.consumed == 501 and resumed.lag() == len(day) - 500
+        polls = []
+        while (report := resumed.poll()).events:
+            polls.append(report.events)
+        assert sum(polls) == len(day) - 500  # only what came after the committed position
+        assert [b["reason"] for b in topic.set_aside()] == [MALFORMED]
+        clean = SameDayState()
+        for d in day:
+            clean.apply(d)
+        assert resumed.state.to_dict() == clean.to_dict()
+        start, end = (local_midnight(date(2013, 1, d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (2, 3))
+        assert len(topic.produced(ORIGIN_VIEW, start, end)) == len(day)
+    finally:
+        redis.stop()
