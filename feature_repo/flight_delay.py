@@ -111,14 +111,18 @@ flight_delay_service = FeatureService(
 
 # Same-day features: pushed online by the departure stream's consumer as flights leave; offline,
 # the same values computed by dbt from the end-of-day file (the push sources' batch sources).
-# A row holds until the entity's next departure, however long that is: no expiry (TTL 0).
+# A row holds until the entity's next departure. The origin's TTL bounds Feast's point-in-time join
+# (without one, every flight joins every earlier departure of its airport: tens of billions of rows
+# a year); 12 hours is longer than any night without a departure at New York's airports, so it never
+# expires a value the online store would still serve. A plane has a few hundred departures a year:
+# no expiry (TTL 0).
 def _push_source(name: str, table: str) -> PushSource:
     return PushSource(name=name, batch_source=_source(table),
                       description=f"Departure events, through the consumer; offline: dbt model {table}")
 
 
 origin_departures = FeatureView(
-    name=same_day.ORIGIN_VIEW, entities=[origin], ttl=timedelta(0),
+    name=same_day.ORIGIN_VIEW, entities=[origin], ttl=timedelta(hours=12),
     source=_push_source(same_day.ORIGIN_PUSH_SOURCE, "feat_origin_departures"),
     schema=[Field(name=n, dtype=Float64) for n in same_day.ORIGIN_FEATURES],
     description="How late the origin's latest departures left: mean delay of the last 10 and 30, "

@@ -322,3 +322,32 @@ def test_redis_stream_topic_feeds_the_consumer_and_keeps_its_position(tmp_path, 
         assert len(topic.produced(ORIGIN_VIEW, start, end)) == len(day)
     finally:
         redis.stop()
+
+
+def test_training_reads_same_day_features_as_of_lead_minutes_before_departure(built: StatePaths) -> None:
+    """`retrieve_same_day` joins each flight with the rows in force `lead` minutes before its
+    scheduled departure: the newest departure at its origin (and of its plane) by then, none later."""
+    import pandas as pd
+
+    from mlplatform.features.repo import open_store
+    from mlplatform.features.training import labeled_flights, retrieve_same_day
+    from mlplatform.ingest.lake import Lake
+
+    flights, _ = labeled_flights(Lake(built.exports), "2013-01-02", "2013-01-02")
+    flights = flights.sample(300, random_state=1)
+    same_day = retrieve_same_day(open_store(built), flights, lead_minutes=60).set_index("flight_id")
+    origins = pd.concat(pq.read_table(p).to_pandas()
+                        for p in sorted((built.exports / "feat_origin_departures").glob("date=*/data.parquet")))
+    planes = pd.concat(pq.read_table(p).to_pandas()
+                       for p in sorted((built.exports / "feat_plane_departures").glob("date=*/data.parquet")))
+    for flight in flights.itertuples():
+        moment = flight.scheduled_departure_utc - pd.Timedelta(minutes=60)
+        in_force = origins[(origins.origin_code == flight.origin_code) & (origins.event_timestamp <= moment)]
+        expected = in_force.sort_values("event_timestamp").iloc[-1]["mean_delay_last_10"]
+        assert same_day.loc[flight.flight_id, "origin_departures__mean_delay_last_10"] == pytest.approx(expected)
+        flown = planes[(planes.tail_number == flight.tail_number) & (planes.event_timestamp <= moment)]
+        got = same_day.loc[flight.flight_id, "plane_departures__last_dep_delay"]
+        if flown.empty:
+            assert pd.isna(got)
+        else:
+            assert got == flown.sort_values("event_timestamp").iloc[-1]["last_dep_delay"]

@@ -95,6 +95,26 @@ def retrieve(store: FeatureStore, flights: pd.DataFrame, service_name: str,
     return joined[leading + sorted(c for c in joined.columns if c not in leading)].reset_index(drop=True)
 
 
+def retrieve_same_day(store: FeatureStore, flights: pd.DataFrame, lead_minutes: int,
+                      service_name: str | None = None, chunk_rows: int = RETRIEVAL_CHUNK_ROWS) -> pd.DataFrame:
+    """The same-day features of each flight as of `lead_minutes` before its scheduled departure:
+    the flight key and one column per feature (`<view>__<feature>`). A second point-in-time join,
+    at an earlier moment than the day-ahead one, so a live model learns from exactly what the
+    departure stream had pushed online by then."""
+    from mlplatform.features.service import LIVE_SERVICE_NAME
+
+    service = store.get_feature_service(service_name or LIVE_SERVICE_NAME)
+    keys = flights[[FLIGHT_KEY, *JOIN_KEYS, REQUEST_TIMESTAMP]].copy()
+    keys[EVENT_TIMESTAMP] = keys[REQUEST_TIMESTAMP] - pd.Timedelta(minutes=lead_minutes)
+    keys = keys.drop(columns=[REQUEST_TIMESTAMP]).sort_values([EVENT_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
+    parts = [store.get_historical_features(entity_df=keys.iloc[start:start + chunk_rows], features=service,
+                                           full_feature_names=True).to_df()
+             for start in range(0, max(len(keys), 1), chunk_rows)]
+    joined = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    features = sorted(c for c in joined.columns if "__" in c)
+    return joined[[FLIGHT_KEY, *features]]
+
+
 def write_training_set(frame: pd.DataFrame, root: Path, manifest: dict[str, Any]) -> TrainingSet:
     """Write the set under a folder named by its content hash, with its manifest; point latest at it."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
