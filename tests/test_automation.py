@@ -179,8 +179,10 @@ def test_turned_off_triggers_do_not_fire() -> None:
 def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(landed) -> None:
     paths, instance = landed["paths"], landed["instance"]
     eager = RetrainPolicy(min_new_labeled_flights=500, cooldown_minutes=30)
-    [request], _, _ = _tick(retrain_sensor, instance, paths, retrain_policy=eager)
+    [request, live], _, _ = _tick(retrain_sensor, instance, paths, retrain_policy=eager)
     assert request.job_name == "retrain" and request.tags["mlplatform/trigger"] == "retrain:no_champion"
+    # The same decision retrains the live model, in a run of its own.
+    assert live.job_name == "retrain_live" and live.tags == request.tags and live.run_key == f"{request.run_key}:live"
     figures = json.loads(request.tags["mlplatform/retrain_figures"])
     assert figures["labeled_flights"] > 500 and figures["newest_day"] == "2013-01-04"
     assert "no champion yet" in request.tags["mlplatform/retrain_reason"]

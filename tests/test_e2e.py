@@ -28,6 +28,7 @@ SETTINGS = {  # a small model, and a policy that retrains on the two new days
     "MLPLATFORM_MODEL_HOLDOUT_DAYS": "4", "MLPLATFORM_MODEL_VALIDATION_DAYS": "4", "MLPLATFORM_MODEL_MAX_EPOCHS": "2",
     "MLPLATFORM_MODEL_MIN_TRAIN_ROWS": "500", "MLPLATFORM_MODEL_MIN_TRAIN_DAYS": "3",
     "MLPLATFORM_MODEL_GATE_AGAINST_BASELINES": "false",  # two epochs on days: automation, not model quality
+    "MLPLATFORM_RETRAIN_LIVE_MODEL": "false",  # the live model's line is tested in test_model.py
     "MLPLATFORM_MODEL_GATE_TOLERANCE": "1",
     "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "500", "MLPLATFORM_RETRAIN_COOLDOWN_MINUTES": "0",
     "MLPLATFORM_TRAINING_DEVICE": "cpu", "MLPLATFORM_SENSORS": "running",

@@ -29,6 +29,7 @@ SETTINGS = {  # a small model on two weeks, as in test_e2e
     "MLPLATFORM_MODEL_HOLDOUT_DAYS": "4", "MLPLATFORM_MODEL_VALIDATION_DAYS": "4", "MLPLATFORM_MODEL_MAX_EPOCHS": "2",
     "MLPLATFORM_MODEL_MIN_TRAIN_ROWS": "500", "MLPLATFORM_MODEL_MIN_TRAIN_DAYS": "3",
     "MLPLATFORM_MODEL_GATE_AGAINST_BASELINES": "false",  # two epochs on days: automation, not model quality
+    "MLPLATFORM_RETRAIN_LIVE_MODEL": "false",  # the live model's line is tested in test_model.py
     "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "500", "MLPLATFORM_TRAINING_DEVICE": "cpu",
 }
 COMPARED = ("fct_flights", "feat_flight_calendar", "feat_origin_weather", "feat_origin_congestion",

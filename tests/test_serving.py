@@ -25,6 +25,23 @@ FLIGHT = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH"
           "scheduled_departure": "2013-02-04T17:15:00", "tail_number": "N14228"}
 
 
+def _stream_days(paths: StatePaths, first: str, last: str) -> None:
+    from datetime import date, timedelta
+
+    from mlplatform.features.repo import open_store
+    from mlplatform.streaming.consumer import Consumer
+    from mlplatform.streaming.events import departures_between, local_midnight
+    from mlplatform.streaming.topic import SqliteTopic
+
+    topic = SqliteTopic(paths.stream / "departures.db")
+    start, end = date.fromisoformat(first), date.fromisoformat(last) + timedelta(days=1)
+    topic.publish([d.to_json() for d in departures_between(local_midnight(start), local_midnight(end))])
+    consumer = Consumer(topic, open_store(paths))
+    while consumer.poll().events:
+        pass
+    topic.close()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A deployed champion and the last day online; then `mlplatform serve` in its own process."""
@@ -37,6 +54,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             models = materialize_model(instance, paths, ["delay_model", "model_evaluation", "deployed_model"], SPEC,
                                        raise_on_error=True)
             assert models.success
+            # The live model, and the last days' departures through the stream into the online store.
+            assert materialize_asset(instance, paths, "live_training_set").success
+            live = materialize_model(instance, paths, ["live_delay_model", "live_model_evaluation",
+                                                       "live_deployed_model"], SPEC, raise_on_error=True)
+            assert live.success
+            _stream_days(paths, "2013-02-03", "2013-02-04")
             port = free_port()
             process = subprocess.Popen(
                 [str(Path(sys.executable).with_name("mlplatform")), "--home", str(paths.home), "serve",
@@ -264,3 +287,47 @@ def test_batch_predictions_score_the_day_into_the_warehouse(server) -> None:
     assert rows.flight_id.is_unique and set(rows.model_version) == {champion} == {meta["model_version"]}
     assert 0 < meta["predicted_delay_rate"] < 1 and 0.5 < meta["realized_roc_auc"] <= 1
     assert (paths.exports / "predictions" / f"date={LAST_DAY}" / "data.parquet").exists()
+
+
+def test_predict_live_answers_with_the_live_model_and_the_streamed_features(server) -> None:
+    """`/predict/live` reads the same-day features at request time: a departure streamed after the
+    first answer moves the origin's row, and the next answer says so and scores with it."""
+    from mlplatform.features.repo import open_store
+    from mlplatform.streaming.consumer import Consumer
+    from mlplatform.streaming.events import Departure, parse
+    from mlplatform.streaming.topic import SqliteTopic
+
+    url, paths = server["url"], server["paths"]
+    first = httpx.post(f"{url}/predict/live", json=FLIGHT, timeout=10)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["model"] == "flight_delay_live" and body["model_version"] == 1
+    topic = SqliteTopic(paths.stream / "departures.db")
+    events = [parse(e.payload) for e in topic.read(None, 100_000)]
+    newest_ewr = max(e.actual_departure_utc for e in events if e.origin == "EWR")
+    assert body["same_day_features_as_of"]["origin_departures"] == newest_ewr.isoformat()
+    plane = max((e.actual_departure_utc for e in events if e.tail_number == FLIGHT["tail_number"]), default=None)
+    assert body["same_day_features_as_of"]["plane_departures"] == (plane.isoformat() if plane else None)
+    assert httpx.get(f"{url}/health", timeout=5).json()["live_model_version"] == 1
+
+    # Ten very late departures from Newark, streamed now (flights of a day after the last built
+    # one: the stream runs ahead of the end-of-day files).
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    late = []
+    for i in range(1, 11):
+        scheduled = newest_ewr + timedelta(minutes=5 * i)
+        local = scheduled.astimezone(ZoneInfo("America/New_York"))
+        late.append(Departure(f"ZZ{i}-EWR-{local:%Y%m%d}-{local:%H%M}", "EWR", "IAH", None, scheduled,
+                              scheduled + timedelta(minutes=240), 240))
+    topic.publish([d.to_json() for d in late])
+    consumer = Consumer(topic, open_store(paths))
+    while consumer.poll().events:
+        pass
+    assert not topic.set_aside()
+    again = httpx.post(f"{url}/predict/live", json=FLIGHT, timeout=10).json()
+    assert again["same_day_features_as_of"]["origin_departures"] == late[-1].actual_departure_utc.isoformat()
+    assert again["delay_probability"] != body["delay_probability"]
+    # The day-ahead model reads none of this.
+    assert httpx.post(f"{url}/predict", json=FLIGHT, timeout=10).json()["model_version"] == 1

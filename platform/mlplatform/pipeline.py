@@ -100,7 +100,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
 
     from mlplatform.automation.downstream import plan_downstream_run
     from mlplatform.automation.failures import record_failure
-    from mlplatform.automation.jobs import SCORING, keys, retrain_job, run_target
+    from mlplatform.automation.jobs import SCORING, keys, retrain_job, retrain_live_job, run_target
     from mlplatform.automation.recovery import fail_dead_runs, process_tags
     from mlplatform.automation.retrain import decide, gather_facts, record_decision
     from mlplatform.automation.retries import HEADLESS
@@ -154,6 +154,10 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
             trained = execute(dg.RunRequest(job_name=retrain_job.name, tags={
                 "mlplatform/trigger": f"retrain:{decision.trigger}",
                 "mlplatform/retrain_reason": decision.reason[:1000]}))
+            if policy.live_model:
+                execute(dg.RunRequest(job_name=retrain_live_job.name, tags={
+                    "mlplatform/trigger": f"retrain:{decision.trigger}",
+                    "mlplatform/retrain_reason": decision.reason[:1000]}))
             newest = decision.figures.get("newest_day")
             if trained and newest:  # the deployed stage's newest day, scored by the new champion
                 execute(dg.RunRequest(job_name="daily_refresh", partition_key=newest, asset_selection=keys(SCORING),

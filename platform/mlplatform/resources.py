@@ -78,6 +78,10 @@ class ModelSpec(dg.ConfigurableResource):
         description="A training set holds at most this many labeled flights of its window, a seeded uniform "
                     "sample beyond that, so its time and memory stay bounded as data grows (the year of "
                     "real flights is 330,000; `replay --scale 10` is 3.3 million).")
+    same_day_lead_minutes: int = Field(
+        default=60, ge=0,
+        description="The live model (`flight_delay_live`) learns from the same-day features as they were this "
+                    "many minutes before each scheduled departure: what the stream had pushed online by then.")
 
 
 class TrainingDevice(dg.ConfigurableResource):
@@ -110,6 +114,10 @@ class RetrainPolicy(dg.ConfigurableResource):
     performance_trigger: bool = Field(default=True, description="Whether a falling AUC triggers retraining.")
     cooldown_minutes: float = Field(
         default=30.0, ge=0, description="Never request a retrain sooner than this after the last one.")
+    live_model: bool = Field(
+        default=True,
+        description="Each retrain also trains, gates and deploys the live model (`flight_delay_live`, the "
+                    "same-day features) in a run of its own, `retrain_live` (env MLPLATFORM_RETRAIN_LIVE_MODEL).")
 
 
 class StreamPolicy(dg.ConfigurableResource):

@@ -14,8 +14,11 @@ import dagster as dg
 
 from mlplatform.domain import TIMEZONE
 from mlplatform.features.repo import applied_hash, apply_definitions, definitions_hash, open_store
-from mlplatform.features.service import SERVICE_NAME, SERVICE_VERSION
-from mlplatform.features.training import TrainingWindowError, labeled_flights, retrieve, write_training_set
+from mlplatform.features.service import FLIGHT_KEY, LIVE_SERVICE_NAME, SERVICE_NAME, SERVICE_VERSION
+from mlplatform.features.training import (
+    TrainingWindowError, labeled_flights, retrieve, retrieve_same_day, write_training_set,
+)
+from mlplatform.model.lines import LINES, ModelLine
 from mlplatform.ml.drift import training_set_profile
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState
@@ -26,6 +29,7 @@ KINDS = {"feast", "python"}
 DAILY_FEATURE_TABLES = ["feat_origin_weather", "feat_route_delay_stats", "feat_carrier_delay_stats",
                         "feat_origin_delay_stats", "feat_origin_congestion"]
 REFERENCE_FEATURE_TABLES = ["feat_plane"]
+SAME_DAY_FEATURE_TABLES = ["feat_origin_departures", "feat_plane_departures"]
 
 
 @dg.asset(
@@ -144,17 +148,32 @@ class TrainingWindow(dg.Config):
     """Last day of flights to train on; unset: the last day built."""
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds=KINDS | {"parquet"},
-    deps=[feature_definitions, "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
-    description="Every labeled flight of the training window (a seeded sample beyond the model spec's "
-                "`max_training_rows`) joined point-in-time, through Feast, with the feature service; Parquet "
-                "plus a manifest (window, days, service version, definitions hash, dbt code version, rows, "
-                "label rate, content hash).",
-)
-def training_set(context: dg.AssetExecutionContext, config: TrainingWindow, state: PlatformState,
-                 model_spec: ModelSpec) -> dg.MaterializeResult:
+def training_set_asset(line: ModelLine) -> dg.AssetsDefinition:
+    """The training set of a model line: the day-ahead service as of each scheduled departure and,
+    for the live line, the same-day service as of `same_day_lead_minutes` before it."""
+    same_day = (" and, as of `model_spec.same_day_lead_minutes` before departure, the same-day "
+                "features of the departure stream" if line.same_day else "")
+
+    @dg.asset(
+        name=line.key("training_set"),
+        group_name=GROUP,
+        kinds=KINDS | {"parquet"},
+        deps=[feature_definitions, "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES,
+              *(SAME_DAY_FEATURE_TABLES if line.same_day else [])],
+        description="Every labeled flight of the training window (a seeded sample beyond the model spec's "
+                    "`max_training_rows`) joined point-in-time, through Feast, with the feature service"
+                    f"{same_day}; Parquet plus a manifest (window, days, service version, definitions hash, "
+                    "dbt code version, rows, label rate, content hash).",
+    )
+    def training_set(context: dg.AssetExecutionContext, config: TrainingWindow, state: PlatformState,
+                     model_spec: ModelSpec) -> dg.MaterializeResult:
+        return _build_training_set(context, config, state, model_spec, line)
+
+    return training_set
+
+
+def _build_training_set(context: dg.AssetExecutionContext, config: TrainingWindow, state: PlatformState,
+                        model_spec: ModelSpec, line: ModelLine) -> dg.MaterializeResult:
     paths = state.paths
     try:
         flights, days = labeled_flights(state.exports, config.first_day, config.last_day,
@@ -163,14 +182,20 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingWindow, stat
         raise dg.Failure(description=str(err), allow_retries=False) from None
     store = open_store(paths)
     frame = retrieve(store, flights, SERVICE_NAME)
-    built = write_training_set(frame, paths.training_sets, {
+    services, lead = SERVICE_NAME, None
+    if line.same_day:
+        lead = model_spec.same_day_lead_minutes
+        frame = frame.merge(retrieve_same_day(store, flights, lead), on=FLIGHT_KEY, how="left")
+        services = f"{SERVICE_NAME}+{LIVE_SERVICE_NAME}"
+    built = write_training_set(frame, line.training_sets(paths), {
         "window": {"first_day": days[0], "last_day": days[-1]},
         "days": len(days),
         "partitions": days,
         "labeled_flights_in_window": flights.attrs["labeled_flights"],
         "sampled_to": model_spec.max_training_rows if len(flights) < flights.attrs["labeled_flights"] else None,
-        "feature_service": SERVICE_NAME,
+        "feature_service": services,
         "feature_service_version": SERVICE_VERSION,
+        "same_day_lead_minutes": lead,
         "feature_definitions_hash": definitions_hash(),
         "dbt_code_version": dbt_code_version(),
         "dagster_run_id": context.run.run_id,
@@ -179,7 +204,8 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingWindow, stat
     training_set_profile(built.path, frame)  # the reference that `feature_drift` compares each day with
     context.log.info(f"training set of {manifest['row_count']} flights at {built.path}")
     return dg.MaterializeResult(metadata={
-        **{k: v for k, v in manifest.items() if k not in ("partitions", "columns", "window", "path")},
+        **{k: v for k, v in manifest.items() if k not in ("partitions", "columns", "window", "path", "same_day_lead_minutes")},
+        "same_day_lead_minutes": lead if lead is not None else "none",
         "window": f"{days[0]} .. {days[-1]}",
         "path": dg.MetadataValue.path(str(built.path)),
         "dagster/row_count": manifest["row_count"],
@@ -187,5 +213,5 @@ def training_set(context: dg.AssetExecutionContext, config: TrainingWindow, stat
     })
 
 
-feature_assets = [feature_definitions, online_features, training_set]
+feature_assets = [feature_definitions, online_features, *(training_set_asset(line) for line in LINES)]
 feature_checks = [online_matches_offline]

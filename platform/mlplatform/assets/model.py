@@ -1,6 +1,7 @@
 """Model stage: the PyTorch network trained on the Feast training set, tracked and registered in
 MLflow (`flight_delay`, alias `challenger`), then evaluated against baselines and the champion on
 the most recent days; the blocking check `challenger_beats_champion` is the deployment gate.
+The same assets, prefixed `live_`, train, gate and deploy the live model (`model/lines.py`).
 
 torch and mlflow are imported when these assets run, not when the code location loads.
 """
@@ -16,7 +17,8 @@ from mlplatform.features.service import LABEL
 from mlplatform.features.training import latest_manifest
 from mlplatform.faults import crash_point
 from mlplatform.profile import current as current_profile
-from mlplatform.model.tracking import CHALLENGER, CHAMPION, REGISTERED_MODEL, finish_run, version_for_alias
+from mlplatform.model.lines import LINES, ModelLine
+from mlplatform.model.tracking import CHALLENGER, CHAMPION, finish_run, version_for_alias
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 
 GROUP = "model"
@@ -46,21 +48,7 @@ def _load_split(spec: ModelSpec, manifest: dict):
                                                 holdout_first_day=spec.holdout_first_day)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pytorch", "mlflow"},
-    deps=["training_set"],
-    pool=GPU_POOL,
-    op_tags=TRAINING_STEP_TAGS,
-    # dagster-mlflow's resource is a legacy one, which cannot be mixed with typed resource
-    # parameters: every resource comes through the context here.
-    required_resource_keys={"mlflow", "state", "model_spec", "training_device"},
-    description="A tabular network (embeddings for carrier, origin, destination, route, plane; standardized "
-                "numeric features with missing flags) trained with early stopping on a later-in-time "
-                "validation split; logged to MLflow and registered as a new `flight_delay` version aliased "
-                "`challenger`, preprocessing included.",
-)
-def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.MaterializeResult:
     import mlflow
     import numpy as np
 
@@ -75,9 +63,9 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     model_spec: ModelSpec = context.resources.model_spec
     training_device: TrainingDevice = context.resources.training_device
     paths = state.paths
-    manifest = latest_manifest(paths.training_sets)
+    manifest = latest_manifest(line.training_sets(paths))
     if manifest is None:
-        raise dg.Failure("no training set yet: materialize `training_set` first", allow_retries=False)
+        raise dg.Failure(f"no training set yet: materialize `{line.key('training_set')}` first", allow_retries=False)
     try:
         numeric, split = _load_split(model_spec, manifest)
         require_trainable(split.train, LABEL, "training split", model_spec.min_train_rows)
@@ -96,7 +84,8 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                         "batch_size": settings.batch_size, "threads": settings.threads,
                         "categorical": ",".join(CATEGORICAL), "numeric_features": len(numeric),
                         **{f"split_{k}": v for k, v in split.describe().items()},
-                        "holdout_first_day": split.holdout_first_day, FITTED_ON_PARAM: fitted_on})
+                        "holdout_first_day": split.holdout_first_day, FITTED_ON_PARAM: fitted_on,
+                        "same_day_lead_minutes": manifest.get("same_day_lead_minutes", "none")})
         mlflow.set_tags({"training_set_content_hash": manifest["content_hash"],
                          "training_set_manifest": str(Path(manifest["path"]).with_name("manifest.json")),
                          "training_window": f"{manifest['window']['first_day']}..{manifest['window']['last_day']}",
@@ -106,7 +95,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                          "dbt_code_version": manifest["dbt_code_version"],
                          "raw_partitions": f"{manifest['partitions'][0]}..{manifest['partitions'][-1]} "
                                            f"({manifest['days']} days)",
-                         "dagster_asset": "delay_model"})
+                         "dagster_asset": line.key("delay_model"), "registered_model": line.model})
         mlflow.log_input(mlflow.data.from_pandas(split.train.head(1000), source=manifest["path"], name="training_set",
                                                  targets=LABEL, digest=manifest["content_hash"][:16]),
                          context="training")
@@ -131,7 +120,7 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         curves = plots.loss_curves([h.train_loss for h in result.history],
                                    [h.validation_loss for h in result.history], result.best_epoch)
         mlflow.log_image(_image(curves), "plots/loss_curves.png")
-        version = _register(paths, fitted.pre, fitted.model, split.validation.head(5), run_id)
+        version = _register(paths, fitted.pre, fitted.model, split.validation.head(5), run_id, line.model)
     except TrainingDiverged as err:
         finish_run(failed=True)
         raise dg.Failure(f"nothing registered: {err}", allow_retries=False) from None
@@ -141,7 +130,8 @@ def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     finish_run()
     throughput = float(np.median([h.samples_per_second for h in result.history]))
     return dg.MaterializeResult(metadata={
-        "model_version": int(version.version), "alias": CHALLENGER, "mlflow_run_id": run_id,
+        "registered_model": line.model, "model_version": int(version.version), "alias": CHALLENGER,
+        "mlflow_run_id": run_id,
         "device": settings.name, "epochs": len(result.history), "best_epoch": result.best_epoch,
         "fitted_on": f"{fitted_on} ({fitted.fitted_rows} flights)",
         "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),
@@ -158,7 +148,7 @@ def _image(png: bytes):
     return Image.open(io.BytesIO(png))
 
 
-def _register(paths, pre, model, example, run_id: str):
+def _register(paths, pre, model, example, run_id: str, registered_model: str):
     """Log the pyfunc (preprocessing, network, weights) and register it as the challenger."""
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
@@ -182,12 +172,12 @@ def _register(paths, pre, model, example, run_id: str):
         info = mlflow.pyfunc.log_model(
             name="model", python_model=FlightDelayModel(), artifacts={"bundle": str(bundle)},
             signature=signature, input_example=inputs,
-            registered_model_name=REGISTERED_MODEL,
+            registered_model_name=registered_model,
             pip_requirements=["mlplatform", "torch==2.13.0", "pandas", "numpy", "mlflow"])
     tracker = client(paths)
-    version = tracker.get_model_version(REGISTERED_MODEL, info.registered_model_version)
-    tracker.set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, version.version)
-    tracker.set_model_version_tag(REGISTERED_MODEL, version.version, "mlflow_run_id", run_id)
+    version = tracker.get_model_version(registered_model, info.registered_model_version)
+    tracker.set_registered_model_alias(registered_model, CHALLENGER, version.version)
+    tracker.set_model_version_tag(registered_model, version.version, "mlflow_run_id", run_id)
     return version
 
 
@@ -231,21 +221,8 @@ def gate(challenger: dict[str, float], baselines: dict[str, dict[str, float]], c
     return passed, ("passed: " if passed else "failed: ") + "; ".join(shown)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"scikitlearn", "mlflow"},
-    deps=[delay_model],
-    check_specs=[dg.AssetCheckSpec(GATE, asset="model_evaluation", blocking=True,
-                                   description="The deployment gate, on the holdout: the challenger's ROC AUC "
-                                               "beats the best baseline's (fitted on the same rows) and reaches "
-                                               "min_first_auc, its log loss beats the base rate's, and its ROC AUC "
-                                               "is at least the champion's minus the tolerance.")],
-    description="The challenger scored on the holdout (the most recent days, never trained on) beside the "
-                "base rate, logistic regression, HistGradientBoosting and the current champion, on the same rows: "
-                "ROC AUC, PR AUC, log loss, Brier score, calibration.",
-)
-def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
-                     model_spec: ModelSpec) -> dg.MaterializeResult:
+def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spec: ModelSpec,
+              line: ModelLine) -> dg.MaterializeResult:
     import mlflow
 
     from mlplatform.ml.columns import CATEGORICAL
@@ -257,9 +234,10 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
 
     paths = state.paths
     tracker = client(paths)
-    challenger = version_for_alias(paths, CHALLENGER)
+    challenger = version_for_alias(paths, CHALLENGER, line.model)
     if challenger is None:
-        raise dg.Failure("no challenger registered: materialize `delay_model` first", allow_retries=False)
+        raise dg.Failure(f"no challenger registered: materialize `{line.key('delay_model')}` first",
+                         allow_retries=False)
     run = tracker.get_run(challenger.run_id)
     manifest = json.loads(Path(run.data.tags["training_set_manifest"]).read_text())
     spec = model_spec.model_copy(update={"holdout_first_day": run.data.params["holdout_first_day"]})
@@ -270,10 +248,10 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
         raise dg.Failure(f"cannot evaluate: {err}", allow_retries=False) from None
     label = split.holdout[LABEL].astype(bool).to_numpy()
 
-    scores = {"challenger": mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{CHALLENGER}").predict(split.holdout)}
-    champion = version_for_alias(paths, CHAMPION)
+    scores = {"challenger": mlflow.pyfunc.load_model(f"models:/{line.model}@{CHALLENGER}").predict(split.holdout)}
+    champion = version_for_alias(paths, CHAMPION, line.model)
     if champion is not None and champion.version != challenger.version:
-        scores["champion"] = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}@{CHAMPION}").predict(split.holdout)
+        scores["champion"] = mlflow.pyfunc.load_model(f"models:/{line.model}@{CHAMPION}").predict(split.holdout)
     # The baselines learn from the rows the challenger learned from, all of them: opponents, not
     # yardsticks (a sample would make them weaker than they are).
     fitted = split.fitting_rows(with_validation=run.data.params.get(FITTED_ON_PARAM) == FITTED_ON_ALL)
@@ -294,7 +272,7 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
             tracker.log_metric(challenger.run_id, f"holdout_{name}_{metric}", value)
     tracker.set_tag(challenger.run_id, "gate", "passed" if passed else "failed")
     tracker.set_tag(challenger.run_id, "gate_reason", reason)
-    tracker.set_model_version_tag(REGISTERED_MODEL, challenger.version, "gate", "passed" if passed else "failed")
+    tracker.set_model_version_tag(line.model, challenger.version, "gate", "passed" if passed else "failed")
     roc = plots.roc_curves(label, scores)
     cal = plots.calibration_plot(bins)
     tracker.log_image(challenger.run_id, _image(roc), "plots/roc_holdout.png")
@@ -302,7 +280,7 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     context.log.info(f"gate {'passed' if passed else 'failed'}: {reason}")
 
     table = {name: {k: round(v, 4) for k, v in values.items() if k != "rows"} for name, values in figures.items()}
-    evidence: dict[str, Any] = {"challenger_version": int(challenger.version),
+    evidence: dict[str, Any] = {"registered_model": line.model, "challenger_version": int(challenger.version),
                                 "champion_version": int(champion.version) if "champion" in scores else "none",
                                 "reason": reason, "tolerance": model_spec.gate_tolerance,
                                 "best_on_holdout": best_on_holdout,
@@ -314,7 +292,8 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
                   "roc": dg.MetadataValue.md(plots.markdown_image(roc, "ROC")),
                   "calibration_plot": dg.MetadataValue.md(plots.markdown_image(cal, "calibration")),
                   "mlflow_run_id": challenger.run_id},
-        check_results=[dg.AssetCheckResult(check_name=GATE, passed=passed, metadata={
+        check_results=[dg.AssetCheckResult(check_name=GATE, asset_key=line.key("model_evaluation"),
+                                           passed=passed, metadata={
             **evidence, "challenger_roc_auc": figures["challenger"]["roc_auc"],
             "champion_roc_auc": champion_auc if champion_auc is not None else "none",
             **{f"{name}_roc_auc": values["roc_auc"] for name, values in rivals.items()},
@@ -322,26 +301,18 @@ def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
     )
 
 
-@dg.asset(
-    group_name="deployed",
-    kinds={"mlflow"},
-    deps=[model_evaluation],
-    description="The champion: the MLflow alias `champion` moved to the challenger that passed the gate, "
-                "the version it replaces kept as `previous_champion` (`mlplatform rollback` puts it back). "
-                "Records the deployment with its evaluation figures and lineage.",
-)
-def deployed_model(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
+def _deploy(context: dg.AssetExecutionContext, state: PlatformState, line: ModelLine) -> dg.MaterializeResult:
     from mlplatform.model.deployment import DeploymentError, promote_challenger
 
     try:
-        entry = promote_challenger(state.paths, dagster_run_id=context.run.run_id)
+        entry = promote_challenger(state.paths, dagster_run_id=context.run.run_id, model=line.model)
     except DeploymentError as err:
         raise dg.Failure(str(err), allow_retries=False) from None
-    context.log.info(f"champion: version {entry['version']} ({entry['action']}), "
+    context.log.info(f"{line.model} champion: version {entry['version']} ({entry['action']}), "
                      f"previous {entry['previous_version']}")
     lineage = entry["lineage"]
     return dg.MaterializeResult(metadata={
-        "action": entry["action"], "champion_version": entry["version"],
+        "registered_model": line.model, "action": entry["action"], "champion_version": entry["version"],
         "previous_champion_version": entry["previous_version"] or "none",
         "holdout_roc_auc": round(lineage["holdout"].get("roc_auc", float("nan")), 4),
         "evaluation": dg.MetadataValue.json(lineage["holdout"]),
@@ -349,4 +320,60 @@ def deployed_model(context: dg.AssetExecutionContext, state: PlatformState) -> d
     })
 
 
-model_assets = [delay_model, model_evaluation, deployed_model]
+def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
+    """Training, the gate and the deployment of one model line (`model/lines.py`)."""
+    features = ("day-ahead features" if not line.same_day else
+                "day-ahead features and the same-day features as of `same_day_lead_minutes` before departure")
+
+    @dg.asset(
+        name=line.key("delay_model"),
+        group_name=GROUP,
+        kinds={"pytorch", "mlflow"},
+        deps=[line.key("training_set")],
+        pool=GPU_POOL,
+        op_tags=TRAINING_STEP_TAGS,
+        # dagster-mlflow's resource is a legacy one, which cannot be mixed with typed resource
+        # parameters: every resource comes through the context here.
+        required_resource_keys={"mlflow", "state", "model_spec", "training_device"},
+        description=f"A tabular network on the {features} (embeddings for carrier, origin, destination, "
+                    "route, plane; standardized numeric features with missing flags) trained with early "
+                    "stopping on a later-in-time validation split, then refit; logged to MLflow and "
+                    f"registered as a new `{line.model}` version aliased `challenger`, preprocessing included.",
+    )
+    def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return _train(context, line)
+
+    @dg.asset(
+        name=line.key("model_evaluation"),
+        group_name=GROUP,
+        kinds={"scikitlearn", "mlflow"},
+        deps=[delay_model],
+        check_specs=[dg.AssetCheckSpec(GATE, asset=line.key("model_evaluation"), blocking=True,
+                                       description="The deployment gate, on the holdout: the challenger's ROC AUC "
+                                                   "beats the best baseline's (fitted on the same rows) and reaches "
+                                                   "min_first_auc, its log loss beats the base rate's, and its ROC "
+                                                   "AUC is at least the champion's minus the tolerance.")],
+        description=f"The `{line.model}` challenger scored on the holdout (the most recent days, never trained "
+                    "on) beside the base rate, logistic regression, HistGradientBoosting and the current champion, "
+                    "on the same rows: ROC AUC, PR AUC, log loss, Brier score, calibration.",
+    )
+    def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
+                         model_spec: ModelSpec) -> dg.MaterializeResult:
+        return _evaluate(context, state, model_spec, line)
+
+    @dg.asset(
+        name=line.key("deployed_model"),
+        group_name="deployed",
+        kinds={"mlflow"},
+        deps=[model_evaluation],
+        description=f"The `{line.model}` champion: the MLflow alias `champion` moved to the challenger that "
+                    "passed the gate, the version it replaces kept as `previous_champion` (rollback puts it "
+                    "back). Records the deployment with its evaluation figures and lineage.",
+    )
+    def deployed_model(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
+        return _deploy(context, state, line)
+
+    return [delay_model, model_evaluation, deployed_model]
+
+
+model_assets = [asset for line in LINES for asset in model_line_assets(line)]

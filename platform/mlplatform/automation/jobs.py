@@ -27,6 +27,8 @@ ONLINE = ["online_features", "departure_stream"]
 DRIFT = ["feature_drift"]  # needs a training set
 SCORING = ["batch_predictions", "live_performance"]  # need a champion
 RETRAIN = ["training_set", "delay_model", "model_evaluation", "deployed_model"]
+# The live model (model/lines.py): its own job, requested with each retrain when it is on.
+RETRAIN_LIVE = [f"live_{name}" for name in RETRAIN]
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -56,5 +58,7 @@ daily_refresh_job = _job("daily_refresh", keys(DAILY_MODELS + ONLINE + DRIFT + S
                          "A day (or a range of days) through dbt, the online store, monitoring and "
                          "batch predictions.")
 retrain_job = _job("retrain", keys(RETRAIN), "Training set, model, evaluation gate and promotion.")
+retrain_live_job = _job("retrain_live", keys(RETRAIN_LIVE), "The live model (same-day features): training set, "
+                        "model, evaluation gate and promotion.")
 
-jobs = [raw_daily_job, raw_reference_job, reference_refresh_job, daily_refresh_job, retrain_job]
+jobs = [raw_daily_job, raw_reference_job, reference_refresh_job, daily_refresh_job, retrain_job, retrain_live_job]

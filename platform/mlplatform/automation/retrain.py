@@ -19,7 +19,7 @@ import dagster as dg
 
 from mlplatform.automation.downstream import runs_in_flight
 from mlplatform.automation.progress import stored_unrefreshed
-from mlplatform.automation.jobs import daily_refresh_job, reference_refresh_job, retrain_job
+from mlplatform.automation.jobs import daily_refresh_job, reference_refresh_job, retrain_job, retrain_live_job
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
@@ -143,7 +143,7 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
             and str(live.get("days", "")).split(" .. ")[-1] > cutoff:
         facts.live_auc = live.get("trailing_roc_auc")
 
-    in_flight = runs_in_flight(instance, [retrain_job.name])
+    in_flight = runs_in_flight(instance, [retrain_job.name, retrain_live_job.name])
     facts.retrain_in_flight = in_flight[0].run_id if in_flight else None
     refreshing = runs_in_flight(instance, [reference_refresh_job.name, daily_refresh_job.name])
     facts.refresh_in_flight = refreshing[0].run_id if refreshing else None
@@ -177,11 +177,12 @@ def record_decision(state: PlatformState, decision: RetrainDecision, at: datetim
 
 @dg.sensor(
     name="retrain_sensor",
-    jobs=[retrain_job],
+    jobs=[retrain_job, retrain_live_job],
     minimum_interval_seconds=15,
     default_status=sensor_status(),
     description="Retrains when enough new labeled flights arrived, features drifted, or the champion's "
-                "live AUC fell; with a cooldown. Every decision says why.",
+                "live AUC fell; with a cooldown. Every decision says why. Each retrain of the day-ahead "
+                "model also retrains the live model (`retrain_live`), unless retrain_policy.live_model is off.",
 )
 def retrain_sensor(context: dg.SensorEvaluationContext, state: PlatformState, retrain_policy: RetrainPolicy,
                    model_spec: ModelSpec):
@@ -195,8 +196,10 @@ def retrain_sensor(context: dg.SensorEvaluationContext, state: PlatformState, re
         return dg.SkipReason(decision.reason)
     record_decision(state, decision, now)
     facts = decision.figures
-    return dg.RunRequest(
-        run_key=f"retrain:{decision.trigger}:{facts.get('newest_day')}:{facts.get('champion_version')}",
-        job_name=retrain_job.name,
-        tags={"mlplatform/trigger": f"retrain:{decision.trigger}", "mlplatform/retrain_reason": decision.reason[:1000],
-              "mlplatform/retrain_figures": json.dumps(facts, default=str)[:4000]})
+    key = f"retrain:{decision.trigger}:{facts.get('newest_day')}:{facts.get('champion_version')}"
+    tags = {"mlplatform/trigger": f"retrain:{decision.trigger}", "mlplatform/retrain_reason": decision.reason[:1000],
+            "mlplatform/retrain_figures": json.dumps(facts, default=str)[:4000]}
+    requests = [dg.RunRequest(run_key=key, job_name=retrain_job.name, tags=tags)]
+    if retrain_policy.live_model:  # the same decision, the same data: the live model's own run
+        requests.append(dg.RunRequest(run_key=f"{key}:live", job_name=retrain_live_job.name, tags=tags))
+    return requests

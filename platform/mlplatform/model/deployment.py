@@ -31,19 +31,20 @@ class DeploymentError(RuntimeError):
     pass
 
 
-def _log_path(paths: StatePaths) -> Path:
-    return paths.home / LOG
+def _log_path(paths: StatePaths, model: str = REGISTERED_MODEL) -> Path:
+    # The live model keeps a log of its own: each log is one model's sequence of champions.
+    return paths.home / (LOG if model == REGISTERED_MODEL else f"deployments-{model}.jsonl")
 
 
-def _record(paths: StatePaths, entry: dict[str, Any]) -> dict[str, Any]:
+def _record(paths: StatePaths, entry: dict[str, Any], model: str = REGISTERED_MODEL) -> dict[str, Any]:
     entry = {"at": datetime.now(timezone.utc).isoformat(), **entry}
-    with open(_log_path(paths), "a") as log:
+    with open(_log_path(paths, model), "a") as log:
         log.write(json.dumps(entry) + "\n")
     return entry
 
 
-def history(paths: StatePaths) -> list[dict[str, Any]]:
-    path = _log_path(paths)
+def history(paths: StatePaths, model: str = REGISTERED_MODEL) -> list[dict[str, Any]]:
+    path = _log_path(paths, model)
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
@@ -64,38 +65,40 @@ def served_champion(paths: StatePaths) -> dict[str, Any] | None:
             "holdout": facts.get("holdout", {})}
 
 
-def lineage(paths: StatePaths, version: str) -> dict[str, Any]:
+def lineage(paths: StatePaths, version: str, model: str = REGISTERED_MODEL) -> dict[str, Any]:
     tracker = client(paths)
-    run = tracker.get_run(tracker.get_model_version(REGISTERED_MODEL, version).run_id)
+    run = tracker.get_run(tracker.get_model_version(model, version).run_id)
     return {"mlflow_run_id": run.info.run_id, **{t: run.data.tags.get(t) for t in LINEAGE_TAGS},
             "holdout": {k.removeprefix("holdout_challenger_"): v for k, v in run.data.metrics.items()
                         if k.startswith("holdout_challenger_")}}
 
 
-def promote_challenger(paths: StatePaths, dagster_run_id: str | None = None) -> dict[str, Any]:
+def promote_challenger(paths: StatePaths, dagster_run_id: str | None = None,
+                       model: str = REGISTERED_MODEL) -> dict[str, Any]:
     """Make the challenger the champion, if it passed the gate; keep the old champion for rollback."""
     tracker = client(paths)
-    challenger = version_for_alias(paths, CHALLENGER)
+    challenger = version_for_alias(paths, CHALLENGER, model)
     if challenger is None:
         raise DeploymentError("no challenger registered: nothing to deploy")
     if challenger.tags.get("gate") != "passed":
         raise DeploymentError(f"version {challenger.version} has not passed the evaluation gate "
                               f"(gate: {challenger.tags.get('gate', 'not evaluated')}): it cannot be deployed")
-    current = version_for_alias(paths, CHAMPION)
+    current = version_for_alias(paths, CHAMPION, model)
     if current is not None and current.version == challenger.version:
         return {"action": "unchanged", "version": int(challenger.version),
-                "previous_version": None, "lineage": lineage(paths, challenger.version)}
+                "previous_version": None, "lineage": lineage(paths, challenger.version, model)}
     at = datetime.now(timezone.utc).isoformat()
-    tracker.set_model_version_tag(REGISTERED_MODEL, challenger.version, "deployed_at", at)
+    tracker.set_model_version_tag(model, challenger.version, "deployed_at", at)
     if current is not None:
-        tracker.set_registered_model_alias(REGISTERED_MODEL, PREVIOUS_CHAMPION, current.version)
+        tracker.set_registered_model_alias(model, PREVIOUS_CHAMPION, current.version)
     # The commit point: one row of the registry. Every reader follows the alias; what comes after
     # it (the log) is a record, reconciled from the alias if a crash cuts it short.
-    tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, challenger.version)
+    tracker.set_registered_model_alias(model, CHAMPION, challenger.version)
     crash_point("after_champion_alias")
     return _record(paths, {"at": at, "action": "promote", "version": int(challenger.version),
                            "previous_version": int(current.version) if current else None,
-                           "dagster_run_id": dagster_run_id, "lineage": lineage(paths, challenger.version)})
+                           "dagster_run_id": dagster_run_id, "lineage": lineage(paths, challenger.version, model)},
+                   model)
 
 
 def rollback(paths: StatePaths, reason: str = "") -> dict[str, Any]:

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 EXPERIMENT = "flight_delay"
 REGISTERED_MODEL = "flight_delay"
+# The live model: the same training code, with the same-day features as of `lead` minutes before
+# departure (mlplatform.streaming); its own challenger, champion and gate.
+LIVE_MODEL = "flight_delay_live"
 CHALLENGER, CHAMPION, PREVIOUS_CHAMPION = "challenger", "champion", "previous_champion"
 
 
@@ -86,12 +89,12 @@ def finish_run(failed: bool = False) -> None:
         mlflow.end_run(status="FAILED" if failed else "FINISHED")
 
 
-def version_for_alias(paths: StatePaths, alias: str):
-    """The registered version holding `alias`, or None."""
+def version_for_alias(paths: StatePaths, alias: str, model: str = REGISTERED_MODEL):
+    """The registered version of `model` holding `alias`, or None."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return client(paths).get_model_version_by_alias(REGISTERED_MODEL, alias)
+        return client(paths).get_model_version_by_alias(model, alias)
     except MlflowException:
         return None
 

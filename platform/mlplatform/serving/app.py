@@ -1,4 +1,7 @@
-"""The prediction API: `/predict`, `/predict/batch`, `/health`, `/metrics` (Prometheus text).
+"""The prediction API: `/predict`, `/predict/batch`, `/predict/live`, `/health`, `/metrics` (Prometheus text).
+
+`/predict/live` answers with the live model (`flight_delay_live`): the day-ahead features plus the
+same-day features the departure stream keeps online, read at request time (`same_day.py`).
 
 Everything heavy happens once at start-up (the Feast store, the champion model); a request reads
 its online features from memory (see `features.py`), preprocesses them without pandas and runs the
@@ -19,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from mlplatform.serving.champion import ChampionHolder
 from mlplatform.serving.features import OnlineFeatureReader
 from mlplatform.serving.guard import RequestGuard
-from mlplatform.serving.schemas import BatchPrediction, BatchRequest, Flight, Prediction
+from mlplatform.serving.schemas import BatchPrediction, BatchRequest, Flight, LivePrediction, Prediction
 from mlplatform.state import StatePaths
 
 
@@ -36,6 +39,9 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
                         buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
     model_version = Gauge("mlplatform_model_version", "Version of the champion being served", registry=registry)
     champion = ChampionHolder(paths, poll_seconds=reload_seconds)
+    from mlplatform.model.tracking import LIVE_MODEL
+
+    live_champion = ChampionHolder(paths, poll_seconds=reload_seconds, model=LIVE_MODEL)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -43,11 +49,16 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
 
         # One flight at a time gains nothing from intra-op threads; the event loop wants the core.
         torch.set_num_threads(1)
+        from mlplatform.serving.same_day import SameDayReader
+
         app.state.features = OnlineFeatureReader(paths)
-        champion.refresh()
-        champion.start()
+        app.state.same_day = SameDayReader(app.state.features.store)
+        for holder in (champion, live_champion):
+            holder.refresh()
+            holder.start()
         yield
-        champion.stop()
+        for holder in (champion, live_champion):
+            holder.stop()
 
     app = FastAPI(title="mlplatform: flight delay predictions", lifespan=lifespan)
 
@@ -77,10 +88,30 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
     async def predict_batch(request: BatchRequest) -> BatchPrediction:
         return BatchPrediction(predictions=timed("/predict/batch", request.flights))
 
+    @app.post("/predict/live", response_model=LivePrediction)
+    async def predict_live(flight: Flight) -> LivePrediction:
+        requests.labels("/predict/live").inc()
+        started = time.perf_counter()
+        try:
+            model = live_champion.current
+            if model is None:
+                raise HTTPException(503, "no live model is deployed yet: it is trained with each retrain "
+                                         "(retrain_policy.live_model)")
+            records, ids, unknown = app.state.features.records([flight])
+            same_day, as_of = app.state.same_day.read([flight])
+            probability = model.predict([{**records[0], **same_day[0]}])[0]
+            return LivePrediction(flight_id=ids[0], delay_probability=float(probability), model_version=model.version,
+                                  defaults_used=unknown[0], model=live_champion.model,
+                                  same_day_features_as_of=as_of[0])
+        finally:
+            latency.labels("/predict/live").observe(time.perf_counter() - started)
+
     @app.get("/health")
     async def health() -> dict:
         model = champion.current
-        return {"status": "ok" if model else "no model", "model_version": model.version if model else None}
+        live = live_champion.current
+        return {"status": "ok" if model else "no model", "model_version": model.version if model else None,
+                "live_model_version": live.version if live else None}
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -89,5 +120,6 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.state.champion = champion
+    app.state.live_champion = live_champion
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, errors=errors)
     return app

@@ -36,8 +36,11 @@ class LoadedModel:
 
 
 class ChampionHolder:
-    def __init__(self, paths: StatePaths, poll_seconds: float = 2.0):
+    def __init__(self, paths: StatePaths, poll_seconds: float = 2.0, model: str | None = None):
+        from mlplatform.model.tracking import REGISTERED_MODEL
+
         self.paths = paths
+        self.model = model or REGISTERED_MODEL
         self.poll_seconds = poll_seconds
         self.current: LoadedModel | None = None
         self._stop = threading.Event()
@@ -47,14 +50,14 @@ class ChampionHolder:
         """Load the champion if the alias points elsewhere than what is served; True if it changed."""
         import mlflow
 
-        from mlplatform.model.tracking import CHAMPION, REGISTERED_MODEL, version_for_alias
+        from mlplatform.model.tracking import CHAMPION, version_for_alias
 
-        held = version_for_alias(self.paths, CHAMPION)
+        held = version_for_alias(self.paths, CHAMPION, self.model)
         if held is None or (self.current is not None and self.current.version == int(held.version)):
             return False
-        loaded = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}/{held.version}").unwrap_python_model()
+        loaded = mlflow.pyfunc.load_model(f"models:/{self.model}/{held.version}").unwrap_python_model()
         self.current = LoadedModel(int(held.version), loaded.pre, loaded.model)
-        log.info("serving champion version %s", held.version)
+        log.info("serving %s champion version %s", self.model, held.version)
         return True
 
     def start(self) -> None:

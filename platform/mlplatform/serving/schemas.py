@@ -42,6 +42,13 @@ class Prediction(BaseModel):
                                                  "missing-value defaults: origin, route, carrier, plane")
 
 
+class LivePrediction(Prediction):
+    model: str = Field(description="The registered model that answered (the live one: flight_delay_live)")
+    same_day_features_as_of: dict[str, str | None] = Field(
+        description="Per same-day feature view, the UTC time of the departure its values reflect "
+                    "(null where the origin or plane has none yet)")
+
+
 class BatchRequest(BaseModel):
     flights: list[Flight] = Field(min_length=1, max_length=1000)
 

@@ -1,0 +1,54 @@
+"""Same-day features for `/predict/live`: read from Feast's online store at request time.
+
+Unlike the day-ahead views (cached in `features.py` until a materialization changes the store), the
+departure stream's consumer rewrites these rows as flights leave, so every request reads them
+afresh (one Feast lookup per view for the whole request). Each answer says, per view, the event
+time of the row that answered: the departure the value reflects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from mlplatform.features.service import LIVE_SERVICE_NAME
+from mlplatform.serving.features import entity_values
+from mlplatform.serving.schemas import Flight
+
+
+class SameDayReader:
+    def __init__(self, store):
+        self.store = store
+        service = store.get_feature_service(LIVE_SERVICE_NAME)
+        self.views = []
+        for projection in service.feature_view_projections:
+            (join_key,) = store.get_feature_view(projection.name).join_keys
+            names = [f.name for f in projection.features]
+            self.views.append((projection.name, join_key, [f"{projection.name}:{n}" for n in names]))
+
+    def read(self, flights: list[Flight]) -> tuple[list[dict[str, Any]], list[dict[str, str | None]]]:
+        """Per flight: the same-day feature columns (`view__feature`), and per view the UTC time of the
+        departure its row reflects (None where the entity has none)."""
+        keys = [entity_values(f) for f in flights]
+        values: list[dict[str, Any]] = [{} for _ in flights]
+        as_of: list[dict[str, str | None]] = [{} for _ in flights]
+        for view, join_key, references in self.views:
+            wanted = sorted({k[join_key] for k in keys if k[join_key]})
+            found: dict[str, tuple[dict[str, Any], str | None]] = {}
+            if wanted:
+                response = self.store.get_online_features(features=references,
+                                                          entity_rows=[{join_key: k} for k in wanted],
+                                                          full_feature_names=True)
+                columns = response.to_dict()
+                names = list(response.proto.metadata.feature_names.val)
+                feature_positions = [i for i, n in enumerate(names) if "__" in n]
+                for row, key in enumerate(columns[join_key]):
+                    moments = [response.proto.results[i].event_timestamps[row].seconds for i in feature_positions]
+                    newest = max(moments, default=0)
+                    found[key] = ({names[i]: columns[names[i]][row] for i in feature_positions},
+                                  datetime.fromtimestamp(newest, timezone.utc).isoformat() if newest else None)
+            for n, key in enumerate(keys):
+                row_values, moment = found.get(key[join_key], ({}, None))
+                values[n].update(row_values)
+                as_of[n][view] = moment
+        return values, as_of
