@@ -121,18 +121,19 @@ def _push_source(name: str, table: str) -> PushSource:
                       description=f"Departure events, through the consumer; offline: dbt model {table}")
 
 
-origin_departures = FeatureView(
-    name=same_day.ORIGIN_VIEW, entities=[origin], ttl=timedelta(hours=12),
-    source=_push_source(same_day.ORIGIN_PUSH_SOURCE, "feat_origin_departures"),
-    schema=[Field(name=n, dtype=Float64) for n in same_day.ORIGIN_FEATURES],
-    description="How late the origin's latest departures left: mean delay of the last 10 and 30, "
-                "share of the last 10 more than 15 minutes late.")
+_ENTITIES = {"origin": origin, "plane": plane}
 
-plane_departures = FeatureView(
-    name=same_day.PLANE_VIEW, entities=[plane], ttl=timedelta(0),
-    source=_push_source(same_day.PLANE_PUSH_SOURCE, "feat_plane_departures"),
-    schema=[Field(name=n, dtype=Float64) for n in same_day.PLANE_FEATURES],
-    description="How late the plane's latest departure from New York left.")
+
+def _same_day_view(grain: same_day.Grain, ttl: timedelta, description: str) -> FeatureView:
+    return FeatureView(name=grain.view, entities=[_ENTITIES[grain.name]], ttl=ttl,
+                       source=_push_source(grain.push_source, grain.model),
+                       schema=[Field(name=n, dtype=Float64) for n in grain.features], description=description)
+
+
+origin_departures = _same_day_view(same_day.ORIGIN, timedelta(hours=12),
+                                   "How late the origin's latest departures left: mean delay of the last 10 and "
+                                   "30, share of the last 10 more than 15 minutes late.")
+plane_departures = _same_day_view(same_day.PLANE, timedelta(0), "How late the plane's latest departure from New York left.")
 
 flight_delay_same_day_service = FeatureService(
     name=LIVE_SERVICE_NAME,

@@ -320,7 +320,7 @@ def test_predict_live_answers_with_the_live_model_and_the_streamed_features(serv
         scheduled = newest_ewr + timedelta(minutes=5 * i)
         local = scheduled.astimezone(ZoneInfo("America/New_York"))
         late.append(Departure(f"ZZ{i}-EWR-{local:%Y%m%d}-{local:%H%M}", "EWR", "IAH", None, scheduled,
-                              scheduled + timedelta(minutes=240), 240))
+                              scheduled + timedelta(minutes=240), 240, carrier="ZZ"))
     topic.publish([d.to_json() for d in late])
     consumer = Consumer(topic, open_store(paths))
     while consumer.poll().events:

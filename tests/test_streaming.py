@@ -175,6 +175,7 @@ def test_parse_names_what_is_wrong_with_an_event() -> None:
         _payload(good, dep_delay_minutes=good.dep_delay_minutes + 3): (MALFORMED, "plus the delay"),
         _payload(good, flight_id="ZZ1-EWR-20130102-0501"): (UNKNOWN_FLIGHT, "is not a flight from"),
         _payload(good, origin="XYZ"): (UNKNOWN_FLIGHT, "is not a flight from XYZ"),
+        _payload(good, carrier="ZZ"): (UNKNOWN_FLIGHT, "by ZZ"),
     }
     for payload, (reason, words) in cases.items():
         with pytest.raises(BadEvent) as caught:
@@ -185,7 +186,7 @@ def test_parse_names_what_is_wrong_with_an_event() -> None:
 def test_bad_events_are_set_aside_counted_and_change_no_feature(tmp_path, monkeypatch) -> None:
     from mlplatform.state import HOME_ENV
     from mlplatform.streaming.consumer import Consumer
-    from mlplatform.streaming.features import origin_row
+    from mlplatform.streaming.features import ORIGIN, window_row
 
     paths = StatePaths.resolve(tmp_path / "home").ensure()
     monkeypatch.setenv(HOME_ENV, str(paths.home))
@@ -195,7 +196,7 @@ def test_bad_events_are_set_aside_counted_and_change_no_feature(tmp_path, monkey
     first, later = good[:300], good[300:]
 
     def another_flight(d: Departure, **changes) -> str:  # a flight key nobody used, same origin and time
-        return _payload(d, flight_id="ZZ9999-" + d.flight_id.split("-", 1)[1], **changes)
+        return _payload(d, flight_id="ZZ9999-" + d.flight_id.split("-", 1)[1], carrier="ZZ", **changes)
 
     newest = first[-1]
     topic.publish([d.to_json() for d in first])
@@ -224,9 +225,9 @@ def test_bad_events_are_set_aside_counted_and_change_no_feature(tmp_path, monkey
         clean.apply(d)
     assert restarted.state.to_dict() == clean.to_dict()
     online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in ORIGIN_FEATURES],
-                                       entity_rows=[{"origin_code": o} for o in sorted(clean.origin_delays)]).to_df()
+                                       entity_rows=[{"origin_code": o} for o in ("EWR", "JFK", "LGA")]).to_df()
     for _, row in online.iterrows():
-        expected = origin_row(row["origin_code"], None, clean.origin_delays[row["origin_code"]])
+        expected = window_row(ORIGIN, row["origin_code"], None, clean.delays[f"origin:{row['origin_code']}"])
         assert [row[f] for f in ORIGIN_FEATURES] == pytest.approx([expected[f] for f in ORIGIN_FEATURES])
 
 

@@ -57,7 +57,28 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     training = None if manifest is None else {k: v for k, v in manifest.items() if k not in ("partitions", "columns")}
     return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
             "warehouse": built, "training_set": training, "models": _models(paths),
-            "automation": _automation(paths)}
+            "live_model": _models(paths, live=True), "stream": _stream(paths), "automation": _automation(paths)}
+
+
+def _stream(paths: StatePaths) -> dict[str, Any] | None:
+    """The departure stream: events published and consumed, and those set aside by reason."""
+    from mlplatform.profile import current
+
+    if not current().production and not (paths.stream / "departures.db").exists():
+        return None
+    from mlplatform.streaming.consumer import CONSUMER
+    from mlplatform.streaming.topic import open_topic
+
+    topic = open_topic(paths)
+    try:
+        checkpoint, published, set_aside = topic.checkpoint(CONSUMER), topic.published(), topic.set_aside()
+    finally:
+        topic.close()
+    reasons: dict[str, int] = {}
+    for bad in set_aside:
+        reasons[bad["reason"]] = reasons.get(bad["reason"], 0) + 1
+    return {"topic": topic.where, "published": published, "consumed": checkpoint.consumed,
+            "latest_departure": (checkpoint.state or {}).get("watermark"), "set_aside": reasons}
 
 
 def _automation(paths: StatePaths, last: int = 3) -> dict[str, Any]:
@@ -92,14 +113,17 @@ _LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash
                  "feature_definitions_hash", "dbt_code_version", "dagster_run_id", "gate")
 
 
-def _models(paths: StatePaths) -> dict[str, Any]:
-    """Registered versions of the model and, for each alias, the lineage of the version it holds."""
+def _models(paths: StatePaths, live: bool = False) -> dict[str, Any]:
+    """Registered versions of the model (the live one with `live`) and, for each alias, the lineage
+    of the version it holds."""
     if not tracking_store_exists(paths):
         return {}
     from mlflow.exceptions import MlflowException
 
-    from mlplatform.model.tracking import REGISTERED_MODEL, client
+    from mlplatform.model.tracking import LIVE_MODEL, client
+    from mlplatform.model.tracking import REGISTERED_MODEL as DAY_AHEAD
 
+    REGISTERED_MODEL = LIVE_MODEL if live else DAY_AHEAD  # noqa: N806 - the name the queries below read
     tracker = client(paths)
     try:
         versions = tracker.search_model_versions(f"name='{REGISTERED_MODEL}'")
@@ -115,6 +139,22 @@ def _models(paths: StatePaths) -> dict[str, Any]:
                           "holdout": run.data.params.get("split_holdout"),
                           "holdout_roc_auc": run.data.metrics.get("holdout_challenger_roc_auc")}
     return {"registered_versions": len(versions), "aliases": holders}
+
+
+def _format_model(lines: list[str], name: str, models: dict[str, Any]) -> None:
+    lines += ["", f"model (MLflow registry: {name})"]
+    if not models:
+        lines.append("  nothing registered yet")
+        return
+    lines.append(f"  {models['registered_versions']} version(s) registered")
+    for alias, held in models["aliases"].items():
+        auc = held["holdout_roc_auc"]
+        lines.append(f"  @{alias}: version {held['version']}"
+                     + (f", holdout ROC AUC {auc:.4f}" if auc is not None else "") + f", gate {held['gate']}")
+        lines.append(f"    trained on {held['trained_on']}, holdout {held['holdout']}; training set "
+                     f"{(held['training_set_content_hash'] or '')[:16]} (raw {held['raw_partitions']})")
+        lines.append(f"    features {held['feature_service']} {held['feature_definitions_hash']}, "
+                     f"dbt {held['dbt_code_version']}, Dagster run {held['dagster_run_id']}")
 
 
 def format_status(status: dict[str, Any]) -> str:
@@ -154,20 +194,17 @@ def format_status(status: dict[str, Any]) -> str:
                   f"  feature service {training['feature_service']} (definitions {training['feature_definitions_hash']}), "
                   f"dbt code {training['dbt_code_version']}",
                   f"  content {training['content_hash'][:16]}  {training['path']}"]
-    models = status["models"]
-    lines += ["", "model (MLflow registry: flight_delay)"]
-    if not models:
-        lines.append("  nothing registered yet")
+    for key, name in (("models", "flight_delay"), ("live_model", "flight_delay_live")):
+        _format_model(lines, name, status.get(key) or {})
+    stream = status.get("stream")
+    lines += ["", "departure stream"]
+    if not stream:
+        lines.append("  no events published yet")
     else:
-        lines.append(f"  {models['registered_versions']} version(s) registered")
-        for alias, held in models["aliases"].items():
-            auc = held["holdout_roc_auc"]
-            lines.append(f"  @{alias}: version {held['version']}"
-                         + (f", holdout ROC AUC {auc:.4f}" if auc is not None else "") + f", gate {held['gate']}")
-            lines.append(f"    trained on {held['trained_on']}, holdout {held['holdout']}; training set "
-                         f"{(held['training_set_content_hash'] or '')[:16]} (raw {held['raw_partitions']})")
-            lines.append(f"    features {held['feature_service']} {held['feature_definitions_hash']}, "
-                         f"dbt {held['dbt_code_version']}, Dagster run {held['dagster_run_id']}")
+        bad = ", ".join(f"{n} {reason}" for reason, n in sorted(stream["set_aside"].items())) or "none"
+        lines.append(f"  {stream['published']} event(s) published, {stream['consumed']} consumed (through "
+                     f"{stream['latest_departure'] or 'none'}); set aside: {bad}")
+        lines.append(f"  topic {stream['topic']}")
     automation = status["automation"]
     lines += ["", "automation (latest retrains and failed runs)"]
     lines += [f"  retrain {r['at'][:19]} {r['trigger']}: {r['reason']}" for r in automation["retrains"]] \

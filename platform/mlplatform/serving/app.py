@@ -52,7 +52,10 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         from mlplatform.serving.same_day import SameDayReader
 
         app.state.features = OnlineFeatureReader(paths)
-        app.state.same_day = SameDayReader(app.state.features.store)
+        from mlplatform.resources import ModelSpec, settings_from_env
+
+        lead = settings_from_env(ModelSpec, "MLPLATFORM_MODEL").same_day_lead_minutes
+        app.state.same_day = SameDayReader(app.state.features.store, lead_minutes=lead)
         for holder in (champion, live_champion):
             holder.refresh()
             holder.start()

@@ -4,27 +4,35 @@ Unlike the day-ahead views (cached in `features.py` until a materialization chan
 departure stream's consumer rewrites these rows as flights leave, so every request reads them
 afresh (one Feast lookup per view for the whole request). Each answer says, per view, the event
 time of the row that answered: the departure the value reflects.
+
+Feast's online read returns an entity's last row however old it is; its point-in-time join in
+training drops a row older than the view's TTL before the moment it joins at (`lead` minutes before
+departure). The reader drops the same rows, so a value the model never saw in training is not
+served either.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mlplatform.features.service import LIVE_SERVICE_NAME
-from mlplatform.serving.features import entity_values
+from mlplatform.serving.features import departure_utc, entity_values
 from mlplatform.serving.schemas import Flight
 
 
 class SameDayReader:
-    def __init__(self, store):
+    def __init__(self, store, lead_minutes: int):
         self.store = store
+        self.lead = timedelta(minutes=lead_minutes)
         service = store.get_feature_service(LIVE_SERVICE_NAME)
         self.views = []
         for projection in service.feature_view_projections:
-            (join_key,) = store.get_feature_view(projection.name).join_keys
+            view = store.get_feature_view(projection.name)
+            (join_key,) = view.join_keys
             names = [f.name for f in projection.features]
-            self.views.append((projection.name, join_key, [f"{projection.name}:{n}" for n in names]))
+            self.views.append((projection.name, join_key, [f"{projection.name}:{n}" for n in names],
+                               view.ttl if view.ttl else None))
 
     def read(self, flights: list[Flight]) -> tuple[list[dict[str, Any]], list[dict[str, str | None]]]:
         """Per flight: the same-day feature columns (`view__feature`), and per view the UTC time of the
@@ -32,7 +40,7 @@ class SameDayReader:
         keys = [entity_values(f) for f in flights]
         values: list[dict[str, Any]] = [{} for _ in flights]
         as_of: list[dict[str, str | None]] = [{} for _ in flights]
-        for view, join_key, references in self.views:
+        for view, join_key, references, ttl in self.views:
             wanted = sorted({k[join_key] for k in keys if k[join_key]})
             found: dict[str, tuple[dict[str, Any], str | None]] = {}
             if wanted:
@@ -49,6 +57,8 @@ class SameDayReader:
                                   datetime.fromtimestamp(newest, timezone.utc).isoformat() if newest else None)
             for n, key in enumerate(keys):
                 row_values, moment = found.get(key[join_key], ({}, None))
+                if moment and ttl and datetime.fromisoformat(moment) < departure_utc(flights[n]) - self.lead - ttl:
+                    row_values, moment = {}, None  # expired, as in training
                 values[n].update(row_values)
                 as_of[n][view] = moment
         return values, as_of

@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from mlplatform.faults import crash_point
 from mlplatform.streaming.events import BadEvent, parse
-from mlplatform.streaming.features import (
-    ORIGIN_KEY, ORIGIN_PUSH_SOURCE, ORIGIN_VIEW, PLANE_KEY, PLANE_PUSH_SOURCE, PLANE_VIEW, SameDayState,
-)
+from mlplatform.streaming.features import GRAINS, SameDayState
 from mlplatform.streaming.topic import Checkpoint, Topic
 
 if TYPE_CHECKING:
@@ -30,7 +28,6 @@ if TYPE_CHECKING:
 
 CONSUMER = "same_day_features"
 BATCH_SIZE = 5_000
-_PUSH = {ORIGIN_VIEW: (ORIGIN_PUSH_SOURCE, ORIGIN_KEY), PLANE_VIEW: (PLANE_PUSH_SOURCE, PLANE_KEY)}
 
 
 @dataclass
@@ -92,10 +89,10 @@ class Consumer:
         from feast.data_source import PushMode
 
         pushed = 0
-        for view, (source, key) in _PUSH.items():
-            newest = {p["row"][key]: p["row"] for p in produced if p["view"] == view}
+        for grain in GRAINS:
+            newest = {p["row"][grain.key]: p["row"] for p in produced if p["view"] == grain.view}
             if newest:
-                self.store.push(source, pd.DataFrame(list(newest.values())), to=PushMode.ONLINE)
+                self.store.push(grain.push_source, pd.DataFrame(list(newest.values())), to=PushMode.ONLINE)
                 pushed += len(newest)
         return pushed
 

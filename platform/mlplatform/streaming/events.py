@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from mlplatform.domain import FIRST_DAY, LAST_DAY, TIMEZONE, feed
 
 FIELDS = ("flight_id", "origin", "dest", "tail_number", "scheduled_departure_utc",
-          "actual_departure_utc", "dep_delay_minutes")
+          "actual_departure_utc", "dep_delay_minutes", "carrier")
 _LOCAL = ZoneInfo(TIMEZONE)
 
 
@@ -30,6 +30,7 @@ class Departure:
     scheduled_departure_utc: datetime
     actual_departure_utc: datetime
     dep_delay_minutes: int
+    carrier: str
 
     @property
     def order(self) -> tuple[datetime, str]:
@@ -83,7 +84,7 @@ def day_departures(day: date) -> list[Departure]:
             origin=row["origin"], dest=row["dest"],
             tail_number=row["tailnum"] if row["tailnum"] not in ("", "NA") else None,
             scheduled_departure_utc=scheduled, actual_departure_utc=scheduled + timedelta(minutes=delay),
-            dep_delay_minutes=delay))
+            dep_delay_minutes=delay, carrier=row["carrier"]))
     return departures
 
 
@@ -127,7 +128,7 @@ def parse(payload: str | bytes) -> Departure:
     missing = [f for f in FIELDS if f not in data]
     if missing:
         raise BadEvent(MALFORMED, f"missing {', '.join(missing)}")
-    for name in ("flight_id", "origin", "dest"):
+    for name in ("flight_id", "origin", "dest", "carrier"):
         if not isinstance(data[name], str) or not data[name]:
             raise BadEvent(MALFORMED, f"{name} must be a non-empty string, got {data[name]!r}")
     if data["tail_number"] is not None and not isinstance(data["tail_number"], str):
@@ -140,19 +141,20 @@ def parse(payload: str | bytes) -> Departure:
         raise BadEvent(MALFORMED, f"actual departure {_iso(actual)} is not the scheduled {_iso(scheduled)} "
                                   f"plus the delay of {delay} minutes")
     departure = Departure(data["flight_id"], data["origin"], data["dest"], data["tail_number"] or None,
-                          scheduled, actual, delay)
+                          scheduled, actual, delay, data["carrier"])
     _check_known(departure)
     return departure
 
 
 def _check_known(departure: Departure) -> None:
-    """The flight key names the flight: its origin, and its scheduled local day and time."""
+    """The flight key names the flight: its carrier, its origin, and its scheduled local day and time."""
     local = departure.scheduled_departure_utc.astimezone(_LOCAL)
     parts = departure.flight_id.split("-")
     expected = f"{departure.origin}-{local:%Y%m%d}-{local:%H%M}"
-    if len(parts) != 4 or "-".join(parts[1:]) != expected:
+    if len(parts) != 4 or "-".join(parts[1:]) != expected or not parts[0].startswith(departure.carrier):
         raise BadEvent(UNKNOWN_FLIGHT, f"{departure.flight_id!r} is not a flight from {departure.origin} "
-                                       f"scheduled at {local:%Y-%m-%d %H:%M} local (expected …-{expected})")
+                                       f"scheduled at {local:%Y-%m-%d %H:%M} local by {departure.carrier} "
+                                       f"(expected {departure.carrier}…-{expected})")
     if not FIRST_DAY <= local.date() <= LAST_DAY:
         raise BadEvent(UNKNOWN_FLIGHT, f"{departure.flight_id!r} is scheduled outside the data "
                                        f"({FIRST_DAY} .. {LAST_DAY})")

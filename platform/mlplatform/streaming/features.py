@@ -1,10 +1,11 @@
 """The same-day features, computed one departure at a time, exactly as the dbt models
-`feat_origin_departures` and `feat_plane_departures` compute them from the end-of-day file.
+`feat_<grain>_departures` compute them from the end-of-day file.
 
-Per origin airport, after each departure: the mean delay of its last 10 and last 30 departures and
-the share of the last 10 that left more than 15 minutes late. Per plane: the delay of its latest
-departure. A row holds from its departure (`event_timestamp`) until the entity's next one, so a
-flight scored `lead` minutes before it leaves reads only departures that had happened by then.
+After each departure, for its origin airport: the mean delay of its last 10 and last 30 departures,
+and the share of the last 10 that left more than 15 minutes late. For its plane: the delay of the
+plane's latest departure from New York. A row
+holds from its departure (`event_timestamp`) until the entity's next one, so a flight scored `lead`
+minutes before it leaves reads only departures that had happened by then.
 
 `SameDayState` is the consumer's whole memory (it is saved with the consumer's position): apply an
 event to it, and it says which rows changed, or why the event is set aside.
@@ -21,12 +22,42 @@ from mlplatform.streaming.events import DUPLICATE, FROM_THE_FUTURE, OUT_OF_ORDER
 
 SHORT_WINDOW, LONG_WINDOW = 10, 30
 DELAYED_MINUTES = 15
-ORIGIN_FEATURES = ("mean_delay_last_10", "delayed_share_last_10", "mean_delay_last_30")
+WINDOW_FEATURES = ("mean_delay_last_10", "delayed_share_last_10", "mean_delay_last_30")
 PLANE_FEATURES = ("last_dep_delay",)
-ORIGIN_KEY, PLANE_KEY = "origin_code", "tail_number"
-# Feast names: the push sources the consumer writes to, the views they feed.
-ORIGIN_PUSH_SOURCE, PLANE_PUSH_SOURCE = "origin_departures_push", "plane_departures_push"
-ORIGIN_VIEW, PLANE_VIEW = "origin_departures", "plane_departures"
+
+
+@dataclass(frozen=True)
+class Grain:
+    """An entity the same-day features hang off, and its names in Feast and dbt."""
+
+    name: str       # origin, carrier, destination, plane
+    key: str        # the join key column
+    attribute: str  # the Departure field that holds it
+    features: tuple[str, ...] = WINDOW_FEATURES
+
+    @property
+    def view(self) -> str:
+        return f"{self.name}_departures"
+
+    @property
+    def push_source(self) -> str:
+        return f"{self.view}_push"
+
+    @property
+    def model(self) -> str:  # the dbt model
+        return f"feat_{self.view}"
+
+
+# A grain of sparse departures (a carrier, a destination) would need windows bounded in time to be
+# computed alike by the stream and by dbt's day-partitioned models; the airports leave hundreds of
+# flights a day, so two days before a partition always hold their last 30.
+ORIGIN = Grain("origin", "origin_code", "origin")
+PLANE = Grain("plane", "tail_number", "tail_number", PLANE_FEATURES)
+WINDOW_GRAINS = (ORIGIN,)
+GRAINS = (*WINDOW_GRAINS, PLANE)
+# Shorthands the tests and the Feast repository use.
+ORIGIN_KEY, PLANE_KEY, ORIGIN_VIEW, PLANE_VIEW = ORIGIN.key, PLANE.key, ORIGIN.view, PLANE.view
+ORIGIN_FEATURES = WINDOW_FEATURES
 # An event this far ahead of the newest accepted one is refused: accepted, it would make every
 # real event after it look out of order.
 MAX_AHEAD = timedelta(hours=6)
@@ -34,9 +65,9 @@ MAX_AHEAD = timedelta(hours=6)
 REMEMBER = timedelta(days=2)
 
 
-def origin_row(origin: str, at: datetime, delays: deque[int]) -> dict[str, Any]:
+def window_row(grain: Grain, key: str, at: datetime | None, delays: deque[int]) -> dict[str, Any]:
     short = list(delays)[-SHORT_WINDOW:]
-    return {ORIGIN_KEY: origin, "event_timestamp": at,
+    return {grain.key: key, "event_timestamp": at,
             "mean_delay_last_10": sum(short) / len(short),
             "delayed_share_last_10": sum(d > DELAYED_MINUTES for d in short) / len(short),
             "mean_delay_last_30": sum(delays) / len(delays)}
@@ -44,9 +75,9 @@ def origin_row(origin: str, at: datetime, delays: deque[int]) -> dict[str, Any]:
 
 @dataclass
 class SameDayState:
-    # origin -> the delays of its last LONG_WINDOW departures, oldest first
-    origin_delays: dict[str, deque[int]] = field(default_factory=dict)
-    # entity kind and key -> the (departure time, flight key) of its newest accepted event
+    # "grain:key" -> the delays of its last LONG_WINDOW departures, oldest first
+    delays: dict[str, deque[int]] = field(default_factory=dict)
+    # "grain:key" -> the (departure time, flight key) of its newest accepted event
     latest: dict[str, tuple[str, str]] = field(default_factory=dict)
     # flight key -> its departure time, for the flights of the last REMEMBER
     seen: dict[str, str] = field(default_factory=dict)
@@ -61,21 +92,22 @@ class SameDayState:
         if self.watermark and event.actual_departure_utc > _parse(self.watermark) + MAX_AHEAD:
             raise BadEvent(FROM_THE_FUTURE, f"{event.flight_id} departs at {at}, more than {MAX_AHEAD} after "
                                             f"the newest departure so far ({self.watermark})")
-        origin_key = f"origin:{event.origin}"
-        plane_key = f"plane:{event.tail_number}" if event.tail_number else None
-        for key in (origin_key, plane_key):
-            newest = self.latest.get(key) if key else None
+        keys = {grain: getattr(event, grain.attribute) for grain in GRAINS if getattr(event, grain.attribute)}
+        for grain, key in keys.items():
+            newest = self.latest.get(f"{grain.name}:{key}")
             if newest and (at, event.flight_id) < newest:
                 raise BadEvent(OUT_OF_ORDER, f"{event.flight_id} departs at {at}, before {newest[1]} at "
-                                             f"{newest[0]}, already applied for {key.replace(':', ' ')}")
-        delays = self.origin_delays.setdefault(event.origin, deque(maxlen=LONG_WINDOW))
-        delays.append(event.dep_delay_minutes)
-        self.latest[origin_key] = (at, event.flight_id)
-        changed = [(ORIGIN_VIEW, origin_row(event.origin, event.actual_departure_utc, delays))]
-        if plane_key:
-            self.latest[plane_key] = (at, event.flight_id)
-            changed.append((PLANE_VIEW, {PLANE_KEY: event.tail_number, "event_timestamp": event.actual_departure_utc,
-                                         "last_dep_delay": float(event.dep_delay_minutes)}))
+                                             f"{newest[0]}, already applied for {grain.name} {key}")
+        changed = []
+        for grain, key in keys.items():
+            self.latest[f"{grain.name}:{key}"] = (at, event.flight_id)
+            if grain is PLANE:
+                changed.append((grain.view, {grain.key: key, "event_timestamp": event.actual_departure_utc,
+                                             "last_dep_delay": float(event.dep_delay_minutes)}))
+                continue
+            delays = self.delays.setdefault(f"{grain.name}:{key}", deque(maxlen=LONG_WINDOW))
+            delays.append(event.dep_delay_minutes)
+            changed.append((grain.view, window_row(grain, key, event.actual_departure_utc, delays)))
         self.seen[event.flight_id] = at
         if self.watermark is None or at > self.watermark:
             self.watermark = at
@@ -90,7 +122,7 @@ class SameDayState:
     # --- saved with the consumer's position --------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {"origin_delays": {k: list(v) for k, v in self.origin_delays.items()},
+        return {"delays": {k: list(v) for k, v in self.delays.items()},
                 "latest": {k: list(v) for k, v in self.latest.items()},
                 "seen": self.seen, "watermark": self.watermark}
 
@@ -98,7 +130,7 @@ class SameDayState:
     def from_dict(cls, data: dict[str, Any] | None) -> "SameDayState":
         if not data:
             return cls()
-        return cls({k: deque(v, maxlen=LONG_WINDOW) for k, v in data["origin_delays"].items()},
+        return cls({k: deque(v, maxlen=LONG_WINDOW) for k, v in data["delays"].items()},
                    {k: tuple(v) for k, v in data["latest"].items()}, dict(data["seen"]), data["watermark"])
 
 

@@ -13,12 +13,11 @@ import pyarrow.parquet as pq
 
 from mlplatform.ingest.lake import Lake
 from mlplatform.streaming.events import local_midnight
-from mlplatform.streaming.features import ORIGIN_FEATURES, ORIGIN_KEY, ORIGIN_VIEW, PLANE_FEATURES, PLANE_KEY, PLANE_VIEW
+from mlplatform.streaming.features import GRAINS
 from mlplatform.streaming.topic import Topic
 
 # view -> (dbt model, entity column, features)
-VIEWS = {ORIGIN_VIEW: ("feat_origin_departures", ORIGIN_KEY, ORIGIN_FEATURES),
-         PLANE_VIEW: ("feat_plane_departures", PLANE_KEY, PLANE_FEATURES)}
+VIEWS = {g.view: (g.model, g.key, g.features) for g in GRAINS}
 TOLERANCE = 1e-9
 
 
