@@ -352,3 +352,26 @@ def test_training_reads_same_day_features_as_of_lead_minutes_before_departure(bu
             assert pd.isna(got)
         else:
             assert got == flown.sort_values("event_timestamp").iloc[-1]["last_dep_delay"]
+
+
+def test_a_full_disk_under_the_topic_is_an_os_error_naming_the_file(tmp_path) -> None:
+    """SQLite's "database or disk is full" becomes the OSError the command line reports (exit 2,
+    naming the file); what was committed before stays readable."""
+    import errno
+    import subprocess
+
+    from fault_helpers import mount_tmpfs
+
+    where = tmp_path / "small"
+    mount_tmpfs(where, "256k")
+    try:
+        topic = SqliteTopic(where / "departures.db")
+        topic.publish(["first"])
+        with pytest.raises(OSError) as caught:
+            for _ in range(100):
+                topic.publish(["x" * 10_000] * 10)
+        assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(where / "departures.db")
+        assert topic.read(None, 1)[0].payload == "first"
+        topic.close()
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)

@@ -13,10 +13,13 @@ state (`SameDayState`), the events it set aside with their reason, and the featu
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,11 +79,31 @@ class Topic(ABC):
         pass
 
 
+@contextmanager
+def _as_os_error(path: Path):
+    """SQLite's errors for a full or read-only disk as the OSError the command line reports
+    (naming the file) instead of a traceback."""
+    try:
+        yield
+    except sqlite3.OperationalError as err:
+        text = str(err).lower()
+        if "full" in text:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            raise OSError(errno.EROFS, f"{os.strerror(errno.EROFS)} ({err})", str(path)) from err
+        raise
+
+
 class SqliteTopic(Topic):
     def __init__(self, path: Path):
         self.path = path
         self.where = str(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        with _as_os_error(path):
+            self._open()
+
+    def _open(self) -> None:
+        path = self.path
         self._con = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._con.execute("pragma journal_mode=wal")
         self._con.execute("pragma synchronous=normal")
@@ -100,7 +123,7 @@ class SqliteTopic(Topic):
 
     def publish(self, payloads: list[str]) -> None:
         now = time.time()
-        with self._con:
+        with _as_os_error(self.path), self._con:
             self._con.execute("begin immediate")
             self._con.executemany("insert into events (payload, published_at) values (?, ?)",
                                   [(p, now) for p in payloads])
@@ -122,7 +145,7 @@ class SqliteTopic(Topic):
 
     def commit(self, consumer: str, checkpoint: Checkpoint, set_aside: list[dict[str, Any]],
                produced: list[dict[str, Any]]) -> None:
-        with self._con:
+        with _as_os_error(self.path), self._con:
             self._con.execute("begin immediate")
             self._con.execute(
                 "insert into checkpoints values (?, ?, ?, ?, ?) on conflict (consumer) do update set "
