@@ -12,6 +12,7 @@ import io
 import json
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from mlplatform.domain import FIRST_DAY, LAST_DAY, TIMEZONE, feed
@@ -69,7 +70,9 @@ def flight_key(carrier: str, number: str, origin: str, local_day: date, hhmm: st
     return f"{carrier}{number}-{origin}-{local_day:%Y%m%d}-{int(hhmm):04d}"
 
 
-def day_departures(day: date) -> list[Departure]:
+# A replay asks for each day four times (the windows of the days around it): parse it once.
+@lru_cache(maxsize=8)
+def day_departures(day: date) -> tuple[Departure, ...]:
     """Every flight of the day's file that departed (cancelled flights have no event)."""
     rows = csv.DictReader(io.StringIO(feed.daily_file("flights", day).decode()))
     departures = []
@@ -85,7 +88,7 @@ def day_departures(day: date) -> list[Departure]:
             tail_number=row["tailnum"] if row["tailnum"] not in ("", "NA") else None,
             scheduled_departure_utc=scheduled, actual_departure_utc=scheduled + timedelta(minutes=delay),
             dep_delay_minutes=delay, carrier=row["carrier"]))
-    return departures
+    return tuple(departures)
 
 
 def local_midnight(day: date) -> datetime:
