@@ -18,7 +18,7 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
-from common import BIN, TINY_SPEC, Context, figure, measured, mlplatform, platform_env
+from common import TINY_SPEC, Context, figure, measured, mlplatform, platform_env
 
 BARE = Path(__file__).resolve().parent / "bare_pipeline.py"
 TARGET_RATIO = 1.5

@@ -101,7 +101,7 @@ def test_a_quarantined_file_is_not_requested_again(landed) -> None:
 
 
 def test_downstream_sensor_refreshes_reference_first_then_due_days_as_one_range(landed) -> None:
-    paths, zone, instance = landed["paths"], landed["zone"], landed["instance"]
+    paths, instance = landed["paths"], landed["instance"]
     for request in _tick(landing_sensor, instance, paths)[0]:  # a fresh cursor: everything still landed
         _execute(instance, request)
     # What is stored is not requested again, even with the cursor lost (or after `mlplatform pipeline`).
