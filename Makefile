@@ -34,20 +34,21 @@ install: $(STAMP)
 # README, "The departure stream") and stops with it.
 run: install
 	$(BIN)/mlplatform prepare
-	$(BIN)/mlplatform consume --follow > $(MLPLATFORM_HOME)/stream-consumer.log 2>&1 & \
-	trap 'kill %1 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/mlplatform consume --follow > $(MLPLATFORM_HOME)/stream-consumer.log 2>&1 & consumer=$$!; \
+	trap 'kill $$consumer 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
 
 # The production profile on this machine (README: Production): MLPLATFORM_POSTGRES_URL and
-# MLPLATFORM_REDIS_URL name the servers; two Celery workers run beside dagster dev, and stop with it.
+# MLPLATFORM_REDIS_URL name the servers; two Celery workers and the stream's consumer run beside
+# dagster dev, and stop with it (by PID: make's /bin/sh, dash, has no job control for `kill %1`).
 run-production: install
 	@test -n "$$MLPLATFORM_POSTGRES_URL" -a -n "$$MLPLATFORM_REDIS_URL" || \
 		{ echo "make run-production: set MLPLATFORM_POSTGRES_URL and MLPLATFORM_REDIS_URL (README: Production)"; exit 2; }
 	MLPLATFORM_PROFILE=production $(BIN)/mlplatform prepare
-	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker1 & \
-	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker2 & \
-	MLPLATFORM_PROFILE=production $(BIN)/mlplatform consume --follow > $(MLPLATFORM_HOME)/stream-consumer.log 2>&1 & \
-	trap 'kill %1 %2 %3 2>/dev/null' EXIT INT TERM; \
+	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker1 & workers=$$!; \
+	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker2 & workers="$$workers $$!"; \
+	MLPLATFORM_PROFILE=production $(BIN)/mlplatform consume --follow > $(MLPLATFORM_HOME)/stream-consumer.log 2>&1 & workers="$$workers $$!"; \
+	trap 'kill $$workers 2>/dev/null' EXIT INT TERM; \
 	MLPLATFORM_PROFILE=production $(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
 
 # Three workers on two cores: the slowest modules (the end-to-end test, the sensors' waits, the
