@@ -375,3 +375,11 @@ def test_a_full_disk_under_the_topic_is_an_os_error_naming_the_file(tmp_path) ->
         topic.close()
     finally:
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_consume_before_the_feature_definitions_says_what_to_do(tmp_path) -> None:
+    from fault_helpers import mlplatform
+
+    done = mlplatform(tmp_path / "home", "consume")
+    assert done.returncode == 2
+    assert "feature definitions are not applied yet" in done.stderr and "mlplatform pipeline" in done.stderr

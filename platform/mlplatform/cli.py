@@ -133,12 +133,15 @@ def cmd_consume(args: argparse.Namespace) -> int:
     topic = open_topic(paths)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    waited = False
     while applied_hash(paths) is None:  # the push sources exist once the definitions are applied
         if not args.follow:
             print("mlplatform consume: the feature definitions are not applied yet (materialize "
                   "feature_definitions, or run `mlplatform pipeline`)", file=sys.stderr)
             return 2
-        print("waiting for the feature definitions to be applied …", flush=True)
+        if not waited:
+            print("waiting for the feature definitions to be applied (the first day's refresh does it) …", flush=True)
+            waited = True
         time.sleep(5)
         if stopping:
             return 0
