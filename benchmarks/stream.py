@@ -68,7 +68,7 @@ def latency(home: Path, day: date, day_seconds: float) -> list[float]:
     thread = threading.Thread(target=consumer.follow, kwargs={"stop": done.is_set, "on_poll": read_back})
     thread.start()
     replayer = Replayer(LandingZone(paths.landing, paths.quarantine), topic=SqliteTopic(topic_file))
-    replayer._publish_day(day, day_seconds)
+    replayer.publish_day(day, day_seconds)
     deadline = time.time() + 30
     while consumer.lag() and time.time() < deadline:
         time.sleep(0.1)

@@ -17,7 +17,7 @@ from mlplatform.streaming.events import (
     DUPLICATE, FROM_THE_FUTURE, MALFORMED, OUT_OF_ORDER, UNKNOWN_FLIGHT, BadEvent, Departure, day_departures,
     departures_between, local_midnight, parse,
 )
-from mlplatform.streaming.features import ORIGIN_FEATURES, ORIGIN_VIEW, PLANE_VIEW, SameDayState
+from mlplatform.streaming.features import WINDOW_FEATURES, ORIGIN_VIEW, PLANE_VIEW, SameDayState
 from mlplatform.streaming.topic import SqliteTopic
 
 DAYS = ("2013-01-01", "2013-01-03")
@@ -105,10 +105,10 @@ def test_online_store_holds_the_newest_dbt_row_of_every_origin_and_plane(built: 
 
     store = open_store(built)
     origins = _dbt_latest(built, "feat_origin_departures", "origin_code")
-    online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in ORIGIN_FEATURES],
+    online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in WINDOW_FEATURES],
                                        entity_rows=[{"origin_code": o} for o in origins.index]).to_df()
     for _, row in online.iterrows():
-        for feature in ORIGIN_FEATURES:
+        for feature in WINDOW_FEATURES:
             assert row[feature] == pytest.approx(origins.loc[row["origin_code"], feature])
     planes = _dbt_latest(built, "feat_plane_departures", "tail_number").head(200)
     online = store.get_online_features(features=[f"{PLANE_VIEW}:last_dep_delay"],
@@ -224,11 +224,11 @@ def test_bad_events_are_set_aside_counted_and_change_no_feature(tmp_path, monkey
     for d in good:
         clean.apply(d)
     assert restarted.state.to_dict() == clean.to_dict()
-    online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in ORIGIN_FEATURES],
+    online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in WINDOW_FEATURES],
                                        entity_rows=[{"origin_code": o} for o in ("EWR", "JFK", "LGA")]).to_df()
     for _, row in online.iterrows():
         expected = window_row(ORIGIN, row["origin_code"], None, clean.delays[f"origin:{row['origin_code']}"])
-        assert [row[f] for f in ORIGIN_FEATURES] == pytest.approx([expected[f] for f in ORIGIN_FEATURES])
+        assert [row[f] for f in WINDOW_FEATURES] == pytest.approx([expected[f] for f in WINDOW_FEATURES])
 
 
 # --- a consumer killed mid-day ----------------------------------------------------------------
@@ -265,11 +265,11 @@ def test_consumer_killed_mid_day_restarts_where_it_committed(tmp_path) -> None:
         assert SameDayState.from_dict(checkpoint.state).to_dict() == uninterrupted.to_dict()
         store = open_store(paths)
         origins = sorted(k for v, k in rows if v == ORIGIN_VIEW)
-        online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in ORIGIN_FEATURES],
+        online = store.get_online_features(features=[f"{ORIGIN_VIEW}:{f}" for f in WINDOW_FEATURES],
                                            entity_rows=[{"origin_code": o} for o in origins]).to_df()
         for _, row in online.iterrows():
             expected = rows[(ORIGIN_VIEW, row["origin_code"])]
-            assert [row[f] for f in ORIGIN_FEATURES] == pytest.approx([expected[f] for f in ORIGIN_FEATURES])
+            assert [row[f] for f in WINDOW_FEATURES] == pytest.approx([expected[f] for f in WINDOW_FEATURES])
         planes = sorted(k for v, k in rows if v == PLANE_VIEW)
         online = store.get_online_features(features=[f"{PLANE_VIEW}:last_dep_delay"],
                                            entity_rows=[{"tail_number": t} for t in planes]).to_df()
@@ -377,9 +377,49 @@ def test_a_full_disk_under_the_topic_is_an_os_error_naming_the_file(tmp_path) ->
         subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
+def test_a_read_only_topic_is_an_os_error_naming_the_file(tmp_path) -> None:
+    import errno
+    import subprocess
+
+    from fault_helpers import mount_tmpfs
+
+    where = tmp_path / "ro"
+    mount_tmpfs(where, "4m")
+    try:
+        topic = SqliteTopic(where / "departures.db")
+        topic.publish(["first"])
+        topic.close()
+        subprocess.run(["mount", "-o", "remount,ro", str(where)], check=True)
+        with pytest.raises(OSError) as caught:
+            SqliteTopic(where / "departures.db").publish(["second"])
+        assert caught.value.errno == errno.EROFS and caught.value.filename == str(where / "departures.db")
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
 def test_consume_before_the_feature_definitions_says_what_to_do(tmp_path) -> None:
     from fault_helpers import mlplatform
 
     done = mlplatform(tmp_path / "home", "consume")
     assert done.returncode == 2
     assert "feature definitions are not applied yet" in done.stderr and "mlplatform pipeline" in done.stderr
+
+
+def test_a_replay_killed_between_a_days_events_and_its_files_publishes_them_once(tmp_path) -> None:
+    """kill -9 after the day's departures are published and before its files land; a plain rerun
+    lands the files and publishes nothing again."""
+    from fault_helpers import BIN, env_for, mlplatform
+    from mlplatform.faults import kill_at_point
+
+    home = tmp_path / "home"
+    paths = StatePaths.resolve(home).ensure()
+    kill_at_point([str(BIN / "mlplatform"), "replay", "--days", "1"], env_for(home), home,
+                  "replay_events_published", log=tmp_path / "killed.log", timeout_s=120)
+    topic = SqliteTopic(paths.stream / "departures.db")
+    departed = len(departures_between(local_midnight(date(2013, 1, 1)), local_midnight(date(2013, 1, 2))))
+    assert topic.published() == departed
+    assert not (paths.landing / "flights" / "2013-01-01.csv").exists()
+    done = mlplatform(home, "replay", "--days", "1")
+    assert done.returncode == 0, done.stderr
+    assert (paths.landing / "flights" / "2013-01-01.csv").exists()
+    assert topic.published() == departed

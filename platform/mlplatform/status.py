@@ -13,6 +13,7 @@ from mlplatform.ingest.lake import Lake
 from mlplatform.ingest.landing import REASON_SUFFIX, LandingZone
 from mlplatform.ingest.replay import Replayer
 from mlplatform.state import StatePaths
+from mlplatform.model.tracking import LIVE_MODEL, REGISTERED_MODEL
 from mlplatform.model.tracking import store_exists as tracking_store_exists
 
 
@@ -57,7 +58,7 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     training = None if manifest is None else {k: v for k, v in manifest.items() if k not in ("partitions", "columns")}
     return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
             "warehouse": built, "training_set": training, "models": _models(paths),
-            "live_model": _models(paths, live=True), "stream": _stream(paths), "automation": _automation(paths)}
+            "live_model": _models(paths, LIVE_MODEL), "stream": _stream(paths), "automation": _automation(paths)}
 
 
 def _stream(paths: StatePaths) -> dict[str, Any] | None:
@@ -66,19 +67,9 @@ def _stream(paths: StatePaths) -> dict[str, Any] | None:
 
     if not current().production and not (paths.stream / "departures.db").exists():
         return None
-    from mlplatform.streaming.consumer import CONSUMER
-    from mlplatform.streaming.topic import open_topic
+    from mlplatform.streaming.consumer import stream_status
 
-    topic = open_topic(paths)
-    try:
-        checkpoint, published, set_aside = topic.checkpoint(CONSUMER), topic.published(), topic.set_aside()
-    finally:
-        topic.close()
-    reasons: dict[str, int] = {}
-    for bad in set_aside:
-        reasons[bad["reason"]] = reasons.get(bad["reason"], 0) + 1
-    return {"topic": topic.where, "published": published, "consumed": checkpoint.consumed,
-            "latest_departure": (checkpoint.state or {}).get("watermark"), "set_aside": reasons}
+    return stream_status(paths)
 
 
 def _automation(paths: StatePaths, last: int = 3) -> dict[str, Any]:
@@ -113,26 +104,23 @@ _LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash
                  "feature_definitions_hash", "dbt_code_version", "dagster_run_id", "gate")
 
 
-def _models(paths: StatePaths, live: bool = False) -> dict[str, Any]:
-    """Registered versions of the model (the live one with `live`) and, for each alias, the lineage
-    of the version it holds."""
+def _models(paths: StatePaths, model: str = REGISTERED_MODEL) -> dict[str, Any]:
+    """Registered versions of `model` and, for each alias, the lineage of the version it holds."""
     if not tracking_store_exists(paths):
         return {}
     from mlflow.exceptions import MlflowException
 
-    from mlplatform.model.tracking import LIVE_MODEL, client
-    from mlplatform.model.tracking import REGISTERED_MODEL as DAY_AHEAD
+    from mlplatform.model.tracking import client
 
-    REGISTERED_MODEL = LIVE_MODEL if live else DAY_AHEAD  # noqa: N806 - the name the queries below read
     tracker = client(paths)
     try:
-        versions = tracker.search_model_versions(f"name='{REGISTERED_MODEL}'")
-        aliases = tracker.get_registered_model(REGISTERED_MODEL).aliases
+        versions = tracker.search_model_versions(f"name='{model}'")
+        aliases = tracker.get_registered_model(model).aliases
     except MlflowException:
         return {}
     holders = {}
     for alias, version in sorted(aliases.items()):
-        run = tracker.get_run(tracker.get_model_version(REGISTERED_MODEL, version).run_id)
+        run = tracker.get_run(tracker.get_model_version(model, version).run_id)
         holders[alias] = {"version": int(version), "mlflow_run_id": run.info.run_id,
                           **{t: run.data.tags.get(t) for t in _LINEAGE_TAGS},
                           "trained_on": run.data.params.get("split_train"),
@@ -194,14 +182,14 @@ def format_status(status: dict[str, Any]) -> str:
                   f"  feature service {training['feature_service']} (definitions {training['feature_definitions_hash']}), "
                   f"dbt code {training['dbt_code_version']}",
                   f"  content {training['content_hash'][:16]}  {training['path']}"]
-    for key, name in (("models", "flight_delay"), ("live_model", "flight_delay_live")):
+    for key, name in (("models", REGISTERED_MODEL), ("live_model", LIVE_MODEL)):
         _format_model(lines, name, status.get(key) or {})
     stream = status.get("stream")
     lines += ["", "departure stream"]
     if not stream:
         lines.append("  no events published yet")
     else:
-        bad = ", ".join(f"{n} {reason}" for reason, n in sorted(stream["set_aside"].items())) or "none"
+        bad = ", ".join(f"{n} {reason}" for reason, n in sorted(stream["set_aside_by_reason"].items())) or "none"
         lines.append(f"  {stream['published']} event(s) published, {stream['consumed']} consumed (through "
                      f"{stream['latest_departure'] or 'none'}); set aside: {bad}")
         lines.append(f"  topic {stream['topic']}")

@@ -7,7 +7,7 @@ fresh its last commit is, what it set aside; its checks say whether it keeps up 
 pushed equals what dbt computed for the same flights and moments.
 """
 
-from datetime import date, datetime, timezone
+from datetime import date
 
 import dagster as dg
 
@@ -19,25 +19,9 @@ SAME_DAY_TABLES = ["feat_origin_departures", "feat_plane_departures"]
 
 
 def _status(state: PlatformState) -> dict:
-    from mlplatform.streaming.consumer import CONSUMER
-    from mlplatform.streaming.topic import open_topic
+    from mlplatform.streaming.consumer import stream_status
 
-    topic = open_topic(state.paths)
-    try:
-        checkpoint = topic.checkpoint(CONSUMER)
-        published = topic.published()
-        set_aside = topic.set_aside()
-    finally:
-        topic.close()
-    reasons: dict[str, int] = {}
-    for bad in set_aside:
-        reasons[bad["reason"]] = reasons.get(bad["reason"], 0) + 1
-    age = round(datetime.now(timezone.utc).timestamp() - checkpoint.committed_at, 1) \
-        if checkpoint.committed_at else None
-    return {"topic": topic.where, "published": published, "consumed": checkpoint.consumed,
-            "lag_events": published - checkpoint.consumed, "seconds_since_commit": age,
-            "latest_departure": (checkpoint.state or {}).get("watermark"), "set_aside": len(set_aside),
-            "set_aside_by_reason": reasons}
+    return stream_status(state.paths)
 
 
 @dg.asset(

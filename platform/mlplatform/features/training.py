@@ -79,18 +79,24 @@ def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
 RETRIEVAL_CHUNK_ROWS = 250_000
 
 
+def _join_in_chunks(store: FeatureStore, entities: pd.DataFrame, service_name: str, chunk_rows: int,
+                    order: list[str]) -> pd.DataFrame:
+    """Feast's point-in-time join of the entity rows with a service, `chunk_rows` at a time, each
+    chunk's rows back in `order` (Feast returns them in an order of its own)."""
+    service = store.get_feature_service(service_name)
+    parts = [store.get_historical_features(entity_df=entities.iloc[start:start + chunk_rows], features=service,
+                                           full_feature_names=True).to_df().sort_values(order)
+             for start in range(0, max(len(entities), 1), chunk_rows)]
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
 def retrieve(store: FeatureStore, flights: pd.DataFrame, service_name: str,
              chunk_rows: int = RETRIEVAL_CHUNK_ROWS) -> pd.DataFrame:
     """Point-in-time join of the flights with every feature of the service, as of each departure,
     in time order. Each flight's features depend on that flight alone, so the join runs on chunks
     of flights and memory stays bounded however many there are."""
-    service = store.get_feature_service(service_name)
     ordered = flights.sort_values([REQUEST_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
-    parts = [store.get_historical_features(entity_df=ordered.iloc[start:start + chunk_rows], features=service,
-                                           full_feature_names=True).to_df()
-             .sort_values([REQUEST_TIMESTAMP, FLIGHT_KEY])
-             for start in range(0, max(len(ordered), 1), chunk_rows)]
-    joined = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    joined = _join_in_chunks(store, ordered, service_name, chunk_rows, [REQUEST_TIMESTAMP, FLIGHT_KEY])
     leading = [FLIGHT_KEY, EVENT_TIMESTAMP, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
     return joined[leading + sorted(c for c in joined.columns if c not in leading)].reset_index(drop=True)
 
@@ -103,14 +109,10 @@ def retrieve_same_day(store: FeatureStore, flights: pd.DataFrame, lead_minutes: 
     departure stream had pushed online by then."""
     from mlplatform.features.service import LIVE_SERVICE_NAME
 
-    service = store.get_feature_service(service_name or LIVE_SERVICE_NAME)
     keys = flights[[FLIGHT_KEY, *JOIN_KEYS, REQUEST_TIMESTAMP]].copy()
     keys[EVENT_TIMESTAMP] = keys[REQUEST_TIMESTAMP] - pd.Timedelta(minutes=lead_minutes)
     keys = keys.drop(columns=[REQUEST_TIMESTAMP]).sort_values([EVENT_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
-    parts = [store.get_historical_features(entity_df=keys.iloc[start:start + chunk_rows], features=service,
-                                           full_feature_names=True).to_df()
-             for start in range(0, max(len(keys), 1), chunk_rows)]
-    joined = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    joined = _join_in_chunks(store, keys, service_name or LIVE_SERVICE_NAME, chunk_rows, [EVENT_TIMESTAMP, FLIGHT_KEY])
     features = sorted(c for c in joined.columns if "__" in c)
     return joined[[FLIGHT_KEY, *features]]
 

@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from mlplatform.domain import DAILY_TABLES, FIRST_DAY, LAST_DAY, REFERENCE_TABLES, feed
+from mlplatform.faults import crash_point
 from mlplatform.ingest.files import write_bytes_atomically
 from mlplatform.ingest.landing import LandingZone
 
@@ -115,7 +116,8 @@ class Replayer:
         result.reference_tables = self._land_reference()
         for i, day in enumerate(pending):
             if self.topic is not None:
-                self._publish_day(day, every)
+                self.publish_day(day, every)
+                crash_point("replay_events_published")  # the day's events out, its files not landed
             elif every and i:
                 time.sleep(every)
             for table in DAILY_TABLES:
@@ -127,7 +129,7 @@ class Replayer:
                 on_day(day)
         return result
 
-    def _publish_day(self, day: date, every: float) -> None:
+    def publish_day(self, day: date, every: float = 0.0) -> None:
         """The departures of the local day [midnight, next midnight), at their time on a clock that
         runs the day in `every` seconds (all at once without)."""
         from mlplatform.streaming.events import departures_between, local_midnight

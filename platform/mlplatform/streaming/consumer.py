@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 from mlplatform.faults import crash_point
-from mlplatform.streaming.events import BadEvent, parse
+from mlplatform.streaming.events import BadEvent, iso_utc, parse
 from mlplatform.streaming.features import GRAINS, SameDayState
 from mlplatform.streaming.topic import Checkpoint, Topic
 
@@ -42,7 +42,7 @@ class Poll:
 
 
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "event_timestamp": row["event_timestamp"].strftime("%Y-%m-%dT%H:%M:%SZ")}
+    return {**row, "event_timestamp": iso_utc(row["event_timestamp"])}
 
 
 class Consumer:
@@ -116,6 +116,24 @@ class Consumer:
     def lag(self) -> int:
         """Events published and not yet committed by this consumer."""
         return self.topic.published() - self.checkpoint.consumed
+
+
+def stream_status(paths) -> dict[str, Any]:
+    """What the `departure_stream` asset and `mlplatform status` report: events published and
+    consumed, the lag, the age of the last commit, the newest departure taken, events set aside."""
+    from mlplatform.streaming.topic import open_topic
+
+    topic = open_topic(paths)
+    try:
+        checkpoint, published, set_aside = topic.checkpoint(CONSUMER), topic.published(), topic.set_aside()
+    finally:
+        topic.close()
+    reasons = dict(Counter(bad["reason"] for bad in set_aside))
+    age = round(time.time() - checkpoint.committed_at, 1) if checkpoint.committed_at else None
+    return {"topic": topic.where, "published": published, "consumed": checkpoint.consumed,
+            "lag_events": published - checkpoint.consumed, "seconds_since_commit": age,
+            "latest_departure": (checkpoint.state or {}).get("watermark"), "set_aside": len(set_aside),
+            "set_aside_by_reason": reasons}
 
 
 def describe(report: Poll) -> str:

@@ -40,8 +40,8 @@ class Departure:
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["scheduled_departure_utc"] = _iso(self.scheduled_departure_utc)
-        data["actual_departure_utc"] = _iso(self.actual_departure_utc)
+        data["scheduled_departure_utc"] = iso_utc(self.scheduled_departure_utc)
+        data["actual_departure_utc"] = iso_utc(self.actual_departure_utc)
         return json.dumps(data, separators=(",", ":"))
 
 
@@ -61,8 +61,17 @@ MALFORMED, DUPLICATE, OUT_OF_ORDER, UNKNOWN_FLIGHT, FROM_THE_FUTURE = (
 REASONS = (MALFORMED, DUPLICATE, OUT_OF_ORDER, UNKNOWN_FLIGHT, FROM_THE_FUTURE)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+# How the stream writes a moment (events, the consumer's state, the rows it produced): UTC to the
+# second, so that the text sorts as the time does.
+ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime(ISO_UTC)
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, ISO_UTC).replace(tzinfo=timezone.utc)
 
 
 def flight_key(carrier: str, number: str, origin: str, local_day: date, hhmm: str) -> str:
@@ -79,8 +88,7 @@ def day_departures(day: date) -> tuple[Departure, ...]:
     for row in rows:
         if row["dep_delay"] in ("", "NA"):
             continue
-        scheduled = (datetime.strptime(row["time_hour"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-                     + timedelta(minutes=int(row["minute"])))
+        scheduled = parse_utc(row["time_hour"]) + timedelta(minutes=int(row["minute"]))
         delay = int(float(row["dep_delay"]))
         departures.append(Departure(
             flight_id=flight_key(row["carrier"], row["flight"], row["origin"], day, row["sched_dep_time"]),
@@ -141,7 +149,7 @@ def parse(payload: str | bytes) -> Departure:
         raise BadEvent(MALFORMED, f"dep_delay_minutes must be a whole number, got {delay!r}")
     scheduled, actual = _timestamp(data, "scheduled_departure_utc"), _timestamp(data, "actual_departure_utc")
     if actual - scheduled != timedelta(minutes=delay):
-        raise BadEvent(MALFORMED, f"actual departure {_iso(actual)} is not the scheduled {_iso(scheduled)} "
+        raise BadEvent(MALFORMED, f"actual departure {iso_utc(actual)} is not the scheduled {iso_utc(scheduled)} "
                                   f"plus the delay of {delay} minutes")
     departure = Departure(data["flight_id"], data["origin"], data["dest"], data["tail_number"] or None,
                           scheduled, actual, delay, data["carrier"])

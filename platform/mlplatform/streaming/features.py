@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
-from mlplatform.streaming.events import DUPLICATE, FROM_THE_FUTURE, OUT_OF_ORDER, BadEvent, Departure
+from mlplatform.streaming.events import (
+    DUPLICATE, FROM_THE_FUTURE, OUT_OF_ORDER, BadEvent, Departure, iso_utc, parse_utc,
+)
 
 SHORT_WINDOW, LONG_WINDOW = 10, 30
 DELAYED_MINUTES = 15
@@ -55,9 +57,7 @@ ORIGIN = Grain("origin", "origin_code", "origin")
 PLANE = Grain("plane", "tail_number", "tail_number", PLANE_FEATURES)
 WINDOW_GRAINS = (ORIGIN,)
 GRAINS = (*WINDOW_GRAINS, PLANE)
-# Shorthands the tests and the Feast repository use.
-ORIGIN_KEY, PLANE_KEY, ORIGIN_VIEW, PLANE_VIEW = ORIGIN.key, PLANE.key, ORIGIN.view, PLANE.view
-ORIGIN_FEATURES = WINDOW_FEATURES
+ORIGIN_VIEW, PLANE_VIEW = ORIGIN.view, PLANE.view
 # An event this far ahead of the newest accepted one is refused: accepted, it would make every
 # real event after it look out of order.
 MAX_AHEAD = timedelta(hours=6)
@@ -86,10 +86,10 @@ class SameDayState:
     def apply(self, event: Departure) -> list[tuple[str, dict[str, Any]]]:
         """Take the event into the state; return the (view, row) pairs it changed. Raises BadEvent
         (and changes nothing) for a duplicate, an out-of-order event or one from the future."""
-        at = _iso(event.actual_departure_utc)
+        at = iso_utc(event.actual_departure_utc)
         if event.flight_id in self.seen:
             raise BadEvent(DUPLICATE, f"{event.flight_id} departed already (at {self.seen[event.flight_id]})")
-        if self.watermark and event.actual_departure_utc > _parse(self.watermark) + MAX_AHEAD:
+        if self.watermark and event.actual_departure_utc > parse_utc(self.watermark) + MAX_AHEAD:
             raise BadEvent(FROM_THE_FUTURE, f"{event.flight_id} departs at {at}, more than {MAX_AHEAD} after "
                                             f"the newest departure so far ({self.watermark})")
         keys = {grain: getattr(event, grain.attribute) for grain in GRAINS if getattr(event, grain.attribute)}
@@ -115,7 +115,7 @@ class SameDayState:
         return changed
 
     def _forget_before(self, moment: datetime) -> None:
-        cutoff = _iso(moment)
+        cutoff = iso_utc(moment)
         if self.seen and min(self.seen.values()) < cutoff:
             self.seen = {k: v for k, v in self.seen.items() if v >= cutoff}
 
@@ -132,11 +132,3 @@ class SameDayState:
             return cls()
         return cls({k: deque(v, maxlen=LONG_WINDOW) for k, v in data["delays"].items()},
                    {k: tuple(v) for k, v in data["latest"].items()}, dict(data["seen"]), data["watermark"])
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)

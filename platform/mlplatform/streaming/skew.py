@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from mlplatform.ingest.lake import Lake
-from mlplatform.streaming.events import local_midnight
+from mlplatform.streaming.events import iso_utc, local_midnight
 from mlplatform.streaming.features import GRAINS
 from mlplatform.streaming.topic import Topic
 
@@ -34,13 +34,9 @@ class StreamSkew:
         return not self.mismatches and not self.not_streamed and not self.not_in_dbt
 
 
-def _iso(series) -> list[str]:
-    return [t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in series.dt.tz_convert("UTC")]
-
-
 def compare_stream_with_dbt(topic: Topic, exports: Lake, day: date, watermark: str | None) -> StreamSkew:
     report = StreamSkew()
-    start, end = (local_midnight(d).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (day, day + timedelta(days=1)))
+    start, end = (iso_utc(local_midnight(d)) for d in (day, day + timedelta(days=1)))
     if watermark is None:
         return report
     for view, (model, key, features) in VIEWS.items():
@@ -48,10 +44,11 @@ def compare_stream_with_dbt(topic: Topic, exports: Lake, day: date, watermark: s
         if not path.exists():
             continue
         built = pq.read_table(path).to_pandas()
-        built_rows = {(k, t): row for k, t, row in zip(built[key], _iso(built["event_timestamp"]),
+        built_rows = {(k, t): row for k, t, row in zip(built[key], map(iso_utc, built["event_timestamp"]),
                                                       built[list(features)].to_dict("records"))
                       if t <= watermark}
-        streamed = {(r[key], r["event_timestamp"]): r for r in topic.produced(view, start, min(end, watermark + "~"))}
+        # Nothing produced lies past the watermark: it is the newest departure the consumer took.
+        streamed = {(r[key], r["event_timestamp"]): r for r in topic.produced(view, start, end)}
         report.streamed += len(streamed)
         for k in built_rows.keys() - streamed.keys():
             report.not_streamed += 1

@@ -185,10 +185,10 @@ class RedisTopic(Topic):
 
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self.where = f"Redis stream {prefix} at {url.split('@')[-1]}"
-        self.key, self._prefix = prefix, prefix
+        self.key = prefix  # the event stream; what the consumer commits lives under `<prefix>:…`
 
     def _k(self, suffix: str) -> str:
-        return f"{self._prefix}:{suffix}"
+        return f"{self.key}:{suffix}"
 
     def publish(self, payloads: list[str]) -> None:
         pipe = self._redis.pipeline(transaction=True)
