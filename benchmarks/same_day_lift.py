@@ -50,10 +50,12 @@ def main() -> None:
         frame.merge(same_day, on="flight_id", how="left").to_parquet(live)
         for name, path in (("day-ahead", day_ahead), (f"with same-day features, lead {args.lead} min", live)):
             results[name] = compare(path, args.holdout_days, args.validation_days, args.holdout_first_day, False)
-    print(json.dumps({name: {"split": r["split"], "seconds": r["seconds"]} for name, r in results.items()}, indent=1))
+    print(json.dumps({name: {"split": r["split"], "seconds": r["seconds"], "chosen": r["chosen"],
+                             "validation": r["validation"]} for name, r in results.items()}, indent=1))
     print("| features | model | ROC AUC | PR AUC | log loss |\n|---|---|---|---|---|")
     for name, r in results.items():
         for model, m in r["metrics"].items():
+            model = f"{model} (registered)" if model == r["chosen"] else model
             print(f"| {name} | {model} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['log_loss']:.4f} |")
 
 

@@ -23,6 +23,7 @@ from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 
 GROUP = "model"
 GATE = "challenger_beats_champion"
+FAMILY_TAG = "model_family"  # on the run and the model version: network or gradient_boosting
 GPU_POOL = "gpu"
 # Which rows the registered model learned from (an MLflow param): the evaluation fits the
 # baselines on the same ones.
@@ -54,9 +55,11 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
 
     from mlplatform.ml.columns import CATEGORICAL
     from mlplatform.ml.device import DeviceUnavailable, select_device
-    from mlplatform.ml.evaluate import metrics
     from mlplatform.ml.split import NotEnoughData, require_trainable
-    from mlplatform.ml.train import TrainConfig, TrainingDiverged, fit_network
+    from mlplatform.ml.boosting import BoostingConfig
+    from mlplatform.ml.bundle import NETWORK
+    from mlplatform.ml.candidates import choose, fit_candidates, parse_families, validation_table
+    from mlplatform.ml.train import TrainConfig, TrainingDiverged
     from mlplatform.model import plots
 
     state: PlatformState = context.resources.state
@@ -74,13 +77,20 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     except (NotEnoughData, DeviceUnavailable) as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
 
+    try:
+        families = parse_families(model_spec.model_families)
+    except ValueError as err:
+        raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
     config = TrainConfig(max_epochs=model_spec.max_epochs, patience=model_spec.patience,
                          learning_rate=model_spec.learning_rate, seed=model_spec.seed)
+    boosting_config = BoostingConfig(seed=model_spec.seed)
     fitted_on = FITTED_ON_ALL if model_spec.refit else FITTED_ON_TRAIN
     mlf = context.resources.mlflow
     run_id = mlflow.active_run().info.run_id
     try:
         mlf.log_params({**{f"train_{k}": v for k, v in config.__dict__.items()}, "device": settings.name,
+                        **{f"boosting_{k}": v for k, v in boosting_config.__dict__.items()},
+                        "model_families": ",".join(families),
                         "batch_size": settings.batch_size, "threads": settings.threads,
                         "categorical": ",".join(CATEGORICAL), "numeric_features": len(numeric),
                         **{f"split_{k}": v for k, v in split.describe().items()},
@@ -111,16 +121,29 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
             context.log.info(f"refit epoch {stats.epoch}: train loss {stats.train_loss:.4f}")
             mlflow.log_metrics({"refit_train_loss": stats.train_loss}, step=stats.epoch)
 
-        fitted = fit_network(split, numeric, settings, config, with_refit=model_spec.refit,
-                             on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
-        result = fitted.stopped
-        # Validation figures come from the early-stopped model, before the refit sees those days.
-        val_scores = metrics(split.validation[LABEL].to_numpy(), fitted.validation_probability)
+        candidates = fit_candidates(split, numeric, families, settings=settings, train_config=config,
+                                    boosting_config=boosting_config, with_refit=model_spec.refit,
+                                    on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
+        chosen = choose(candidates)
+        for candidate in candidates:
+            mlflow.log_metrics({f"validation_{k}_{candidate.family}": v for k, v in candidate.validation.items()
+                                if k in ("roc_auc", "log_loss")})
+        # The registered model's validation figures: its family's early-stopped model, before the
+        # refit sees those days.
+        val_scores = chosen.validation
         mlflow.log_metrics({f"validation_{k}": v for k, v in val_scores.items()})
-        curves = plots.loss_curves([h.train_loss for h in result.history],
-                                   [h.validation_loss for h in result.history], result.best_epoch)
-        mlflow.log_image(_image(curves), "plots/loss_curves.png")
-        version = _register(paths, fitted.pre, fitted.model, split.validation.head(5), run_id, line.model)
+        mlflow.set_tag(FAMILY_TAG, chosen.family)
+        context.log.info(f"{chosen.family} chosen: " + "; ".join(
+            f"{c.family} validation log loss {c.validation['log_loss']:.4f}, ROC AUC {c.validation['roc_auc']:.4f}"
+            for c in candidates))
+        network = next((c for c in candidates if c.family == NETWORK), None)
+        curves = None
+        if network is not None:
+            history = network.history
+            curves = plots.loss_curves([h.train_loss for h in history.history],
+                                       [h.validation_loss for h in history.history], history.best_epoch)
+            mlflow.log_image(_image(curves), "plots/loss_curves.png")
+        version = _register(paths, chosen.trained, split.validation.head(5), run_id, line.model)
     except TrainingDiverged as err:
         finish_run(failed=True)
         raise dg.Failure(f"nothing registered: {err}", allow_retries=False) from None
@@ -128,15 +151,19 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         finish_run(failed=True)
         raise
     finish_run()
-    throughput = float(np.median([h.samples_per_second for h in result.history]))
+    extra: dict[str, Any] = {}
+    if network is not None:
+        extra = {**network.details, "samples_per_second": round(float(np.median(
+            [h.samples_per_second for h in network.history.history]))),
+            "loss_curves": dg.MetadataValue.md(plots.markdown_image(curves, "loss"))}
     return dg.MaterializeResult(metadata={
         "registered_model": line.model, "model_version": int(version.version), "alias": CHALLENGER,
-        "mlflow_run_id": run_id,
-        "device": settings.name, "epochs": len(result.history), "best_epoch": result.best_epoch,
-        "fitted_on": f"{fitted_on} ({fitted.fitted_rows} flights)",
+        "model_family": chosen.family, "mlflow_run_id": run_id, "device": settings.name,
+        "candidates": dg.MetadataValue.json({c.family: {**validation_table([c])[c.family], **c.details}
+                                             for c in candidates}),
+        "fitted_on": f"{fitted_on} ({chosen.fitted_rows} flights)",
         "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),
-        "samples_per_second": round(throughput), "training_set_content_hash": manifest["content_hash"],
-        "split": split.describe(), "loss_curves": dg.MetadataValue.md(plots.markdown_image(curves, "loss")),
+        "training_set_content_hash": manifest["content_hash"], "split": split.describe(), **extra,
     })
 
 
@@ -148,17 +175,19 @@ def _image(png: bytes):
     return Image.open(io.BytesIO(png))
 
 
-def _register(paths, pre, model, example, run_id: str, registered_model: str):
-    """Log the pyfunc (preprocessing, network, weights) and register it as the challenger."""
+def _register(paths, trained, example, run_id: str, registered_model: str):
+    """Log the pyfunc (preprocessing and the fitted network or boosting model) and register it as the
+    challenger, tagged with its family."""
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    from mlplatform.ml.bundle import save_bundle, score
+    from mlplatform.ml.bundle import save_bundle
     from mlplatform.ml.columns import CATEGORICAL
     from mlplatform.model.pyfunc import FlightDelayModel
     from mlplatform.model.tracking import client
 
+    pre = trained.pre
     inputs = example[[c for c in [*CATEGORICAL, *pre.numeric] if c in example.columns]].reset_index(drop=True)
     # The signature names every input, all optional: the preprocessing scores missing ones as missing,
     # and a numeric feature arrives as int64 one day and float64 (with NaN) the next, so its type is
@@ -166,18 +195,19 @@ def _register(paths, pre, model, example, run_id: str, registered_model: str):
     signature = ModelSignature(
         inputs=Schema([ColSpec("string", c, required=False) for c in CATEGORICAL if c in inputs.columns]
                       + [ColSpec(AnyType(), c, required=False) for c in pre.numeric]),
-        outputs=infer_signature(inputs, score(pre, model, inputs)).outputs)
+        outputs=infer_signature(inputs, trained.score(inputs)).outputs)
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = save_bundle(Path(tmp) / "bundle", pre, model)
+        bundle = save_bundle(Path(tmp) / "bundle", trained)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=FlightDelayModel(), artifacts={"bundle": str(bundle)},
             signature=signature, input_example=inputs,
             registered_model_name=registered_model,
-            pip_requirements=["mlplatform", "torch==2.13.0", "pandas", "numpy", "mlflow"])
+            pip_requirements=["mlplatform", "torch==2.13.0", "scikit-learn", "pandas", "numpy", "mlflow"])
     tracker = client(paths)
     version = tracker.get_model_version(registered_model, info.registered_model_version)
     tracker.set_registered_model_alias(registered_model, CHALLENGER, version.version)
     tracker.set_model_version_tag(registered_model, version.version, "mlflow_run_id", run_id)
+    tracker.set_model_version_tag(registered_model, version.version, FAMILY_TAG, trained.family)
     return version
 
 
@@ -284,6 +314,7 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
                                 "champion_version": int(champion.version) if "champion" in scores else "none",
                                 "reason": reason, "tolerance": model_spec.gate_tolerance,
                                 "best_on_holdout": best_on_holdout,
+                                "challenger_family": run.data.tags.get(FAMILY_TAG, "network"),
                                 "baselines_fitted_on": f"{len(fitted)} flights"}
     return dg.MaterializeResult(
         metadata={**evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} flights)",
@@ -328,17 +359,19 @@ def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name=line.key("delay_model"),
         group_name=GROUP,
-        kinds={"pytorch", "mlflow"},
+        kinds={"pytorch", "scikitlearn", "mlflow"},
         deps=[line.key("training_set")],
         pool=GPU_POOL,
         op_tags=TRAINING_STEP_TAGS,
         # dagster-mlflow's resource is a legacy one, which cannot be mixed with typed resource
         # parameters: every resource comes through the context here.
         required_resource_keys={"mlflow", "state", "model_spec", "training_device"},
-        description=f"A tabular network on the {features} (embeddings for carrier, origin, destination, "
-                    "route, plane; standardized numeric features with missing flags) trained with early "
-                    "stopping on a later-in-time validation split, then refit; logged to MLflow and "
-                    f"registered as a new `{line.model}` version aliased `challenger`, preprocessing included.",
+        description=f"Candidates on the {features}: a tabular network (embeddings for carrier, origin, "
+                    "destination, route, plane; standardized numeric features with missing flags) and "
+                    "HistGradientBoosting on the same inputs, each stopped early on a later-in-time validation "
+                    "split, then refit. The one with the lower validation log loss is logged to MLflow and "
+                    f"registered as a new `{line.model}` version aliased `challenger`, preprocessing included "
+                    "(`model_families` picks the candidates).",
     )
     def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return _train(context, line)

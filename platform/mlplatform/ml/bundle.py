@@ -1,36 +1,104 @@
-"""The trained model as files: preprocessing, network shape and weights, saved and loaded together,
-so that whatever scores a flight applies exactly what training did."""
+"""The trained model as files: preprocessing and the fitted estimator of its family, saved and loaded
+together, so that whatever scores a flight applies exactly what training did.
+
+Families: `network` (the PyTorch TabularNet: its shape and weights), `gradient_boosting`
+(scikit-learn's HistGradientBoosting, pickled) and `blend` (both, fitted on the same rows with the same
+preprocessing; the mean of their probabilities). A bundle without a family file is a network: the
+versions registered before there were several families.
+"""
 
 from __future__ import annotations
 
 import json
+import pickle
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from mlplatform.ml.network import TabularNet
 from mlplatform.ml.preprocess import Preprocessor
-from mlplatform.ml.train import predict_proba
+
+NETWORK, GRADIENT_BOOSTING, BLEND = "network", "gradient_boosting", "blend"
+FAMILIES = (NETWORK, GRADIENT_BOOSTING)  # what can be fitted; a blend is made of both
 
 
-def save_bundle(folder: Path, pre: Preprocessor, model: TabularNet) -> Path:
+@dataclass(frozen=True)
+class TrainedModel:
+    family: str
+    pre: Preprocessor
+    estimator: Any  # a TabularNet, a HistGradientBoostingClassifier, or (blend) a tuple of both
+
+    def probabilities(self, cats: np.ndarray, nums: np.ndarray) -> np.ndarray:
+        """Delay probabilities from preprocessed inputs (float32, one per row)."""
+        if self.family == BLEND:
+            network, boosting = self.estimator
+            return (TrainedModel(NETWORK, self.pre, network).probabilities(cats, nums)
+                    + TrainedModel(GRADIENT_BOOSTING, self.pre, boosting).probabilities(cats, nums)) / 2
+        if self.family == GRADIENT_BOOSTING:
+            from mlplatform.ml.boosting import arrays_to_inputs
+
+            if not len(cats):
+                return np.zeros(0, dtype=np.float32)
+            return self.estimator.predict_proba(arrays_to_inputs(cats, nums))[:, 1].astype(np.float32)
+        from mlplatform.ml.train import predict_proba
+
+        return predict_proba(self.estimator, cats, nums)
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Flights given as training-set-shaped rows (missing columns are missing values)."""
+        return self.probabilities(*self.pre.transform(frame))
+
+    def score_records(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """The same for flights given as dicts (the serving path: no pandas)."""
+        return self.probabilities(*self.pre.transform_records(records))
+
+
+def blend(network: TrainedModel, boosting: TrainedModel) -> TrainedModel:
+    """Both families as one model: they must share their preprocessing (fitted on the same rows)."""
+    if network.pre != boosting.pre:
+        raise ValueError("a blend needs both models fitted on the same rows with the same preprocessing")
+    return TrainedModel(BLEND, network.pre, (network.estimator, boosting.estimator))
+
+
+def _parts(trained: TrainedModel) -> dict[str, Any]:
+    if trained.family == BLEND:
+        return dict(zip((NETWORK, GRADIENT_BOOSTING), trained.estimator))
+    return {trained.family: trained.estimator}
+
+
+def save_bundle(folder: Path, trained: TrainedModel) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "preprocessor.json").write_text(json.dumps(pre.to_dict()))
-    (folder / "network.json").write_text(json.dumps(model.config))
-    torch.save(model.cpu().state_dict(), folder / "weights.pt")
+    (folder / "preprocessor.json").write_text(json.dumps(trained.pre.to_dict()))
+    (folder / "family.json").write_text(json.dumps({"family": trained.family}))
+    for family, estimator in _parts(trained).items():
+        if family == GRADIENT_BOOSTING:
+            (folder / "boosting.pkl").write_bytes(pickle.dumps(estimator))
+            continue
+        import torch
+
+        (folder / "network.json").write_text(json.dumps(estimator.config))
+        torch.save(estimator.cpu().state_dict(), folder / "weights.pt")
     return folder
 
 
-def load_bundle(folder: Path) -> tuple[Preprocessor, TabularNet]:
+def load_bundle(folder: Path) -> TrainedModel:
     pre = Preprocessor.from_dict(json.loads((folder / "preprocessor.json").read_text()))
-    model = TabularNet.from_config(json.loads((folder / "network.json").read_text()))
-    model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
-    return pre, model.eval()
+    family_file = folder / "family.json"
+    family = json.loads(family_file.read_text())["family"] if family_file.exists() else NETWORK
+    parts = []
+    if family in (NETWORK, BLEND):
+        import torch
 
+        from mlplatform.ml.network import TabularNet
 
-def score(pre: Preprocessor, model: TabularNet, frame: pd.DataFrame) -> np.ndarray:
-    """Delay probabilities for flights given as training-set-shaped rows (missing columns are missing values)."""
-    cats, nums = pre.transform(frame)
-    return predict_proba(model, cats, nums)
+        model = TabularNet.from_config(json.loads((folder / "network.json").read_text()))
+        model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
+        parts.append(model.eval())
+    if family in (GRADIENT_BOOSTING, BLEND):
+        # The registry's own artifact, written by the training asset: trusted as any model file is.
+        parts.append(pickle.loads((folder / "boosting.pkl").read_bytes()))
+    if not parts:
+        raise ValueError(f"{folder / 'family.json'}: unknown model family {family!r}")
+    return TrainedModel(family, pre, parts[0] if len(parts) == 1 else tuple(parts))

@@ -1,5 +1,5 @@
-"""The MLflow pyfunc of the flight-delay network: `models:/flight_delay@champion` loads it with its
-preprocessing, and `predict` takes training-set-shaped rows and returns delay probabilities."""
+"""The MLflow pyfunc of a flight-delay model (network or gradient boosting): `models:/flight_delay@champion`
+loads it with its preprocessing, and `predict` takes training-set-shaped rows and returns delay probabilities."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from mlplatform.ml.bundle import load_bundle, score
+from mlplatform.ml.bundle import load_bundle
 
 
 class FlightDelayModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        self.pre, self.model = load_bundle(Path(context.artifacts["bundle"]))
+        self.trained = load_bundle(Path(context.artifacts["bundle"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
-        return score(self.pre, self.model, model_input)
+        return self.trained.score(model_input)

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mlplatform.ml.network import TabularNet
-from mlplatform.ml.preprocess import Preprocessor
+from mlplatform.ml.bundle import TrainedModel
 from mlplatform.state import StatePaths
 
 log = logging.getLogger(__name__)
@@ -24,15 +23,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LoadedModel:
     version: int
-    pre: Preprocessor
-    network: TabularNet
+    trained: TrainedModel
+
+    @property
+    def family(self) -> str:
+        return self.trained.family
 
     def predict(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Delay probabilities for flights given as training-set-shaped dicts."""
-        from mlplatform.ml.train import predict_proba
-
-        cats, nums = self.pre.transform_records(records)
-        return predict_proba(self.network, cats, nums)
+        return self.trained.score_records(records)
 
 
 class ChampionHolder:
@@ -56,7 +55,7 @@ class ChampionHolder:
         if held is None or (self.current is not None and self.current.version == int(held.version)):
             return False
         loaded = mlflow.pyfunc.load_model(f"models:/{self.model}/{held.version}").unwrap_python_model()
-        self.current = LoadedModel(int(held.version), loaded.pre, loaded.model)
+        self.current = LoadedModel(int(held.version), loaded.trained)
         log.info("serving %s champion version %s", self.model, held.version)
         return True
 
