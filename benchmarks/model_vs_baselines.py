@@ -26,19 +26,20 @@ OLD_DEFAULTS = {"hidden": (128, 64), "dropout": 0.1, "weight_decay": 1e-5}
 
 def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_day: str | None,
             old_defaults: bool) -> dict:
-    """Every candidate family as `delay_model` fits it (the network, gradient boosting, their blend),
-    which one it would register (the lowest validation log loss), and the baselines, on the holdout."""
+    """Every family as `delay_model` fits it (the network, gradient boosting, their blend), which one it
+    registers by default, and the baselines, on the holdout."""
     import pandas as pd
 
     from mlplatform.features.service import LABEL
     from mlplatform.ml.boosting import BoostingConfig
     from mlplatform.ml.bundle import FAMILIES
-    from mlplatform.ml.candidates import choose, fit_candidates
+    from mlplatform.ml.candidates import fit_candidates, registered
     from mlplatform.ml.columns import numeric_inputs
     from mlplatform.ml.device import select_device
     from mlplatform.ml.evaluate import baselines, metrics
     from mlplatform.ml.split import split_by_time
     from mlplatform.ml.train import TrainConfig, fit_network, predict_proba
+    from mlplatform.resources import ModelSpec
 
     frame = pd.read_parquet(path)
     numeric = numeric_inputs(frame)
@@ -50,7 +51,7 @@ def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_d
     candidates = fit_candidates(split, numeric, list(FAMILIES), settings=select_device("cpu"),
                                 train_config=TrainConfig(), boosting_config=BoostingConfig(), with_refit=True)
     seconds["candidates"] = time.perf_counter() - started
-    chosen = choose(candidates)
+    chosen = registered(candidates, ModelSpec().model_family)
     for candidate in candidates:
         scores[candidate.family] = candidate.trained.score(split.holdout)
     if old_defaults:

@@ -78,12 +78,11 @@ class ModelSpec(dg.ConfigurableResource):
         description="A training set holds at most this many labeled flights of its window, a seeded uniform "
                     "sample beyond that, so its time and memory stay bounded as data grows (the year of "
                     "real flights is 330,000; `replay --scale 10` is 3.3 million).")
-    model_families: str = Field(
-        default="network,gradient_boosting",
-        description="The candidate families the training asset fits, comma-separated: `network` (PyTorch) and "
-                    "`gradient_boosting` (scikit-learn HistGradientBoosting), each stopped early on the "
-                    "validation days and refit. The one with the lower validation log loss is registered as "
-                    "the challenger (the `model_family` tag says which).")
+    model_family: str = Field(
+        default="blend",
+        description="What the training asset registers: `network` (PyTorch), `gradient_boosting` (scikit-learn "
+                    "HistGradientBoosting on the same inputs) or `blend` (both, fitted on the same rows, the mean "
+                    "of their probabilities). Each part is stopped early on the validation days and refit.")
     same_day_lead_minutes: int = Field(
         default=60, ge=0,
         description="The live model (`flight_delay_live`) learns from the same-day features as they were this "

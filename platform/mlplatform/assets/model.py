@@ -23,7 +23,7 @@ from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 
 GROUP = "model"
 GATE = "challenger_beats_champion"
-FAMILY_TAG = "model_family"  # on the run and the model version: network or gradient_boosting
+FAMILY_TAG = "model_family"  # on the run and the model version: network, gradient_boosting or blend
 GPU_POOL = "gpu"
 # Which rows the registered model learned from (an MLflow param): the evaluation fits the
 # baselines on the same ones.
@@ -58,7 +58,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     from mlplatform.ml.split import NotEnoughData, require_trainable
     from mlplatform.ml.boosting import BoostingConfig
     from mlplatform.ml.bundle import NETWORK
-    from mlplatform.ml.candidates import choose, fit_candidates, parse_families, validation_table
+    from mlplatform.ml.candidates import fit_candidates, parts_of, registered, validation_table
     from mlplatform.ml.train import TrainConfig, TrainingDiverged
     from mlplatform.model import plots
 
@@ -78,7 +78,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
 
     try:
-        families = parse_families(model_spec.model_families)
+        families = parts_of(model_spec.model_family)
     except ValueError as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
     config = TrainConfig(max_epochs=model_spec.max_epochs, patience=model_spec.patience,
@@ -90,7 +90,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     try:
         mlf.log_params({**{f"train_{k}": v for k, v in config.__dict__.items()}, "device": settings.name,
                         **{f"boosting_{k}": v for k, v in boosting_config.__dict__.items()},
-                        "model_families": ",".join(families),
+                        "model_family": model_spec.model_family,
                         "batch_size": settings.batch_size, "threads": settings.threads,
                         "categorical": ",".join(CATEGORICAL), "numeric_features": len(numeric),
                         **{f"split_{k}": v for k, v in split.describe().items()},
@@ -124,7 +124,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         candidates = fit_candidates(split, numeric, families, settings=settings, train_config=config,
                                     boosting_config=boosting_config, with_refit=model_spec.refit,
                                     on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
-        chosen = choose(candidates)
+        chosen = registered(candidates, model_spec.model_family)
         for candidate in candidates:
             mlflow.log_metrics({f"validation_{k}_{candidate.family}": v for k, v in candidate.validation.items()
                                 if k in ("roc_auc", "log_loss")})
@@ -133,7 +133,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         val_scores = chosen.validation
         mlflow.log_metrics({f"validation_{k}": v for k, v in val_scores.items()})
         mlflow.set_tag(FAMILY_TAG, chosen.family)
-        context.log.info(f"{chosen.family} chosen: " + "; ".join(
+        context.log.info(f"registering the {chosen.family}: " + "; ".join(
             f"{c.family} validation log loss {c.validation['log_loss']:.4f}, ROC AUC {c.validation['roc_auc']:.4f}"
             for c in candidates))
         network = next((c for c in candidates if c.family == NETWORK), None)
@@ -366,12 +366,12 @@ def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
         # dagster-mlflow's resource is a legacy one, which cannot be mixed with typed resource
         # parameters: every resource comes through the context here.
         required_resource_keys={"mlflow", "state", "model_spec", "training_device"},
-        description=f"Candidates on the {features}: a tabular network (embeddings for carrier, origin, "
-                    "destination, route, plane; standardized numeric features with missing flags) and "
-                    "HistGradientBoosting on the same inputs, each stopped early on a later-in-time validation "
-                    "split, then refit. The one with the lower validation log loss is logged to MLflow and "
-                    f"registered as a new `{line.model}` version aliased `challenger`, preprocessing included "
-                    "(`model_families` picks the candidates).",
+        description=f"A model on the {features}: by default the blend of a tabular network (embeddings for "
+                    "carrier, origin, destination, route, plane; standardized numeric features with missing "
+                    "flags) and HistGradientBoosting on the same inputs, each stopped early on a later-in-time "
+                    "validation split, then refit (`model_spec.model_family`: network, gradient_boosting or "
+                    f"blend). Logged to MLflow and registered as a new `{line.model}` version aliased "
+                    "`challenger`, preprocessing included; the metadata compares the parts on the validation days.",
     )
     def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return _train(context, line)

@@ -55,7 +55,9 @@ class ChampionHolder:
         if held is None or (self.current is not None and self.current.version == int(held.version)):
             return False
         loaded = mlflow.pyfunc.load_model(f"models:/{self.model}/{held.version}").unwrap_python_model()
-        self.current = LoadedModel(int(held.version), loaded.trained)
+        model = LoadedModel(int(held.version), loaded.trained)
+        model.predict([{}])  # a flight with every feature missing: builds what the first request would
+        self.current = model
         log.info("serving %s champion version %s", self.model, held.version)
         return True
 
