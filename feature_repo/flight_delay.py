@@ -44,7 +44,7 @@ plane = Entity(name="plane", join_keys=["tail_number"], value_type=ValueType.STR
 origin_weather = FeatureView(
     name="origin_weather", entities=[origin], ttl=timedelta(hours=3), source=_source("feat_origin_weather"),
     schema=[Field(name=n, dtype=Float64) for n in (
-        "temperature_f", "dewpoint_f", "humidity_pct", "wind_direction_deg", "wind_speed_mph", "wind_gust_mph",
+        "temperature_f", "dewpoint_f", "humidity_pct", "wind_speed_mph", "wind_gust_mph",
         "visibility_mi", "precipitation_in", "pressure_mb")],
     description="Latest weather observation at the origin airport.")
 

@@ -1,7 +1,6 @@
 {{ config(
     materialized='incremental',
     unique_key='weather_date',
-    on_schema_change='append_new_columns',
     tags=['daily'],
     meta={'export': 'weather_date'},
 ) }}
@@ -15,7 +14,6 @@ select
     temperature_f,
     dewpoint_f,
     humidity_pct,
-    cast(wind_direction_deg as double) as wind_direction_deg,
     wind_speed_mph,
     wind_gust_mph,
     visibility_mi,
