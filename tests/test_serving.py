@@ -308,7 +308,8 @@ def test_predict_live_answers_with_the_live_model_and_the_streamed_features(serv
     assert body["same_day_features_as_of"]["origin_departures"] == newest_ewr.isoformat()
     plane = max((e.actual_departure_utc for e in events if e.tail_number == FLIGHT["tail_number"]), default=None)
     assert body["same_day_features_as_of"]["plane_departures"] == (plane.isoformat() if plane else None)
-    assert httpx.get(f"{url}/health", timeout=5).json()["live_model_version"] == 1
+    health = httpx.get(f"{url}/health", timeout=5).json()
+    assert health["live_model_version"] == 1 and health["model_family"] == "blend"
 
     # Ten very late departures from Newark, streamed now (flights of a day after the last built
     # one: the stream runs ahead of the end-of-day files).

@@ -101,7 +101,7 @@ def _runs(paths: StatePaths) -> dict[str, Any]:
 
 
 _LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash", "feature_service",
-                 "feature_definitions_hash", "dbt_code_version", "dagster_run_id", "gate")
+                 "feature_definitions_hash", "dbt_code_version", "dagster_run_id", "gate", "model_family")
 
 
 def _models(paths: StatePaths, model: str = REGISTERED_MODEL) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def _format_model(lines: list[str], name: str, models: dict[str, Any]) -> None:
     lines.append(f"  {models['registered_versions']} version(s) registered")
     for alias, held in models["aliases"].items():
         auc = held["holdout_roc_auc"]
-        lines.append(f"  @{alias}: version {held['version']}"
+        lines.append(f"  @{alias}: version {held['version']} ({held['model_family'] or 'network'})"
                      + (f", holdout ROC AUC {auc:.4f}" if auc is not None else "") + f", gate {held['gate']}")
         lines.append(f"    trained on {held['trained_on']}, holdout {held['holdout']}; training set "
                      f"{(held['training_set_content_hash'] or '')[:16]} (raw {held['raw_partitions']})")

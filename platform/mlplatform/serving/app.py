@@ -114,6 +114,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         model = champion.current
         live = live_champion.current
         return {"status": "ok" if model else "no model", "model_version": model.version if model else None,
+                "model_family": model.family if model else None,
                 "live_model_version": live.version if live else None}
 
     @app.get("/metrics")
