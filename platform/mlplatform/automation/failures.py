@@ -2,7 +2,8 @@
 
 `$MLPLATFORM_HOME/run_failures.jsonl` gets the run, its job, what triggered it (the sensors' tags),
 the partition or range, and the error; `mlplatform status` shows the latest. A failed run's MLflow
-run, if a crash left it RUNNING, is ended as FAILED here too.
+run, if a crash left it RUNNING, is ended as FAILED here too. The failure raises an alert
+(`alerts.py`): once per failing job, until a run of that job succeeds.
 """
 
 import json
@@ -56,10 +57,26 @@ def step_error(event: dg.DagsterEvent) -> str:
     name="run_failure_sensor",
     minimum_interval_seconds=5,
     default_status=sensor_status(),
-    description=f"Records every failed run in $MLPLATFORM_HOME/{FAILURES_LOG}.",
+    description=f"Records every failed run in $MLPLATFORM_HOME/{FAILURES_LOG} and alerts once per failing job "
+                "(MLPLATFORM_ALERT_WEBHOOK_URL, and alerts.jsonl) until a run of that job succeeds.",
 )
 def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
-    entry = record_failure(StatePaths.resolve(None), run, context.failure_event.message or "",
+    paths = StatePaths.resolve(None)
+    entry = record_failure(paths, run, context.failure_event.message or "",
                            {e.step_key: step_error(e) for e in context.get_step_failure_events()})
     context.log.warning(f"run {run.run_id[:8]} ({run.job_name}) failed: {entry['error']}")
+    alert_failed_run(paths, context.instance, entry)
+
+
+def alert_failed_run(paths: StatePaths, instance: dg.DagsterInstance, entry: dict) -> bool:
+    """One alert per failing job: another failure of the same job sends nothing until it succeeds."""
+    from mlplatform.automation.alerts import Alert, AlertPolicy, Notifier, job_succeeded_since
+    from mlplatform.resources import settings_from_env
+
+    steps = "; ".join(f"{step}: {error}" for step, error in entry["failed_steps"].items()) or entry["error"]
+    alert = Alert(key=f"run_failed:{entry['job']}", title=f"{entry['job']} failed",
+                  text=f"run {entry['run_id']} ({entry['trigger']}, {entry['partition'] or 'no partition'}): {steps}",
+                  details={"run_id": entry["run_id"], "job": entry["job"], "partition": entry["partition"]})
+    notifier = Notifier(paths, settings_from_env(AlertPolicy, "MLPLATFORM_ALERT"))
+    return notifier.raise_alert(alert, cleared=job_succeeded_since(instance, entry["job"]))
