@@ -66,7 +66,10 @@ def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
     entry = record_failure(paths, run, context.failure_event.message or "",
                            {e.step_key: step_error(e) for e in context.get_step_failure_events()})
     context.log.warning(f"run {run.run_id[:8]} ({run.job_name}) failed: {entry['error']}")
-    alert_failed_run(paths, context.instance, entry)
+    try:
+        alert_failed_run(paths, context.instance, entry)
+    except Exception:  # the failure is recorded above; a broken alert must not fail the sensor's tick
+        context.log.exception(f"could not raise the alert for run {run.run_id[:8]}")
 
 
 def alert_failed_run(paths: StatePaths, instance: dg.DagsterInstance, entry: dict) -> bool:
