@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-
 from mlplatform.features.service import LABEL
 from mlplatform.ml.bundle import BLEND, FAMILIES, GRADIENT_BOOSTING, NETWORK, TrainedModel, blend
 from mlplatform.ml.split import TimeSplit
