@@ -33,7 +33,7 @@ def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_d
     from mlplatform.features.service import LABEL
     from mlplatform.ml.boosting import BoostingConfig
     from mlplatform.ml.bundle import FAMILIES
-    from mlplatform.ml.candidates import fit_candidates, registered
+    from mlplatform.ml.candidates import fit_candidates, registered, validation_table
     from mlplatform.ml.columns import numeric_inputs
     from mlplatform.ml.device import select_device
     from mlplatform.ml.evaluate import baselines, metrics
@@ -68,8 +68,7 @@ def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_d
     seconds["baselines"] = time.perf_counter() - started
     return {"training_set": str(path), "split": split.describe(), "fitted_rows": chosen.fitted_rows,
             "chosen": chosen.family,
-            "validation": {c.family: {k: round(c.validation[k], 4) for k in ("roc_auc", "log_loss")}
-                           for c in candidates},
+            "validation": validation_table(candidates),
             "metrics": {name: metrics(label, p) for name, p in scores.items()},
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}
 

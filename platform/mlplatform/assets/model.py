@@ -58,7 +58,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     from mlplatform.ml.split import NotEnoughData, require_trainable
     from mlplatform.ml.boosting import BoostingConfig
     from mlplatform.ml.bundle import NETWORK
-    from mlplatform.ml.candidates import fit_candidates, parts_of, registered, validation_table
+    from mlplatform.ml.candidates import VALIDATION_METRICS, fit_candidates, parts_of, registered, validation_table
     from mlplatform.ml.train import TrainConfig, TrainingDiverged
     from mlplatform.model import plots
 
@@ -126,8 +126,8 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
                                     on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
         chosen = registered(candidates, model_spec.model_family)
         for candidate in candidates:
-            mlflow.log_metrics({f"validation_{k}_{candidate.family}": v for k, v in candidate.validation.items()
-                                if k in ("roc_auc", "log_loss")})
+            mlflow.log_metrics({f"validation_{k}_{candidate.family}": candidate.validation[k]
+                                for k in VALIDATION_METRICS})
         # The registered model's validation figures: its family's early-stopped model, before the
         # refit sees those days.
         val_scores = chosen.validation
@@ -139,9 +139,9 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         network = next((c for c in candidates if c.family == NETWORK), None)
         curves = None
         if network is not None:
-            history = network.history
-            curves = plots.loss_curves([h.train_loss for h in history.history],
-                                       [h.validation_loss for h in history.history], history.best_epoch)
+            stopped = network.stopped
+            curves = plots.loss_curves([h.train_loss for h in stopped.history],
+                                       [h.validation_loss for h in stopped.history], stopped.best_epoch)
             mlflow.log_image(_image(curves), "plots/loss_curves.png")
         version = _register(paths, chosen.trained, split.validation.head(5), run_id, line.model)
     except TrainingDiverged as err:
@@ -154,13 +154,12 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     extra: dict[str, Any] = {}
     if network is not None:
         extra = {**network.details, "samples_per_second": round(float(np.median(
-            [h.samples_per_second for h in network.history.history]))),
+            [h.samples_per_second for h in network.stopped.history]))),
             "loss_curves": dg.MetadataValue.md(plots.markdown_image(curves, "loss"))}
     return dg.MaterializeResult(metadata={
         "registered_model": line.model, "model_version": int(version.version), "alias": CHALLENGER,
         "model_family": chosen.family, "mlflow_run_id": run_id, "device": settings.name,
-        "candidates": dg.MetadataValue.json({c.family: {**validation_table([c])[c.family], **c.details}
-                                             for c in candidates}),
+        "candidates": dg.MetadataValue.json(validation_table(candidates)),
         "fitted_on": f"{fitted_on} ({chosen.fitted_rows} flights)",
         "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),
         "training_set_content_hash": manifest["content_hash"], "split": split.describe(), **extra,

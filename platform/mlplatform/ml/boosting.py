@@ -75,10 +75,12 @@ def fit_boosting(split: TimeSplit, numeric: list[str], config: BoostingConfig = 
     # validation_score_ is the negative loss before the first iteration and after each one.
     losses = [-float(s) for s in watched.validation_score_]
     iterations = max(1, int(np.argmin(losses)))
-    stopped = _estimator(config, len(categorical), iterations, stop_early=False)
-    stopped.fit(inputs(pre, split.train), split.train[LABEL].astype(int).to_numpy())
-    probability = stopped.predict_proba(validation)[:, 1]
+    # The watched model ran `patience` iterations past the best: its staged prediction at the best
+    # one is the early-stopped model's, without fitting it again.
+    probability = next(p for i, p in enumerate(watched.staged_predict_proba(validation), 1) if i == iterations)[:, 1]
     if not with_refit:
+        stopped = _estimator(config, len(categorical), iterations, stop_early=False)
+        stopped.fit(inputs(pre, split.train), split.train[LABEL].astype(int).to_numpy())
         return FittedBoosting(pre, stopped, iterations, losses[1:], probability, len(split.train))
     rows = split.fitting_rows(with_validation=True)
     pre = Preprocessor.fit(rows, categorical, numeric)
@@ -94,7 +96,10 @@ class CompiledTrees:
     gives the same probabilities in a fraction of a millisecond. It follows scikit-learn's rules for
     raw (unbinned) inputs: a missing value goes where the split sent missing values, a category goes
     left when in the split's bitset, right when known to the model, and an unknown or negative one
-    goes where missing values go."""
+    goes where missing values go.
+
+    It reads scikit-learn's fitted internals (`_predictors`, `_bin_mapper`, `_baseline_prediction`),
+    which a scikit-learn upgrade may change: `tests/test_model.py` compares it with `predict_proba`."""
 
     def __init__(self, estimator) -> None:
         trees = [predictors[0] for predictors in estimator._predictors]
