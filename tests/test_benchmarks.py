@@ -108,3 +108,29 @@ def test_stream_benchmark_measures_latency_and_throughput() -> None:
     [day] = result["latency"]["days"]
     assert day["events"] > 500 and 0 < day["p50_s"] <= day["p99_s"] <= day["max_s"]
     assert len(result["throughput"]["days"]) == 7 and result["throughput"]["median_events_per_s"] > 0
+
+
+def test_drift_calibration_warns_on_a_new_flight_mix_not_on_new_conditions() -> None:
+    """Eight weeks of flights: the weather warms every week (a condition, judged apart) and in the
+    last week a third of the flights move to a new route (the flight mix drifts): only that week warns."""
+    import numpy as np
+    import pandas as pd
+
+    from drift_calibration import summarize, weekly_psi
+
+    rng = np.random.default_rng(0)
+    departures = pd.date_range("2013-01-07 12:00", periods=8 * 7 * 72, freq="20min", tz="UTC")
+    week = np.arange(len(departures)) // (7 * 72)
+    routes = rng.choice(["JFK-LAX", "EWR-ORD", "LGA-ATL"], size=len(departures))
+    routes[(week == 7) & (rng.random(len(departures)) < 0.35)] = "JFK-SFO"
+    frame = pd.DataFrame({
+        "flight_id": np.arange(len(departures)).astype(str), "scheduled_departure_utc": departures,
+        "carrier_code": "AA", "origin_code": [r[:3] for r in routes], "route": routes,
+        "origin_weather__temperature_f": 20 + 5 * week + rng.normal(0, 2, len(departures)),
+        "plane__plane_seats": rng.integers(100, 200, len(departures)), "is_delayed": rng.random(len(departures)) < 0.2})
+    weekly = weekly_psi(frame)
+    summary = summarize(weekly, threshold=0.25)
+    assert summary["inputs"]["origin_weather__temperature_f"]["judged"] == "condition"
+    assert summary["inputs"]["origin_weather__temperature_f"]["weeks_over"] == len(weekly)
+    [(last_week, over)] = summary["weeks_warned"].items()
+    assert last_week == weekly.index[-1] and set(over) >= {"route", "dest_code"} and "plane__plane_seats" not in over

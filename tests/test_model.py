@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import dagster as dg
@@ -398,3 +399,72 @@ def test_each_family_fits_round_trips_and_serves(trained) -> None:
     typo = _run(trained["instance"], paths, ["delay_model"], {"model_family": "xgboost"})
     assert not typo.success and "model_family 'xgboost' is unknown" in failure_message(typo)
     assert len(client(paths).search_model_versions("name='flight_delay'")) == before
+
+
+def test_monitoring_checks_raise_one_alert_and_clear(trained, monkeypatch) -> None:
+    """The champion's outcomes turn against it (three days' labels inverted, as a sudden change of what
+    makes flights late would): live_performance's ERROR check fails and exactly one alert reaches a
+    local webhook, however often it is evaluated; right labels again pass it and clear the condition.
+    feature_drift judges the trailing week's flight mix, with the conditions shown apart."""
+    import pyarrow.parquet as pq
+
+    from mlplatform.assets.monitoring import ABOVE_FLOOR, HOLDS_AUC, INPUTS_STABLE
+    from mlplatform.automation.alerts import OPEN_ALERTS, alerts
+    from mlplatform.features.training import ENTITY_TABLE
+    from mlplatform.ml.columns import is_condition
+    from mlplatform.model.deployment import served_champion
+    from mlplatform.model.tracking import CHALLENGER, REGISTERED_MODEL, client
+    from webhook import Receiver
+
+    paths: StatePaths = trained["paths"]
+    instance = trained["instance"]
+    receiver = Receiver()
+    monkeypatch.setenv("MLPLATFORM_ALERT_WEBHOOK_URL", receiver.url)
+    if served_champion(paths) is None:
+        client(paths).set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, "1")
+        assert _run(instance, paths, ["deployed_model"]).success
+    days = ["2013-02-02", "2013-02-03", LAST_DAY]
+    for day in days:
+        assert materialize_asset(instance, paths, "batch_predictions", partition=day).success
+
+    def checks(key: str) -> dict[str, dg.AssetCheckEvaluation]:
+        result = materialize_asset(instance, paths, key, partition=LAST_DAY)
+        assert result.success
+        return {c.check_name: c for c in result.get_asset_check_evaluations()}
+
+    healthy = checks("live_performance")
+    assert healthy[ABOVE_FLOOR].passed and healthy[HOLDS_AUC].passed and receiver.received == []
+
+    originals = {day: pq.read_table(paths.exports / ENTITY_TABLE / f"date={day}" / "data.parquet") for day in days}
+    try:
+        for day, table in originals.items():
+            frame = table.to_pandas()
+            frame["is_delayed"] = ~frame["is_delayed"].astype(bool)
+            pq.write_table(pa_table(frame, table.schema), paths.exports / ENTITY_TABLE / f"date={day}" / "data.parquet")
+        for _ in range(2):
+            failing = checks("live_performance")[ABOVE_FLOOR]
+            assert not failing.passed and failing.severity == dg.AssetCheckSeverity.ERROR
+        assert len(receiver.received) == 1
+        assert "live_performance: check champion_above_floor failed" in receiver.received[0]["text"]
+        assert [a["key"] for a in alerts(paths)] == ["check_failed:live_performance:champion_above_floor"]
+    finally:
+        for day, table in originals.items():
+            pq.write_table(table, paths.exports / ENTITY_TABLE / f"date={day}" / "data.parquet")
+        receiver.close()
+    assert checks("live_performance")[ABOVE_FLOOR].passed
+    assert json.loads((paths.home / OPEN_ALERTS).read_text()) == {}  # cleared: the next failure alerts again
+
+    drift = materialize_asset(instance, paths, "feature_drift", partition=LAST_DAY)
+    meta = materialization_metadata(drift, "feature_drift")
+    [stable] = drift.get_asset_check_evaluations()
+    assert stable.check_name == INPUTS_STABLE and stable.severity == dg.AssetCheckSeverity.WARN
+    assert meta["window"] == f"2013-01-29 .. {LAST_DAY}"
+    assert meta["conditions_psi"] and all(is_condition(name) for name in meta["conditions_psi"])
+    assert not any(is_condition(name) for name in meta["psi"]) and "route" in meta["psi"]
+    assert stable.passed == (meta["drifted_features"] == [])
+
+
+def pa_table(frame: pd.DataFrame, schema):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)

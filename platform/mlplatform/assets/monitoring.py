@@ -9,10 +9,25 @@ import dagster as dg
 from mlplatform.assets.deployed import PREDICTIONS, batch_predictions
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
 from mlplatform.partitions import daily_partitions
-from mlplatform.resources import PlatformState, RetrainPolicy
+from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 
 GROUP = "monitoring"
 TRAILING_DAYS = 7
+# live_performance's checks: an ERROR below the floor every challenger must reach (it alerts), a
+# WARN when the champion fell further below its own evaluation than the retrain policy allows.
+ABOVE_FLOOR, HOLDS_AUC = "champion_above_floor", "champion_holds_its_auc"
+# feature_drift's check: a WARN when an input of the flight mix drifted past the threshold.
+INPUTS_STABLE = "flight_mix_stable"
+
+
+def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:
+    import warnings
+
+    with warnings.catch_warnings():
+        # Partition-aware check results (a check status per day) are a Dagster preview feature.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [dg.AssetCheckSpec(name, asset=asset, partitions_def=daily_partitions, description=description)
+                for name, description in specs.items()]
 
 
 @dg.asset(
@@ -20,18 +35,24 @@ TRAILING_DAYS = 7
     kinds={"feast", "python"},
     partitions_def=daily_partitions,
     deps=["training_set", "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
-    description="Population stability index of every model input on the day's flights (features as of "
-                "each departure, through Feast) against the latest training set. Metadata: the largest "
-                "PSI, the features over the retrain policy's threshold, all values, and a plot.",
+    description=f"Population stability index of every model input on the flights of the {TRAILING_DAYS} days "
+                "ending on the day (features as of each departure, through Feast) against the latest training set. Drift is judged on the "
+                "flight mix (routes, carriers, airports, planes, hours); the conditions (weather, trailing "
+                "delay statistics) move every week by construction and are shown apart. Metadata: the "
+                "largest PSI, the inputs over the retrain policy's threshold, all values, and a plot.",
+    check_specs=_check_specs("feature_drift", {
+        INPUTS_STABLE: "WARN when an input of the flight mix drifted past retrain_policy.psi_threshold "
+                       "(calibrated on the replayed year: docs/drift_calibration.md)."}),
 )
 def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
                   retrain_policy: RetrainPolicy) -> dg.MaterializeResult:
+    from datetime import date, timedelta
     from pathlib import Path
 
     from mlplatform.features.repo import open_store
     from mlplatform.features.service import SERVICE_NAME
     from mlplatform.features.training import TrainingWindowError, labeled_flights, latest_manifest, retrieve
-    from mlplatform.ml.columns import with_derived
+    from mlplatform.ml.columns import is_condition, with_derived
     from mlplatform.ml.drift import psi_by_feature, training_set_profile
     from mlplatform.model.plots import markdown_image, psi_bars
 
@@ -40,8 +61,11 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     manifest = latest_manifest(paths.training_sets)
     if manifest is None:
         raise dg.Failure("no training set yet to compare with: materialize `training_set` first", allow_retries=False)
+    # A day's hourly schedule or route mix is a handful of values; a trailing week is a population
+    # (docs/drift_calibration.md): the window is the week ending on the last day, or the range if longer.
+    first = min(days[0], str(date.fromisoformat(days[-1]) - timedelta(days=TRAILING_DAYS - 1)))
     try:
-        flights, _ = labeled_flights(state.exports, days[0], days[-1])
+        flights, read = labeled_flights(state.exports, first, days[-1])
     except TrainingWindowError:
         raise dg.Failure(f"no flights built for {days[0]} .. {days[-1]}: materialize the dbt models first",
                          allow_retries=False) from None
@@ -50,17 +74,29 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     current = with_derived(retrieve(open_store(paths), flights, SERVICE_NAME))
     values = psi_by_feature(profile, current)
     threshold = retrain_policy.psi_threshold
-    drifted = [name for name, value in values.items() if value > threshold]
-    context.log.info(f"largest PSI {max(values.values()):.3f}; over {threshold}: {drifted or 'none'}")
-    return dg.MaterializeResult(metadata={
+    # The flight mix is what drifts; the conditions move every week by construction (is_condition).
+    population = {name: value for name, value in values.items() if not is_condition(name)}
+    conditions = {name: value for name, value in values.items() if is_condition(name)}
+    drifted = [name for name, value in population.items() if value > threshold]
+    largest = max(population.values(), default=0.0)
+    context.log.info(f"largest PSI of the flight mix {largest:.3f}; over {threshold}: {drifted or 'none'}")
+    stable = dg.AssetCheckResult(
+        check_name=INPUTS_STABLE, passed=not drifted, severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(drifted)} input(s) of the flight mix over PSI {threshold}" + (f": {', '.join(drifted)}"
+                                                                                       if drifted else ""),
+        metadata={"drifted_features": drifted, "max_psi": round(largest, 4), "psi_threshold": threshold})
+    return dg.MaterializeResult(check_results=[stable], metadata={
         "days": f"{days[0]} .. {days[-1]}",
+        "window": f"{read[0]} .. {read[-1]}",
         "flights": len(current),
         "training_set_content_hash": manifest["content_hash"],
-        "max_psi": round(max(values.values()), 4),
+        "max_psi": round(largest, 4),
         "psi_threshold": threshold,
         "drifted_features": drifted,
-        "psi": dg.MetadataValue.json({k: round(v, 4) for k, v in values.items()}),
-        "plot": dg.MetadataValue.md(markdown_image(psi_bars(values, threshold), "PSI by feature")),
+        "conditions_max_psi": round(max(conditions.values(), default=0.0), 4),
+        "psi": dg.MetadataValue.json({k: round(v, 4) for k, v in population.items()}),
+        "conditions_psi": dg.MetadataValue.json({k: round(v, 4) for k, v in conditions.items()}),
+        "plot": dg.MetadataValue.md(markdown_image(psi_bars(population, threshold), "PSI by input of the flight mix")),
     })
 
 
@@ -72,8 +108,14 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     description="The champion on the newly labeled day: ROC AUC, log loss, predicted vs realized delay "
                 f"rate of the day's batch predictions, the same over the trailing {TRAILING_DAYS} days, "
                 "and the drop from the AUC the champion had at its evaluation.",
+    check_specs=_check_specs("live_performance", {
+        ABOVE_FLOOR: "ERROR, and an alert, when the champion's trailing realized ROC AUC is below the floor "
+                     "every challenger must reach (model_spec.min_first_auc).",
+        HOLDS_AUC: "WARN when the champion's trailing realized ROC AUC fell further below its evaluation AUC "
+                   "than the retrain policy allows (retrain_policy.auc_drop_margin)."}),
 )
-def live_performance(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
+def live_performance(context: dg.AssetExecutionContext, state: PlatformState, model_spec: ModelSpec,
+                     retrain_policy: RetrainPolicy) -> dg.MaterializeResult:
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -106,7 +148,9 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState) ->
     champion = served_champion(state.paths) or {}
     evaluated = champion.get("holdout", {}).get("roc_auc")
     by_day = trailing.groupby("day").agg(predicted=("delay_probability", "mean"), realized=(LABEL, "mean"))
-    return dg.MaterializeResult(metadata={
+    checks = _performance_checks(state, over["roc_auc"], evaluated, model_spec, retrain_policy,
+                                 f"{scored_days[0]} .. {last}", champion.get("version"))
+    return dg.MaterializeResult(check_results=checks, metadata={
         "days": f"{days[0]} .. {last}",
         "flights": now["rows"],
         "roc_auc": round(now["roc_auc"], 4),
@@ -123,6 +167,29 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState) ->
             rates_by_day(list(by_day.index), by_day["predicted"].tolist(), by_day["realized"].tolist()),
             "Predicted vs realized delay rate")),
     })
+
+
+def _performance_checks(state: PlatformState, trailing_auc: float, evaluated: float | None, model_spec: ModelSpec,
+                        policy: RetrainPolicy, window: str, version) -> list[dg.AssetCheckResult]:
+    from mlplatform.automation.alerts import alert_on_check
+
+    floor = model_spec.min_first_auc
+    above = dg.AssetCheckResult(
+        check_name=ABOVE_FLOOR, passed=bool(trailing_auc >= floor), severity=dg.AssetCheckSeverity.ERROR,
+        description=f"trailing ROC AUC {trailing_auc:.4f} over {window}, floor {floor}",
+        metadata={"trailing_roc_auc": round(trailing_auc, 4), "floor": floor, "champion_version": version or "none"})
+    alert_on_check(state.paths, "live_performance", above,
+                   f"the champion (version {version}) scored ROC AUC {trailing_auc:.4f} on {window}, below the "
+                   f"floor of {floor} every challenger must reach: its predictions are no longer worth serving. "
+                   "Look at feature_drift and the day files of those days; roll back or retrain.")
+    drop = None if evaluated is None else evaluated - trailing_auc
+    holds = dg.AssetCheckResult(
+        check_name=HOLDS_AUC, passed=drop is None or drop <= policy.auc_drop_margin, severity=dg.AssetCheckSeverity.WARN,
+        description="no evaluated champion" if drop is None else
+        f"trailing ROC AUC {trailing_auc:.4f}, {drop:.4f} below its evaluation's {evaluated:.4f} "
+        f"(allowed {policy.auc_drop_margin})",
+        metadata={"auc_drop": round(drop, 4) if drop is not None else "none", "allowed": policy.auc_drop_margin})
+    return [above, holds]
 
 
 monitoring_assets = [feature_drift, live_performance]

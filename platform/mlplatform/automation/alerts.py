@@ -4,8 +4,8 @@ A condition has a key (for a failed run, its job: `run_failed:daily_refresh`). T
 raised, the alert goes to `MLPLATFORM_ALERT_WEBHOOK_URL` as Slack-compatible JSON (`{"text": ...}`,
 which Slack, Mattermost and Teams' incoming webhooks all take) and into `alerts.jsonl` in the state
 directory; while it stays open, raising it again sends nothing. It clears when what it is about is
-well again (for a failed job: a later run of the same job succeeded), and the next failure alerts
-again. Without a webhook URL, alerts are only written to the log.
+well again (for a failed job: a later run of the same job succeeded; for a failed ERROR check, its
+next evaluation passing), and the next failure alerts again. Without a webhook URL, alerts are only written to the log.
 
 A webhook that cannot be reached does not open the condition, so the next occurrence tries again;
 the log says why it was not delivered.
@@ -97,10 +97,42 @@ class Notifier:
         self._save(conditions)
         return failure is None
 
+    def clear(self, key: str) -> bool:
+        """The condition is well again (a check passed): the next occurrence alerts. True if it was open."""
+        conditions = self._open()
+        if conditions.pop(key, None) is None:
+            return False
+        with open(self.paths.home / ALERTS_LOG, "a") as log:
+            log.write(json.dumps({"at": datetime.now(timezone.utc).isoformat(), "key": key, "cleared": True}) + "\n")
+        self._save(conditions)
+        return True
+
 
 def alerts(paths: StatePaths) -> list[dict]:
+    """Every alert raised, oldest first (not the lines that say a condition cleared)."""
     path = paths.home / ALERTS_LOG
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [entry for entry in map(json.loads, filter(str.strip, lines)) if not entry.get("cleared")]
+
+
+def notifier(paths: StatePaths) -> Notifier:
+    """The notifier configured by the environment (MLPLATFORM_ALERT_*)."""
+    from mlplatform.resources import settings_from_env
+
+    return Notifier(paths, settings_from_env(AlertPolicy, "MLPLATFORM_ALERT"))
+
+
+def alert_on_check(paths: StatePaths, asset: str, result: dg.AssetCheckResult, text: str) -> bool:
+    """An ERROR check that failed raises `check_failed:<asset>:<check>` once; its passing clears it.
+    WARN checks show in the UI only: a person is told about what needs them."""
+    key = f"check_failed:{asset}:{result.check_name}"
+    if result.passed:
+        notifier(paths).clear(key)
+        return False
+    if result.severity != dg.AssetCheckSeverity.ERROR:
+        return False
+    return notifier(paths).raise_alert(Alert(key=key, title=f"{asset}: check {result.check_name} failed", text=text,
+                                             details={"asset": asset, "check": result.check_name}))
 
 
 def job_succeeded_since(instance: dg.DagsterInstance, job: str) -> Callable[[str], bool]:

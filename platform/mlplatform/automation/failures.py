@@ -74,12 +74,10 @@ def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
 
 def alert_failed_run(paths: StatePaths, instance: dg.DagsterInstance, entry: dict) -> bool:
     """One alert per failing job: another failure of the same job sends nothing until it succeeds."""
-    from mlplatform.automation.alerts import Alert, AlertPolicy, Notifier, job_succeeded_since
-    from mlplatform.resources import settings_from_env
+    from mlplatform.automation.alerts import Alert, job_succeeded_since, notifier
 
     steps = "; ".join(f"{step}: {error}" for step, error in entry["failed_steps"].items()) or entry["error"]
     alert = Alert(key=f"run_failed:{entry['job']}", title=f"{entry['job']} failed",
                   text=f"run {entry['run_id']} ({entry['trigger']}, {entry['partition'] or 'no partition'}): {steps}",
                   details={"run_id": entry["run_id"], "job": entry["job"], "partition": entry["partition"]})
-    notifier = Notifier(paths, settings_from_env(AlertPolicy, "MLPLATFORM_ALERT"))
-    return notifier.raise_alert(alert, cleared=job_succeeded_since(instance, entry["job"]))
+    return notifier(paths).raise_alert(alert, cleared=job_succeeded_since(instance, entry["job"]))

@@ -33,3 +33,19 @@ def numeric_inputs(frame: pd.DataFrame) -> list[str]:
     return sorted(c for c in frame.columns
                   if c not in NOT_INPUTS and c not in CATEGORICAL and "__" in c
                   and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]))
+
+
+# Inputs that describe the conditions of the moment rather than which flights fly: the weather, the
+# trailing delay statistics of an airport, carrier or route, and the day's whole schedule at an
+# airport. A day's or a week's values sit in a narrow band of a training set's spread, so their PSI
+# is 1 to 8 every week of the replayed year (docs/drift_calibration.md): a change of conditions is
+# what the model is there to predict through, and the champion's realized AUC (live_performance)
+# watches it. Drift is measured on the rest: the mix of flights (routes, carriers, airports, planes,
+# hours and how busy each route is).
+CONDITIONS = ("origin_weather__", "origin_delay_stats__", "carrier_delay_stats__",
+              "route_delay_stats__delay_rate", "route_delay_stats__mean_dep_delay",
+              "origin_congestion__scheduled_departures_day")
+
+
+def is_condition(column: str) -> bool:
+    return column.startswith(CONDITIONS)
