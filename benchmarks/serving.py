@@ -125,11 +125,15 @@ def measure(name: str, command: list[str], url: str, path: str, body: dict, home
 
 
 def one_run(home: Path, requests: int, clients: int, seconds: float) -> dict:
-    port_a, port_b = free_port(), free_port()
+    port_a, port_b, port_c = free_port(), free_port(), free_port()
+    serve = [str(BIN / "mlplatform"), "--home", str(home), "serve"]
     return {
-        "predict": measure("mlplatform serve: POST /predict", [str(BIN / "mlplatform"), "--home", str(home), "serve",
-                           "--port", str(port_a)], f"http://127.0.0.1:{port_a}", "/predict", FLIGHT,
-                           home, requests, clients, seconds),
+        "predict": measure("mlplatform serve: POST /predict", [*serve, "--port", str(port_a)],
+                           f"http://127.0.0.1:{port_a}", "/predict", FLIGHT, home, requests, clients, seconds),
+        # The prediction log's cost: the same server writing no log.
+        "predict_unlogged": measure("mlplatform serve --no-prediction-log: POST /predict",
+                                    [*serve, "--port", str(port_c), "--no-prediction-log"],
+                                    f"http://127.0.0.1:{port_c}", "/predict", FLIGHT, home, requests, clients, seconds),
         "feast": measure("feast serve: POST /get-online-features", [str(BIN / "feast"), "-c", str(ROOT / "feature_repo"),
                          "serve", "-p", str(port_b), "--no-access-log", "--max-requests", "0"],
                          f"http://127.0.0.1:{port_b}", "/get-online-features", FEAST_LOOKUP,
@@ -151,6 +155,10 @@ def bench(ctx: Context) -> dict:
                    target="> 1000" if targets else "",
                    met=min(r[key]["throughput_rps"] for r in runs) > 1000 if targets else None),
         ]
+    figures += [figure(f"`/predict` without the prediction log {q}", [r["predict_unlogged"][f"{q}_ms"] for r in runs], "ms")
+                for q in ("p50", "p99")]
+    figures.append(figure("`/predict` without the prediction log throughput",
+                          [r["predict_unlogged"]["throughput_rps"] for r in runs], "req/s", digits=0))
     return {"title": "Serving: one flight over loopback, beside `feast serve`", "figures": figures, "runs": runs}
 
 

@@ -99,3 +99,55 @@ def test_without_a_webhook_alerts_are_only_logged(home, monkeypatch) -> None:
     _run(instance, nightly, fail=True)
     [logged] = alerts(paths)
     assert logged["delivered"] == "log only" and logged["job"] == "nightly" and not receiver.received
+
+
+def test_an_overdue_online_store_fails_its_freshness_policy_and_alerts_once(home) -> None:
+    """The daemon's own evaluation of the online store's freshness policy (26 h, warning from 24 h),
+    with its clock moved on: fresh when written, a warning after 25 h, overdue after 27 h, with
+    exactly one alert however often the sensor looks; written again it is fresh and the condition
+    clears, so the next time it is overdue alerts again."""
+    import asyncio
+    from datetime import datetime, timedelta, timezone
+
+    from dagster._core.loader import LoadingContextForTest
+    from dagster._core.test_utils import freeze_time
+    from dagster._daemon.freshness import FreshnessDaemon
+
+    from mlplatform.automation.alerts import alerts
+    from mlplatform.automation.freshness import alert_overdue
+    from mlplatform.definitions import defs
+
+    paths, instance, receiver = home
+    node = defs.resolve_asset_graph().get(dg.AssetKey("online_features"))
+    daemon = FreshnessDaemon()
+
+    def state_after(hours: float) -> str:
+        """The daemon's evaluation, then the freshness sensor's, `hours` from now."""
+        with freeze_time(datetime.now(timezone.utc) + timedelta(hours=hours)):
+            asyncio.run(daemon._evaluate_asset(context=LoadingContextForTest(instance), node=node))
+            return alert_overdue(instance, paths)["online_features"]
+
+    instance.report_runless_asset_event(dg.AssetMaterialization("online_features"))
+    assert [state_after(h) for h in (0, 25, 27, 30)] == ["PASS", "WARN", "FAIL", "FAIL"]
+    assert len(receiver.received) == 1 and "online_features is overdue" in receiver.received[0]["text"]
+
+    instance.report_runless_asset_event(dg.AssetMaterialization("online_features"))
+    assert state_after(0) == "PASS"
+    assert state_after(27) == "FAIL"
+    assert len(receiver.received) == 2
+    assert [a["key"] for a in alerts(paths)] == ["freshness_overdue:online_features"] * 2
+
+
+def test_freshness_windows_are_configured_and_checked(monkeypatch) -> None:
+    from mlplatform.automation.freshness import policies
+
+    monkeypatch.setenv("MLPLATFORM_FRESHNESS_DAILY_HOURS", "2")
+    chosen = policies()[dg.AssetKey("batch_predictions")]
+    assert chosen.fail_window.to_timedelta().total_seconds() == 7200
+    assert chosen.warn_window.to_timedelta().total_seconds() == 3600
+    monkeypatch.setenv("MLPLATFORM_FRESHNESS_CHAMPION_DAYS", "soon")
+    with pytest.raises(ValueError, match="MLPLATFORM_FRESHNESS_CHAMPION_DAYS must be a number, not 'soon'"):
+        policies()
+    monkeypatch.setenv("MLPLATFORM_FRESHNESS_CHAMPION_DAYS", "0.0001")
+    with pytest.raises(ValueError, match="shorter than Dagster's shortest freshness window"):
+        policies()

@@ -51,6 +51,15 @@ def _failures(url: str, run_id: str) -> str:
                      for e in events if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent"))
 
 
+def _freshness(url: str, assets: list[str]) -> list[str]:
+    """The UI's freshness status of each asset, as the daemon last evaluated it."""
+    keys = ", ".join('{path: ["%s"]}' % a for a in assets)
+    query = "{ assetNodes(assetKeys: [%s]) { assetKey { path } freshnessStatusInfo { freshnessStatus } } }" % keys
+    nodes = httpx.post(f"{url}/graphql", json={"query": query}, timeout=10).json()["data"]["assetNodes"]
+    found = {n["assetKey"]["path"][0]: (n["freshnessStatusInfo"] or {}).get("freshnessStatus") for n in nodes}
+    return [found.get(a) for a in assets]
+
+
 def _champion(home: Path) -> int | None:
     from mlplatform.model.deployment import served_champion
     from mlplatform.state import StatePaths
@@ -114,7 +123,8 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
                 time.sleep(1)
         # Every sensor is on from the start.
         assert {s["name"]: s["sensorState"]["status"] for s in sensors} == {
-            name: "RUNNING" for name in ("landing_sensor", "downstream_sensor", "retrain_sensor", "run_failure_sensor")}
+            name: "RUNNING" for name in ("landing_sensor", "downstream_sensor", "retrain_sensor", "run_failure_sensor",
+                                         "freshness_sensor")}
         before = {r["runId"] for r in _runs(url)}
 
         mlplatform("replay", "--days", "2")
@@ -151,6 +161,12 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
         from mlplatform.state import StatePaths
 
         assert int(version_for_alias(StatePaths.resolve(home), CHAMPION).version) >= 2  # MLflow agrees
+
+        # The daemon evaluates the freshness policies: what was just refreshed and deployed is fresh.
+        deadline = time.monotonic() + 90
+        while (statuses := _freshness(url, ["online_features", "deployed_model"])) != ["HEALTHY", "HEALTHY"]:
+            assert time.monotonic() < deadline, f"freshness not evaluated as fresh: {statuses}"
+            time.sleep(3)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -454,6 +454,25 @@ def test_monitoring_checks_raise_one_alert_and_clear(trained, monkeypatch) -> No
     assert checks("live_performance")[ABOVE_FLOOR].passed
     assert json.loads((paths.home / OPEN_ALERTS).read_text()) == {}  # cleared: the next failure alerts again
 
+    # The API's answers for the day's flights, in the prediction log, are joined to their outcomes.
+    from mlplatform.assets.deployed import PREDICTIONS
+    from mlplatform.ml.evaluate import metrics
+    from mlplatform.serving.prediction_log import FOLDER, PredictionLog
+
+    asked = pq.read_table(paths.exports / PREDICTIONS / f"date={LAST_DAY}" / "data.parquet").to_pandas().head(300)
+    log = PredictionLog(paths.home / FOLDER)
+    for flight_id, probability in zip(asked["flight_id"], asked["delay_probability"]):
+        log.append("r1", "/predict", "flight_delay", 1, flight_id, 0.5, 0.001, {}, {}, {})  # superseded below
+        log.append("r2", "/predict", "flight_delay", 1, flight_id, float(probability), 0.001, {}, {}, {})
+    log.append("r3", "/predict/live", "flight_delay_live", 1, asked["flight_id"][0], 0.9, 0.001, {}, {}, {})
+    log.close()
+    online = materialization_metadata(materialize_asset(instance, paths, "live_performance", partition=LAST_DAY),
+                                      "live_performance")
+    outcomes = asked.merge(originals[LAST_DAY].to_pandas()[["flight_id", "is_delayed"]], on="flight_id")
+    assert online["online_predictions"] == 300
+    assert online["online_roc_auc"] == round(metrics(outcomes["is_delayed"].to_numpy(),
+                                                     outcomes["delay_probability"].to_numpy())["roc_auc"], 4)
+
     drift = materialize_asset(instance, paths, "feature_drift", partition=LAST_DAY)
     meta = materialization_metadata(drift, "feature_drift")
     [stable] = drift.get_asset_check_evaluations()

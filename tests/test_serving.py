@@ -61,9 +61,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             assert live.success
             _stream_days(paths, "2013-02-03", "2013-02-04")
             port = free_port()
+            output = paths.home.parent / "serve.log"  # a file, not a pipe: the access log must never block
             process = subprocess.Popen(
                 [str(Path(sys.executable).with_name("mlplatform")), "--home", str(paths.home), "serve",
-                 "--port", str(port), "--reload-seconds", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                 "--port", str(port), "--reload-seconds", "0.5"], stdout=output.open("w"), stderr=subprocess.STDOUT)
             url = f"http://127.0.0.1:{port}"
             try:
                 for _ in range(120):
@@ -75,7 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                     time.sleep(0.5)
                 else:
                     raise AssertionError("the server did not come up")
-                yield {"url": url, "paths": paths, "instance": instance}
+                yield {"url": url, "paths": paths, "instance": instance, "output": output}
             finally:
                 process.terminate()
                 process.wait(timeout=30)
@@ -88,6 +89,62 @@ def test_predict_a_real_flight(server) -> None:
     assert body["flight_id"] == "UA1545-EWR-20130204-1715"
     assert 0 < body["delay_probability"] < 1 and body["model_version"] == 1
     assert "carrier" not in body["defaults_used"] and "plane" not in body["defaults_used"]
+
+
+def test_serve_says_where_and_what_it_serves_and_logs_requests(server) -> None:
+    httpx.get(f"{server['url']}/health")
+    lines = server["output"].read_text().splitlines()
+    assert f"mlplatform serve: champion v1 (blend), live champion v1 on {server['url']} (docs: {server['url']}/docs)" \
+        in lines
+    assert any('"GET /health HTTP/1.1" 200' in line for line in lines)  # the access log
+
+
+def test_every_answer_is_logged_and_traces_to_its_model_features_and_timestamps(server) -> None:
+    """One DuckDB query over the prediction log finds an answer by its request id, with the model
+    version that gave it, the feature values it read and the time of each online row."""
+    import json
+
+    import duckdb
+
+    url, home = server["url"], server["paths"].home
+    flight = {**FLIGHT, "flight_number": 777}
+    one = httpx.post(f"{url}/predict", json=flight).json()
+    batch = httpx.post(f"{url}/predict/batch", json={"flights": [flight, {**flight, "dest": "ORD"}]}).json()
+    live = httpx.post(f"{url}/predict/live", json=flight).json()
+    assert httpx.post(f"{url}/predict", json={**flight, "flight_number": "abc"}).status_code == 422
+    query = (f"select model, model_version, flight_id, delay_probability, features, features_as_of, endpoint, "
+             f"latency_ms from read_parquet('{home}/prediction_log/*/*.parquet', hive_partitioning = true) "
+             "where request_id = ? order by flight_id")
+    deadline = time.monotonic() + 20  # written every 2 s
+
+    def logged_yet() -> bool:
+        try:
+            return bool(duckdb.execute(query, [live["request_id"]]).fetchall())
+        except duckdb.IOException:  # no file yet
+            return False
+
+    while not logged_yet():
+        assert time.monotonic() < deadline, "the answers were not logged"
+        time.sleep(0.5)
+
+    [(model, version, flight_id, probability, features, as_of, endpoint, latency)] = \
+        duckdb.execute(query, [one["request_id"]]).fetchall()
+    assert (model, version, flight_id, endpoint) == ("flight_delay", 1, one["flight_id"], "/predict")
+    assert probability == pytest.approx(one["delay_probability"]) and latency > 0
+    features, as_of = json.loads(features), json.loads(as_of)
+    assert features["carrier_code"] == "UA" and "origin_weather__temperature_f" in features
+    assert set(as_of) >= {"origin_weather", "route_delay_stats", "plane"}
+    # The online row that answered: the newest of the last day materialized (February 4, New York time).
+    assert "2013-02-04T05:00:00+00:00" <= as_of["origin_weather"] <= "2013-02-05T05:00:00+00:00"
+
+    logged = duckdb.execute(query, [batch["predictions"][0]["request_id"]]).fetchall()
+    assert [(row[2], row[6]) for row in logged] == sorted((p["flight_id"], "/predict/batch") for p in batch["predictions"])
+    [live_row] = duckdb.execute(query, [live["request_id"]]).fetchall()
+    assert live_row[0] == "flight_delay_live" and "origin_departures" in json.loads(live_row[5])
+    assert json.loads(live_row[5])["origin_departures"] == live["same_day_features_as_of"]["origin_departures"]
+    every = duckdb.execute(f"select count(*) from read_parquet('{home}/prediction_log/*/*.parquet') "
+                           "where flight_id like 'UA777-%'").fetchone()[0]
+    assert every == 4  # the refused request is not an answer
 
 
 def test_batch(server) -> None:

@@ -92,8 +92,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from mlplatform.serving.app import create_app
 
-    app = create_app(_paths(args), reload_seconds=args.reload_seconds)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    address = f"http://{args.host}:{args.port}"
+
+    def ready(health: dict) -> None:
+        champion = (f"champion v{health['model_version']} ({health['model_family']})" if health["model_version"]
+                    else "no champion yet (503 until the pipeline deploys one)")
+        live = f", live champion v{health['live_model_version']}" if health["live_model_version"] else ""
+        print(f"mlplatform serve: {champion}{live} on {address} (docs: {address}/docs)", flush=True)
+
+    app = create_app(_paths(args), reload_seconds=args.reload_seconds, log_predictions=not args.no_prediction_log,
+                     on_ready=ready)
+    # Each request in the access log (uvicorn's INFO); --quiet leaves only warnings.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
+                access_log=not args.quiet)
     return 0
 
 
@@ -203,8 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--no-retrain", action="store_true", help="make and report the retrain decision, but do not train")
     pipeline.set_defaults(func=cmd_pipeline)
     serve = sub.add_parser("serve", help="the online prediction API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--quiet", action="store_true", help="no access log: only warnings and errors")
+    serve.add_argument("--no-prediction-log", action="store_true",
+                       help="do not write answers to $MLPLATFORM_HOME/prediction_log (README: Tracing an answer)")
     serve.add_argument("--reload-seconds", type=float, default=2.0,
                        help="how often to check the registry for a new champion")
     serve.set_defaults(func=cmd_serve)

@@ -10,6 +10,7 @@ from mlplatform.assets.deployed import deployed_assets
 from mlplatform.assets.monitoring import monitoring_assets
 from mlplatform.automation.downstream import downstream_sensor
 from mlplatform.automation.failures import run_failure_sensor
+from mlplatform.automation.freshness import freshness_sensor, with_freshness
 from mlplatform.automation.jobs import jobs
 from mlplatform.automation.landing import landing_sensor
 from mlplatform.automation.retrain import retrain_sensor
@@ -32,11 +33,11 @@ def _state() -> PlatformState:
 
 
 defs = dg.Definitions(
-    assets=[*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets, *deployed_assets, *monitoring_assets,
-            *stream_assets],
+    assets=with_freshness([*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets, *deployed_assets,
+                           *monitoring_assets, *stream_assets]),
     asset_checks=[*feature_checks, *stream_checks],
     jobs=jobs,
-    sensors=[landing_sensor, downstream_sensor, retrain_sensor, run_failure_sensor],
+    sensors=[landing_sensor, downstream_sensor, retrain_sensor, run_failure_sensor, freshness_sensor],
     resources={
         "state": _state(),
         "raw_ingest": RawIngestPolicy(),

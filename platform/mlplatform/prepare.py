@@ -43,14 +43,15 @@ def prepare(paths: StatePaths) -> list[str]:
 
 
 def _should_write(instance_config, wanted: str) -> bool:
-    """Missing, or written by `prepare` for the other profile (its first line says so): written. A
-    file edited by hand (its first line changed) is the operator's, and kept."""
+    """Missing, or written by `prepare` (its first line says so) for the other profile or by an older
+    version of the platform: written. A file edited by hand (its first line changed) is the
+    operator's, and kept."""
     try:
-        first = instance_config.read_text().split("\n", 1)[0]
+        text = instance_config.read_text()
     except FileNotFoundError:
         return True
-    ours = {text.split("\n", 1)[0] for text in (EMBEDDED_INSTANCE, PRODUCTION_INSTANCE)}
-    return first in ours and first != wanted.split("\n", 1)[0]
+    ours = {known.split("\n", 1)[0] for known in (EMBEDDED_INSTANCE, PRODUCTION_INSTANCE)}
+    return text.split("\n", 1)[0] in ours and text != wanted
 
 
 def _prepared(marker) -> dict | None:

@@ -60,6 +60,10 @@ run_monitoring:
   poll_interval_seconds: 15
   start_timeout_seconds: 180
   free_slots_after_run_end_seconds: 15
+# The daemon evaluates the assets' freshness policies (mlplatform/automation/freshness.py) every
+# 30 s; the UI shows each asset's state.
+freshness:
+  enabled: true
 """
 
 EMBEDDED_INSTANCE = f"""\

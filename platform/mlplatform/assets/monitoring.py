@@ -107,7 +107,8 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     deps=[batch_predictions],
     description="The champion on the newly labeled day: ROC AUC, log loss, predicted vs realized delay "
                 f"rate of the day's batch predictions, the same over the trailing {TRAILING_DAYS} days, "
-                "and the drop from the AUC the champion had at its evaluation.",
+                "and the drop from the AUC the champion had at its evaluation; beside them, the API's logged "
+                "answers for the day's flights joined to their outcomes (online_roc_auc).",
     check_specs=_check_specs("live_performance", {
         ABOVE_FLOOR: "ERROR, and an alert, when the champion's trailing realized ROC AUC is below the floor "
                      "every challenger must reach (model_spec.min_first_auc).",
@@ -150,7 +151,8 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
     by_day = trailing.groupby("day").agg(predicted=("delay_probability", "mean"), realized=(LABEL, "mean"))
     checks = _performance_checks(state, over["roc_auc"], evaluated, model_spec, retrain_policy,
                                  f"{scored_days[0]} .. {last}", champion.get("version"))
-    return dg.MaterializeResult(check_results=checks, metadata={
+    online = _logged_answers(state.paths, window[[FLIGHT_KEY, LABEL]])
+    return dg.MaterializeResult(check_results=checks, metadata={**online,
         "days": f"{days[0]} .. {last}",
         "flights": now["rows"],
         "roc_auc": round(now["roc_auc"], 4),
@@ -167,6 +169,26 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
             rates_by_day(list(by_day.index), by_day["predicted"].tolist(), by_day["realized"].tolist()),
             "Predicted vs realized delay rate")),
     })
+
+
+def _logged_answers(paths, labels) -> dict:
+    """The API's answers for the window's flights (the prediction log), joined to their outcomes:
+    how the champion did online, beside its batch figures. A flight asked several times counts once,
+    with its latest answer."""
+    from mlplatform.features.service import FLIGHT_KEY, LABEL
+    from mlplatform.ml.evaluate import metrics
+    from mlplatform.model.tracking import REGISTERED_MODEL
+    from mlplatform.serving.prediction_log import FOLDER, read_log
+
+    logged = read_log(paths.home / FOLDER, set(labels[FLIGHT_KEY]))
+    logged = logged[logged["model"] == REGISTERED_MODEL]
+    answered = (logged.sort_values("logged_at", kind="stable").drop_duplicates(FLIGHT_KEY, keep="last")
+                .merge(labels, on=FLIGHT_KEY))
+    figures = {"online_predictions": len(answered), "online_roc_auc": "none"}
+    if answered[LABEL].nunique() == 2:
+        figures["online_roc_auc"] = round(metrics(answered[LABEL].to_numpy(),
+                                                  answered["delay_probability"].to_numpy())["roc_auc"], 4)
+    return figures
 
 
 def _performance_checks(state: PlatformState, trailing_auc: float, evaluated: float | None, model_spec: ModelSpec,

@@ -14,6 +14,8 @@ parsed, and no request error becomes a 500; `/metrics` counts every error answer
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, HTTPException, Response
@@ -22,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from mlplatform.serving.champion import ChampionHolder
 from mlplatform.serving.features import OnlineFeatureReader
 from mlplatform.serving.guard import RequestGuard
+from mlplatform.serving.prediction_log import FOLDER as LOG_FOLDER, PredictionLog
 from mlplatform.serving.schemas import BatchPrediction, BatchRequest, Flight, LivePrediction, Prediction
 from mlplatform.state import StatePaths
 
@@ -30,7 +33,10 @@ from mlplatform.state import StatePaths
 MAX_BODY_BYTES = 512 * 1024
 
 
-def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: int = MAX_BODY_BYTES,
+               log_predictions: bool = True, on_ready: Callable[[dict], None] | None = None) -> FastAPI:
+    """The API on the state directory `paths`. `log_predictions`: every answer goes to the prediction
+    log (`prediction_log.py`). `on_ready` is called with `/health`'s answer once the models are loaded."""
     registry = CollectorRegistry()
     requests = Counter("mlplatform_requests_total", "Prediction requests", ["endpoint"], registry=registry)
     errors = Counter("mlplatform_request_errors_total", "Requests answered with an error, by status",
@@ -42,6 +48,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
     from mlplatform.model.tracking import LIVE_MODEL
 
     live_champion = ChampionHolder(paths, poll_seconds=reload_seconds, model=LIVE_MODEL)
+    log = PredictionLog(paths.home / LOG_FOLDER) if log_predictions else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -59,27 +66,40 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         for holder in (champion, live_champion):
             holder.refresh()
             holder.start()
+        if log is not None:
+            log.start()
+        if on_ready is not None:
+            on_ready(await health())
         yield
         for holder in (champion, live_champion):
             holder.stop()
+        if log is not None:
+            log.close()  # what gathered since the last write
 
     app = FastAPI(title="mlplatform: flight delay predictions", lifespan=lifespan)
 
-    def predict(flights: list[Flight]) -> list[Prediction]:
+    def predict(endpoint: str, flights: list[Flight], started: float) -> list[Prediction]:
         model = champion.current
         if model is None:
             raise HTTPException(503, "no champion model is deployed yet: run the pipeline first")
         model_version.set(model.version)
-        records, ids, unknown = app.state.features.records(flights)
+        records, ids, unknown, as_of = app.state.features.records_as_of(flights)
         probabilities = model.predict(records)
-        return [Prediction(flight_id=i, delay_probability=float(p), model_version=model.version, defaults_used=u)
+        request_id = uuid.uuid4().hex
+        if log is not None:
+            spent = time.perf_counter() - started
+            for flight, record, i, p, moments in zip(flights, records, ids, probabilities, as_of):
+                log.append(request_id, endpoint, champion.model, model.version, i, float(p), spent,
+                           flight.model_dump(mode="json"), record, moments)
+        return [Prediction(flight_id=i, delay_probability=float(p), model_version=model.version, defaults_used=u,
+                           request_id=request_id)
                 for i, p, u in zip(ids, probabilities, unknown)]
 
     def timed(endpoint: str, flights: list[Flight]) -> list[Prediction]:
         requests.labels(endpoint).inc()
         started = time.perf_counter()
         try:
-            return predict(flights)
+            return predict(endpoint, flights, started)
         finally:  # errors are counted by status in `RequestGuard`
             latency.labels(endpoint).observe(time.perf_counter() - started)
 
@@ -100,12 +120,18 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
             if model is None:
                 raise HTTPException(503, "no live model is deployed yet: it is trained with each retrain "
                                          "(retrain_policy.live_model)")
-            records, ids, unknown = app.state.features.records([flight])
+            records, ids, unknown, day_ahead_as_of = app.state.features.records_as_of([flight])
             same_day, as_of = app.state.same_day.read([flight])
-            probability = model.predict([{**records[0], **same_day[0]}])[0]
-            return LivePrediction(flight_id=ids[0], delay_probability=float(probability), model_version=model.version,
+            record = {**records[0], **same_day[0]}
+            probability = float(model.predict([record])[0])
+            request_id = uuid.uuid4().hex
+            if log is not None:
+                log.append(request_id, "/predict/live", live_champion.model, model.version, ids[0], probability,
+                           time.perf_counter() - started, flight.model_dump(mode="json"), record,
+                           {**day_ahead_as_of[0], **as_of[0]})
+            return LivePrediction(flight_id=ids[0], delay_probability=probability, model_version=model.version,
                                   defaults_used=unknown[0], model=live_champion.model,
-                                  same_day_features_as_of=as_of[0])
+                                  same_day_features_as_of=as_of[0], request_id=request_id)
         finally:
             latency.labels("/predict/live").observe(time.perf_counter() - started)
 
@@ -125,5 +151,6 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
 
     app.state.champion = champion
     app.state.live_champion = live_champion
+    app.state.prediction_log = log
     app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, errors=errors)
     return app

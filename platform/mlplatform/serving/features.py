@@ -88,7 +88,8 @@ class OnlineFeatureReader:
         self.store_file = Path(self.store.repo_path, store_path) if store_path else None
         self.max_age_seconds = max_age_seconds
         self.check_seconds = check_seconds
-        self._cache: dict[str, dict[str, dict[str, Any]]] = {v.name: {} for v in self.views}
+        # view -> entity key -> (its feature values, the UTC time of the online row they came from)
+        self._cache: dict[str, dict[str, tuple[dict[str, Any], str | None]]] = {v.name: {} for v in self.views}
         self._version: float | None = None
         self._checked = self._filled = 0.0
 
@@ -108,31 +109,44 @@ class OnlineFeatureReader:
             self._cache = {v.name: {} for v in self.views}
             self._version, self._filled = version, now
 
-    def _fill(self, view: BatchView, cache: dict[str, dict[str, Any]], wanted: set[str]) -> None:
+    def _fill(self, view: BatchView, cache: dict[str, tuple[dict[str, Any], str | None]], wanted: set[str]) -> None:
         if len(cache) + len(wanted) > MAX_KEYS_PER_VIEW:
             cache.clear()
         keys = wanted - cache.keys()
         if not keys:
             return
-        found = self.store.get_online_features(features=view.references, entity_rows=[{view.join_key: k} for k in keys],
-                                               full_feature_names=True).to_dict()
+        response = self.store.get_online_features(features=view.references,
+                                                  entity_rows=[{view.join_key: k} for k in keys],
+                                                  full_feature_names=True)
+        found = response.to_dict()
+        names = list(response.proto.metadata.feature_names.val)
+        positions = [i for i, name in enumerate(names) if name in view.columns]
         for n, key in enumerate(found[view.join_key]):
-            cache[key] = {column: found[column][n] for column in view.columns}
+            newest = max((response.proto.results[i].event_timestamps[n].seconds for i in positions), default=0)
+            cache[key] = ({column: found[column][n] for column in view.columns},
+                          datetime.fromtimestamp(newest, timezone.utc).isoformat() if newest else None)
 
     def records(self, flights: list[Flight]) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
         """Per flight: its training-set-shaped features, its id, and the entities the store does not know."""
+        records, ids, unknown, _ = self.records_as_of(flights)
+        return records, ids, unknown
+
+    def records_as_of(self, flights: list[Flight]) -> tuple[list[dict[str, Any]], list[str], list[list[str]],
+                                                          list[dict[str, str | None]]]:
+        """`records`, and per flight and view the UTC time of the online row its values came from."""
         self._drop_if_stale()
         cache = self._cache  # one generation for the whole request, even if another thread drops it
         keys = [entity_values(f) for f in flights]
         for view in self.views:
             self._fill(view, cache[view.name], {k[view.join_key] for k in keys})
-        records, ids, unknown = [], [], []
+        records, ids, unknown, as_of = [], [], [], []
         for flight, key in zip(flights, keys):
             departure = departure_utc(flight)
             record: dict[str, Any] = dict(key)
             known: dict[str, bool] = {}
+            moments: dict[str, str | None] = {}
             for view in self.views:
-                values = cache[view.name][key[view.join_key]]
+                values, moments[view.name] = cache[view.name][key[view.join_key]]
                 record.update(values)
                 seen = any(v is not None for v in values.values())
                 known[view.join_key] = known.get(view.join_key, False) or seen
@@ -140,4 +154,5 @@ class OnlineFeatureReader:
             records.append(record)
             ids.append(flight_id(flight, departure.astimezone(LOCAL)))
             unknown.append([ENTITY_NAMES[k] for k, seen in known.items() if not seen])
-        return records, ids, unknown
+            as_of.append(moments)
+        return records, ids, unknown, as_of

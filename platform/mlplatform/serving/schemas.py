@@ -40,6 +40,8 @@ class Prediction(BaseModel):
     model_version: int
     defaults_used: list[str] = Field(description="Entities unknown to the feature store, scored with "
                                                  "missing-value defaults: origin, route, carrier, plane")
+    request_id: str = Field(description="The request's id in the prediction log (the same for every flight of "
+                                        "a batch): README, \"Tracing an answer\"")
 
 
 class LivePrediction(Prediction):

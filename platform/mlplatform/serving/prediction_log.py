@@ -1,0 +1,122 @@
+"""The prediction log: every answer of the API, with what it was computed from, as Parquet the
+warehouse reads.
+
+One row per scored flight: the request's id (also in the answer), when, which endpoint, the flight
+as asked, its flight key, the registered model and version that answered, the probability, the
+feature values the model read and, per feature view, the event time of the online row they came
+from, and the request's latency so far. A request appends its rows to a list in memory (no I/O, no
+encoding on the request's path); a thread writes what gathered every `flush_seconds` (or at
+`flush_rows`) as one Parquet file, atomically, under
+
+    $MLPLATFORM_HOME/prediction_log/date=<UTC day>/part-<time>-<pid>-<n>.parquet
+
+so a crash loses at most the last few seconds of log and never leaves half a file. DuckDB reads the
+whole log with `read_parquet('<home>/prediction_log/*/*.parquet', hive_partitioning = true)`
+(README, "Tracing an answer"); `live_performance` joins it to the day's outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from itertools import count
+from pathlib import Path
+
+import pyarrow as pa
+
+FOLDER = "prediction_log"
+SCHEMA = pa.schema([
+    ("request_id", pa.string()), ("logged_at", pa.timestamp("us", tz="UTC")), ("endpoint", pa.string()),
+    ("model", pa.string()), ("model_version", pa.int64()), ("flight_id", pa.string()),
+    ("delay_probability", pa.float64()), ("latency_ms", pa.float64()), ("request", pa.string()),
+    ("features", pa.string()), ("features_as_of", pa.string()),
+])
+
+
+def _json(value: dict) -> str:
+    """A dict as JSON, a missing value (NaN) as null: JSON has no NaN, and DuckDB's JSON reader refuses one."""
+    return json.dumps({k: (None if isinstance(v, float) and v != v else v) for k, v in value.items()}, default=str)
+
+
+class PredictionLog:
+    def __init__(self, folder: Path, flush_seconds: float = 2.0, flush_rows: int = 20_000):
+        self.folder = folder
+        self.flush_seconds, self.flush_rows = flush_seconds, flush_rows
+        self._rows: list[tuple] = []
+        self._files = count()
+        self._lock = threading.Lock()  # one writer at a time (the thread, or close)
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def append(self, request_id: str, endpoint: str, model: str, model_version: int, flight_id: str,
+               probability: float, latency_s: float, request: dict, features: dict, features_as_of: dict) -> None:
+        """Called on the request's path: a tuple onto a list (atomic under the GIL), nothing more."""
+        self._rows.append((request_id, time.time(), endpoint, model, model_version, flight_id, probability,
+                           latency_s * 1000, request, features, features_as_of))
+        if len(self._rows) >= self.flush_rows:
+            self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.flush()
+
+    def flush(self) -> Path | None:
+        """Write what gathered as one Parquet file; the path, or None when there was nothing."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+            if not rows:
+                return None
+            columns = list(zip(*rows))
+            table = pa.table([
+                pa.array(columns[0], pa.string()),
+                pa.array([datetime.fromtimestamp(t, timezone.utc) for t in columns[1]], pa.timestamp("us", tz="UTC")),
+                pa.array(columns[2], pa.string()), pa.array(columns[3], pa.string()),
+                pa.array(columns[4], pa.int64()), pa.array(columns[5], pa.string()),
+                pa.array([float(p) for p in columns[6]], pa.float64()), pa.array(columns[7], pa.float64()),
+                pa.array([_json(r) for r in columns[8]], pa.string()),
+                pa.array([_json(f) for f in columns[9]], pa.string()),
+                pa.array([_json(a) for a in columns[10]], pa.string()),
+            ], schema=SCHEMA)
+            first = datetime.fromtimestamp(columns[1][0], timezone.utc)
+            path = (self.folder / f"date={first:%Y-%m-%d}" /
+                    f"part-{first:%H%M%S%f}-{os.getpid()}-{next(self._files)}.parquet")
+            _write_atomically(path, table)
+            return path
+
+
+def _write_atomically(path: Path, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, scratch)
+    os.replace(scratch, path)
+
+
+def read_log(folder: Path, flight_ids: set[str] | None = None):
+    """The logged answers (a pandas DataFrame), those of `flight_ids` only when given."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    files = sorted(folder.glob("date=*/part-*.parquet"))
+    if not files:
+        return pd.DataFrame(columns=SCHEMA.names)
+    frame = pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files]).to_pandas()
+    return frame[frame["flight_id"].isin(flight_ids)] if flight_ids is not None else frame
