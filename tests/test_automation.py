@@ -151,9 +151,9 @@ CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc
     (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a", "b", "c"], max_psi=0.4,
                   drift_days="2013-03-02 .. 2013-03-02"), True, "feature_drift", "3 features drifted"),
     (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a"], max_psi=0.3), False, "",
-     "1 feature(s) drifted"),
+     "drift: 1 input(s) of the flight mix over PSI 0.25 (retrains past 2)"),
     (RetrainFacts(**CHAMPION, labeled_flights=10, live_auc=0.65), True, "live_performance", "0.0700 below"),
-    (RetrainFacts(**CHAMPION, labeled_flights=10, live_auc=0.70), False, "", "trailing AUC 0.7000"),
+    (RetrainFacts(**CHAMPION, labeled_flights=10, live_auc=0.70), False, "", "live AUC 0.7000, 0.0200 below"),
     (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=5), False, "new_labeled_flights",
      "cooling down (5.0 of 30.0 min"),
     (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=45), True, "new_labeled_flights", ""),
@@ -174,6 +174,16 @@ def test_turned_off_triggers_do_not_fire() -> None:
     facts = RetrainFacts(**CHAMPION, labeled_flights=10**6, drifted_features=list("abcdef"), max_psi=1.0,
                          live_auc=0.5)
     assert not decide(quiet, facts).retrain
+
+
+def test_the_reason_for_no_retrain_names_what_is_on_and_sets_apart_what_is_off() -> None:
+    drift_off = POLICY.model_copy(update={"drift_trigger": False})
+    facts = RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=list("abcdef"), max_psi=5.6, live_auc=0.71)
+    reason = decide(drift_off, facts).reason
+    on, off = reason.split(". Off: ")
+    assert on == ("no trigger fired: 10 of 1,000 new labeled flights; live AUC 0.7100, 0.0100 below its "
+                  "evaluation's 0.7200 (retrains past 0.03)")
+    assert off == "drift: 6 input(s) of the flight mix over PSI 0.25 (retrains past 2)"
 
 
 def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(landed) -> None:

@@ -91,19 +91,34 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
         fired.append(("live_performance", f"trailing realized ROC AUC {facts.live_auc:.4f} is {drop:.4f} below "
                                           f"the evaluation AUC {facts.evaluation_auc:.4f} (margin {policy.auc_drop_margin})"))
     if not fired:
-        parts = [f"{facts.labeled_flights:,} of {needed:,} new labeled flights" if needed else "flight count off"]
-        if facts.max_psi is not None:
-            parts.append(f"{drifted} feature(s) drifted (max PSI {facts.max_psi:.3f}, allowed {policy.max_drifted_features})")
-        if drop is not None:
-            parts.append(f"trailing AUC {facts.live_auc:.4f} vs evaluation {facts.evaluation_auc:.4f} "
-                         f"(margin {policy.auc_drop_margin})")
-        return RetrainDecision(False, "", "no trigger: " + "; ".join(parts), figures)
+        return RetrainDecision(False, "", _why_not(facts, policy, drop), figures)
     trigger, reason = fired[0][0], "; ".join(r for _, r in fired)
     since = facts.minutes_since_last_retrain
     if since is not None and since < policy.cooldown_minutes:
         return RetrainDecision(False, trigger, f"cooling down ({since:.1f} of {policy.cooldown_minutes} min since "
                                                f"the last retrain) although: {reason}", figures)
     return RetrainDecision(True, trigger, reason, figures)
+
+
+def _why_not(facts: RetrainFacts, policy: RetrainPolicy, drop: float | None) -> str:
+    """Each trigger that is on and how far it is from firing; then those turned off, with what they
+    would have seen (never a reason: they cannot fire)."""
+    on, off = [], []
+    needed = policy.min_new_labeled_flights
+    flights = f"{facts.labeled_flights:,} of {needed:,} new labeled flights"
+    (on if needed else off).append(flights if needed else "new labeled flights")
+    if drop is None:
+        (on if policy.performance_trigger else off).append("live AUC (no realized AUC yet)")
+    else:
+        auc = (f"live AUC {facts.live_auc:.4f}, {drop:.4f} below its evaluation's {facts.evaluation_auc:.4f} "
+               f"(retrains past {policy.auc_drop_margin})")
+        (on if policy.performance_trigger else off).append(auc)
+    drifted = len(facts.drifted_features)
+    drift = ("drift (not measured yet)" if facts.max_psi is None else
+             f"drift: {drifted} input(s) of the flight mix over PSI {policy.psi_threshold} "
+             f"(retrains past {policy.max_drifted_features})")
+    (on if policy.drift_trigger else off).append(drift)
+    return "no trigger fired: " + "; ".join(on) + (f". Off: {'; '.join(off)}" if off else "")
 
 
 def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict[str, Any]:
