@@ -487,3 +487,46 @@ def pa_table(frame: pd.DataFrame, schema):
     import pyarrow as pa
 
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+
+
+def test_mlflow_ui_serves_the_platforms_runs_and_the_metadata_links_them(trained) -> None:
+    """`mlplatform mlflow-ui` starts MLflow's own server on the platform's store: the registered model
+    is there, and the run delay_model's metadata links to is the one MLflow knows."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from servers import free_port
+
+    paths: StatePaths = trained["paths"]
+    model = materialization_metadata(trained["first"], "delay_model")
+    assert model["mlflow_run"].endswith(f"/runs/{model['mlflow_run_id']}")
+    assert model["mlflow_run"].startswith("http://127.0.0.1:5000/#/experiments/")
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("mlplatform")), "--home", str(paths.home), "mlflow-ui",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "mlflow ui did not come up"
+            time.sleep(0.5)
+        models = httpx.get(f"{url}/ajax-api/2.0/mlflow/registered-models/search", timeout=10).json()
+        assert "flight_delay" in {m["name"] for m in models["registered_models"]}
+        run = httpx.get(f"{url}/ajax-api/2.0/mlflow/runs/get", params={"run_id": model["mlflow_run_id"]},
+                        timeout=10).json()["run"]
+        assert model["mlflow_run"].split("/experiments/")[1].split("/")[0] == run["info"]["experiment_id"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -52,7 +52,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from mlplatform.pipeline import run_pipeline
+    from mlplatform.pipeline import LOG_LEVEL_ENV, run_pipeline
+
+    if args.log_level:
+        os.environ[LOG_LEVEL_ENV] = args.log_level
 
     result = run_pipeline(_paths(args), retrain=not args.no_retrain)
     print(f"{len(result.runs)} run(s), {len(result.failed)} failed; champion: "
@@ -106,6 +109,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
                 access_log=not args.quiet)
     return 0
+
+
+def cmd_mlflow_ui(args: argparse.Namespace) -> int:
+    """MLflow's own UI on the platform's tracking store and registry (either profile)."""
+    import subprocess
+
+    from mlplatform.model.tracking import store_exists, tracking_uri
+
+    paths = _paths(args)
+    if not store_exists(paths):
+        print(f"mlplatform mlflow-ui: no tracking store under {paths.mlflow} yet: run `mlplatform prepare`",
+              file=sys.stderr)
+        return 2
+    print(f"mlplatform mlflow-ui: the runs and the registry on http://{args.host}:{args.port} "
+          f"(each delay_model materialization links its run: mlflow_run)", flush=True)
+    return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(paths),
+                            "--host", args.host, "--port", str(args.port)])
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -212,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = sub.add_parser("pipeline", help="materialize everything the landed data allows, headless "
                                                "(what the sensors do, in one process)")
     pipeline.add_argument("--no-retrain", action="store_true", help="make and report the retrain decision, but do not train")
+    pipeline.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                          help="what of each run's log to print (default WARNING; every event is in the Dagster "
+                               "instance either way)")
     pipeline.set_defaults(func=cmd_pipeline)
     serve = sub.add_parser("serve", help="the online prediction API")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
@@ -223,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how often to check the registry for a new champion")
     serve.set_defaults(func=cmd_serve)
 
+    mlflow_ui = sub.add_parser("mlflow-ui", help="MLflow's UI on the platform's tracking store: runs, metrics, "
+                                                 "the registry and its aliases")
+    mlflow_ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    mlflow_ui.add_argument("--port", type=int, default=5000,
+                           help="port (default 5000, where the Dagster metadata's run links point)")
+    mlflow_ui.set_defaults(func=cmd_mlflow_ui)
+
     worker = sub.add_parser("worker", help="production profile: a Celery worker that executes runs' steps")
     worker.add_argument("--concurrency", type=int, default=1, help="steps this worker runs at once (processes)")
     worker.add_argument("--name", default=None, help="the worker's name (default: mlplatform-<pid>)")
@@ -232,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="WARNING", help="Celery's log level")
     worker.set_defaults(func=cmd_worker)
 
-    status = sub.add_parser("status", help="what is landed, quarantined and loaded")
+    status = sub.add_parser("status", help="what is landed, loaded, built, trained and deployed: the champions' "
+                                           "lineage, the stream, the latest retrains and failed runs, runs stuck "
+                                           "without a process (reads the state directory; starts nothing)")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
     return parser

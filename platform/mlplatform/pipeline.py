@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from mlplatform.resources import PlatformState
 
 PIPELINE_LOCK = "pipeline.lock"
+LOG_LEVEL_ENV = "MLPLATFORM_PIPELINE_LOG_LEVEL"
+TOOLS_LOG = "pipeline.log"
 
 
 @dataclass
@@ -124,7 +127,8 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
             tags = {**request.tags, "mlplatform/pipeline": "headless", **process_tags()}
             target = request.partition_key or run_target(tags) or ""
             started = datetime.now(timezone.utc)
-            result = _execute(job, instance, request, tags)
+            with _tools_output(paths):
+                result = _execute(job, instance, request, tags)
             seconds = (datetime.now(timezone.utc) - started).total_seconds()
             run = PipelineRun(request.job_name, target, result.success, round(seconds, 2), _error(result))
             outcome.runs.append(run)
@@ -170,6 +174,18 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
     return outcome
 
 
+@contextmanager
+def _tools_output(paths: StatePaths):
+    """What the tools print while a run executes (dagster-dbt re-prints every line of dbt's log, Feast
+    its materialization progress) goes to `pipeline.log` in the state directory: the terminal gets
+    one line per run. With MLPLATFORM_PIPELINE_LOG_LEVEL at INFO or DEBUG, everything is printed."""
+    if os.environ.get(LOG_LEVEL_ENV, "WARNING").upper() in ("DEBUG", "INFO"):
+        yield
+        return
+    with open(paths.home / TOOLS_LOG, "a") as log, redirect_stdout(log), redirect_stderr(log):
+        yield
+
+
 def _execute(job: "dg.JobDefinition", instance: "dg.DagsterInstance", request: "dg.RunRequest", tags: dict):
     """Run a job to its end: in this process on the embedded default; on the production profile
     through the job's executor, which hands each step to a Celery worker (the job is rebuilt by
@@ -178,9 +194,13 @@ def _execute(job: "dg.JobDefinition", instance: "dg.DagsterInstance", request: "
 
     from mlplatform.profile import current
 
+    # The run's events all go to the instance (the UI shows them); the console gets what a person
+    # reads: warnings and errors, unless MLPLATFORM_PIPELINE_LOG_LEVEL (`--log-level`) says more.
+    quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get(LOG_LEVEL_ENV, "WARNING").upper()}}}}
     if not current().production:
         return job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=tags,
-                                      asset_selection=request.asset_selection, raise_on_error=False)
+                                      asset_selection=request.asset_selection, raise_on_error=False,
+                                      run_config=quiet)
     if request.partition_key:
         tags = {**tags, "dagster/partition": request.partition_key}
     recon = dg.build_reconstructable_job("mlplatform.definitions", "job_named", (request.job_name,))
@@ -189,7 +209,7 @@ def _execute(job: "dg.JobDefinition", instance: "dg.DagsterInstance", request: "
         # and keeps the first, which is the same task).
         warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
         return dg.execute_job(recon, instance, tags=tags, asset_selection=request.asset_selection,
-                              raise_on_error=False)
+                              raise_on_error=False, run_config=quiet)
 
 
 def _step_errors(result) -> dict[str, str]:

@@ -75,11 +75,9 @@ def _stream(paths: StatePaths) -> dict[str, Any] | None:
 def _automation(paths: StatePaths, last: int = 3) -> dict[str, Any]:
     """The latest retrain decisions that requested a run, and the latest failed runs."""
     from mlplatform.automation.failures import failures
-    from mlplatform.automation.retrain import DECISIONS_LOG
+    from mlplatform.automation.records import decisions
 
-    log = paths.home / DECISIONS_LOG
-    decisions = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    return {"retrains": [{k: d[k] for k in ("at", "trigger", "reason")} for d in decisions[-last:]],
+    return {"retrains": [{k: d[k] for k in ("at", "trigger", "reason")} for d in decisions(paths.home)[-last:]],
             "failures": [{k: f.get(k) for k in ("at", "job", "partition", "trigger", "failed_steps", "error")}
                          for f in failures(paths)[-last:]],
             **_runs(paths)}
@@ -105,28 +103,43 @@ _LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash
 
 
 def _models(paths: StatePaths, model: str = REGISTERED_MODEL) -> dict[str, Any]:
-    """Registered versions of `model` and, for each alias, the lineage of the version it holds."""
+    """Registered versions of `model` and, for each alias, the lineage of the version it holds.
+
+    Read with plain SQL from the registry's tables (MLflow's schema, the same in SQLite and
+    PostgreSQL): starting MLflow's client costs 3 s of imports and schema checks here, longer than
+    the rest of `status` together."""
     if not tracking_store_exists(paths):
         return {}
-    from mlflow.exceptions import MlflowException
+    import sqlalchemy as sa
 
-    from mlplatform.model.tracking import client
+    from mlplatform.model.tracking import tracking_uri
 
-    tracker = client(paths)
+    engine = sa.create_engine(tracking_uri(paths))
     try:
-        versions = tracker.search_model_versions(f"name='{model}'")
-        aliases = tracker.get_registered_model(model).aliases
-    except MlflowException:
+        with engine.connect() as db:
+            one = {"model": model}
+            versions = db.execute(sa.text(
+                "select count(*) from model_versions where name = :model "
+                "and coalesce(current_stage, '') <> 'Deleted_Internal'"), one).scalar_one()
+            aliases = db.execute(sa.text(
+                "select a.alias, a.version, v.run_id from registered_model_aliases a join model_versions v "
+                "on v.name = a.name and v.version = a.version where a.name = :model order by a.alias"), one).all()
+            holders = {}
+            for alias, version, run_id in aliases:
+                run = {"run": run_id}
+                tags = dict(db.execute(sa.text("select key, value from tags where run_uuid = :run"), run).all())
+                params = dict(db.execute(sa.text("select key, value from params where run_uuid = :run"), run).all())
+                auc = db.execute(sa.text("select value from latest_metrics where run_uuid = :run "
+                                         "and key = 'holdout_challenger_roc_auc'"), run).scalar()
+                holders[alias] = {"version": int(version), "mlflow_run_id": run_id,
+                                  **{t: tags.get(t) for t in _LINEAGE_TAGS},
+                                  "trained_on": params.get("split_train"), "holdout": params.get("split_holdout"),
+                                  "holdout_roc_auc": float(auc) if auc is not None else None}
+    except sa.exc.OperationalError:  # the store exists but has no registry tables yet
         return {}
-    holders = {}
-    for alias, version in sorted(aliases.items()):
-        run = tracker.get_run(tracker.get_model_version(model, version).run_id)
-        holders[alias] = {"version": int(version), "mlflow_run_id": run.info.run_id,
-                          **{t: run.data.tags.get(t) for t in _LINEAGE_TAGS},
-                          "trained_on": run.data.params.get("split_train"),
-                          "holdout": run.data.params.get("split_holdout"),
-                          "holdout_roc_auc": run.data.metrics.get("holdout_challenger_roc_auc")}
-    return {"registered_versions": len(versions), "aliases": holders}
+    finally:
+        engine.dispose()
+    return {"registered_versions": int(versions), "aliases": holders}
 
 
 def _format_model(lines: list[str], name: str, models: dict[str, Any]) -> None:
@@ -152,7 +165,7 @@ def format_status(status: dict[str, Any]) -> str:
              f"reference tables: {', '.join(landing['reference']) or 'none'}"]
     for table in DAILY_TABLES:
         span = landing[table]
-        lines.append(f"  {table:<14} {span['count']} day file(s) waiting or kept"
+        lines.append(f"  {table:<14} {span['count']} day file(s) in the landing zone (loaded ones stay there)"
                      + (f", {span['first']} .. {span['last']}" if span["count"] else ""))
     lines += ["", f"quarantined      {len(status['quarantine'])} file(s)"]
     lines += [f"  {q['file']}\n    {q['kind']}: {q['problem']}" for q in status["quarantine"]]

@@ -18,6 +18,7 @@ PREDICTIONS = "predictions"
     group_name="deployed",
     kinds={"pytorch", "duckdb"},
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
     deps=["deployed_model", "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     pool="warehouse",
     description="The day's scheduled flights scored by the champion with point-in-time features (through "

@@ -70,6 +70,7 @@ class OnlineMaterializationConfig(dg.Config):
     group_name=GROUP,
     kinds=KINDS | {"sqlite"},
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
     deps=[feature_definitions, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     description="The day's newest feature values materialized into Feast's online store (SQLite by "
                 "default), for serving. Days are written in order; an older day never overwrites newer values.",

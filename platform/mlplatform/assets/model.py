@@ -18,7 +18,7 @@ from mlplatform.features.training import latest_manifest
 from mlplatform.faults import crash_point
 from mlplatform.profile import current as current_profile
 from mlplatform.model.lines import LINES, ModelLine
-from mlplatform.model.tracking import CHALLENGER, CHAMPION, finish_run, version_for_alias
+from mlplatform.model.tracking import CHALLENGER, CHAMPION, finish_run, run_link, version_for_alias
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 
 GROUP = "model"
@@ -86,7 +86,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     boosting_config = BoostingConfig(seed=model_spec.seed)
     fitted_on = FITTED_ON_ALL if model_spec.refit else FITTED_ON_TRAIN
     mlf = context.resources.mlflow
-    run_id = mlflow.active_run().info.run_id
+    run_id, experiment_id = mlflow.active_run().info.run_id, mlflow.active_run().info.experiment_id
     try:
         mlf.log_params({**{f"train_{k}": v for k, v in config.__dict__.items()}, "device": settings.name,
                         **{f"boosting_{k}": v for k, v in boosting_config.__dict__.items()},
@@ -158,7 +158,8 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
             "loss_curves": dg.MetadataValue.md(plots.markdown_image(curves, "loss"))}
     return dg.MaterializeResult(metadata={
         "registered_model": line.model, "model_version": int(version.version), "alias": CHALLENGER,
-        "model_family": chosen.family, "mlflow_run_id": run_id, "device": settings.name,
+        "model_family": chosen.family, "mlflow_run_id": run_id, "mlflow_run": run_link(experiment_id, run_id),
+        "device": settings.name,
         "candidates": dg.MetadataValue.json(validation_table(candidates)),
         "fitted_on": f"{fitted_on} ({chosen.fitted_rows} flights)",
         "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),

@@ -34,6 +34,7 @@ def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:
     group_name=GROUP,
     kinds={"feast", "python"},
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
     deps=["training_set", "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     description=f"Population stability index of every model input on the flights of the {TRAILING_DAYS} days "
                 "ending on the day (features as of each departure, through Feast) against the latest training set. Drift is judged on the "
@@ -104,6 +105,7 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     group_name=GROUP,
     kinds={"python"},
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
     deps=[batch_predictions],
     description="The champion on the newly labeled day: ROC AUC, log loss, predicted vs realized delay "
                 f"rate of the day's batch predictions, the same over the trailing {TRAILING_DAYS} days, "

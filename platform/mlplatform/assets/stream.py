@@ -28,6 +28,7 @@ def _status(state: PlatformState) -> dict:
     group_name=GROUP,
     kinds={"python", "redis", "sqlite"},
     partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
     deps=["feature_definitions", *SAME_DAY_TABLES],
     description="The departure stream as of the day's build: events published and consumed, the "
                 "consumer's lag and last commit, events set aside by reason. The consumer itself "

@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from mlplatform.automation.jobs import run_target
 from mlplatform.automation.settings import sensor_status
 from mlplatform.state import StatePaths
 from mlplatform.model.tracking import store_exists as tracking_store_exists
@@ -26,6 +25,7 @@ def failures(paths: StatePaths) -> list[dict]:
 
 def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_steps: dict[str, str]) -> dict:
     """Append a failed run to the failure log; a run's MLflow run left RUNNING is ended FAILED."""
+    from mlplatform.automation.jobs import run_target  # the jobs load dbt: not for `status`, which reads the log
     from mlplatform.model.tracking import end_runs_of
 
     tags = run.tags

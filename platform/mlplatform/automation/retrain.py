@@ -19,12 +19,12 @@ import dagster as dg
 
 from mlplatform.automation.downstream import runs_in_flight
 from mlplatform.automation.progress import stored_unrefreshed
+from mlplatform.automation.records import DECISIONS_LOG
 from mlplatform.automation.jobs import daily_refresh_job, reference_refresh_job, retrain_job, retrain_live_job
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 
-DECISIONS_LOG = "retrain_decisions.jsonl"
 
 
 @dataclass

@@ -38,6 +38,18 @@ def tracking_uri(paths: StatePaths) -> str:
     return current().mlflow_uri(paths.mlflow)
 
 
+UI_URL_ENV = "MLPLATFORM_MLFLOW_UI_URL"
+
+
+def run_link(experiment_id: str, run_id: str) -> dg.MetadataValue:
+    """The run's page in the MLflow UI (`mlplatform mlflow-ui`; MLPLATFORM_MLFLOW_UI_URL where it
+    runs elsewhere), as a link in the Dagster UI."""
+    import os
+
+    base = os.environ.get(UI_URL_ENV, "http://127.0.0.1:5000").rstrip("/")
+    return dg.MetadataValue.url(f"{base}/#/experiments/{experiment_id}/runs/{run_id}")
+
+
 def store_exists(paths: StatePaths) -> bool:
     """Whether the tracking store was created: asked before reading it, so a reader never creates
     an empty one. SQLite: its file exists; PostgreSQL: `mlplatform prepare` created its schema."""
