@@ -28,10 +28,13 @@
 
 
 {#-
-  Taken by every model before it writes (a pre-hook): on PostgreSQL, a lock on the model's name held
-  until its transaction commits, so two runs over different days never collide on the same
-  relation's DDL (a view or table is rebuilt as `<name>__dbt_tmp` then renamed), while their
-  incremental inserts of different days still run at the same time. DuckDB has one writer anyway.
+  Taken by every model before it writes and released after (hooks outside its transaction): on
+  PostgreSQL, a session lock on the model's name, so two runs over different days never collide on
+  the same relation's DDL. A view or table is rebuilt as `<name>__dbt_tmp`, the old one renamed to
+  `<name>__dbt_backup` and dropped after the commit: a lock held only until the commit let a second
+  run rename into a backup the first had not dropped yet ("relation ... __dbt_backup already
+  exists"). Runs still build different models at the same time. A model that fails keeps its lock
+  until dbt's connection closes, when dbt ends. DuckDB has one writer anyway.
 -#}
 {% macro serialize_ddl() -%}
   {{ return(adapter.dispatch('serialize_ddl')()) }}
@@ -41,5 +44,16 @@
 {%- endmacro %}
 
 {% macro postgres__serialize_ddl() -%}
-  select pg_advisory_xact_lock(hashtext('{{ this }}'))
+  select pg_advisory_lock(hashtext('{{ this }}'))
+{%- endmacro %}
+
+{% macro release_ddl() -%}
+  {{ return(adapter.dispatch('release_ddl')()) }}
+{%- endmacro %}
+
+{% macro default__release_ddl() -%}
+{%- endmacro %}
+
+{% macro postgres__release_ddl() -%}
+  select pg_advisory_unlock(hashtext('{{ this }}'))
 {%- endmacro %}
