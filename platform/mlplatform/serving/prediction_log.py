@@ -111,10 +111,9 @@ class PredictionLog:
 def _write_atomically(path: Path, table: pa.Table) -> None:
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, scratch)
-    os.replace(scratch, path)
+    from mlplatform.ingest.files import write_atomically
+
+    write_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def read_log(folder: Path, flight_ids: set[str] | None = None):
