@@ -14,12 +14,13 @@ export DAGSTER_HOME ?= $(MLPLATFORM_HOME)/dagster
 # Re-install whenever the dependencies change.
 STAMP := $(VENV)/.installed
 
-.PHONY: install run run-production test bench lock clean-state help
+.PHONY: install run run-production test test-fast bench lock clean-state help
 
 help:
 	@echo "make run    set up if needed, then dagster dev on http://$(HOST):$(PORT)"
 	@echo "make run-production  the same on PostgreSQL and Redis (MLPLATFORM_POSTGRES_URL, MLPLATFORM_REDIS_URL) with two Celery workers"
 	@echo "make test   set up if needed, then the whole test suite"
+	@echo "make test-fast  the fast lane: every stage once on a week of data, and the quick unit tests"
 	@echo "make bench  the benchmarks (tens of minutes), refreshing docs/benchmarks.md"
 
 $(STAMP): pyproject.toml requirements.lock
@@ -57,6 +58,11 @@ PYTEST_WORKERS ?= 3
 
 test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# The fast lane: every stage once on a week of data, and the unit tests that need no pipeline
+# (tests marked `fast`): a minute or two, for the edit-test loop. `make test` is the whole suite.
+test-fast: install
+	$(BIN)/python -m pytest -m fast -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # BENCH_ARGS: names to run some, `--repeats N`, `--smoke` (see benchmarks/run.py).
 bench: install

@@ -132,4 +132,16 @@ def materialize_model(instance: dg.DagsterInstance, paths: StatePaths, keys: lis
 def materialization_metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
     """The metadata values of the run's one materialization of `key`."""
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(key)]
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+    return {k: plain(v) for k, v in event.materialization.metadata.items()}
+
+
+def plain(value: dg.MetadataValue):
+    """A metadata value as Python data: a table as its rows (dicts), anything else as its value."""
+    if isinstance(value, dg.TableMetadataValue):
+        return [dict(record.data) for record in value.records]
+    return value.value
+
+
+def rows_by(rows: list[dict], key: str) -> dict[str, dict]:
+    """A table's rows keyed by one column."""
+    return {row[key]: row for row in rows}

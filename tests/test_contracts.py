@@ -11,6 +11,8 @@ from mlplatform.domain import feed
 from mlplatform.domain.contracts import CONTRACTS, FLIGHTS, WEATHER
 from mlplatform.ingest.validate import ContractViolation, validate_csv
 
+pytestmark = pytest.mark.fast  # in the fast lane (`make test-fast`)
+
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_bad_file_is_rejected_with_its_problem(case: str) -> None:

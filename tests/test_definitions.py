@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from mlplatform.definitions import defs
 
@@ -19,6 +20,7 @@ def _specs() -> dict[str, dg.AssetSpec]:
     return {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
 
 
+@pytest.mark.fast
 def test_raw_stage_assets_are_grouped_described_and_kinded() -> None:
     specs = _specs()
     raw = sorted(k for k, s in specs.items() if s.group_name == "raw")
@@ -32,6 +34,19 @@ def test_raw_stage_assets_are_grouped_described_and_kinded() -> None:
     assert keys[0] == "2013-01-01" and keys[-1] == "2013-12-31" and len(keys) == 365
 
 
+@pytest.mark.fast
+def test_every_asset_is_described_in_words_not_sql() -> None:
+    """The UI previews an asset's description: the dbt models' come from their YAML, without the
+    SQL that dagster-dbt would append."""
+    specs = _specs()
+    dbt = {k: s for k, s in specs.items() if "dbt" in s.kinds}
+    assert "fct_flights" in dbt and "feat_origin_weather" in dbt
+    for key, spec in specs.items():
+        assert spec.description and "Raw SQL" not in spec.description and "{{" not in spec.description, key
+    assert dbt["fct_flights"].description.startswith("One row per scheduled departure")
+
+
+@pytest.mark.fast
 def test_every_raw_asset_has_its_contract_checks() -> None:
     checks = {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
     for key in RAW:

@@ -13,6 +13,7 @@ import pytest
 
 from helpers import (
     materialization_metadata,
+    plain,
     module_home,
     build_through,
     materialize_asset,
@@ -215,7 +216,7 @@ def test_skew_check_passes_on_good_data_and_fails_on_a_planted_mismatch(built) -
     result = check_only.resolve_job_def("skew_check").execute_in_process(instance=built["instance"])
     [bad] = result.get_asset_check_evaluations()
     assert not bad.passed
-    examples = json.loads(json.dumps(bad.metadata["examples"].value))
+    examples = plain(bad.metadata["examples"])
     assert any(e["feature"] == "origin_weather__temperature_f" for e in examples)
 
 

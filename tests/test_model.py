@@ -13,6 +13,7 @@ import torch
 
 from helpers import (
     failure_message,
+    rows_by,
     materialization_metadata,
     materialize_model,
     module_home,
@@ -46,6 +47,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             yield {"paths": paths, "instance": instance, "first": first}
 
 
+@pytest.mark.fast
 def test_device_selection() -> None:
     cpu = select_device("cpu", batch_size=512)
     assert cpu.device.type == "cpu" and cpu.threads >= 1 and not cpu.pin_memory and cpu.batch_size == 512
@@ -59,6 +61,7 @@ def test_device_selection() -> None:
         select_device("tpu")
 
 
+@pytest.mark.fast
 def test_gate_blocks_a_worse_challenger_and_passes_a_better_one() -> None:
     from mlplatform.assets.model import gate
 
@@ -91,6 +94,7 @@ def test_gate_blocks_a_worse_challenger_and_passes_a_better_one() -> None:
     assert passed and "the best baseline's (hist_gradient_boosting) 0.6200 (not required)" in reason
 
 
+@pytest.mark.fast
 def test_splits_are_in_time_order_and_bad_windows_are_named() -> None:
     days = pd.date_range("2013-03-01T15:00Z", periods=40, freq="D")
     frame = pd.DataFrame({"scheduled_departure_utc": days, "is_delayed": [i % 3 == 0 for i in range(40)]})
@@ -106,6 +110,7 @@ def test_splits_are_in_time_order_and_bad_windows_are_named() -> None:
         require_trainable(frame, "is_delayed", "training split", 1000)
 
 
+@pytest.mark.fast
 def test_compiled_trees_score_as_scikit_learn_does() -> None:
     """Serving's walk of the boosting trees equals scikit-learn's predict_proba, unknown and negative
     categories and missing values included."""
@@ -126,6 +131,7 @@ def test_compiled_trees_score_as_scikit_learn_does() -> None:
                                rtol=0, atol=1e-12)
 
 
+@pytest.mark.fast
 def test_a_nan_loss_stops_training() -> None:
     from mlplatform.ml.train import Tensors, TrainingDiverged, train
 
@@ -145,7 +151,7 @@ def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None
     evaluation = materialization_metadata(trained["first"], "model_evaluation")
     assert model["alias"] == "challenger" and model["device"] == "cpu"
     # The default registers the blend; both parts and the blend were scored on the validation days.
-    candidates = model["candidates"]
+    candidates = rows_by(model["candidates"], "family")
     assert set(candidates) == {"network", "gradient_boosting", "blend"} and model["model_family"] == "blend"
     assert model["validation_log_loss"] == candidates["blend"]["log_loss"]
     assert candidates["gradient_boosting"]["iterations"] >= 1 and candidates["network"]["best_epoch"] >= 1
@@ -165,7 +171,7 @@ def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None
     assert {"plots/loss_curves.png", "plots/roc_holdout.png", "plots/calibration_holdout.png"} <= artifacts
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "training_set"
 
-    metrics = evaluation["metrics"]
+    metrics = rows_by(evaluation["metrics"], "model")
     assert set(metrics) == {"challenger", "base_rate", "logistic_regression", "hist_gradient_boosting"}
     assert metrics["challenger"]["roc_auc"] > 0.6
     assert metrics["challenger"]["log_loss"] < metrics["base_rate"]["log_loss"]
@@ -323,8 +329,9 @@ def test_promotion_moves_the_champion_only_through_the_gate_and_rollback_undoes_
     assert deployed.success
     meta = materialization_metadata(deployed, "deployed_model")
     assert meta["champion_version"] == 1 and meta["previous_champion_version"] == "none"
-    assert meta["lineage"]["dbt_code_version"] and meta["evaluation"]["roc_auc"] > 0.6
-    assert mlflow.pyfunc.load_model("models:/flight_delay@champion").metadata.run_id == meta["lineage"]["mlflow_run_id"]
+    lineage = {row["of"]: row["value"] for row in meta["lineage"]}
+    assert lineage["dbt_code_version"] and meta["evaluation"][0]["roc_auc"] > 0.6
+    assert mlflow.pyfunc.load_model("models:/flight_delay@champion").metadata.run_id == lineage["mlflow_run_id"]
 
     # A new challenger that was never evaluated cannot be deployed.
     new = _run(trained["instance"], paths, ["delay_model"], {"max_epochs": 1})
@@ -370,7 +377,7 @@ def test_each_family_fits_round_trips_and_serves(trained) -> None:
     boosted = _run(trained["instance"], paths, ["delay_model"], {"model_family": "gradient_boosting"})
     assert boosted.success, failure_message(boosted)
     model = materialization_metadata(boosted, "delay_model")
-    assert model["model_family"] == GRADIENT_BOOSTING and set(model["candidates"]) == {GRADIENT_BOOSTING}
+    assert model["model_family"] == GRADIENT_BOOSTING and set(rows_by(model["candidates"], "family")) == {GRADIENT_BOOSTING}
     version = version_for_alias(paths, CHALLENGER)
     assert version.tags["model_family"] == GRADIENT_BOOSTING
     frame = pd.read_parquet(latest_manifest(paths.training_sets)["path"]).tail(40)
@@ -478,8 +485,12 @@ def test_monitoring_checks_raise_one_alert_and_clear(trained, monkeypatch) -> No
     [stable] = drift.get_asset_check_evaluations()
     assert stable.check_name == INPUTS_STABLE and stable.severity == dg.AssetCheckSeverity.WARN
     assert meta["window"] == f"2013-01-29 .. {LAST_DAY}"
-    assert meta["conditions_psi"] and all(is_condition(name) for name in meta["conditions_psi"])
-    assert not any(is_condition(name) for name in meta["psi"]) and "route" in meta["psi"]
+    psi, conditions = rows_by(meta["psi"], "input"), rows_by(meta["conditions_psi"], "input")
+    assert conditions and all(is_condition(name) for name in conditions)
+    assert not any(is_condition(name) for name in psi) and "route" in psi
+    # The table heads with the largest PSI, and marks exactly the inputs over the threshold.
+    assert [row["psi"] for row in meta["psi"]] == sorted((row["psi"] for row in meta["psi"]), reverse=True)
+    assert sorted(n for n, row in psi.items() if row["over_threshold"]) == sorted(meta["drifted_features"])
     assert stable.passed == (meta["drifted_features"] == [])
 
 

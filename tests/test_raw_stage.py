@@ -14,6 +14,8 @@ from landing_files import BAD_FILES, DAY, with_value
 from mlplatform.ingest.landing import sha256
 from mlplatform.ingest.replay import Replayer
 
+pytestmark = pytest.mark.fast  # in the fast lane (`make test-fast`)
+
 
 @pytest.fixture
 def landed(zone):

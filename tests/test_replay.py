@@ -15,6 +15,8 @@ from mlplatform.domain import feed
 from mlplatform.ingest.landing import LandingZone
 from mlplatform.ingest.replay import Replayer, ReplayError
 
+pytestmark = pytest.mark.fast  # in the fast lane (`make test-fast`)
+
 
 def _source_rows(table: str, day: date) -> list[dict[str, str]]:
     """The day's rows read straight from the package's file, independently of the feed code."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -145,6 +146,64 @@ def test_every_answer_is_logged_and_traces_to_its_model_features_and_timestamps(
     every = duckdb.execute(f"select count(*) from read_parquet('{home}/prediction_log/*/*.parquet') "
                            "where flight_id like 'UA777-%'").fetchone()[0]
     assert every == 4  # the refused request is not an answer
+
+
+def test_the_prediction_log_holds_answers_through_a_full_disk_and_writes_them_once_it_frees(tmp_path: Path) -> None:
+    """The log's folder fills up (a size-limited tmpfs): writes fail, the writing thread lives on,
+    the answers wait in memory and `/health`'s status says why; once space returns, every answer is
+    written exactly once. Past `max_held_rows`, the oldest are dropped and counted."""
+    import duckdb
+
+    from fault_helpers import mount_tmpfs
+    from mlplatform.serving.prediction_log import PredictionLog, read_log
+
+    folder = tmp_path / "prediction_log"
+    mount_tmpfs(folder, "64k")
+    try:
+        filler = folder / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        try:  # fill the disk
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        log = PredictionLog(folder, flush_seconds=0.2, max_held_rows=30)
+        log.start()
+
+        def answer(n: int) -> None:
+            log.append(f"r{n}", "/predict", "flight_delay", 1, f"UA{n}-EWR-IAH-2013-02-05", 0.25, 0.001,
+                       {**FLIGHT, "flight_number": n}, {"carrier_code": "UA"}, {"plane": "2013-02-04T05:00:00+00:00"})
+
+        for n in range(20):
+            answer(n)
+        deadline = time.monotonic() + 10
+        while log.status()["last_error"] is None:
+            assert time.monotonic() < deadline, "the failed write was not reported"
+            time.sleep(0.1)
+        assert "No space left on device" in log.status()["last_error"]
+        for n in range(20, 40):  # arrive while the disk is full: 40 wait, over the 30 held
+            answer(n)
+        time.sleep(0.6)
+        assert log._thread.is_alive()
+        status = log.status()
+        assert status["waiting_rows"] + status["dropped_rows"] == 40 and status["dropped_rows"] == 10
+
+        filler.unlink()  # space returns
+        deadline = time.monotonic() + 10
+        while log.status()["waiting_rows"] or log.status()["last_error"]:
+            assert time.monotonic() < deadline, f"the held answers were not written: {log.status()}"
+            time.sleep(0.1)
+        log.close()
+        logged = read_log(folder)
+        # The newest 30 survive, each once.
+        assert sorted(logged["request_id"]) == sorted(f"r{n}" for n in range(10, 40))
+        requests = duckdb.execute(f"select request from read_parquet('{folder}/*/*.parquet') "
+                                  "where request_id = 'r39'").fetchone()[0]
+        assert '"flight_number": 39' in requests
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def test_batch(server) -> None:

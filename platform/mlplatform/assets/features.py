@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from mlplatform.assets.ui import table
 from mlplatform.domain import TIMEZONE
 from mlplatform.features.repo import applied_hash, apply_definitions, definitions_hash, open_store
 from mlplatform.features.service import FLIGHT_KEY, LIVE_SERVICE_NAME, SERVICE_NAME, SERVICE_VERSION
@@ -127,7 +128,7 @@ def online_matches_offline(context: dg.AssetCheckExecutionContext, state: Platfo
     return dg.AssetCheckResult(passed=report.passed, metadata={
         "day": freshest[0] if freshest else "none", "values_compared": report.compared,
         "mismatches": len(report.mismatches),
-        "examples": dg.MetadataValue.json([{k: str(v) for k, v in m.items()} for m in report.mismatches[:5]]),
+        "examples": table({k: str(v) for k, v in m.items()} for m in report.mismatches[:5]),
     })
 
 

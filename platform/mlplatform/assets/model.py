@@ -18,12 +18,15 @@ from mlplatform.features.training import latest_manifest
 from mlplatform.faults import crash_point
 from mlplatform.profile import current as current_profile
 from mlplatform.model.lines import LINES, ModelLine
-from mlplatform.model.tracking import CHALLENGER, CHAMPION, finish_run, run_link, version_for_alias
+from mlplatform.assets.ui import keyed_table, table as ui_table
+from mlplatform.model.tracking import CHALLENGER, CHAMPION, artifact_link, finish_run, run_link, version_for_alias
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 
 GROUP = "model"
 GATE = "challenger_beats_champion"
 FAMILY_TAG = "model_family"  # on the run and the model version: network, gradient_boosting or blend
+# The run's plots (MLflow artifacts), linked from the Dagster metadata.
+LOSS_CURVES, ROC_PLOT, CALIBRATION_PLOT = "plots/loss_curves.png", "plots/roc_holdout.png", "plots/calibration_holdout.png"
 GPU_POOL = "gpu"
 # Which rows the registered model learned from (an MLflow param): the evaluation fits the
 # baselines on the same ones.
@@ -142,7 +145,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
             stopped = network.stopped
             curves = plots.loss_curves([h.train_loss for h in stopped.history],
                                        [h.validation_loss for h in stopped.history], stopped.best_epoch)
-            mlflow.log_image(_image(curves), "plots/loss_curves.png")
+            mlflow.log_image(_image(curves), LOSS_CURVES)
         version = _register(paths, chosen.trained, split.validation.head(5), run_id, line.model)
     except TrainingDiverged as err:
         finish_run(failed=True)
@@ -155,12 +158,12 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     if network is not None:
         extra = {**network.details, "samples_per_second": round(float(np.median(
             [h.samples_per_second for h in network.stopped.history]))),
-            "loss_curves": dg.MetadataValue.md(plots.markdown_image(curves, "loss"))}
+            "loss_curves": artifact_link(run_id, LOSS_CURVES)}
     return dg.MaterializeResult(metadata={
         "registered_model": line.model, "model_version": int(version.version), "alias": CHALLENGER,
         "model_family": chosen.family, "mlflow_run_id": run_id, "mlflow_run": run_link(experiment_id, run_id),
         "device": settings.name,
-        "candidates": dg.MetadataValue.json(validation_table(candidates)),
+        "candidates": keyed_table(validation_table(candidates), "family"),
         "fitted_on": f"{fitted_on} ({chosen.fitted_rows} flights)",
         "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),
         "training_set_content_hash": manifest["content_hash"], "split": split.describe(), **extra,
@@ -305,8 +308,8 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     tracker.set_model_version_tag(line.model, challenger.version, "gate", "passed" if passed else "failed")
     roc = plots.roc_curves(label, scores)
     cal = plots.calibration_plot(bins)
-    tracker.log_image(challenger.run_id, _image(roc), "plots/roc_holdout.png")
-    tracker.log_image(challenger.run_id, _image(cal), "plots/calibration_holdout.png")
+    tracker.log_image(challenger.run_id, _image(roc), ROC_PLOT)
+    tracker.log_image(challenger.run_id, _image(cal), CALIBRATION_PLOT)
     context.log.info(f"gate {'passed' if passed else 'failed'}: {reason}")
 
     table = {name: {k: round(v, 4) for k, v in values.items() if k != "rows"} for name, values in figures.items()}
@@ -317,11 +320,15 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
                                 "challenger_family": run.data.tags.get(FAMILY_TAG, "network"),
                                 "baselines_fitted_on": f"{len(fitted)} flights"}
     return dg.MaterializeResult(
-        metadata={**evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} flights)",
-                  "metrics": dg.MetadataValue.json(table), "calibration": dg.MetadataValue.json(bins),
-                  "challenger_roc_auc": round(figures["challenger"]["roc_auc"], 4),
-                  "roc": dg.MetadataValue.md(plots.markdown_image(roc, "ROC")),
-                  "calibration_plot": dg.MetadataValue.md(plots.markdown_image(cal, "calibration")),
+        # What a reader wants first comes first: the verdict, the figures beside the opponents', the plots.
+        metadata={"reason": reason, "challenger_roc_auc": round(figures["challenger"]["roc_auc"], 4),
+                  "metrics": keyed_table(table, "model"),
+                  "roc": artifact_link(challenger.run_id, ROC_PLOT),
+                  "calibration_plot": artifact_link(challenger.run_id, CALIBRATION_PLOT),
+                  **evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} flights)",
+                  # Each opponent's figure at the top level too: the Plots tab charts them run by run.
+                  **{f"{name}_roc_auc": values["roc_auc"] for name, values in table.items() if name != "challenger"},
+                  "calibration": ui_table({"model": name, **row} for name, rows in bins.items() for row in rows),
                   "mlflow_run_id": challenger.run_id},
         check_results=[dg.AssetCheckResult(check_name=GATE, asset_key=line.key("model_evaluation"),
                                            passed=passed, metadata={
@@ -346,8 +353,8 @@ def _deploy(context: dg.AssetExecutionContext, state: PlatformState, line: Model
         "registered_model": line.model, "action": entry["action"], "champion_version": entry["version"],
         "previous_champion_version": entry["previous_version"] or "none",
         "holdout_roc_auc": round(lineage["holdout"].get("roc_auc", float("nan")), 4),
-        "evaluation": dg.MetadataValue.json(lineage["holdout"]),
-        "lineage": dg.MetadataValue.json({k: v for k, v in lineage.items() if k != "holdout"}),
+        "evaluation": ui_table([lineage["holdout"]]),
+        "lineage": ui_table({"of": k, "value": v} for k, v in lineage.items() if k != "holdout"),
     })
 
 

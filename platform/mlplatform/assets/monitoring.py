@@ -8,6 +8,7 @@ import dagster as dg
 
 from mlplatform.assets.deployed import PREDICTIONS, batch_predictions
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
+from mlplatform.assets.ui import table
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 
@@ -40,7 +41,7 @@ def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:
                 "ending on the day (features as of each departure, through Feast) against the latest training set. Drift is judged on the "
                 "flight mix (routes, carriers, airports, planes, hours); the conditions (weather, trailing "
                 "delay statistics) move every week by construction and are shown apart. Metadata: the "
-                "largest PSI, the inputs over the retrain policy's threshold, all values, and a plot.",
+                "largest PSI, the inputs over the retrain policy's threshold, and a table of every input's PSI, largest first.",
     check_specs=_check_specs("feature_drift", {
         INPUTS_STABLE: "WARN when an input of the flight mix drifted past retrain_policy.psi_threshold "
                        "(calibrated on the replayed year: docs/drift_calibration.md)."}),
@@ -55,7 +56,6 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     from mlplatform.features.training import TrainingWindowError, labeled_flights, latest_manifest, retrieve
     from mlplatform.ml.columns import is_condition, with_derived
     from mlplatform.ml.drift import psi_by_feature, training_set_profile
-    from mlplatform.model.plots import markdown_image, psi_bars
 
     paths = state.paths.activate()
     days = context.partition_keys
@@ -95,10 +95,15 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
         "psi_threshold": threshold,
         "drifted_features": drifted,
         "conditions_max_psi": round(max(conditions.values(), default=0.0), 4),
-        "psi": dg.MetadataValue.json({k: round(v, 4) for k, v in population.items()}),
-        "conditions_psi": dg.MetadataValue.json({k: round(v, 4) for k, v in conditions.items()}),
-        "plot": dg.MetadataValue.md(markdown_image(psi_bars(population, threshold), "PSI by input of the flight mix")),
+        # Largest first: the inputs that moved most head the table.
+        "psi": _psi_table(population, threshold),
+        "conditions_psi": _psi_table(conditions, threshold),
     })
+
+
+def _psi_table(values: dict[str, float], threshold: float) -> dg.MetadataValue:
+    return table({"input": name, "psi": value, "over_threshold": value > threshold}
+                 for name, value in sorted(values.items(), key=lambda item: -item[1]))
 
 
 @dg.asset(
@@ -126,7 +131,6 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
     from mlplatform.features.training import ENTITY_TABLE
     from mlplatform.ml.evaluate import metrics
     from mlplatform.model.deployment import served_champion
-    from mlplatform.model.plots import markdown_image, rates_by_day
 
     days = context.partition_keys
     last = days[-1]
@@ -167,9 +171,9 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
         "champion_version": champion.get("version", "none"),
         "champion_evaluation_roc_auc": round(evaluated, 4) if evaluated is not None else "none",
         "auc_drop": round(evaluated - over["roc_auc"], 4) if evaluated is not None else "none",
-        "plot": dg.MetadataValue.md(markdown_image(
-            rates_by_day(list(by_day.index), by_day["predicted"].tolist(), by_day["realized"].tolist()),
-            "Predicted vs realized delay rate")),
+        # Day by day; the Plots tab charts the top-level rates and AUCs run by run.
+        "by_day": table({"day": str(day), "predicted_delay_rate": row.predicted, "realized_delay_rate": row.realized}
+                        for day, row in by_day.iterrows()),
     })
 
 

@@ -11,6 +11,7 @@ from datetime import date
 
 import dagster as dg
 
+from mlplatform.assets.ui import table
 from mlplatform.resources import PlatformState, StreamPolicy
 from mlplatform.partitions import daily_partitions
 
@@ -41,7 +42,8 @@ def departure_stream(context: dg.AssetExecutionContext, state: PlatformState) ->
         **{k: v for k, v in status.items() if k != "set_aside_by_reason"},
         "seconds_since_commit": status["seconds_since_commit"] if status["seconds_since_commit"] is not None else -1,
         "latest_departure": status["latest_departure"] or "none",
-        "set_aside_by_reason": dg.MetadataValue.json(status["set_aside_by_reason"]),
+        "set_aside_by_reason": table({"reason": reason, "events": n}
+                                     for reason, n in sorted(status["set_aside_by_reason"].items())),
     })
 
 
@@ -83,7 +85,7 @@ def stream_matches_dbt(context: dg.AssetCheckExecutionContext, state: PlatformSt
         "not_streamed": sum(r.not_streamed for r in reports.values()),
         "not_in_dbt": sum(r.not_in_dbt for r in reports.values()),
         "mismatches": len(mismatches),
-        "examples": dg.MetadataValue.json([{k: str(v) for k, v in m.items()} for m in mismatches[:5]]),
+        "examples": table({k: str(v) for k, v in m.items()} for m in mismatches[:5]),
     })
 
 

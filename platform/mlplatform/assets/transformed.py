@@ -46,6 +46,12 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
         return "features" if "features" in dbt_resource_props.get("fqn", []) else "transformed"
 
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        # The model's description from its YAML, as the UI's description; dagster-dbt would append
+        # the raw SQL, which then fills the preview (the SQL is in dbt_project/models/).
+        described = (dbt_resource_props.get("description") or "").strip()
+        return described or super().get_description(dbt_resource_props)
+
 
 translator = PlatformDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_code_references=False))
 
@@ -114,7 +120,10 @@ def dbt_daily_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, 
 @dbt_assets(
     manifest=require_manifest(),
     project=dbt_project,
-    exclude=DAILY,
+    # Not the sources' tests: the raw assets own their data (their contract checks hold the same
+    # keys), and dbt's result for a test on an asset it does not build reaches Dagster as a bare
+    # observation, with a warning each. `dbt test --select source:raw` still runs them by hand.
+    exclude=f"{DAILY} source:raw",
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
     name="dbt_reference_models",

@@ -1,8 +1,7 @@
-"""Training and evaluation plots as PNG bytes (MLflow artifacts, and inline in Dagster metadata)."""
+"""Training and evaluation plots as PNG bytes: MLflow artifacts, linked from the Dagster metadata."""
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Mapping, Sequence
 
@@ -56,27 +55,4 @@ def calibration_plot(bins: Mapping[str, Sequence[Mapping[str, float]]]) -> bytes
     plt.plot([0, 1], [0, 1], color="grey", linestyle=":")
     plt.xlabel("predicted delay probability"), plt.ylabel("observed delay rate"), plt.legend(fontsize=7)
     plt.title("Calibration on the holdout")
-    return _png(plt, fig)
-
-
-def markdown_image(png: bytes, title: str) -> str:
-    return f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
-def psi_bars(psi: Mapping[str, float], threshold: float, top: int = 15) -> bytes:
-    plt, fig = _figure()
-    names = list(psi)[:top][::-1]
-    plt.barh(names, [psi[n] for n in names], color=["tab:red" if psi[n] > threshold else "tab:blue" for n in names])
-    plt.axvline(threshold, color="grey", linestyle=":", label=f"threshold {threshold}")
-    plt.yticks(fontsize=6), plt.xlabel("PSI against the training set"), plt.legend(fontsize=7)
-    plt.title("Feature drift")
-    return _png(plt, fig)
-
-
-def rates_by_day(days: Sequence[str], predicted: Sequence[float], realized: Sequence[float]) -> bytes:
-    plt, fig = _figure()
-    plt.plot(days, predicted, marker="o", label="predicted")
-    plt.plot(days, realized, marker="o", label="realized")
-    plt.xticks(rotation=45, fontsize=6), plt.ylabel("delay rate"), plt.legend(fontsize=7)
-    plt.title("Champion: predicted vs realized delay rate")
     return _png(plt, fig)

@@ -41,13 +41,24 @@ def tracking_uri(paths: StatePaths) -> str:
 UI_URL_ENV = "MLPLATFORM_MLFLOW_UI_URL"
 
 
+def _ui_base() -> str:
+    import os
+
+    return os.environ.get(UI_URL_ENV, "http://127.0.0.1:5000").rstrip("/")
+
+
 def run_link(experiment_id: str, run_id: str) -> dg.MetadataValue:
     """The run's page in the MLflow UI (`mlplatform mlflow-ui`; MLPLATFORM_MLFLOW_UI_URL where it
     runs elsewhere), as a link in the Dagster UI."""
-    import os
+    return dg.MetadataValue.url(f"{_ui_base()}/#/experiments/{experiment_id}/runs/{run_id}")
 
-    base = os.environ.get(UI_URL_ENV, "http://127.0.0.1:5000").rstrip("/")
-    return dg.MetadataValue.url(f"{base}/#/experiments/{experiment_id}/runs/{run_id}")
+
+def artifact_link(run_id: str, artifact_path: str) -> dg.MetadataValue:
+    """One of the run's artifacts (a plot) served by the MLflow UI, as a link in the Dagster UI: the
+    picture opens full size in its own tab instead of a small inline Markdown image."""
+    from urllib.parse import urlencode
+
+    return dg.MetadataValue.url(f"{_ui_base()}/get-artifact?" + urlencode({"path": artifact_path, "run_uuid": run_id}))
 
 
 def store_exists(paths: StatePaths) -> bool:
@@ -87,7 +98,7 @@ def platform_mlflow(init_context: dg.InitResourceContext):
     paths: StatePaths = init_context.resources.state.paths
     ensure_experiment(paths)
     shim = SimpleNamespace(
-        log=init_context.log, dagster_run=init_context.dagster_run, run_id=init_context.run_id,
+        log=init_context.log, dagster_run=init_context.run, run_id=init_context.run.run_id,
         resource_config={"experiment_name": EXPERIMENT, "mlflow_tracking_uri": tracking_uri(paths),
                          "parent_run_id": None, "mlflow_run_id": None, "env": {}, "env_to_tag": None,
                          "extra_tags": {"platform": "mlplatform"}})

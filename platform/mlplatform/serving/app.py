@@ -90,7 +90,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
             spent = time.perf_counter() - started
             for flight, record, i, p, moments in zip(flights, records, ids, probabilities, as_of):
                 log.append(request_id, endpoint, champion.model, model.version, i, float(p), spent,
-                           flight.model_dump(mode="json"), record, moments)
+                           flight, record, moments)
         return [Prediction(flight_id=i, delay_probability=float(p), model_version=model.version, defaults_used=u,
                            request_id=request_id)
                 for i, p, u in zip(ids, probabilities, unknown)]
@@ -127,7 +127,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
             request_id = uuid.uuid4().hex
             if log is not None:
                 log.append(request_id, "/predict/live", live_champion.model, model.version, ids[0], probability,
-                           time.perf_counter() - started, flight.model_dump(mode="json"), record,
+                           time.perf_counter() - started, flight, record,
                            {**day_ahead_as_of[0], **as_of[0]})
             return LivePrediction(flight_id=ids[0], delay_probability=probability, model_version=model.version,
                                   defaults_used=unknown[0], model=live_champion.model,
@@ -141,7 +141,8 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         live = live_champion.current
         return {"status": "ok" if model else "no model", "model_version": model.version if model else None,
                 "model_family": model.family if model else None,
-                "live_model_version": live.version if live else None}
+                "live_model_version": live.version if live else None,
+                "prediction_log": log.status() if log is not None else "off"}
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -10,7 +10,10 @@ encoding on the request's path); a thread writes what gathered every `flush_seco
 
     $MLPLATFORM_HOME/prediction_log/date=<UTC day>/part-<time>-<pid>-<n>.parquet
 
-so a crash loses at most the last few seconds of log and never leaves half a file. DuckDB reads the
+so a crash loses at most the last few seconds of log and never leaves half a file. A write that
+fails (a full or read-only disk) loses nothing either: the rows are held and written with the next
+batch once the disk takes them again, up to `max_held_rows` (then the oldest are dropped and
+counted); `/health` shows what is held and why (`status()`). DuckDB reads the
 whole log with `read_parquet('<home>/prediction_log/*/*.parquet', hive_partitioning = true)`
 (README, "Tracing an answer"); `live_performance` joins it to the day's outcomes.
 """
@@ -18,6 +21,7 @@ whole log with `read_parquet('<home>/prediction_log/*/*.parquet', hive_partition
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -28,6 +32,8 @@ from pathlib import Path
 import pyarrow as pa
 
 FOLDER = "prediction_log"
+MAX_HELD_ROWS = 200_000  # about 200 MB of rows kept while the log cannot be written
+log = logging.getLogger(__name__)
 SLICE = 8  # rows encoded between two yields of the GIL
 SCHEMA = pa.schema([
     ("request_id", pa.string()), ("logged_at", pa.timestamp("us", tz="UTC")), ("endpoint", pa.string()),
@@ -43,10 +49,16 @@ def _json(value: dict) -> str:
 
 
 class PredictionLog:
-    def __init__(self, folder: Path, flush_seconds: float = 2.0, flush_rows: int = 20_000):
+    def __init__(self, folder: Path, flush_seconds: float = 2.0, flush_rows: int = 20_000,
+                 max_held_rows: int = MAX_HELD_ROWS):
         self.folder = folder
-        self.flush_seconds, self.flush_rows = flush_seconds, flush_rows
+        self.flush_seconds, self.flush_rows, self.max_held_rows = flush_seconds, flush_rows, max_held_rows
         self._rows: list[tuple] = []
+        # Rows a failed write could not store: only the writer (under `_lock`) touches them, so that
+        # requests keep appending to `_rows` without a lock.
+        self._held: list[tuple] = []
+        self.dropped_rows = 0
+        self.last_error: str | None = None
         self._files = count()
         self._lock = threading.Lock()  # one writer at a time (the thread, or close)
         self._wake = threading.Event()
@@ -54,8 +66,9 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
 
     def append(self, request_id: str, endpoint: str, model: str, model_version: int, flight_id: str,
-               probability: float, latency_s: float, request: dict, features: dict, features_as_of: dict) -> None:
-        """Called on the request's path: a tuple onto a list (atomic under the GIL), nothing more."""
+               probability: float, latency_s: float, request, features: dict, features_as_of: dict) -> None:
+        """Called on the request's path: a tuple onto a list (atomic under the GIL), nothing more.
+        `request` is the request's pydantic model: the writing thread dumps it."""
         self._rows.append((request_id, time.time(), endpoint, model, model_version, flight_id, probability,
                            latency_s * 1000, request, features, features_as_of))
         if len(self._rows) >= self.flush_rows:
@@ -66,46 +79,87 @@ class PredictionLog:
         self._thread.start()
 
     def _run(self) -> None:
+        # The thread outlives any failure: a dead writer would let rows pile up unseen.
         while not self._stopped.is_set():
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
-            self.flush()
+            self._try_flush()
 
     def close(self) -> None:
         self._stopped.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        self.flush()
+        if self._try_flush() is False:
+            log.error(f"prediction log: {len(self._held)} answer(s) not written at shutdown: {self.last_error}")
+
+    def _try_flush(self) -> bool:
+        """`flush`, its failure logged (once per outage) instead of raised; whether it wrote."""
+        failing = self.last_error is not None
+        try:
+            self.flush()
+        except Exception as err:  # OSError from a full or read-only disk, mostly
+            self.last_error = f"{type(err).__name__}: {err}"
+            if not failing:
+                log.warning(f"prediction log: cannot write under {self.folder} ({self.last_error}); holding "
+                            f"the answers in memory (up to {self.max_held_rows}) and retrying every "
+                            f"{self.flush_seconds:g} s")
+            return False
+        if failing:
+            log.warning(f"prediction log: written again under {self.folder} after: {self.last_error}"
+                        + (f"; {self.dropped_rows} answer(s) dropped meanwhile" if self.dropped_rows else ""))
+            self.last_error = None
+        return True
+
+    def status(self) -> dict:
+        """For `/health`: answers waiting to be written, dropped, and why the last write failed."""
+        return {"waiting_rows": len(self._rows) + len(self._held), "dropped_rows": self.dropped_rows,
+                "last_error": self.last_error}
 
     def flush(self) -> Path | None:
-        """Write what gathered as one Parquet file; the path, or None when there was nothing."""
+        """Write what gathered (and what an earlier failure held) as one Parquet file; the path, or
+        None when there was nothing. On a failure the rows are held for the next call, and it raises."""
         with self._lock:
-            rows, self._rows = self._rows, []
+            taken, self._rows = self._rows, []
+            rows, self._held = self._held + taken, []
             if not rows:
                 return None
-            # Encoding holds the GIL: done a few rows at a time, yielding between, so that a request
-            # waits for one slice (well under a millisecond), not for the whole batch (the GIL's
-            # switch interval would let this thread keep it for 5 ms at a time).
-            encoded: list[tuple[str, str, str]] = []
-            for start in range(0, len(rows), SLICE):
-                encoded += [(_json(r[8]), _json(r[9]), _json(r[10])) for r in rows[start:start + SLICE]]
-                time.sleep(0)
-            columns = list(zip(*rows))
-            requests, features, as_of = zip(*encoded)
-            table = pa.table([
-                pa.array(columns[0], pa.string()),
-                pa.array([datetime.fromtimestamp(t, timezone.utc) for t in columns[1]], pa.timestamp("us", tz="UTC")),
-                pa.array(columns[2], pa.string()), pa.array(columns[3], pa.string()),
-                pa.array(columns[4], pa.int64()), pa.array(columns[5], pa.string()),
-                pa.array([float(p) for p in columns[6]], pa.float64()), pa.array(columns[7], pa.float64()),
-                pa.array(requests, pa.string()), pa.array(features, pa.string()), pa.array(as_of, pa.string()),
-            ], schema=SCHEMA)
-            first = datetime.fromtimestamp(columns[1][0], timezone.utc)
-            path = (self.folder / f"date={first:%Y-%m-%d}" /
-                    f"part-{first:%H%M%S%f}-{os.getpid()}-{next(self._files)}.parquet")
-            _write_atomically(path, table)
-            return path
+            try:
+                return self._write(rows)
+            except BaseException:
+                excess = len(rows) - self.max_held_rows
+                if excess > 0:  # the oldest go first: the newest answers are the likelier to be traced
+                    rows, self.dropped_rows = rows[excess:], self.dropped_rows + excess
+                self._held = rows
+                raise
+
+    def _write(self, rows: list[tuple]) -> Path:
+        # Encoding holds the GIL: done a few rows at a time, yielding between, so that a request
+        # waits for one slice (well under a millisecond), not for the whole batch (the GIL's
+        # switch interval would let this thread keep it for 5 ms at a time).
+        encoded: list[tuple[str, str, str]] = []
+        for start in range(0, len(rows), SLICE):
+            encoded += [(_json(_dumped(r[8])), _json(r[9]), _json(r[10])) for r in rows[start:start + SLICE]]
+            time.sleep(0)
+        columns = list(zip(*rows))
+        requests, features, as_of = zip(*encoded)
+        table = pa.table([
+            pa.array(columns[0], pa.string()),
+            pa.array([datetime.fromtimestamp(t, timezone.utc) for t in columns[1]], pa.timestamp("us", tz="UTC")),
+            pa.array(columns[2], pa.string()), pa.array(columns[3], pa.string()),
+            pa.array(columns[4], pa.int64()), pa.array(columns[5], pa.string()),
+            pa.array([float(p) for p in columns[6]], pa.float64()), pa.array(columns[7], pa.float64()),
+            pa.array(requests, pa.string()), pa.array(features, pa.string()), pa.array(as_of, pa.string()),
+        ], schema=SCHEMA)
+        first = datetime.fromtimestamp(columns[1][0], timezone.utc)
+        path = (self.folder / f"date={first:%Y-%m-%d}" /
+                f"part-{first:%H%M%S%f}-{os.getpid()}-{next(self._files)}.parquet")
+        _write_atomically(path, table)
+        return path
+
+
+def _dumped(request) -> dict:
+    return request.model_dump(mode="json") if hasattr(request, "model_dump") else request
 
 
 def _write_atomically(path: Path, table: pa.Table) -> None:
