@@ -120,7 +120,7 @@ def materialize_model(instance: dg.DagsterInstance, paths: StatePaths, keys: lis
                       raise_on_error: bool = False) -> dg.ExecuteInProcessResult:
     """Materialize model-stage assets on the CPU with the given `ModelSpec` settings."""
     from mlplatform.definitions import defs
-    from mlplatform.model.tracking import platform_mlflow
+    from mlplatform.model.mlflow_resource import platform_mlflow
     from mlplatform.resources import ModelSpec, TrainingDevice
 
     return dg.materialize([defs.get_assets_def(k) for k in keys], instance=instance,

@@ -38,3 +38,34 @@ def test_status_reports_landed_quarantined_and_loaded(instance, paths, capsys) -
     text = capsys.readouterr().out
     assert "raw_flights      1 day(s), 2013-01-01 .. 2013-01-01: 842 rows" in text
     assert "empty: the file is empty" in text
+
+
+def test_status_reads_the_embedded_instance_without_dagster_as_dagster_would(paths) -> None:
+    """`status` answers from the embedded instance's tables with two queries: the same stored but
+    unrefreshed days as `progress.stored_unrefreshed` through Dagster, and the runs in flight (then
+    Dagster itself judges them). Any other storage is left to Dagster."""
+    import dagster as dg
+
+    from mlplatform.automation import instance_tables
+    from mlplatform.automation.progress import stored_unrefreshed
+
+    assert main(["prepare"]) == 0 and main(["replay", "--days", "3"]) == 0
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        assert instance_tables.read(paths.dagster_home) == {"in_flight": 0, "unrefreshed_days": []}
+        for day in ("2013-01-01", "2013-01-02", "2013-01-03"):
+            assert materialize_raw(instance, paths, "flights", day).success
+        for day in ("2013-01-01", "2013-01-02"):
+            assert materialize_raw(instance, paths, "weather", day).success
+        # The first day carried downstream; the second stored after it was (a corrected file).
+        for day in ("2013-01-01", "2013-01-02"):
+            instance.report_runless_asset_event(dg.AssetMaterialization("online_features", partition=day))
+        assert materialize_raw(instance, paths, "weather", "2013-01-02").success
+        read = instance_tables.read(paths.dagster_home)
+        assert read["unrefreshed_days"] == list(stored_unrefreshed(instance)) == ["2013-01-02"]
+
+        instance.add_run(dg.DagsterRun(job_name="daily_refresh", run_id="f" * 36, status=dg.DagsterRunStatus.STARTED))
+        assert instance_tables.read(paths.dagster_home)["in_flight"] == 1
+
+    config = paths.dagster_home / "dagster.yaml"
+    config.write_text(config.read_text() + "\nstorage:\n  sqlite:\n    base_dir: elsewhere\n")
+    assert instance_tables.read(paths.dagster_home) is None

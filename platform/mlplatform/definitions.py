@@ -19,7 +19,7 @@ from mlplatform.assets.model import model_assets
 from mlplatform.assets.raw import raw_assets
 from mlplatform.assets.stream import stream_assets, stream_checks
 from mlplatform.assets.transformed import dbt_assets_defs
-from mlplatform.model.tracking import platform_mlflow
+from mlplatform.model.mlflow_resource import platform_mlflow
 from mlplatform.resources import (
     ModelSpec, PlatformState, RawIngestPolicy, RetrainPolicy, StreamPolicy, TrainingDevice, settings_from_env,
 )

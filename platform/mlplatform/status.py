@@ -74,12 +74,11 @@ def _stream(paths: StatePaths) -> dict[str, Any] | None:
 
 def _automation(paths: StatePaths, last: int = 3) -> dict[str, Any]:
     """The latest retrain decisions that requested a run, and the latest failed runs."""
-    from mlplatform.automation.failures import failures
-    from mlplatform.automation.records import decisions
+    from mlplatform.automation.records import decisions, failures
 
     return {"retrains": [{k: d[k] for k in ("at", "trigger", "reason")} for d in decisions(paths.home)[-last:]],
             "failures": [{k: f.get(k) for k in ("at", "job", "partition", "trigger", "failed_steps", "error")}
-                         for f in failures(paths)[-last:]],
+                         for f in failures(paths.home)[-last:]],
             **_runs(paths)}
 
 
@@ -87,6 +86,12 @@ def _runs(paths: StatePaths) -> dict[str, Any]:
     """From the Dagster instance: runs in flight whose process is gone, and stored days not refreshed."""
     if not (paths.dagster_home / "dagster.yaml").exists():
         return {"stuck_runs": [], "unrefreshed_days": []}
+    from mlplatform.automation import instance_tables
+
+    # Nothing in flight on the embedded instance: its tables answer, without loading Dagster.
+    quick = instance_tables.read(paths.dagster_home)
+    if quick is not None and quick["in_flight"] == 0:
+        return {"stuck_runs": [], "unrefreshed_days": quick["unrefreshed_days"]}
     import dagster as dg
 
     from mlplatform.automation.progress import stored_unrefreshed

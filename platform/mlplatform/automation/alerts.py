@@ -110,9 +110,9 @@ class Notifier:
 
 def alerts(paths: StatePaths) -> list[dict]:
     """Every alert raised, oldest first (not the lines that say a condition cleared)."""
-    path = paths.home / ALERTS_LOG
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [entry for entry in map(json.loads, filter(str.strip, lines)) if not entry.get("cleared")]
+    from mlplatform.automation.records import read_jsonl
+
+    return [entry for entry in read_jsonl(paths.home / ALERTS_LOG) if not entry.get("cleared")]
 
 
 def notifier(paths: StatePaths) -> Notifier:

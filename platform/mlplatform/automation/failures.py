@@ -11,16 +11,14 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from mlplatform.automation.records import FAILURES_LOG, read_jsonl
 from mlplatform.automation.settings import sensor_status
 from mlplatform.state import StatePaths
 from mlplatform.model.tracking import store_exists as tracking_store_exists
 
-FAILURES_LOG = "run_failures.jsonl"
-
 
 def failures(paths: StatePaths) -> list[dict]:
-    path = paths.home / FAILURES_LOG
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return read_jsonl(paths.home / FAILURES_LOG)
 
 
 def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_steps: dict[str, str]) -> dict:

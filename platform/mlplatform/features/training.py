@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -23,6 +22,7 @@ from mlplatform.ingest.files import write_atomically, write_bytes_atomically
 from mlplatform.ingest.lake import Lake
 
 if TYPE_CHECKING:
+    import pandas as pd
     from feast import FeatureStore
 
 ENTITY_TABLE = "fct_flights"
@@ -87,6 +87,8 @@ def _join_in_chunks(store: FeatureStore, entities: pd.DataFrame, service_name: s
     parts = [store.get_historical_features(entity_df=entities.iloc[start:start + chunk_rows], features=service,
                                            full_feature_names=True).to_df().sort_values(order)
              for start in range(0, max(len(entities), 1), chunk_rows)]
+    import pandas as pd
+
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
@@ -110,6 +112,8 @@ def retrieve_same_day(store: FeatureStore, flights: pd.DataFrame, lead_minutes: 
     from mlplatform.features.service import LIVE_SERVICE_NAME
 
     keys = flights[[FLIGHT_KEY, *JOIN_KEYS, REQUEST_TIMESTAMP]].copy()
+    import pandas as pd
+
     keys[EVENT_TIMESTAMP] = keys[REQUEST_TIMESTAMP] - pd.Timedelta(minutes=lead_minutes)
     keys = keys.drop(columns=[REQUEST_TIMESTAMP]).sort_values([EVENT_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
     joined = _join_in_chunks(store, keys, service_name or LIVE_SERVICE_NAME, chunk_rows, [EVENT_TIMESTAMP, FLIGHT_KEY])

@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mlplatform.ingest.files import write_atomically
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DATA_FILE = "data.parquet"
 SOURCE_FILE = "source.json"  # beside each data file: the checksum of the landing file it came from

@@ -1,25 +1,17 @@
 """MLflow for the platform: a tracking store (SQLite, or PostgreSQL in production) and an artifact
-folder under MLPLATFORM_HOME,
-the registry's `flight_delay` model and its aliases, and dagster-mlflow's resource wrapped.
-
-Why wrapped: dagster-mlflow's `mlflow_tracking` reads a fixed tracking URI from config, lets MLflow
-put a new experiment's artifacts under the working directory, and leaves ending the MLflow run to
-its `end_mlflow_on_run_finished` hook, which ends it after whichever op it takes to be the last
-(dagster issue 21872: with assets, runs end early or never). The wrapper points it at the state
-directory, creates the experiment with its artifact location first, and the assets end their MLflow
-run themselves (`finish_run`), successful or failed, instead of using the hook.
+folder under MLPLATFORM_HOME, the registry's `flight_delay` model and its aliases, and links to the
+MLflow UI. Dagster's resource for it is in `mlflow_resource.py`; this module loads neither Dagster
+nor MLflow until asked (`mlplatform status` reads the names and the store's existence).
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import TYPE_CHECKING
-
-import dagster as dg
 
 from mlplatform.state import StatePaths
 
 if TYPE_CHECKING:
+    import dagster as dg
     from mlflow import MlflowClient
 
 EXPERIMENT = "flight_delay"
@@ -50,6 +42,8 @@ def _ui_base() -> str:
 def run_link(experiment_id: str, run_id: str) -> dg.MetadataValue:
     """The run's page in the MLflow UI (`mlplatform mlflow-ui`; MLPLATFORM_MLFLOW_UI_URL where it
     runs elsewhere), as a link in the Dagster UI."""
+    import dagster as dg
+
     return dg.MetadataValue.url(f"{_ui_base()}/#/experiments/{experiment_id}/runs/{run_id}")
 
 
@@ -57,6 +51,8 @@ def artifact_link(run_id: str, artifact_path: str) -> dg.MetadataValue:
     """One of the run's artifacts (a plot) served by the MLflow UI, as a link in the Dagster UI: the
     picture opens full size in its own tab instead of a small inline Markdown image."""
     from urllib.parse import urlencode
+
+    import dagster as dg
 
     return dg.MetadataValue.url(f"{_ui_base()}/get-artifact?" + urlencode({"path": artifact_path, "run_uuid": run_id}))
 
@@ -87,22 +83,6 @@ def ensure_experiment(paths: StatePaths, name: str = EXPERIMENT) -> str:
     artifacts = paths.mlflow / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     return tracker.create_experiment(name, artifact_location=artifacts.as_uri())
-
-
-@dg.resource(required_resource_keys={"state"},
-             description="dagster-mlflow's MLflow resource against MLPLATFORM_HOME's tracking store: one "
-                         "MLflow run per Dagster run, tagged with the Dagster run id.")
-def platform_mlflow(init_context: dg.InitResourceContext):
-    from dagster_mlflow.resources import MlFlow
-
-    paths: StatePaths = init_context.resources.state.paths
-    ensure_experiment(paths)
-    shim = SimpleNamespace(
-        log=init_context.log, dagster_run=init_context.run, run_id=init_context.run.run_id,
-        resource_config={"experiment_name": EXPERIMENT, "mlflow_tracking_uri": tracking_uri(paths),
-                         "parent_run_id": None, "mlflow_run_id": None, "env": {}, "env_to_tag": None,
-                         "extra_tags": {"platform": "mlplatform"}})
-    return MlFlow(shim)
 
 
 def finish_run(failed: bool = False) -> None:
