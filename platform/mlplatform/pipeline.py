@@ -105,7 +105,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
     from mlplatform.automation.failures import record_failure
     from mlplatform.automation.jobs import SCORING, keys, retrain_job, retrain_live_job, run_target
     from mlplatform.automation.recovery import fail_dead_runs, process_tags
-    from mlplatform.automation.retrain import decide, gather_facts, record_decision
+    from mlplatform.automation.retrain import decide, gather_facts, record_decision, shadow_decision_request
     from mlplatform.automation.retries import HEADLESS
     from mlplatform.definitions import defs
     from mlplatform.automation.deployments import reconcile_champion
@@ -166,6 +166,8 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
             if trained and newest:  # the deployed stage's newest day, scored by the new champion
                 execute(dg.RunRequest(job_name="daily_refresh", partition_key=newest, asset_selection=keys(SCORING),
                                       tags={"mlplatform/trigger": "new champion"}))
+        elif retrain and (shadow := shadow_decision_request(state, defs.resources["model_spec"])) is not None:
+            execute(shadow)
 
     from mlplatform.model.deployment import served_champion
 

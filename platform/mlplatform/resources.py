@@ -68,6 +68,13 @@ class ModelSpec(dg.ConfigurableResource):
         description="The gate requires the challenger to beat the best baseline's ROC AUC and the base rate's "
                     "log loss. Turned off, both are still reported in the gate's reason, not required (for "
                     "runs on a few days where the model's quality is not the point).")
+    shadow_days: int = Field(
+        default=0, ge=0,
+        description="0: a day-ahead challenger that passes its gate becomes champion at once. N: with a champion in "
+                    "place, it first runs in shadow (registry alias `shadow`), scoring the daily batches and the "
+                    "API's requests beside the champion, logged but not returned, and is promoted once N scored "
+                    "days are labeled if its realized ROC AUC on them is no worse than the champion's on the same "
+                    "flights (within gate_tolerance); otherwise it is retired (model/shadow.py).")
     refit: bool = Field(
         default=True,
         description="After early stopping picks the epochs on the validation days, train again from scratch "

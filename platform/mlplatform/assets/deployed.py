@@ -23,7 +23,9 @@ PREDICTIONS = "predictions"
     pool="warehouse",
     description="The day's scheduled flights scored by the champion with point-in-time features (through "
                 "Feast), written to the warehouse table `predictions` with the model version (and exported "
-                "as Parquet). Metadata: the predicted delay rate and, once the day is labeled, the realized AUC.",
+                "as Parquet). Metadata: the predicted delay rate and, once the day is labeled, the realized AUC. "
+                "A challenger in shadow (model_spec.shadow_days) scores them too, into the export "
+                "`shadow_predictions`.",
 )
 def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
     from datetime import datetime, timezone
@@ -36,6 +38,7 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
     from mlplatform.features.service import FLIGHT_KEY, JOIN_KEYS, LABEL, REQUEST_TIMESTAMP, SERVICE_NAME
     from mlplatform.features.training import TrainingWindowError, labeled_flights, retrieve
     from mlplatform.ml.evaluate import metrics
+    from mlplatform.model.shadow import SHADOW_PREDICTIONS, current as current_shadow
     from mlplatform.model.tracking import CHAMPION, REGISTERED_MODEL, client, version_for_alias
 
     paths = state.paths.activate()
@@ -44,6 +47,9 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
     if champion is None:
         raise dg.Failure("no champion deployed yet: materialize `deployed_model` first", allow_retries=False)
     model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}/{champion.version}")
+    # A challenger in shadow scores the same flights, kept apart (model/shadow.py).
+    shadow = current_shadow(paths)
+    shadow_model = mlflow.pyfunc.load_model(f"models:/{REGISTERED_MODEL}/{shadow.version}") if shadow else None
     store = open_store(paths)
     warehouse = open_warehouse(paths)
     scored_days, labels = [], []
@@ -63,6 +69,10 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
         with warehouse.writer(on_wait=context.log.info):
             warehouse.replace_day(PREDICTIONS, "flight_date", scored["flight_date"].iloc[0], table)
         state.exports.write(PREDICTIONS, table, day)
+        if shadow_model is not None:
+            shadowed = scored.assign(delay_probability=shadow_model.predict(frame).astype("float64"),
+                                     model_version=int(shadow.version))
+            state.exports.write(SHADOW_PREDICTIONS, pa.Table.from_pandas(shadowed, preserve_index=False), day)
         scored_days.append(scored)
         labels.append(frame[LABEL])
 
@@ -71,6 +81,7 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
     realized = metrics(label, probability) if 0 < label.sum() < len(label) else None
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(probability), "model_version": int(champion.version),
+        "shadow_version": int(shadow.version) if shadow else "none",
         "predicted_delay_rate": round(float(probability.mean()), 4),
         "realized_delay_rate": round(float(label.mean()), 4) if len(label) else "none",
         "realized_roc_auc": round(realized["roc_auc"], 4) if realized else "not labeled yet",

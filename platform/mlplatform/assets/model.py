@@ -19,7 +19,9 @@ from mlplatform.faults import crash_point
 from mlplatform.profile import current as current_profile
 from mlplatform.model.lines import LINES, ModelLine
 from mlplatform.assets.ui import keyed_table, table as ui_table
-from mlplatform.model.tracking import CHALLENGER, CHAMPION, artifact_link, finish_run, run_link, version_for_alias
+from mlplatform.model.tracking import (
+    CHALLENGER, CHAMPION, REGISTERED_MODEL, artifact_link, finish_run, run_link, version_for_alias,
+)
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 
 GROUP = "model"
@@ -339,6 +341,57 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     )
 
 
+def _shadow_step(context: dg.AssetExecutionContext, state: PlatformState,
+                 model_spec: ModelSpec) -> dg.MaterializeResult | None:
+    """The shadow's part of a deployment (model/shadow.py): a newly gated challenger goes into shadow;
+    the one in shadow waits for its days, or is retired. None: promote as usual (no champion yet, or
+    the shadow held up)."""
+    from mlplatform.model import shadow
+    from mlplatform.model.deployment import record
+
+    paths = state.paths
+    challenger = version_for_alias(paths, CHALLENGER)
+    champion = version_for_alias(paths, CHAMPION)
+    if challenger is None or champion is None or challenger.version == champion.version \
+            or challenger.tags.get("gate") != "passed":
+        return None  # the first champion never waits; the rest is promote_challenger's to refuse
+    if challenger.tags.get("shadow_outcome") == "retired":  # a rerun of this asset starts no second shadow run
+        return dg.MaterializeResult(metadata={"registered_model": REGISTERED_MODEL, "action": "shadow_retired",
+                                              "champion_version": int(champion.version),
+                                              "shadow_version": int(challenger.version),
+                                              "reason": "retired after its shadow run; the next retrain brings a new challenger"})
+    held = shadow.current(paths)
+    common = {"registered_model": REGISTERED_MODEL, "champion_version": int(champion.version),
+              "shadow_version": int(challenger.version), "shadow_days_required": model_spec.shadow_days}
+    if held is None or held.version != challenger.version:
+        shadow.start(paths, challenger.version)
+        # The log is the sequence of champions: `version` stays the champion's.
+        entry = record(paths, {"action": "shadow", "version": int(champion.version),
+                               "previous_version": int(champion.version), "shadow_version": int(challenger.version),
+                               "dagster_run_id": context.run.run_id})
+        context.log.info(f"version {challenger.version} in shadow beside champion {champion.version} for "
+                         f"{model_spec.shadow_days} scored day(s)")
+        return dg.MaterializeResult(metadata={**common, "action": "shadow", "at": entry["at"]})
+    found = shadow.results(state.exports, int(challenger.version))
+    outcome, why = shadow.verdict(found, model_spec.shadow_days, model_spec.gate_tolerance)
+    context.log.info(f"shadow version {challenger.version}: {outcome}: {why}")
+    figures = {"shadow_days_scored": len(found.days), "shadow_flights": found.flights,
+               "shadow_roc_auc": round(found.shadow_roc_auc, 4) if found.shadow_roc_auc is not None else "none",
+               "champion_roc_auc_same_flights": (round(found.champion_roc_auc, 4)
+                                                 if found.champion_roc_auc is not None else "none"),
+               "reason": why}
+    if outcome == "promote":
+        shadow.end(paths, challenger.version, "promoted")
+        return None
+    if outcome == "retire":
+        shadow.end(paths, challenger.version, "retired")
+        record(paths, {"action": "shadow_retired", "version": int(champion.version),
+                       "previous_version": int(champion.version), "shadow_version": int(challenger.version),
+                       "reason": why, "dagster_run_id": context.run.run_id})
+    return dg.MaterializeResult(metadata={**common, **figures, "action": "shadow_retired" if outcome == "retire"
+                                          else "in_shadow"})
+
+
 def _deploy(context: dg.AssetExecutionContext, state: PlatformState, line: ModelLine) -> dg.MaterializeResult:
     from mlplatform.model.deployment import DeploymentError, promote_challenger
 
@@ -408,9 +461,15 @@ def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
         deps=[model_evaluation],
         description=f"The `{line.model}` champion: the MLflow alias `champion` moved to the challenger that "
                     "passed the gate, the version it replaces kept as `previous_champion` (rollback puts it "
-                    "back). Records the deployment with its evaluation figures and lineage.",
+                    "back). Records the deployment with its evaluation figures and lineage. With "
+                    "model_spec.shadow_days, the day-ahead challenger first runs in shadow (model/shadow.py).",
     )
-    def deployed_model(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
+    def deployed_model(context: dg.AssetExecutionContext, state: PlatformState,
+                       model_spec: ModelSpec) -> dg.MaterializeResult:
+        if line.model == REGISTERED_MODEL and model_spec.shadow_days > 0:
+            shadowed = _shadow_step(context, state, model_spec)
+            if shadowed is not None:
+                return shadowed
         return _deploy(context, state, line)
 
     return [delay_model, model_evaluation, deployed_model]

@@ -184,16 +184,22 @@ def _logged_answers(paths, labels) -> dict:
     from mlplatform.features.service import FLIGHT_KEY, LABEL
     from mlplatform.ml.evaluate import metrics
     from mlplatform.model.tracking import REGISTERED_MODEL
-    from mlplatform.serving.prediction_log import FOLDER, read_log
+    from mlplatform.serving.prediction_log import FOLDER, SHADOW_SUFFIX, read_log
 
     logged = read_log(paths.home / FOLDER, set(labels[FLIGHT_KEY]))
     logged = logged[logged["model"] == REGISTERED_MODEL]
-    answered = (logged.sort_values("logged_at", kind="stable").drop_duplicates(FLIGHT_KEY, keep="last")
-                .merge(labels, on=FLIGHT_KEY))
-    figures = {"online_predictions": len(answered), "online_roc_auc": "none"}
-    if answered[LABEL].nunique() == 2:
-        figures["online_roc_auc"] = round(metrics(answered[LABEL].to_numpy(),
-                                                  answered["delay_probability"].to_numpy())["roc_auc"], 4)
+    in_shadow = logged["endpoint"].str.endswith(SHADOW_SUFFIX)
+    figures = {}
+    # The answers given, and beside them a shadow challenger's scores of the same requests (model/shadow.py).
+    for prefix, rows in (("online", logged[~in_shadow]), ("shadow_online", logged[in_shadow])):
+        if prefix == "shadow_online" and rows.empty:
+            continue
+        answered = (rows.sort_values("logged_at", kind="stable").drop_duplicates(FLIGHT_KEY, keep="last")
+                    .merge(labels, on=FLIGHT_KEY))
+        figures |= {f"{prefix}_predictions": len(answered), f"{prefix}_roc_auc": "none"}
+        if answered[LABEL].nunique() == 2:
+            figures[f"{prefix}_roc_auc"] = round(metrics(answered[LABEL].to_numpy(),
+                                                         answered["delay_probability"].to_numpy())["roc_auc"], 4)
     return figures
 
 

@@ -61,4 +61,9 @@ retrain_job = _job("retrain", keys(RETRAIN), "Training set, model, evaluation ga
 retrain_live_job = _job("retrain_live", keys(RETRAIN_LIVE), "The live model (same-day features): training set, "
                         "model, evaluation gate and promotion.")
 
-jobs = [raw_daily_job, raw_reference_job, reference_refresh_job, daily_refresh_job, retrain_job, retrain_live_job]
+# A challenger in shadow whose days are in: promoted or retired (model/shadow.py).
+shadow_decision_job = _job("shadow_decision", keys(["deployed_model"]), "The shadow challenger's days are in: "
+                           "`deployed_model` promotes it if it held up against the champion, or retires it.")
+
+jobs = [raw_daily_job, raw_reference_job, reference_refresh_job, daily_refresh_job, retrain_job, retrain_live_job,
+        shadow_decision_job]

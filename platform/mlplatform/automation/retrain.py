@@ -20,7 +20,9 @@ import dagster as dg
 from mlplatform.automation.downstream import runs_in_flight
 from mlplatform.automation.progress import stored_unrefreshed
 from mlplatform.automation.records import DECISIONS_LOG
-from mlplatform.automation.jobs import daily_refresh_job, reference_refresh_job, retrain_job, retrain_live_job
+from mlplatform.automation.jobs import (
+    daily_refresh_job, reference_refresh_job, retrain_job, retrain_live_job, shadow_decision_job,
+)
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
@@ -185,6 +187,18 @@ def last_retrain(instance: dg.DagsterInstance):
     return records[0] if len(records) >= MAX_CRASHED_RETRAINS else None
 
 
+def shadow_decision_request(state: PlatformState, model_spec: ModelSpec) -> dg.RunRequest | None:
+    """A run of `deployed_model` once the challenger in shadow has its days (model/shadow.py)."""
+    from mlplatform.model.shadow import ready
+
+    found = ready(state.paths, state.exports, model_spec.shadow_days)
+    if found is None:
+        return None
+    return dg.RunRequest(run_key=f"shadow:{found.version}:{found.days[-1]}", job_name=shadow_decision_job.name,
+                         tags={"mlplatform/trigger": "shadow_decision",
+                               "mlplatform/shadow": f"version {found.version}, {len(found.days)} scored day(s)"})
+
+
 def record_decision(state: PlatformState, decision: RetrainDecision, at: datetime) -> None:
     with open(state.paths.home / DECISIONS_LOG, "a") as log:
         log.write(json.dumps({"at": at.isoformat(), **asdict(decision)}) + "\n")
@@ -192,7 +206,7 @@ def record_decision(state: PlatformState, decision: RetrainDecision, at: datetim
 
 @dg.sensor(
     name="retrain_sensor",
-    jobs=[retrain_job, retrain_live_job],
+    jobs=[retrain_job, retrain_live_job, shadow_decision_job],
     minimum_interval_seconds=15,
     default_status=sensor_status(),
     description="Retrains when enough new labeled flights arrived, features drifted, or the champion's "
@@ -208,7 +222,8 @@ def retrain_sensor(context: dg.SensorEvaluationContext, state: PlatformState, re
     now = datetime.now(timezone.utc)
     decision = decide(retrain_policy, gather_facts(context.instance, state, now, model_spec))
     if not decision.retrain:
-        return dg.SkipReason(decision.reason)
+        shadow = shadow_decision_request(state, model_spec)
+        return [shadow] if shadow is not None else dg.SkipReason(decision.reason)
     record_decision(state, decision, now)
     facts = decision.figures
     key = f"retrain:{decision.trigger}:{facts.get('newest_day')}:{facts.get('champion_version')}"

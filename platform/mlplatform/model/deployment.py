@@ -36,7 +36,8 @@ def _log_path(paths: StatePaths, model: str = REGISTERED_MODEL) -> Path:
     return paths.home / (LOG if model == REGISTERED_MODEL else f"deployments-{model}.jsonl")
 
 
-def _record(paths: StatePaths, entry: dict[str, Any], model: str = REGISTERED_MODEL) -> dict[str, Any]:
+def record(paths: StatePaths, entry: dict[str, Any], model: str = REGISTERED_MODEL) -> dict[str, Any]:
+    """Append an entry (with its time) to the model's deployment log."""
     entry = {"at": datetime.now(timezone.utc).isoformat(), **entry}
     with open(_log_path(paths, model), "a") as log:
         log.write(json.dumps(entry) + "\n")
@@ -44,8 +45,9 @@ def _record(paths: StatePaths, entry: dict[str, Any], model: str = REGISTERED_MO
 
 
 def history(paths: StatePaths, model: str = REGISTERED_MODEL) -> list[dict[str, Any]]:
-    path = _log_path(paths, model)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    from mlplatform.automation.records import read_jsonl
+
+    return read_jsonl(_log_path(paths, model))
 
 
 def served_champion(paths: StatePaths) -> dict[str, Any] | None:
@@ -95,7 +97,7 @@ def promote_challenger(paths: StatePaths, dagster_run_id: str | None = None,
     # it (the log) is a record, reconciled from the alias if a crash cuts it short.
     tracker.set_registered_model_alias(model, CHAMPION, challenger.version)
     crash_point("after_champion_alias")
-    return _record(paths, {"at": at, "action": "promote", "version": int(challenger.version),
+    return record(paths, {"at": at, "action": "promote", "version": int(challenger.version),
                            "previous_version": int(current.version) if current else None,
                            "dagster_run_id": dagster_run_id, "lineage": lineage(paths, challenger.version, model)},
                    model)
@@ -113,7 +115,7 @@ def rollback(paths: StatePaths, reason: str = "") -> dict[str, Any]:
     tracker.set_model_version_tag(REGISTERED_MODEL, current.version, "rolled_back_at", at)
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, previous.version)
     tracker.set_registered_model_alias(REGISTERED_MODEL, PREVIOUS_CHAMPION, current.version)
-    return _record(paths, {"at": at, "action": "rollback", "version": int(previous.version),
+    return record(paths, {"at": at, "action": "rollback", "version": int(previous.version),
                            "previous_version": int(current.version), "reason": reason})
 
 
@@ -124,6 +126,6 @@ def reconcile_log(paths: StatePaths) -> dict[str, Any] | None:
     logged_version = logged[-1]["version"] if logged else None
     if held is None or int(held.version) == logged_version:
         return None
-    return _record(paths, {"action": "reconcile", "version": int(held.version), "previous_version": logged_version,
+    return record(paths, {"action": "reconcile", "version": int(held.version), "previous_version": logged_version,
                            "reason": "the registry's champion alias had moved without its log entry (a crash "
                                      "between the two)", "lineage": lineage(paths, held.version)})

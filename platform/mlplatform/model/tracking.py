@@ -20,6 +20,7 @@ REGISTERED_MODEL = "flight_delay"
 # departure (mlplatform.streaming); its own challenger, champion and gate.
 LIVE_MODEL = "flight_delay_live"
 CHALLENGER, CHAMPION, PREVIOUS_CHAMPION = "challenger", "champion", "previous_champion"
+SHADOW = "shadow"  # a gated challenger scoring beside the champion before promotion (model/shadow.py)
 
 
 def tracking_uri(paths: StatePaths) -> str:

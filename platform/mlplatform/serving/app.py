@@ -45,10 +45,13 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
                         buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
     model_version = Gauge("mlplatform_model_version", "Version of the champion being served", registry=registry)
     champion = ChampionHolder(paths, poll_seconds=reload_seconds)
-    from mlplatform.model.tracking import LIVE_MODEL
+    from mlplatform.model.tracking import LIVE_MODEL, SHADOW
 
     live_champion = ChampionHolder(paths, poll_seconds=reload_seconds, model=LIVE_MODEL)
-    log = PredictionLog(paths.home / LOG_FOLDER) if log_predictions else None
+    # A challenger in shadow scores the logged answers in the log's thread (model/shadow.py).
+    shadow = ChampionHolder(paths, poll_seconds=reload_seconds, alias=SHADOW) if log_predictions else None
+    log = PredictionLog(paths.home / LOG_FOLDER, shadow=lambda: shadow.current) if log_predictions else None
+    holders = [h for h in (champion, live_champion, shadow) if h is not None]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -63,7 +66,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
 
         lead = settings_from_env(ModelSpec, "MLPLATFORM_MODEL").same_day_lead_minutes
         app.state.same_day = SameDayReader(app.state.features.store, lead_minutes=lead)
-        for holder in (champion, live_champion):
+        for holder in holders:
             holder.refresh()
             holder.start()
         if log is not None:
@@ -71,7 +74,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         if on_ready is not None:
             on_ready(await health())
         yield
-        for holder in (champion, live_champion):
+        for holder in holders:
             holder.stop()
         if log is not None:
             log.close()  # what gathered since the last write
@@ -142,6 +145,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         return {"status": "ok" if model else "no model", "model_version": model.version if model else None,
                 "model_family": model.family if model else None,
                 "live_model_version": live.version if live else None,
+                "shadow_model_version": shadow.current.version if shadow is not None and shadow.current else None,
                 "prediction_log": log.status() if log is not None else "off"}
 
     @app.get("/metrics")

@@ -35,11 +35,16 @@ class LoadedModel:
 
 
 class ChampionHolder:
-    def __init__(self, paths: StatePaths, poll_seconds: float = 2.0, model: str | None = None):
-        from mlplatform.model.tracking import REGISTERED_MODEL
+    """The version of `model` that a registry alias names (`champion`; `shadow` for a challenger in
+    shadow, which, unlike the champion, can also go away)."""
+
+    def __init__(self, paths: StatePaths, poll_seconds: float = 2.0, model: str | None = None,
+                 alias: str | None = None):
+        from mlplatform.model.tracking import CHAMPION, REGISTERED_MODEL
 
         self.paths = paths
         self.model = model or REGISTERED_MODEL
+        self.alias = alias or CHAMPION
         self.poll_seconds = poll_seconds
         self.current: LoadedModel | None = None
         self._stop = threading.Event()
@@ -51,14 +56,18 @@ class ChampionHolder:
 
         from mlplatform.model.tracking import CHAMPION, version_for_alias
 
-        held = version_for_alias(self.paths, CHAMPION, self.model)
+        held = version_for_alias(self.paths, self.alias, self.model)
+        if held is None and self.alias != CHAMPION and self.current is not None:
+            log.info("%s %s version %s no longer held", self.model, self.alias, self.current.version)
+            self.current = None  # the shadow run ended; a champion is never taken away
+            return True
         if held is None or (self.current is not None and self.current.version == int(held.version)):
             return False
         loaded = mlflow.pyfunc.load_model(f"models:/{self.model}/{held.version}").unwrap_python_model()
         model = LoadedModel(int(held.version), loaded.trained)
         model.predict([{}])  # a flight with every feature missing: builds what the first request would
         self.current = model
-        log.info("serving %s champion version %s", self.model, held.version)
+        log.info("serving %s %s version %s", self.model, self.alias, held.version)
         return True
 
     def start(self) -> None:

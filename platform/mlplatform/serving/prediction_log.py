@@ -13,7 +13,8 @@ encoding on the request's path); a thread writes what gathered every `flush_seco
 so a crash loses at most the last few seconds of log and never leaves half a file. A write that
 fails (a full or read-only disk) loses nothing either: the rows are held and written with the next
 batch once the disk takes them again, up to `max_held_rows` (then the oldest are dropped and
-counted); `/health` shows what is held and why (`status()`). DuckDB reads the
+counted); `/health` shows what is held and why (`status()`). A challenger in shadow
+(model/shadow.py) scores each logged day-ahead answer here, as rows of their own. DuckDB reads the
 whole log with `read_parquet('<home>/prediction_log/*/*.parquet', hive_partitioning = true)`
 (README, "Tracing an answer"); `live_performance` joins it to the day's outcomes.
 """
@@ -27,11 +28,16 @@ import threading
 import time
 from datetime import datetime, timezone
 from itertools import count
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
+from mlplatform.model.tracking import REGISTERED_MODEL
+
 FOLDER = "prediction_log"
+SHADOW_SUFFIX = " (shadow)"
 MAX_HELD_ROWS = 200_000  # about 200 MB of rows kept while the log cannot be written
 log = logging.getLogger(__name__)
 SLICE = 8  # rows encoded between two yields of the GIL
@@ -50,8 +56,11 @@ def _json(value: dict) -> str:
 
 class PredictionLog:
     def __init__(self, folder: Path, flush_seconds: float = 2.0, flush_rows: int = 20_000,
-                 max_held_rows: int = MAX_HELD_ROWS):
+                 max_held_rows: int = MAX_HELD_ROWS, shadow: Callable[[], Any] | None = None):
         self.folder = folder
+        # The challenger in shadow, if any (model/shadow.py): it scores the logged day-ahead answers
+        # here, in the writing thread, so that it costs the requests nothing.
+        self.shadow = shadow
         self.flush_seconds, self.flush_rows, self.max_held_rows = flush_seconds, flush_rows, max_held_rows
         self._rows: list[tuple] = []
         # Rows a failed write could not store: only the writer (under `_lock`) touches them, so that
@@ -133,7 +142,25 @@ class PredictionLog:
                 self._held = rows
                 raise
 
+    def _with_shadow(self, rows: list[tuple]) -> list[tuple]:
+        """The rows, and for each day-ahead answer the shadow's score of the same features: a row of
+        its own, its endpoint suffixed ` (shadow)`, no latency (it was never on the request's path)."""
+        held = self.shadow() if self.shadow is not None else None
+        if held is None:
+            return rows
+        answered = [r for r in rows if r[3] == REGISTERED_MODEL and not r[2].endswith(SHADOW_SUFFIX)]
+        if not answered:
+            return rows
+        try:
+            scores = held.predict([r[9] for r in answered])
+        except Exception as err:  # the shadow must never cost the log its rows
+            log.warning(f"prediction log: the shadow version {held.version} could not score: {err}")
+            return rows
+        return rows + [(r[0], r[1], r[2] + SHADOW_SUFFIX, r[3], held.version, r[5], float(p), float("nan"), *r[8:])
+                       for r, p in zip(answered, scores)]
+
     def _write(self, rows: list[tuple]) -> Path:
+        rows = self._with_shadow(rows)
         # Encoding holds the GIL: done a few rows at a time, yielding between, so that a request
         # waits for one slice (well under a millisecond), not for the whole batch (the GIL's
         # switch interval would let this thread keep it for 5 ms at a time).
