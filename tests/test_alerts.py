@@ -151,3 +151,23 @@ def test_freshness_windows_are_configured_and_checked(monkeypatch) -> None:
     monkeypatch.setenv("MLPLATFORM_FRESHNESS_CHAMPION_DAYS", "0.0001")
     with pytest.raises(ValueError, match="shorter than Dagster's shortest freshness window"):
         policies()
+
+
+def test_a_check_whose_alert_cannot_be_written_still_stands(home, caplog) -> None:
+    """The alert log's place is taken (a directory where the file goes: writing it fails with an
+    OSError, as on a full or read-only disk): the failed ERROR check is not turned into a failed
+    asset, the reason is logged, and once the log can be written the alert goes out."""
+    from mlplatform.automation.alerts import ALERTS_LOG, alert_on_check, alerts
+
+    paths, _, receiver = home
+    paths.ensure()
+    failed = dg.AssetCheckResult(check_name="champion_above_floor", passed=False,
+                                 severity=dg.AssetCheckSeverity.ERROR)
+    blocker = paths.home / ALERTS_LOG
+    blocker.mkdir()
+    assert alert_on_check(paths, "live_performance", failed, "trailing ROC AUC 0.51 < 0.55") is False
+    assert "could not record the alert check_failed:live_performance:champion_above_floor" in caplog.text
+    blocker.rmdir()
+    assert alert_on_check(paths, "live_performance", failed, "trailing ROC AUC 0.51 < 0.55") is True
+    assert [a["key"] for a in alerts(paths)] == ["check_failed:live_performance:champion_above_floor"]
+    assert len(receiver.received) == 2  # the first post went out before its log line failed

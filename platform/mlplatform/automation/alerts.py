@@ -72,10 +72,10 @@ class Notifier:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def _save(self, conditions: dict[str, dict]) -> None:
-        path = self.paths.home / OPEN_ALERTS
-        scratch = path.with_suffix(".tmp")
-        scratch.write_text(json.dumps(conditions, indent=1))
-        scratch.replace(path)  # atomic: a crash leaves the old file or the new one
+        from mlplatform.ingest.files import write_bytes_atomically
+
+        # Atomic: a crash leaves the old file or the new one.
+        write_bytes_atomically(self.paths.home / OPEN_ALERTS, json.dumps(conditions, indent=1).encode())
 
     def raise_alert(self, alert: Alert, cleared: Callable[[str], bool] = lambda opened_at: False) -> bool:
         """Send `alert` unless its condition is open and has not cleared since (`cleared` gets the
@@ -125,14 +125,22 @@ def notifier(paths: StatePaths) -> Notifier:
 def alert_on_check(paths: StatePaths, asset: str, result: dg.AssetCheckResult, text: str) -> bool:
     """An ERROR check that failed raises `check_failed:<asset>:<check>` once; its passing clears it.
     WARN checks show in the UI only: a person is told about what needs them."""
+    import logging
+
     key = f"check_failed:{asset}:{result.check_name}"
-    if result.passed:
-        notifier(paths).clear(key)
+    try:
+        if result.passed:
+            notifier(paths).clear(key)
+            return False
+        if result.severity != dg.AssetCheckSeverity.ERROR:
+            return False
+        return notifier(paths).raise_alert(Alert(key=key, title=f"{asset}: check {result.check_name} failed",
+                                                 text=text, details={"asset": asset, "check": result.check_name}))
+    except OSError as err:
+        # The check's result stands (it is in Dagster's event log and the UI) even when the alert log
+        # cannot be written (a full or read-only disk): the asset that checks must not fail for it.
+        logging.getLogger(__name__).error(f"could not record the alert {key}: {err}")
         return False
-    if result.severity != dg.AssetCheckSeverity.ERROR:
-        return False
-    return notifier(paths).raise_alert(Alert(key=key, title=f"{asset}: check {result.check_name} failed", text=text,
-                                             details={"asset": asset, "check": result.check_name}))
 
 
 def job_succeeded_since(instance: dg.DagsterInstance, job: str) -> Callable[[str], bool]:
