@@ -75,7 +75,7 @@ def test_the_daily_batches_are_scored_by_both_and_kept_apart(shadowed) -> None:
         assert not champion["delay_probability"].equals(shadowing["delay_probability"])
 
 
-def test_the_api_answers_with_the_champion_and_logs_the_shadow_beside_it(shadowed) -> None:
+def test_the_api_answers_with_the_champion_and_logs_the_shadow_beside_it(shadowed, monkeypatch) -> None:
     from fastapi.testclient import TestClient
 
     from mlplatform.serving.app import create_app
@@ -84,6 +84,7 @@ def test_the_api_answers_with_the_champion_and_logs_the_shadow_beside_it(shadowe
     paths = shadowed["paths"]
     flight = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH",
               "scheduled_departure": "2013-01-20T17:15:00", "tail_number": "N14228"}
+    monkeypatch.setenv("MLPLATFORM_MODEL_SHADOW_DAYS", "2")  # the API watches the shadow where shadow runs are on
     with TestClient(create_app(paths)) as client:
         health = client.get("/health").json()
         assert (health["model_version"], health["shadow_model_version"]) == (1, 2)

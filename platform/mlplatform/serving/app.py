@@ -48,9 +48,15 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
     from mlplatform.model.tracking import LIVE_MODEL, SHADOW
 
     live_champion = ChampionHolder(paths, poll_seconds=reload_seconds, model=LIVE_MODEL)
-    # A challenger in shadow scores the logged answers in the log's thread (model/shadow.py).
-    shadow = ChampionHolder(paths, poll_seconds=reload_seconds, alias=SHADOW) if log_predictions else None
-    log = PredictionLog(paths.home / LOG_FOLDER, shadow=lambda: shadow.current) if log_predictions else None
+    # A challenger in shadow scores the logged answers in the log's thread (model/shadow.py); watched
+    # only where shadow runs are on, so that the default pays no third registry poll.
+    from mlplatform.resources import ModelSpec, settings_from_env
+
+    spec = settings_from_env(ModelSpec, "MLPLATFORM_MODEL")
+    shadow = (ChampionHolder(paths, poll_seconds=reload_seconds, alias=SHADOW)
+              if log_predictions and spec.shadow_days > 0 else None)
+    log = (PredictionLog(paths.home / LOG_FOLDER, shadow=(lambda: shadow.current) if shadow else None)
+           if log_predictions else None)
     holders = [h for h in (champion, live_champion, shadow) if h is not None]
 
     @asynccontextmanager
@@ -62,9 +68,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         from mlplatform.serving.same_day import SameDayReader
 
         app.state.features = OnlineFeatureReader(paths)
-        from mlplatform.resources import ModelSpec, settings_from_env
-
-        lead = settings_from_env(ModelSpec, "MLPLATFORM_MODEL").same_day_lead_minutes
+        lead = spec.same_day_lead_minutes
         app.state.same_day = SameDayReader(app.state.features.store, lead_minutes=lead)
         for holder in holders:
             holder.refresh()
