@@ -75,9 +75,8 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
 
     def append(self, request_id: str, endpoint: str, model: str, model_version: int, flight_id: str,
-               probability: float, latency_s: float, request, features: dict, features_as_of: dict) -> None:
-        """Called on the request's path: a tuple onto a list (atomic under the GIL), nothing more.
-        `request` is the request's pydantic model: the writing thread dumps it."""
+               probability: float, latency_s: float, request: dict, features: dict, features_as_of: dict) -> None:
+        """Called on the request's path: a tuple onto a list (atomic under the GIL), nothing more."""
         self._rows.append((request_id, time.time(), endpoint, model, model_version, flight_id, probability,
                            latency_s * 1000, request, features, features_as_of))
         if len(self._rows) >= self.flush_rows:
@@ -166,7 +165,7 @@ class PredictionLog:
         # switch interval would let this thread keep it for 5 ms at a time).
         encoded: list[tuple[str, str, str]] = []
         for start in range(0, len(rows), SLICE):
-            encoded += [(_json(_dumped(r[8])), _json(r[9]), _json(r[10])) for r in rows[start:start + SLICE]]
+            encoded += [(_json(r[8]), _json(r[9]), _json(r[10])) for r in rows[start:start + SLICE]]
             time.sleep(0)
         columns = list(zip(*rows))
         requests, features, as_of = zip(*encoded)
@@ -183,10 +182,6 @@ class PredictionLog:
                 f"part-{first:%H%M%S%f}-{os.getpid()}-{next(self._files)}.parquet")
         _write_atomically(path, table)
         return path
-
-
-def _dumped(request) -> dict:
-    return request.model_dump(mode="json") if hasattr(request, "model_dump") else request
 
 
 def _write_atomically(path: Path, table: pa.Table) -> None:
