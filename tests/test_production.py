@@ -223,6 +223,46 @@ def test_two_refreshes_of_different_days_run_at_once_on_postgres(both_built, ser
     assert flights == distinct == _landed_flights(home)
 
 
+def test_a_model_is_rebuilt_in_one_transaction_on_postgres(both_built, servers, tmp_path) -> None:
+    """A reader never finds a model half rebuilt. A view is rebuilt as `<name>__dbt_tmp`, renamed
+    into place in the transaction that renames the old one away. Here a reader holds the view
+    while dbt rebuilds it, so the rebuild stops at that rename: the new view, created just before,
+    must not be visible yet. (Had each statement committed alone, as a pre-hook outside the
+    transaction once made them, a reader between the two renames found no `stg_flights`.)"""
+    import psycopg2
+
+    from mlplatform.profile import Profile
+
+    pg, _ = servers
+    home, env, _ = both_built["production"]
+    dbt_env = {**env, **Profile.from_env(env).environment()}
+    reader = psycopg2.connect(pg.url)
+    try:
+        with reader.cursor() as cur:  # a transaction that has read the view holds it until it ends
+            cur.execute("select count(*) from analytics.stg_flights")
+        rebuild = subprocess.Popen(
+            [str(BIN / "dbt"), "run", "--select", "stg_flights", "--project-dir", str(ROOT / "dbt_project"),
+             "--profiles-dir", str(ROOT / "dbt_project"), "--target-path", str(tmp_path / "target")],
+            env=dbt_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not _psql(pg.url, "select 1 from pg_stat_activity where wait_event_type = 'Lock' "
+                                "and query like '%stg_flights%rename%'"):
+            assert rebuild.poll() is None, rebuild.stdout.read()
+            assert time.monotonic() < deadline, "dbt never reached the rename"
+            time.sleep(0.1)
+        visible = _psql(pg.url, "select to_regclass('analytics.stg_flights__dbt_tmp') is not null, "
+                                "to_regclass('analytics.stg_flights') is not null")[0]
+    finally:
+        reader.rollback()
+        reader.close()
+    out = rebuild.communicate(timeout=120)[0]
+    assert rebuild.returncode == 0, out[-3000:]
+    assert visible == (False, True), "the rebuild's first statements committed before its rename"
+    leftovers = _psql(pg.url, "select relname from pg_class join pg_namespace n on n.oid = relnamespace "
+                              "where nspname = 'analytics' and relname like 'stg_flights%'")
+    assert leftovers == [("stg_flights",)]
+
+
 # --- bad configuration: a clear error naming the setting, before anything is written -------------
 
 @pytest.mark.parametrize("environ, setting", [

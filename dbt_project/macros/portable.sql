@@ -28,13 +28,17 @@
 
 
 {#-
-  Taken by every model before it writes and released after (hooks outside its transaction): on
-  PostgreSQL, a session lock on the model's name, so two runs over different days never collide on
-  the same relation's DDL. A view or table is rebuilt as `<name>__dbt_tmp`, the old one renamed to
-  `<name>__dbt_backup` and dropped after the commit: a lock held only until the commit let a second
-  run rename into a backup the first had not dropped yet ("relation ... __dbt_backup already
-  exists"). Runs still build different models at the same time. A model that fails keeps its lock
-  until dbt's connection closes, when dbt ends. DuckDB has one writer anyway.
+  Taken by every model before it writes and released after: on PostgreSQL, a session lock on the
+  model's name, so two runs over different days never collide on the same relation's DDL. A view
+  or table is rebuilt as `<name>__dbt_tmp`, the old one renamed to `<name>__dbt_backup` and dropped
+  after the commit: a lock held only until the commit let a second run rename into a backup the
+  first had not dropped yet ("relation ... __dbt_backup already exists"). Hence a session lock, not
+  a transaction's; but taken by a hook *inside* the model's transaction: a hook outside it breaks
+  the transaction (dbt sends `commit;` as a statement, psycopg2 then sends no BEGIN, and the two
+  renames commit one by one, so a reader in between finds no relation: "relation ... does not
+  exist"). It is released by a hook after the transaction and the drop. Runs still build
+  different models at the same time. A model that fails keeps its lock until dbt's connection
+  closes, at the end of the node. DuckDB has one writer anyway.
 -#}
 {% macro serialize_ddl() -%}
   {{ return(adapter.dispatch('serialize_ddl')()) }}

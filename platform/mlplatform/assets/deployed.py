@@ -7,11 +7,10 @@ The champion itself (`deployed_model`) lives with the model stage's assets; the 
 import dagster as dg
 
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
+from mlplatform.model.deployment import PREDICTIONS
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import PlatformState
 from mlplatform.warehouse.backends import open_warehouse
-
-PREDICTIONS = "predictions"
 
 
 @dg.asset(

@@ -2,7 +2,7 @@
 
 Loading a Dagster instance costs about two seconds of imports before the first query; `status`
 wants two answers that two small queries give: whether any run is in flight, and which stored days
-were not carried downstream yet (`progress.stored_unrefreshed`, the same comparison of storage ids).
+were not carried downstream yet (`progress.unrefreshed`, the comparison Dagster's answer goes through).
 When a run is in flight, judging whether its process still lives needs Dagster itself
 (`recovery.dead_runs`), and so does any other storage (the production profile's PostgreSQL, or a
 `storage:` section added to dagster.yaml): then `read` answers None and the caller asks Dagster.
@@ -15,12 +15,11 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from mlplatform.domain import DAILY_TABLES
+from mlplatform.automation.progress import DAY_DONE_ASSET, RAW_DAILY_ASSETS, unrefreshed
 
 # Dagster's run statuses of a run not finished (recovery.WATCHED, and QUEUED).
 IN_FLIGHT = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
 MATERIALIZATION = "ASSET_MATERIALIZATION"
-DAY_DONE = "online_features"  # progress.DAY_DONE
 
 
 def _embedded(dagster_home: Path) -> tuple[Path, Path] | None:
@@ -53,11 +52,8 @@ def read(dagster_home: Path) -> dict | None:
             marks = ",".join("?" * len(IN_FLIGHT))
             in_flight = runs.execute(f"select count(*) from runs where status in ({marks})", IN_FLIGHT).fetchone()[0]
         with closing(sqlite3.connect(f"file:{index_db}?mode=ro", uri=True, timeout=5)) as index:
-            stored = [_latest_by_partition(index, f"raw_{table}") for table in DAILY_TABLES]
-            refreshed = _latest_by_partition(index, DAY_DONE)
+            stored = [_latest_by_partition(index, asset) for asset in RAW_DAILY_ASSETS]
+            refreshed = _latest_by_partition(index, DAY_DONE_ASSET)
     except sqlite3.Error:  # a schema this code does not know, or a lock held too long: Dagster answers
         return None
-    complete = set.intersection(*(set(s) for s in stored)) if stored else set()
-    newest = {d: max(s[d] for s in stored) for d in complete}
-    return {"in_flight": in_flight,
-            "unrefreshed_days": [d for d in sorted(complete) if newest[d] > refreshed.get(d, -1)]}
+    return {"in_flight": in_flight, "unrefreshed_days": list(unrefreshed(stored, refreshed))}

@@ -15,7 +15,7 @@ profile their steps go to Celery workers (mlplatform/profile.py).
 import dagster as dg
 
 from mlplatform.assets.transformed import dbt_daily_models, dbt_reference_models
-from mlplatform.automation.progress import RAW_DAILY
+from mlplatform.automation.progress import RAW_DAILY_ASSETS
 from mlplatform.domain import REFERENCE_TABLES
 from mlplatform.profile import current as current_profile
 
@@ -50,7 +50,7 @@ def _job(name: str, selection: list[dg.AssetKey], description: str):
                                executor_def=current_profile().executor())
 
 
-raw_daily_job = _job("raw_daily", RAW_DAILY, "A landed day's files, checked and written to the lake.")
+raw_daily_job = _job("raw_daily", keys(RAW_DAILY_ASSETS), "A landed day's files, checked and written to the lake.")
 raw_reference_job = _job("raw_reference", RAW_REFERENCE, "Landed reference tables, checked and written to the lake.")
 reference_refresh_job = _job("reference_refresh", keys(REFERENCE_MODELS) + [dg.AssetKey("feature_definitions")],
                              "dbt's reference models and `feast apply` (when the definitions changed).")

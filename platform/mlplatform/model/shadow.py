@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from mlplatform.ingest.lake import Lake
+from mlplatform.model.deployment import PREDICTIONS
 from mlplatform.model.tracking import CHAMPION, REGISTERED_MODEL, SHADOW, client, version_for_alias
 from mlplatform.state import StatePaths
 
 SHADOW_PREDICTIONS = "shadow_predictions"
-PREDICTIONS = "predictions"  # assets/deployed.py: the champion's
 SINCE_TAG = "shadow_since"
 
 
