@@ -19,6 +19,7 @@ from helpers import (
     module_home,
     build_through,
     materialize_asset,
+    materialize_dbt,
 )
 from mlplatform.ml.device import DeviceUnavailable, select_device
 from mlplatform.ml.split import NotEnoughData, require_trainable, split_by_time
@@ -492,6 +493,70 @@ def test_monitoring_checks_raise_one_alert_and_clear(trained, monkeypatch) -> No
     assert [row["psi"] for row in meta["psi"]] == sorted((row["psi"] for row in meta["psi"]), reverse=True)
     assert sorted(n for n, row in psi.items() if row["over_threshold"]) == sorted(meta["drifted_features"])
     assert stable.passed == (meta["drifted_features"] == [])
+
+
+def test_a_replay_with_an_injected_shift_raises_one_alert_until_corrected(trained, monkeypatch) -> None:
+    """`mlplatform replay --shift delays-inverted` lands a week (the check's trailing window) on which what was late left on
+    time and the reverse: loaded, built and scored as any day, they fail live_performance's ERROR
+    check, and one alert reaches the webhook however often it is evaluated. The real files landed
+    again (a correction) rebuild those days, the check passes and the alert clears."""
+    from datetime import date, timedelta
+
+    from mlplatform.assets.monitoring import ABOVE_FLOOR
+    from mlplatform.automation.alerts import OPEN_ALERTS, alerts
+    from mlplatform.domain import DAILY_TABLES, feed
+    from mlplatform.domain.contracts import CONTRACTS
+    from mlplatform.domain.shifts import Shift
+    from mlplatform.ingest.lake import Lake
+    from mlplatform.ingest.landing import LandingZone
+    from mlplatform.ingest.load import load_landing_file
+    from mlplatform.ingest.replay import Replayer
+    from mlplatform.model.deployment import served_champion
+    from mlplatform.model.tracking import CHALLENGER, REGISTERED_MODEL, client
+    from webhook import Receiver
+
+    paths: StatePaths = trained["paths"]
+    instance = trained["instance"]
+    zone, lake = LandingZone(paths.landing, paths.quarantine), Lake(paths.lake)
+    receiver = Receiver()
+    monkeypatch.setenv("MLPLATFORM_ALERT_WEBHOOK_URL", receiver.url)
+    if served_champion(paths) is None:
+        client(paths).set_registered_model_alias(REGISTERED_MODEL, CHALLENGER, "1")
+        assert _run(instance, paths, ["deployed_model"]).success
+
+    raised_before = len(alerts(paths))
+    result = Replayer(zone, shift=Shift.parse("delays-inverted")).replay(days=7)
+    shifted = [d.isoformat() for d in result.days]
+    assert shifted[0] == (date.fromisoformat(LAST_DAY) + timedelta(days=1)).isoformat() and len(shifted) == 7
+
+    def load_build_score() -> dg.AssetCheckEvaluation:
+        for day in shifted:
+            for table in DAILY_TABLES:
+                load_landing_file(CONTRACTS[table], zone, lake, day=day)
+        assert materialize_dbt(instance, paths, first=shifted[0], last=shifted[-1]).success
+        for day in shifted:
+            assert materialize_asset(instance, paths, "batch_predictions", partition=day).success
+        return check()
+
+    def check() -> dg.AssetCheckEvaluation:
+        evaluated = materialize_asset(instance, paths, "live_performance", partition=shifted[-1])
+        return {c.check_name: c for c in evaluated.get_asset_check_evaluations()}[ABOVE_FLOOR]
+
+    try:
+        failing = load_build_score()
+        assert not failing.passed and failing.severity == dg.AssetCheckSeverity.ERROR, failing.metadata
+        assert not check().passed
+        assert len(receiver.received) == 1
+        assert "live_performance: check champion_above_floor failed" in receiver.received[0]["text"]
+        assert [a["key"] for a in alerts(paths)[raised_before:]] == ["check_failed:live_performance:champion_above_floor"]
+
+        for day in shifted:  # the feed's corrected files: the real days
+            zone.deliver("flights", day, feed.daily_file("flights", date.fromisoformat(day)))
+        assert load_build_score().passed
+    finally:
+        receiver.close()
+    assert len(receiver.received) == 1
+    assert json.loads((paths.home / OPEN_ALERTS).read_text()) == {}
 
 
 def pa_table(frame: pd.DataFrame, schema):

@@ -140,3 +140,42 @@ def test_a_landing_zone_keeps_its_scale(zone: LandingZone, capsys) -> None:
         Replayer(zone, scale=0)
     assert main(["replay", "--days", "1", "--scale", "-1"]) == 2
     assert "--scale must be a whole number" in capsys.readouterr().err
+
+
+def test_a_shifted_replay_changes_the_delays_only_and_stays_within_the_contract(tmp_path, capsys) -> None:
+    """`--shift delays-inverted:EWR`: EWR's departed flights late by d minutes become late by
+    15 - d (four hours early at most), their actual times moved with them; every other field and flight is the real data,
+    the file passes its contract, and no departure event is published for those days."""
+    from mlplatform.domain.contracts import CONTRACTS
+    from mlplatform.ingest.validate import validate_csv
+
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "replay", "--days", "2", "--shift", "delays-inverted:EWR"]) == 0
+    assert "shift delays-inverted:EWR: files only, no departure events" in capsys.readouterr().out
+    day = date(2013, 1, 2)
+    landed = (home / "landing" / "flights" / f"{day}.csv").read_bytes()
+    validate_csv(CONTRACTS["flights"], landed, day=day.isoformat())
+    real, shifted = _source_rows("flights", day), list(csv.DictReader(io.StringIO(landed.decode())))
+    assert len(real) == len(shifted)
+    moved = ("dep_time", "dep_delay", "arr_time", "arr_delay")
+    for before, after in zip(real, shifted):
+        assert {k: v for k, v in before.items() if k not in moved} == {k: v for k, v in after.items() if k not in moved}
+        if before["origin"] != "EWR" or before["dep_delay"] == "NA":
+            assert before == after
+        else:
+            # within the contract's bounds: at most four hours early
+            assert float(after["dep_delay"]) == max(15 - float(before["dep_delay"]), -240)
+    # Delays are whole minutes: 15 - 2d is never 0, so every departed EWR flight's time moved.
+    inverted = [(b, a) for b, a in zip(real, shifted) if b["origin"] == "EWR" and b["dep_time"] != "NA"]
+    assert inverted and all(b["dep_time"] != a["dep_time"] for b, a in inverted)
+    replayer = Replayer(LandingZone(home / "landing", home / "quarantine"))
+    assert replayer.landed_through() == day and replayer.events_through() is None
+
+
+@pytest.mark.parametrize("shift, problem", [("delays", "the kind must be one of delays-x2, delays-inverted"),
+                                            ("delays-x2:E1", "'E1' is not an airport code")])
+def test_a_bad_shift_is_named_and_lands_nothing(paths, capsys, shift, problem) -> None:
+    assert main(["--home", str(paths.home), "replay", "--days", "1", "--shift", shift]) == 2
+    err = capsys.readouterr().err
+    assert f"--shift {shift!r}" in err and problem in err
+    assert not (paths.landing / "flights").exists() or not list((paths.landing / "flights").iterdir())

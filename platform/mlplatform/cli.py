@@ -25,21 +25,23 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from mlplatform.ingest.landing import LandingZone
+    from mlplatform.domain.shifts import Shift, ShiftError
     from mlplatform.ingest.replay import Replayer, ReplayError, parse_day
 
     from mlplatform.streaming.topic import open_topic
 
     paths = _paths(args).ensure()
     try:
+        shift = Shift.parse(args.shift) if args.shift else None
         replayer = Replayer(LandingZone(paths.landing, paths.quarantine), scale=args.scale,
-                            topic=None if args.no_events else open_topic(paths))
+                            topic=None if args.no_events else open_topic(paths), shift=shift)
         through = parse_day(args.through) if args.through else None
         result = replayer.replay(through=through, days=args.days, every=args.every,
                                  on_day=lambda d: print(f"landed {d}", flush=True) if args.every else None)
-    except ReplayError as err:
+    except (ReplayError, ShiftError) as err:
         print(f"mlplatform replay: {err}", file=sys.stderr)
         return 2
-    print(result.summary())
+    print(result.summary() + (f" (shift {shift}: files only, no departure events)" if shift and result.days else ""))
     return 0
 
 
@@ -216,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--scale", type=int, default=1, metavar="K",
                         help="land K times the flights: the real ones and K-1 synthetic copies "
                              "(resampled, moved a few minutes, new flight numbers and planes), for benchmarks")
+    replay.add_argument("--shift", metavar="KIND[:ORIGIN]",
+                        help="land these days with their delays changed, to see monitoring react: "
+                             "delays-x2 or delays-inverted, at one origin airport if given (e.g. "
+                             "delays-inverted:EWR); the files only, no departure events")
     replay.set_defaults(func=cmd_replay)
 
     consume = sub.add_parser("consume", help="the departure stream's consumer: same-day features into "

@@ -26,6 +26,7 @@ from mlplatform.ingest.files import write_bytes_atomically
 from mlplatform.ingest.landing import LandingZone
 
 if TYPE_CHECKING:
+    from mlplatform.domain.shifts import Shift
     from mlplatform.streaming.topic import Topic
 
 CURSOR_FILE = "_replay.json"
@@ -63,13 +64,18 @@ class Replayer:
     """Lands the feed; at `scale` K > 1, K times the flights (`domain.synthetic`), for benchmarks.
     A landing zone keeps the scale it was first replayed at."""
 
-    def __init__(self, zone: LandingZone, scale: int = 1, topic: Topic | None = None):
+    def __init__(self, zone: LandingZone, scale: int = 1, topic: Topic | None = None, shift: Shift | None = None):
         if not isinstance(scale, int) or scale < 1:
             raise ReplayError(f"--scale must be a whole number, 1 or more (got {scale})")
         self.zone = zone
         self.scale = scale
         # The stream carries the real departures only: a scaled replay (benchmarks) publishes none.
         self.topic = topic if scale == 1 else None
+        # Days landed with an injected shift (domain/shifts.py): their files only. The stream
+        # carries real departures, and these days' departures are not the real ones.
+        self.shift = shift
+        if shift is not None:
+            self.topic = None
         self.cursor_path = zone.root / CURSOR_FILE
 
     def _cursor(self) -> dict:
@@ -121,7 +127,10 @@ class Replayer:
             elif every and i:
                 time.sleep(every)
             for table in DAILY_TABLES:
-                self._land(table, day.isoformat(), feed.daily_file(table, day, self.scale))
+                data = feed.daily_file(table, day, self.scale)
+                if self.shift is not None and table == "flights":
+                    data = self.shift.apply(data)
+                self._land(table, day.isoformat(), data)
             self._write_cursor(day)
             result.days.append(day)
             result.landed_through = day
