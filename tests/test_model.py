@@ -260,18 +260,32 @@ def test_the_gate_says_which_baseline_beat_the_network(trained) -> None:
 
 
 def test_bad_windows_register_nothing(trained) -> None:
-    from mlplatform.model.tracking import REGISTERED_MODEL, client
+    import mlflow
+
+    from mlplatform.model.tracking import EXPERIMENT, REGISTERED_MODEL, client
 
     paths: StatePaths = trained["paths"]
-    before = len(client(paths).search_model_versions(f"name='{REGISTERED_MODEL}'"))
+    tracker = client(paths)
+    before = len(tracker.search_model_versions(f"name='{REGISTERED_MODEL}'"))
     too_few = _run(trained["instance"], paths, ["delay_model"], {"min_train_rows": 10**7})
     assert not too_few.success
     assert "nothing trained or registered: the training split has" in failure_message(too_few)
+    # It failed before the asset took its MLflow run over: the run is ended with the Dagster run,
+    # not left active for the next Dagster run of this process to log into.
+    assert mlflow.active_run() is None
+    experiment = tracker.get_experiment_by_name(EXPERIMENT).experiment_id
+
+    def statuses(result) -> list[str]:
+        found = tracker.search_runs([experiment], filter_string=f"tags.dagster_run_id = '{result.run_id}'")
+        return [r.info.status for r in found]
+
+    assert statuses(too_few) == ["KILLED"]
     # An absurd learning rate drives the (seeded) training loss to NaN in the first epoch.
     diverged = _run(trained["instance"], paths, ["delay_model"], {"learning_rate": 1e30, "max_epochs": 3})
     assert not diverged.success
     assert "nothing registered: the training loss became nan in epoch 1" in failure_message(diverged)
-    assert len(client(paths).search_model_versions(f"name='{REGISTERED_MODEL}'")) == before
+    assert statuses(diverged) == ["FAILED"] and statuses(too_few) == ["KILLED"]
+    assert len(tracker.search_model_versions(f"name='{REGISTERED_MODEL}'")) == before
 
 
 def test_training_is_reproducible_on_cpu(trained) -> None:
