@@ -79,7 +79,7 @@ def latency(home: Path, day: date, day_seconds: float) -> list[float]:
 
 def throughput(home: Path, days: list[date]) -> list[dict]:
     from mlplatform.streaming.consumer import Consumer
-    from mlplatform.streaming.events import departures_between, local_midnight
+    from mlplatform.streaming.events import day_events
     from mlplatform.streaming.topic import SqliteTopic
 
     paths, store = _setup(home)
@@ -87,8 +87,7 @@ def throughput(home: Path, days: list[date]) -> list[dict]:
     consumer = Consumer(topic, store, name="throughput", batch_size=100_000)
     runs = []
     for day in days:
-        topic.publish([d.to_json() for d in departures_between(local_midnight(day),
-                                                               local_midnight(day + timedelta(days=1)))])
+        topic.publish([e.to_json() for e in day_events(day)])
         started = time.perf_counter()
         report = consumer.poll()
         seconds = time.perf_counter() - started

@@ -132,7 +132,8 @@ def _same_day_view(grain: same_day.Grain, ttl: timedelta, description: str) -> F
 
 origin_departures = _same_day_view(same_day.ORIGIN, timedelta(hours=12),
                                    "How late the origin's latest departures left: mean delay of the last 10 and "
-                                   "30, share of the last 10 more than 15 minutes late.")
+                                   "30, share of the last 10 more than 15 minutes late; and its backlog: flights "
+                                   "of its day scheduled by then that have not left.")
 plane_departures = _same_day_view(same_day.PLANE, timedelta(0), "How late the plane's latest departure from New York left.")
 
 flight_delay_same_day_service = FeatureService(

@@ -31,12 +31,13 @@ def _stream_days(paths: StatePaths, first: str, last: str) -> None:
 
     from mlplatform.features.repo import open_store
     from mlplatform.streaming.consumer import Consumer
-    from mlplatform.streaming.events import departures_between, local_midnight
+    from mlplatform.streaming.events import day_events
     from mlplatform.streaming.topic import SqliteTopic
 
     topic = SqliteTopic(paths.stream / "departures.db")
-    start, end = date.fromisoformat(first), date.fromisoformat(last) + timedelta(days=1)
-    topic.publish([d.to_json() for d in departures_between(local_midnight(start), local_midnight(end))])
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    for n in range((end - start).days + 1):
+        topic.publish([e.to_json() for e in day_events(start + timedelta(days=n))])
     consumer = Consumer(topic, open_store(paths))
     while consumer.poll().events:
         pass

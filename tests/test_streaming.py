@@ -14,8 +14,8 @@ import pytest
 from helpers import land_and_load, materialize_asset, materialize_dbt, module_home
 from mlplatform.state import StatePaths
 from mlplatform.streaming.events import (
-    DUPLICATE, FROM_THE_FUTURE, MALFORMED, OUT_OF_ORDER, UNKNOWN_FLIGHT, BadEvent, Departure, day_departures,
-    departures_between, local_midnight, parse,
+    DUPLICATE, FROM_THE_FUTURE, MALFORMED, OUT_OF_ORDER, UNKNOWN_FLIGHT, BadEvent, Departure, Schedule,
+    day_departures, day_schedules, departures_between, local_day, local_midnight, parse,
 )
 from mlplatform.streaming.features import WINDOW_FEATURES, ORIGIN_VIEW, PLANE_VIEW, SameDayState
 from mlplatform.streaming.topic import SqliteTopic
@@ -68,8 +68,16 @@ def _dbt_latest(paths: StatePaths, model: str, key: str):
 
 def test_replay_publishes_each_departure_once_in_event_order(built: StatePaths) -> None:
     topic = SqliteTopic(built.stream / "departures.db")
-    events = [parse(e.payload) for e in topic.read(None, 100_000)]
+    published = [parse(e.payload) for e in topic.read(None, 100_000)]
     days = [date(2013, 1, d) for d in (1, 2, 3)]
+    # Each day starts with its schedules, one per origin, before any departure of that local day.
+    schedules = [(i, e) for i, e in enumerate(published) if isinstance(e, Schedule)]
+    assert [e for _, e in schedules] == [s for d in days for s in day_schedules(d)]
+    assert {e.origin for _, e in schedules} == {"EWR", "JFK", "LGA"}
+    for i, schedule in schedules:
+        assert all(local_day(e.actual_departure_utc) < schedule.day for e in published[:i] if isinstance(e, Departure))
+        assert all(local_day(e.actual_departure_utc) >= schedule.day for e in published[i:] if isinstance(e, Departure))
+    events = [e for e in published if isinstance(e, Departure)]
     # Every departure that left on one of the replayed local days, and only those: flights of the
     # third day leaving after its midnight wait for the next day's replay.
     expected = departures_between(local_midnight(days[0]), local_midnight(days[-1] + timedelta(days=1)))
@@ -82,7 +90,7 @@ def test_replay_publishes_each_departure_once_in_event_order(built: StatePaths) 
     from mlplatform.ingest.replay import Replayer
 
     Replayer(LandingZone(built.landing, built.quarantine), topic=topic).replay(through=days[-1])
-    assert topic.published() == len(events)
+    assert topic.published() == len(published)
 
 
 def test_stream_produces_exactly_what_dbt_builds(built: StatePaths) -> None:
@@ -177,10 +185,60 @@ def test_parse_names_what_is_wrong_with_an_event() -> None:
         _payload(good, origin="XYZ"): (UNKNOWN_FLIGHT, "is not a flight from XYZ"),
         _payload(good, carrier="ZZ"): (UNKNOWN_FLIGHT, "by ZZ"),
     }
+    schedule = day_schedules(date(2013, 1, 2))[0]
+    assert parse(schedule.to_json()) == schedule
+
+    def bad_schedule(**changes) -> str:
+        return json.dumps({**json.loads(schedule.to_json()), **changes})
+
+    cases.update({
+        bad_schedule(kind="arrival"): (MALFORMED, "kind='arrival' is not an event this stream carries"),
+        json.dumps({"kind": "schedule", "origin": "EWR"}): (MALFORMED, "schedule missing day, scheduled_departures_utc"),
+        bad_schedule(day="2/1/2013"): (MALFORMED, "day must be a date"),
+        bad_schedule(scheduled_departures_utc="10:00"): (MALFORMED, "must be a list of ISO timestamps"),
+        bad_schedule(scheduled_departures_utc=["2013-01-02T10:00:00Z", "soon"]): (MALFORMED, "is not an ISO timestamp"),
+        bad_schedule(scheduled_departures_utc=["2013-01-03T12:00:00Z"]): (MALFORMED, "on another local day"),
+        bad_schedule(day="2014-01-02", scheduled_departures_utc=[]): (UNKNOWN_FLIGHT, "outside the data"),
+    })
     for payload, (reason, words) in cases.items():
         with pytest.raises(BadEvent) as caught:
             parse(payload)
         assert caught.value.reason == reason and words in caught.value.detail, (payload, caught.value)
+
+
+def test_backlog_counts_the_flights_of_the_day_due_and_not_left() -> None:
+    """The origin's backlog after each departure: flights of the local day it left on scheduled by
+    then, less those that have left (early ones included, cancelled ones never); none without the
+    day's schedule. A schedule twice, after its day's departures or days ahead is set aside."""
+    from datetime import datetime, timezone
+
+    def utc(hhmm: str, day: int = 2) -> datetime:
+        return datetime(2013, 1, day, int(hhmm[:2]), int(hhmm[2:]), tzinfo=timezone.utc)
+
+    def departure(flight: str, origin: str, scheduled: datetime, left: datetime) -> Departure:
+        return Departure(flight, origin, "ORD", None, scheduled, left, int((left - scheduled).total_seconds() // 60), "UA")
+
+    state = SameDayState()
+    assert state.apply(Schedule("EWR", date(2013, 1, 2), (utc("1000"), utc("1005"), utc("1010"), utc("1020")))) == []
+    backlog = []
+    for event in (departure("n", "EWR", utc("0450"), utc("0530")),   # of the 1st, left at 00:30 local: 0
+                  departure("a", "EWR", utc("1000"), utc("1007")),   # 10:00 and 10:05 due, a left: 1
+                  departure("b", "EWR", utc("1020"), utc("1015")),   # three due, two left (b early): 1
+                  departure("c", "EWR", utc("1005"), utc("1030")),   # four due, three left, 10:10 never: 1
+                  departure("x", "LGA", utc("1000"), utc("1031"))):  # LGA has no schedule
+        backlog += [row["backlog"] for view, row in state.apply(event) if view == ORIGIN_VIEW]
+    assert backlog == [0.0, 1.0, 1.0, 1.0, None]
+    assert state.departed == {"EWR:2013-01-01": 1, "EWR:2013-01-02": 3, "LGA:2013-01-02": 1}
+
+    before = state.to_dict()
+    for schedule, reason in ((Schedule("EWR", date(2013, 1, 2), (utc("1100"),)), DUPLICATE),
+                             (Schedule("EWR", date(2013, 1, 1), (utc("1100", 1),)), OUT_OF_ORDER),
+                             (Schedule("JFK", date(2013, 1, 9), (utc("1100", 9),)), FROM_THE_FUTURE)):
+        with pytest.raises(BadEvent) as caught:
+            state.apply(schedule)
+        assert caught.value.reason == reason and schedule.origin in caught.value.detail
+    assert state.to_dict() == before
+    assert SameDayState.from_dict(json.loads(json.dumps(before))).to_dict() == before
 
 
 def test_bad_events_are_set_aside_counted_and_change_no_feature(tmp_path, monkeypatch) -> None:
@@ -417,6 +475,7 @@ def test_a_replay_killed_between_a_days_events_and_its_files_publishes_them_once
                   "replay_events_published", log=tmp_path / "killed.log", timeout_s=120)
     topic = SqliteTopic(paths.stream / "departures.db")
     departed = len(departures_between(local_midnight(date(2013, 1, 1)), local_midnight(date(2013, 1, 2))))
+    departed += len(day_schedules(date(2013, 1, 1)))  # and the day's schedules, one per origin
     assert topic.published() == departed
     assert not (paths.landing / "flights" / "2013-01-01.csv").exists()
     done = mlplatform(home, "replay", "--days", "1")

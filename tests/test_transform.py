@@ -299,8 +299,8 @@ def _as_of(paths: StatePaths, table: str, key: str, moment: str) -> pd.DataFrame
 
 def test_same_day_features_as_of_a_moment_ignore_later_departures(home: StatePaths, tmp_path, monkeypatch,
                                                                   instance) -> None:
-    """Changing the outcomes of every flight that departs after T (here 2013-01-05 12:00 local) leaves
-    every same-day feature as of T unchanged, and changes those after T."""
+    """Changing the outcomes of every flight that departs after T (here 2013-01-05 12:00 local: later
+    still, or cancelled) leaves every same-day feature as of T unchanged, and changes those after T."""
     moment = "2013-01-05 17:00:00+00"
     later = StatePaths.resolve(tmp_path / "perturbed").ensure()
     monkeypatch.setenv(HOME_ENV, str(later.home))
@@ -314,12 +314,14 @@ def test_same_day_features_as_of_a_moment_ignore_later_departures(home: StatePat
     for day in (5, 6):
         path = later.landing / "flights" / f"2013-01-{day:02d}.csv"
         rows = list(csv.DictReader(io.StringIO(path.read_text())))
-        for row in rows:
+        for n, row in enumerate(rows):
             if row["dep_delay"] == "NA":
                 continue
             departed = (datetime.strptime(row["time_hour"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
                         + timedelta(minutes=int(row["minute"]) + float(row["dep_delay"])))
-            if departed > cutoff:  # later still, so it stays after T
+            if departed > cutoff and n % 5 == 0:  # cancelled after all (the backlog counts it)
+                row.update({c: "NA" for c in ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")})
+            elif departed > cutoff:  # later still, so it stays after T
                 row["dep_delay"] = str(float(row["dep_delay"]) + 90)
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")

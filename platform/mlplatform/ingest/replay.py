@@ -6,8 +6,8 @@ re-landing a day is a no-op, and each file is written aside and renamed, so a se
 landing zone never sees half a file; each file's manifest (size, rows, checksum) follows it.
 
 Given a topic, the replay is also the departure stream: before a day's files land (at the day's
-end), every departure of that day is published at its actual departure time, in event order, spread
-over `every` seconds when given. The cursor remembers the last day published, so a replay killed
+end), each origin's schedule of the day is published as the day starts, then every departure of that
+day at its actual departure time, in event order, spread over `every` seconds when given. The cursor remembers the last day published, so a replay killed
 between the events and the files does not publish them twice.
 """
 
@@ -139,12 +139,14 @@ class Replayer:
         return result
 
     def publish_day(self, day: date, every: float = 0.0) -> None:
-        """The departures of the local day [midnight, next midnight), at their time on a clock that
-        runs the day in `every` seconds (all at once without)."""
-        from mlplatform.streaming.events import departures_between, local_midnight
+        """The day's schedules at its local midnight, then the departures of the local day [midnight,
+        next midnight), at their time on a clock that runs the day in `every` seconds (all at once
+        without)."""
+        from mlplatform.streaming.events import day_schedules, departures_between, local_midnight
 
         if (self.events_through() or date.min) >= day:
             return
+        self.topic.publish([s.to_json() for s in day_schedules(day)])
         start = local_midnight(day)
         departures = departures_between(start, local_midnight(day + timedelta(days=1)))
         began = time.monotonic()

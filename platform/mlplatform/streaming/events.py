@@ -1,8 +1,10 @@
-"""Departure events: one per flight that left, at its actual departure time.
+"""The departure stream's events: one per flight that left, at its actual departure time, and one
+schedule per origin airport and day, published as the day starts.
 
-The feed derives them from the same day files it lands (`departures_between`), so the stream and
-the end-of-day file never disagree about a flight. An event is a small JSON object; `parse` turns
-one back into a `Departure` or says, in a `BadEvent`, what is wrong with it.
+The feed derives both from the same day files it lands (`departures_between`, `day_schedules`), so
+the stream and the end-of-day file never disagree about a flight. An event is a small JSON object;
+`parse` turns one back into a `Departure` or a `Schedule`, or says, in a `BadEvent`, what is wrong
+with it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,25 @@ class Departure:
         data["scheduled_departure_utc"] = iso_utc(self.scheduled_departure_utc)
         data["actual_departure_utc"] = iso_utc(self.actual_departure_utc)
         return json.dumps(data, separators=(",", ":"))
+
+
+SCHEDULE = "schedule"  # the `kind` of a schedule event; a departure has none
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Every departure one origin has scheduled for a local day, cancelled flights included: a
+    schedule is published before the day, and a cancellation is not known in advance. With it, the
+    consumer knows how many of the day's flights are due, beside how many have left (the backlog)."""
+
+    origin: str
+    day: date
+    scheduled_departures_utc: tuple[datetime, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": SCHEDULE, "origin": self.origin, "day": self.day.isoformat(),
+                           "scheduled_departures_utc": [iso_utc(m) for m in self.scheduled_departures_utc]},
+                          separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -99,6 +120,21 @@ def day_departures(day: date) -> tuple[Departure, ...]:
     return tuple(departures)
 
 
+@lru_cache(maxsize=8)
+def day_schedules(day: date) -> tuple[Schedule, ...]:
+    """The day's schedule of each origin in its file, every flight's scheduled departure in order."""
+    rows = csv.DictReader(io.StringIO(feed.daily_file("flights", day).decode()))
+    by_origin: dict[str, list[datetime]] = {}
+    for row in rows:
+        scheduled = parse_utc(row["time_hour"]) + timedelta(minutes=int(row["minute"]))
+        by_origin.setdefault(row["origin"], []).append(scheduled)
+    return tuple(Schedule(origin, day, tuple(sorted(times))) for origin, times in sorted(by_origin.items()))
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(_LOCAL).date()
+
+
 def local_midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=_LOCAL).astimezone(timezone.utc)
 
@@ -114,6 +150,12 @@ def departures_between(start: datetime, end: datetime) -> list[Departure]:
     return sorted(found, key=lambda d: d.order)
 
 
+def day_events(day: date) -> list[Schedule | Departure]:
+    """What the stream carries for a local day, in order: each origin's schedule, then the day's
+    departures (the replay publishes the same, paced by its clock)."""
+    return [*day_schedules(day), *departures_between(local_midnight(day), local_midnight(day + timedelta(days=1)))]
+
+
 def _timestamp(data: dict, name: str) -> datetime:
     value = data[name]
     if not isinstance(value, str):
@@ -127,15 +169,21 @@ def _timestamp(data: dict, name: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def parse(payload: str | bytes) -> Departure:
-    """The event's departure, or BadEvent(malformed / unknown_flight) naming the problem. Whether it
-    is a duplicate, out of order or from the future depends on the stream so far: the consumer's."""
+def parse(payload: str | bytes) -> Departure | Schedule:
+    """The event's departure or schedule, or BadEvent(malformed / unknown_flight) naming the problem.
+    Whether it is a duplicate, out of order or from the future depends on the stream so far: the
+    consumer's."""
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as err:
         raise BadEvent(MALFORMED, f"not JSON ({err})") from None
     if not isinstance(data, dict):
         raise BadEvent(MALFORMED, f"not a JSON object: {str(payload)[:80]}")
+    if "kind" in data:
+        if data["kind"] != SCHEDULE:
+            raise BadEvent(MALFORMED, f"kind={data['kind']!r} is not an event this stream carries "
+                                      f"('{SCHEDULE}', or none for a departure)")
+        return _parse_schedule(data)
     missing = [f for f in FIELDS if f not in data]
     if missing:
         raise BadEvent(MALFORMED, f"missing {', '.join(missing)}")
@@ -155,6 +203,30 @@ def parse(payload: str | bytes) -> Departure:
                           scheduled, actual, delay, data["carrier"])
     _check_known(departure)
     return departure
+
+
+def _parse_schedule(data: dict) -> Schedule:
+    missing = [f for f in ("origin", "day", "scheduled_departures_utc") if f not in data]
+    if missing:
+        raise BadEvent(MALFORMED, f"schedule missing {', '.join(missing)}")
+    origin, day, times = data["origin"], data["day"], data["scheduled_departures_utc"]
+    if not isinstance(origin, str) or not origin:
+        raise BadEvent(MALFORMED, f"origin must be a non-empty string, got {origin!r}")
+    try:
+        day = date.fromisoformat(day)
+    except (TypeError, ValueError):
+        raise BadEvent(MALFORMED, f"day must be a date (YYYY-MM-DD), got {day!r}") from None
+    if not isinstance(times, list):
+        raise BadEvent(MALFORMED, f"scheduled_departures_utc must be a list of ISO timestamps, got {times!r:.80}")
+    moments = tuple(sorted(_timestamp({"scheduled_departures_utc": t}, "scheduled_departures_utc") for t in times))
+    elsewhere = [iso_utc(m) for m in moments if local_day(m) != day]
+    if elsewhere:
+        raise BadEvent(MALFORMED, f"the schedule of {origin} for {day} holds {len(elsewhere)} departure(s) on "
+                                  f"another local day, first {elsewhere[0]}")
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadEvent(UNKNOWN_FLIGHT, f"the schedule of {origin} is for {day}, outside the data "
+                                       f"({FIRST_DAY} .. {LAST_DAY})")
+    return Schedule(origin, day, moments)
 
 
 def _check_known(departure: Departure) -> None:

@@ -34,6 +34,18 @@ class StreamSkew:
         return not self.mismatches and not self.not_streamed and not self.not_in_dbt
 
 
+def _missing(value: Any) -> bool:
+    return value is None or value != value  # NaN
+
+
+def _equal(dbt_value: Any, streamed: Any) -> bool:
+    """Equal within TOLERANCE; a value on one side only (the stream had no schedule for the day,
+    say) is a difference."""
+    if _missing(dbt_value) or _missing(streamed):
+        return _missing(dbt_value) and _missing(streamed)
+    return abs(float(dbt_value) - float(streamed)) <= TOLERANCE * max(1.0, abs(float(dbt_value)))
+
+
 def compare_stream_with_dbt(topic: Topic, exports: Lake, day: date, watermark: str | None) -> StreamSkew:
     report = StreamSkew()
     start, end = (iso_utc(local_midnight(d)) for d in (day, day + timedelta(days=1)))
@@ -61,8 +73,8 @@ def compare_stream_with_dbt(topic: Topic, exports: Lake, day: date, watermark: s
         for k in built_rows.keys() & streamed.keys():
             report.compared += 1
             for f in features:
-                a, b = built_rows[k][f], streamed[k][f]
-                if abs(float(a) - float(b)) > TOLERANCE * max(1.0, abs(float(a))):
+                a, b = built_rows[k][f], streamed[k].get(f)
+                if not _equal(a, b):
                     report.mismatches.append({"view": view, key: k[0], "at": k[1], "feature": f,
                                               "dbt": a, "stream": b})
     if report.streamed == 0:  # files landed without their events (by hand, before the stream existed)
