@@ -40,13 +40,18 @@ def test_status_reports_landed_quarantined_and_loaded(instance, paths, capsys) -
     assert "empty: the file is empty" in text
 
 
-def test_status_reads_the_embedded_instance_without_dagster_as_dagster_would(paths) -> None:
+def test_status_reads_the_embedded_instance_without_dagster_as_dagster_would(paths, tmp_path) -> None:
     """`status` answers from the embedded instance's tables with two queries: the same stored but
     unrefreshed days as `progress.stored_unrefreshed` through Dagster, and the runs in flight (then
     Dagster itself judges them). Any other storage is left to Dagster."""
     import dagster as dg
 
+    import shutil
+    import sqlite3
+    from contextlib import closing
+
     from mlplatform.automation import instance_tables
+    from mlplatform.automation.downstream import IN_FLIGHT
     from mlplatform.automation.progress import stored_unrefreshed
 
     assert main(["prepare"]) == 0 and main(["replay", "--days", "3"]) == 0
@@ -65,6 +70,19 @@ def test_status_reads_the_embedded_instance_without_dagster_as_dagster_would(pat
 
         instance.add_run(dg.DagsterRun(job_name="daily_refresh", run_id="f" * 36, status=dg.DagsterRunStatus.STARTED))
         assert instance_tables.read(paths.dagster_home)["in_flight"] == 1
+        # A run being cancelled is not finished either; a finished one is.
+        instance.add_run(dg.DagsterRun(job_name="daily_refresh", run_id="e" * 36, status=dg.DagsterRunStatus.CANCELING))
+        instance.add_run(dg.DagsterRun(job_name="daily_refresh", run_id="d" * 36, status=dg.DagsterRunStatus.FAILURE))
+        assert instance_tables.read(paths.dagster_home)["in_flight"] == 2
+        assert len(instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))) == 2  # what the sensors count
+
+    # Tables this code does not know (another Dagster's schema): Dagster answers instead.
+    changed = tmp_path / "changed_home"
+    shutil.copytree(paths.dagster_home, changed)
+    with closing(sqlite3.connect(changed / "history" / "runs.db")) as runs:
+        runs.execute("alter table runs rename column status to run_status")
+        runs.commit()
+    assert instance_tables.read(changed) is None
 
     config = paths.dagster_home / "dagster.yaml"
     config.write_text(config.read_text() + "\nstorage:\n  sqlite:\n    base_dir: elsewhere\n")

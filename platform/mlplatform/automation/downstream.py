@@ -19,14 +19,14 @@ from mlplatform.automation.jobs import (
     DAILY_MODELS, DRIFT, ONLINE, RANGE_END, RANGE_START, RAW_REFERENCE, REFERENCE_MODELS, SCORING,
     daily_refresh_job, keys, reference_refresh_job,
 )
-from mlplatform.automation.progress import refreshed_days, stored_unrefreshed
+from mlplatform.automation.progress import UNFINISHED_STATUSES, refreshed_days, stored_unrefreshed
 from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
 from mlplatform.partitions import days_apart, next_day
 from mlplatform.warehouse.project import trailing_window_days
 
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
+# A run being cancelled still holds its days: no second run of the job starts beside it.
+IN_FLIGHT = [dg.DagsterRunStatus(s) for s in UNFINISHED_STATUSES]
 REFERENCE = "reference"  # the reference refresh's entry in the cursor
 
 

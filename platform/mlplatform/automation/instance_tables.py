@@ -15,10 +15,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from mlplatform.automation.progress import DAY_DONE_ASSET, RAW_DAILY_ASSETS, unrefreshed
+from mlplatform.automation.progress import DAY_DONE_ASSET, RAW_DAILY_ASSETS, UNFINISHED_STATUSES, unrefreshed
 
-# Dagster's run statuses of a run not finished (recovery.WATCHED, and QUEUED).
-IN_FLIGHT = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
 MATERIALIZATION = "ASSET_MATERIALIZATION"
 
 
@@ -49,8 +47,9 @@ def read(dagster_home: Path) -> dict | None:
     try:
         # Read-only: status never writes, and never waits on a writer for long.
         with closing(sqlite3.connect(f"file:{runs_db}?mode=ro", uri=True, timeout=5)) as runs:
-            marks = ",".join("?" * len(IN_FLIGHT))
-            in_flight = runs.execute(f"select count(*) from runs where status in ({marks})", IN_FLIGHT).fetchone()[0]
+            marks = ",".join("?" * len(UNFINISHED_STATUSES))
+            in_flight = runs.execute(f"select count(*) from runs where status in ({marks})",
+                                    UNFINISHED_STATUSES).fetchone()[0]
         with closing(sqlite3.connect(f"file:{index_db}?mode=ro", uri=True, timeout=5)) as index:
             stored = [_latest_by_partition(index, asset) for asset in RAW_DAILY_ASSETS]
             refreshed = _latest_by_partition(index, DAY_DONE_ASSET)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     import dagster as dg
 
 RAW_DAILY_ASSETS = [f"raw_{t}" for t in DAILY_TABLES]
+# Dagster's statuses of a run not finished, by name (DagsterRunStatus values): the sensors do not
+# launch a job's run beside one of these, and `mlplatform status` counts them.
+UNFINISHED_STATUSES = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
 # The refresh of a day ends with its online features: newer than them, its raw data is not carried yet.
 DAY_DONE_ASSET = "online_features"
 

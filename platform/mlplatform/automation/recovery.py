@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from mlplatform.automation.progress import UNFINISHED_STATUSES
+
 PID_TAG = "mlplatform/pid"
 HOST_TAG = "mlplatform/host"
 ORPHANED_TAG = "mlplatform/orphaned"
-# Runs that may be waiting on a process; NOT_STARTED only for headless runs (which name theirs).
-WATCHED = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
-           dg.DagsterRunStatus.NOT_STARTED]
+# Runs that may be waiting on a process: the unfinished ones but QUEUED (no process yet);
+# NOT_STARTED only for headless runs (which name theirs).
+WATCHED = [dg.DagsterRunStatus(s) for s in UNFINISHED_STATUSES if s != "QUEUED"]
 
 
 def process_tags() -> dict[str, str]:

@@ -55,6 +55,24 @@ def end(paths: StatePaths, version: str, outcome: str) -> None:
         tracker.delete_registered_model_alias(REGISTERED_MODEL, SHADOW)
 
 
+def scored_days(exports: Lake, version: int) -> list[str]:
+    """The labeled days the shadow `version` scored beside the champion: what its results cover.
+    Reads one small column per day, so the retrain sensor can ask each tick."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from mlplatform.features.training import ENTITY_TABLE
+
+    days = []
+    for day in exports.days(SHADOW_PREDICTIONS):
+        if not (exports.path(PREDICTIONS, day).exists() and exports.path(ENTITY_TABLE, day).exists()):
+            continue  # the champion's scores or the outcomes of the day are missing
+        versions = pq.read_table(exports.path(SHADOW_PREDICTIONS, day), columns=["model_version"])["model_version"]
+        if pc.any(pc.equal(versions, version)).as_py():
+            days.append(day)
+    return days
+
+
 def results(exports: Lake, version: int) -> ShadowResults:
     """The shadow's and the champion's realized ROC AUC on the same flights: every labeled day the
     shadow scored, each flight with the champion's score of that day."""
@@ -65,21 +83,16 @@ def results(exports: Lake, version: int) -> ShadowResults:
     from mlplatform.features.training import ENTITY_TABLE
     from mlplatform.ml.evaluate import metrics
 
-    frames, days = [], []
-    for day in exports.days(SHADOW_PREDICTIONS):
-        if not (exports.path(PREDICTIONS, day).exists() and exports.path(ENTITY_TABLE, day).exists()):
-            continue
+    frames, days = [], scored_days(exports, version)
+    for day in days:
         shadow = pq.read_table(exports.path(SHADOW_PREDICTIONS, day), columns=[FLIGHT_KEY, "delay_probability",
                                                                               "model_version"]).to_pandas()
         shadow = shadow[shadow["model_version"] == version]
-        if shadow.empty:
-            continue
         champion = pq.read_table(exports.path(PREDICTIONS, day), columns=[FLIGHT_KEY, "delay_probability"]).to_pandas()
         labels = pq.read_table(exports.path(ENTITY_TABLE, day), columns=[FLIGHT_KEY, LABEL]).to_pandas()
         frames.append(shadow[[FLIGHT_KEY, "delay_probability"]].rename(columns={"delay_probability": "shadow"})
                       .merge(champion.rename(columns={"delay_probability": "champion"}), on=FLIGHT_KEY)
                       .merge(labels, on=FLIGHT_KEY))
-        days.append(day)
     joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if joined.empty or joined[LABEL].nunique() < 2:
         return ShadowResults(version, days, len(joined), None, None)
@@ -104,5 +117,7 @@ def ready(paths: StatePaths, exports: Lake, shadow_days: int) -> ShadowResults |
     held = current(paths) if shadow_days > 0 else None
     if held is None or version_for_alias(paths, CHAMPION) is None:
         return None
-    found = results(exports, int(held.version))
-    return found if len(found.days) >= shadow_days else None
+    # Counting the days is cheap; the figures are computed once there are enough of them.
+    if len(scored_days(exports, int(held.version))) < shadow_days:
+        return None
+    return results(exports, int(held.version))
