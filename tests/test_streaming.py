@@ -160,6 +160,31 @@ def test_skew_check_names_the_row_where_stream_and_dbt_differ(built: StatePaths,
     assert report.not_streamed > 0
 
 
+def test_skew_check_names_a_backlog_the_stream_could_not_compute(built: StatePaths, tmp_path) -> None:
+    """A day whose schedule never reached the consumer streams rows without a backlog (null); dbt has
+    one for every row, so each such row is a difference, not a match."""
+    from mlplatform.ingest.lake import Lake
+    from mlplatform.streaming.consumer import CONSUMER
+    from mlplatform.streaming.skew import compare_stream_with_dbt
+    from mlplatform.streaming.topic import Checkpoint
+
+    source = SqliteTopic(built.stream / "departures.db")
+    start, end = (local_midnight(date(2013, 1, d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (2, 3))
+    rows = source.produced(ORIGIN_VIEW, start, end)
+    # The minute's last row is the one compared (rows of one minute before it are superseded).
+    key = lambda r: (r["origin_code"], r["event_timestamp"])  # noqa: E731
+    last = max(i for i, r in enumerate(rows) if key(r) == key(rows[50]))
+    rows[last] = {**rows[last], "backlog": None}
+    doctored = SqliteTopic(tmp_path / "no_schedule.db")
+    watermark = source.checkpoint(CONSUMER).state["watermark"]
+    doctored.commit(CONSUMER, Checkpoint("1", 1, {"watermark": watermark}, 0.0),
+                    [], [{"view": ORIGIN_VIEW, "row": r, "position": "1"} for r in rows])
+    report = compare_stream_with_dbt(doctored, Lake(built.exports), date(2013, 1, 2), watermark)
+    wrong = [m for m in report.mismatches if "feature" in m]
+    assert [(m["at"], m["feature"], m["stream"]) for m in wrong] == [(rows[last]["event_timestamp"], "backlog", None)]
+    assert wrong[0]["dbt"] is not None
+
+
 # --- bad events -------------------------------------------------------------------------------
 
 
