@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--training-set", type=Path, required=True)
     parser.add_argument("--holdout-days", type=int, default=14)
-    parser.add_argument("--validation-days", type=int, default=14)
+    parser.add_argument("--validation-days", type=int, help="default: as the platform chooses (ml/split.py)")
     parser.add_argument("--holdout-first-day")
     parser.add_argument("--compare-old-defaults", action="store_true")
     args = parser.parse_args()

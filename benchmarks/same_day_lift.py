@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--lead", type=int, default=60)
     parser.add_argument("--holdout-days", type=int, default=14)
-    parser.add_argument("--validation-days", type=int, default=14)
+    parser.add_argument("--validation-days", type=int, help="default: as the platform chooses (ml/split.py)")
     parser.add_argument("--holdout-first-day")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)

@@ -105,6 +105,15 @@ def test_splits_are_in_time_order_and_bad_windows_are_named() -> None:
     assert (len(split.train), len(split.validation), len(split.holdout)) == (30, 5, 5)
     with pytest.raises(NotEnoughData, match="cannot hold 30 holdout"):
         split_by_time(frame, holdout_days=30, validation_days=10)
+    # Unset, the validation days follow the history: a fortnight on weeks, a month on half a year.
+    assert len(split_by_time(frame, holdout_days=5, validation_days=None).validation) == 14
+    year = pd.DataFrame({"scheduled_departure_utc": pd.date_range("2013-01-01T15:00Z", periods=365, freq="D"),
+                         "is_delayed": [i % 3 == 0 for i in range(365)]})
+    long = split_by_time(year, validation_days=None, holdout_first_day="2013-11-01")
+    assert (len(long.validation), long.validation.scheduled_departure_utc.min().strftime("%m-%d")) == (28, "10-04")
+    short = split_by_time(year.iloc[:190], validation_days=None, holdout_first_day="2013-07-01")
+    assert (len(short.train), len(short.validation)) == (167, 14)  # 181 days before: under half a year
+    assert len(split_by_time(year, validation_days=14, holdout_first_day="2013-11-01").validation) == 14
     with pytest.raises(NotEnoughData, match="single class"):
         require_trainable(frame.assign(is_delayed=True), "is_delayed", "training split", 10)
     with pytest.raises(NotEnoughData, match="has 40 rows; at least 1000"):

@@ -48,7 +48,10 @@ class ModelSpec(dg.ConfigurableResource):
 
     holdout_days: int = Field(default=14, ge=1, description="The most recent days, never trained on, scored by the evaluation.")
     holdout_first_day: str | None = Field(default=None, description="Or the holdout's first day (YYYY-MM-DD).")
-    validation_days: int = Field(default=14, ge=1, description="Days before the holdout used for early stopping.")
+    validation_days: int | None = Field(
+        default=None, ge=1,
+        description="Days before the holdout used for early stopping. Unset: 14, or 28 once half a year "
+                    "of days lies before the holdout (ml/split.py: validation_days_for).")
     min_train_rows: int = Field(default=1000, ge=10, description="Fewer training rows than this is an error.")
     min_train_days: int = Field(default=7, ge=1, description="The retrain sensor waits for this many days "
                                                              "before the validation days to train on.")

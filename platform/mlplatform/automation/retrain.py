@@ -146,7 +146,9 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
     built = state.exports.days(ENTITY_TABLE)
     facts.built_days = len(built)
     if spec is not None and not spec.holdout_first_day:
-        facts.days_needed = spec.holdout_days + spec.validation_days + spec.min_train_days
+        from mlplatform.ml.split import SHORT_VALIDATION_DAYS
+
+        facts.days_needed = spec.holdout_days + (spec.validation_days or SHORT_VALIDATION_DAYS) + spec.min_train_days
     days = [d for d in built if d > cutoff]
     facts.labeled_flights = sum(pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in days)
     facts.newest_day = days[-1] if days else None
