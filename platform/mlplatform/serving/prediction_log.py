@@ -4,8 +4,8 @@ warehouse reads.
 One row per scored flight: the request's id (also in the answer), when, which endpoint, the flight
 as asked, its flight key, the registered model and version that answered, the probability, the
 feature values the model read and, per feature view, the event time of the online row they came
-from, and the request's latency so far. A request appends its rows to a list in memory (no I/O, no
-encoding on the request's path); a thread writes what gathered every `flush_seconds` (or at
+from, and the request's latency so far. A request encodes its rows' JSON and appends them to a list in
+memory (no I/O on the request's path); a thread writes what gathered every `flush_seconds` (or at
 `flush_rows`) as one Parquet file, atomically, under
 
     $MLPLATFORM_HOME/prediction_log/date=<UTC day>/part-<time>-<pid>-<n>.parquet
@@ -40,7 +40,6 @@ FOLDER = "prediction_log"
 SHADOW_SUFFIX = " (shadow)"
 MAX_HELD_ROWS = 200_000  # about 200 MB of rows kept while the log cannot be written
 log = logging.getLogger(__name__)
-SLICE = 8  # rows encoded between two yields of the GIL
 SCHEMA = pa.schema([
     ("request_id", pa.string()), ("logged_at", pa.timestamp("us", tz="UTC")), ("endpoint", pa.string()),
     ("model", pa.string()), ("model_version", pa.int64()), ("flight_id", pa.string()),
@@ -76,9 +75,14 @@ class PredictionLog:
 
     def append(self, request_id: str, endpoint: str, model: str, model_version: int, flight_id: str,
                probability: float, latency_s: float, request: dict, features: dict, features_as_of: dict) -> None:
-        """Called on the request's path: a tuple onto a list (atomic under the GIL), nothing more."""
+        """Called on the request's path: the row's JSON, and a tuple onto a list (atomic under the GIL).
+
+        Encoded here, about 20 microseconds a row, rather than in the writing thread: encoding a
+        whole batch there held the GIL in bursts that every request during a flush waited on, which
+        lengthened the tail (p99) more than this lengthens the median (docs/benchmarks.md)."""
         self._rows.append((request_id, time.time(), endpoint, model, model_version, flight_id, probability,
-                           latency_s * 1000, request, features, features_as_of))
+                           latency_s * 1000, _json(request), _json(features), _json(features_as_of),
+                           features if self.shadow is not None else None))
         if len(self._rows) >= self.flush_rows:
             self._wake.set()
 
@@ -151,7 +155,7 @@ class PredictionLog:
         if not answered:
             return rows
         try:
-            scores = held.predict([r[9] for r in answered])
+            scores = held.predict([r[11] for r in answered])
         except Exception as err:  # the shadow must never cost the log its rows
             log.warning(f"prediction log: the shadow version {held.version} could not score: {err}")
             return rows
@@ -160,22 +164,14 @@ class PredictionLog:
 
     def _write(self, rows: list[tuple]) -> Path:
         rows = self._with_shadow(rows)
-        # Encoding holds the GIL: done a few rows at a time, yielding between, so that a request
-        # waits for one slice (well under a millisecond), not for the whole batch (the GIL's
-        # switch interval would let this thread keep it for 5 ms at a time).
-        encoded: list[tuple[str, str, str]] = []
-        for start in range(0, len(rows), SLICE):
-            encoded += [(_json(r[8]), _json(r[9]), _json(r[10])) for r in rows[start:start + SLICE]]
-            time.sleep(0)
         columns = list(zip(*rows))
-        requests, features, as_of = zip(*encoded)
         table = pa.table([
             pa.array(columns[0], pa.string()),
             pa.array([datetime.fromtimestamp(t, timezone.utc) for t in columns[1]], pa.timestamp("us", tz="UTC")),
             pa.array(columns[2], pa.string()), pa.array(columns[3], pa.string()),
             pa.array(columns[4], pa.int64()), pa.array(columns[5], pa.string()),
             pa.array([float(p) for p in columns[6]], pa.float64()), pa.array(columns[7], pa.float64()),
-            pa.array(requests, pa.string()), pa.array(features, pa.string()), pa.array(as_of, pa.string()),
+            pa.array(columns[8], pa.string()), pa.array(columns[9], pa.string()), pa.array(columns[10], pa.string()),
         ], schema=SCHEMA)
         first = datetime.fromtimestamp(columns[1][0], timezone.utc)
         path = (self.folder / f"date={first:%Y-%m-%d}" /
