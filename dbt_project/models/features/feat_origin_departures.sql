@@ -31,7 +31,7 @@ day_flights as (
 -- One running count per origin and local day: +1 scheduled when a flight falls due, +1 departed
 -- when it leaves. A departure row (a probe, carrying its window features) reads both after
 -- everything at its minute. The probes carry their columns through rather than being joined back
--- by (origin, minute): PostgreSQL took 140 s over that join for two weeks, DuckDB half a second.
+-- by (origin, minute): PostgreSQL took 140 s over that join for two weeks, DuckDB 0.15 s.
 points as (
     select origin_code, flight_date as local_day, scheduled_departure_utc as moment, 1 as scheduled, 0 as departed,
         0 as probe, cast(null as date) as departure_date, cast(null as double precision) as mean_delay_last_10,

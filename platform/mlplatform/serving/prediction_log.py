@@ -77,9 +77,10 @@ class PredictionLog:
                probability: float, latency_s: float, request: dict, features: dict, features_as_of: dict) -> None:
         """Called on the request's path: the row's JSON, and a tuple onto a list (atomic under the GIL).
 
-        Encoded here, about 50 microseconds a row (47 timed for 44 features), rather than in the writing thread: encoding a
-        whole batch there held the GIL in bursts that every request during a flush waited on, which
-        lengthened the tail (p99) more than this lengthens the median (docs/benchmarks.md)."""
+        Encoded here, about 50 microseconds a row (47 timed for 44 features), rather than in the
+        writing thread: encoding a whole batch there held the GIL in bursts that every request during
+        a flush waited on, which lengthened the tail (p99) more than this lengthens the median
+        (docs/benchmarks.md)."""
         self._rows.append((request_id, time.time(), endpoint, model, model_version, flight_id, probability,
                            latency_s * 1000, _json(request), _json(features), _json(features_as_of),
                            features if self.shadow is not None else None))
