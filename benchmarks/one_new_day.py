@@ -29,7 +29,7 @@ TARGET_S, TARGET_RATIO = 15.0, 1.2
 
 def measure_in_process(home: Path, day: str, redeliver: bool) -> dict:
     """(In the child process.) Land `day` (or deliver its files again), run what the sensors would."""
-    from mlplatform.domain import DAILY_TABLES
+    from mlplatform.defs.flights.feed import DAILY_TABLES
     from mlplatform.ingest.landing import LandingZone
     from mlplatform.ingest.replay import Replayer
     from mlplatform.pipeline import run_pipeline

@@ -38,7 +38,7 @@ def monthly_auc(paths, january_version: int) -> list[dict]:
     import pyarrow.parquet as pq
 
     from mlplatform.features.repo import open_store
-    from mlplatform.features.service import FLIGHT_KEY, LABEL, SERVICE_NAME
+    from mlplatform.features.service import PREDICTION_KEY, LABEL, SERVICE_NAME
     from mlplatform.features.training import ENTITY_TABLE, labeled_flights, retrieve
     from mlplatform.ingest.lake import Lake
     from mlplatform.ml.evaluate import metrics
@@ -55,12 +55,12 @@ def monthly_auc(paths, january_version: int) -> list[dict]:
         if not days:
             continue
         live = pd.concat([pq.read_table(exports.path("predictions", d)).to_pandas() for d in days])
-        labels = pd.concat([pq.read_table(exports.path(ENTITY_TABLE, d), columns=[FLIGHT_KEY, LABEL]).to_pandas()
+        labels = pd.concat([pq.read_table(exports.path(ENTITY_TABLE, d), columns=[PREDICTION_KEY, LABEL]).to_pandas()
                             for d in days]).dropna()
-        live = live.merge(labels, on=FLIGHT_KEY)
+        live = live.merge(labels, on=PREDICTION_KEY)
         flights, _ = labeled_flights(exports, days[0], days[-1])
         frame = retrieve(store, flights, SERVICE_NAME)
-        frame = frame[frame[FLIGHT_KEY].isin(live[FLIGHT_KEY])]
+        frame = frame[frame[PREDICTION_KEY].isin(live[PREDICTION_KEY])]
         fixed = metrics(frame[LABEL].astype(int).to_numpy(), january.predict(frame))
         retrained = metrics(live[LABEL].astype(int).to_numpy(), live["delay_probability"].to_numpy())
         rows.append({"month": f"2013-{month:02d}", "flights": int(len(live)),

@@ -14,9 +14,13 @@ from feast.data_format import ParquetFormat
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64, String, UnixTimestamp
 
-# The service's name and version live with the platform code (bump the version there when the
-# service's features change), so that assets can name it without importing Feast.
-from mlplatform.features.service import LIVE_SERVICE_NAME, REQUEST_TIMESTAMP, SERVICE_NAME, SERVICE_VERSION
+# The services' names and version are declared in the use case's spec
+# (platform/mlplatform/defs/flights/defs.yaml: bump the version there when a service's features change).
+from mlplatform.usecases import load
+
+_FEATURES = load("flights").features
+SERVICE_NAME, LIVE_SERVICE_NAME, SERVICE_VERSION = _FEATURES.service, _FEATURES.same_day_service, _FEATURES.service_version
+REQUEST_TIMESTAMP = _FEATURES.request_time
 from mlplatform.streaming import features as same_day
 
 EXPORTS = Path(os.environ.get("MLPLATFORM_HOME", Path(__file__).resolve().parents[1] / ".mlplatform")) \
@@ -95,9 +99,8 @@ departure = RequestSource(name="departure", schema=[Field(name=REQUEST_TIMESTAMP
 def flight_calendar(inputs: pd.DataFrame) -> pd.DataFrame:
     # Feast runs this function detached from this module: it imports what it uses itself.
     from mlplatform.features.calendar import calendar_features
-    from mlplatform.features.service import REQUEST_TIMESTAMP
 
-    return calendar_features(inputs[REQUEST_TIMESTAMP])
+    return calendar_features(inputs["scheduled_departure_utc"])
 
 
 flight_delay_service = FeatureService(

@@ -37,7 +37,7 @@ def land_and_load(paths: StatePaths, through: str) -> None:
     without Dagster, to keep the transform tests fast: the raw assets are tested on their own)."""
     from datetime import date
 
-    from mlplatform.domain.contracts import CONTRACTS
+    from mlplatform.defs.flights.contracts import CONTRACTS
     from mlplatform.ingest.lake import Lake
     from mlplatform.ingest.landing import LandingZone
     from mlplatform.ingest.load import load_landing_file

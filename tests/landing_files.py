@@ -7,7 +7,7 @@ import gzip
 import io
 from datetime import date
 
-from mlplatform.domain import feed
+from mlplatform.defs.flights import feed
 
 DAY = "2013-01-02"
 

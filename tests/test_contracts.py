@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from landing_files import BAD_FILES, DAY, good, with_value
-from mlplatform.domain import feed
-from mlplatform.domain.contracts import CONTRACTS, FLIGHTS, WEATHER
+from mlplatform.defs.flights import feed
+from mlplatform.defs.flights.contracts import CONTRACTS, FLIGHTS, WEATHER
 from mlplatform.ingest.validate import ContractViolation, validate_csv
 
 pytestmark = pytest.mark.fast  # in the fast lane (`make test-fast`)

@@ -527,9 +527,10 @@ def test_a_replay_with_an_injected_shift_raises_one_alert_until_corrected(traine
 
     from mlplatform.assets.monitoring import ABOVE_FLOOR
     from mlplatform.automation.alerts import OPEN_ALERTS, alerts
-    from mlplatform.domain import DAILY_TABLES, feed
-    from mlplatform.domain.contracts import CONTRACTS
-    from mlplatform.domain.shifts import Shift
+    from mlplatform.defs.flights import feed
+    from mlplatform.defs.flights.feed import DAILY_TABLES
+    from mlplatform.defs.flights.contracts import CONTRACTS
+    from mlplatform.defs.flights.shifts import Shift
     from mlplatform.ingest.lake import Lake
     from mlplatform.ingest.landing import LandingZone
     from mlplatform.ingest.load import load_landing_file

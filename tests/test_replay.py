@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 
 from mlplatform.cli import main
-from mlplatform.domain import feed
+from mlplatform.defs.flights import feed
 from mlplatform.ingest.landing import LandingZone
 from mlplatform.ingest.replay import Replayer, ReplayError
 
@@ -102,7 +102,7 @@ def test_cli_replay_reports_and_rejects_bad_dates(paths, capsys) -> None:
 def test_scaled_replay_multiplies_the_flights_within_their_contract(tmp_path) -> None:
     import pandas as pd
 
-    from mlplatform.domain.contracts import CONTRACTS
+    from mlplatform.defs.flights.contracts import CONTRACTS
     from mlplatform.ingest.validate import validate_csv
 
     zones = [LandingZone(tmp_path / name / "landing", tmp_path / name / "quarantine") for name in "ab"]
@@ -146,7 +146,7 @@ def test_a_shifted_replay_changes_the_delays_only_and_stays_within_the_contract(
     """`--shift delays-inverted:EWR`: EWR's departed flights late by d minutes become late by
     15 - d (four hours early at most), their actual times moved with them; every other field and flight is the real data,
     the file passes its contract, and no departure event is published for those days."""
-    from mlplatform.domain.contracts import CONTRACTS
+    from mlplatform.defs.flights.contracts import CONTRACTS
     from mlplatform.ingest.validate import validate_csv
 
     home = tmp_path / "home"

@@ -25,7 +25,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from mlplatform.ingest.landing import LandingZone
-    from mlplatform.domain.shifts import Shift, ShiftError
+    from mlplatform.defs.flights.shifts import Shift, ShiftError
     from mlplatform.ingest.replay import Replayer, ReplayError, parse_day
 
     from mlplatform.streaming.topic import open_topic

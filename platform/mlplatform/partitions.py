@@ -10,7 +10,10 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from mlplatform.domain import FIRST_DAY, LAST_DAY, TIMEZONE
+from mlplatform.usecases import active
+
+_CALENDAR = active().calendar
+FIRST_DAY, LAST_DAY, TIMEZONE = _CALENDAR.first_day, _CALENDAR.last_day, _CALENDAR.timezone
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=FIRST_DAY.isoformat(),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
+from mlplatform.usecases import active
 from mlplatform.features.training import latest_manifest
 from mlplatform.ingest.lake import Lake
 from mlplatform.ingest.landing import REASON_SUFFIX, LandingZone
@@ -15,6 +15,9 @@ from mlplatform.ingest.replay import Replayer
 from mlplatform.state import StatePaths
 from mlplatform.model.tracking import LIVE_MODEL, REGISTERED_MODEL
 from mlplatform.model.tracking import store_exists as tracking_store_exists
+
+
+DAILY_TABLES, REFERENCE_TABLES = active().daily_tables, active().reference_tables
 
 
 def _span(days: list[str]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ The champion itself (`deployed_model`) lives with the model stage's assets; the 
 import dagster as dg
 
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
+from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.model.deployment import PREDICTIONS
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import PlatformState
@@ -18,7 +19,7 @@ from mlplatform.warehouse.backends import open_warehouse
     kinds={"pytorch", "duckdb"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
-    deps=["deployed_model", "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
+    deps=["deployed_model", ENTITY_TABLE, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     pool="warehouse",
     description="The day's scheduled flights scored by the champion with point-in-time features (through "
                 "Feast), written to the warehouse table `predictions` with the model version (and exported "
@@ -34,7 +35,7 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
     import pyarrow as pa
 
     from mlplatform.features.repo import open_store
-    from mlplatform.features.service import FLIGHT_KEY, JOIN_KEYS, LABEL, REQUEST_TIMESTAMP, SERVICE_NAME
+    from mlplatform.features.service import PREDICTION_KEY, JOIN_KEYS, LABEL, REQUEST_TIMESTAMP, SERVICE_NAME
     from mlplatform.features.training import TrainingWindowError, labeled_flights, retrieve
     from mlplatform.ml.evaluate import metrics
     from mlplatform.model.shadow import SHADOW_PREDICTIONS, current as current_shadow
@@ -59,7 +60,7 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
             raise dg.Failure(f"no flights built for {day}: materialize the day's dbt models first",
                              allow_retries=False) from None
         frame = retrieve(store, flights, SERVICE_NAME)
-        scored = frame[[FLIGHT_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS]].copy()
+        scored = frame[[PREDICTION_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS]].copy()
         scored["delay_probability"] = model.predict(frame).astype("float64")
         scored["model_version"] = int(champion.version)
         scored["flight_date"] = datetime.fromisoformat(day).date()

@@ -13,24 +13,24 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from mlplatform.assets.ui import table
-from mlplatform.domain import TIMEZONE
+from mlplatform.partitions import TIMEZONE
 from mlplatform.features.repo import applied_hash, apply_definitions, definitions_hash, open_store
-from mlplatform.features.service import FLIGHT_KEY, LIVE_SERVICE_NAME, SERVICE_NAME, SERVICE_VERSION
+from mlplatform.features.service import PREDICTION_KEY, LIVE_SERVICE_NAME, SERVICE_NAME, SERVICE_VERSION
 from mlplatform.features.training import (
-    TrainingWindowError, labeled_flights, retrieve, retrieve_same_day, write_training_set,
+    ENTITY_TABLE, TrainingWindowError, labeled_flights, retrieve, retrieve_same_day, write_training_set,
 )
 from mlplatform.model.lines import LINES, ModelLine
 from mlplatform.ml.drift import training_set_profile
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState
+from mlplatform.usecases import active
 from mlplatform.warehouse.project import dbt_code_version
 
 GROUP = "features"
 KINDS = {"feast", "python"}
-DAILY_FEATURE_TABLES = ["feat_origin_weather", "feat_route_delay_stats", "feat_carrier_delay_stats",
-                        "feat_origin_delay_stats", "feat_origin_congestion"]
-REFERENCE_FEATURE_TABLES = ["feat_plane"]
-SAME_DAY_FEATURE_TABLES = ["feat_origin_departures", "feat_plane_departures"]
+# The dbt feature tables behind the use case's feature services (its spec's `features.tables`).
+_TABLES = active().features.tables
+DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES, SAME_DAY_FEATURE_TABLES = _TABLES.daily, _TABLES.reference, _TABLES.same_day
 
 
 @dg.asset(
@@ -121,7 +121,7 @@ def online_matches_offline(context: dg.AssetCheckExecutionContext, state: Platfo
     from mlplatform.features.online import compare_online_offline
 
     store = open_store(state.paths)
-    days = state.exports.days("feat_origin_weather")
+    days = state.exports.days(DAILY_FEATURE_TABLES[0])
     through = _online_through(store)
     freshest = [d for d in days if d <= through][-1:]
     report = compare_online_offline(store, SERVICE_NAME, state.exports, freshest)
@@ -160,7 +160,7 @@ def training_set_asset(line: ModelLine) -> dg.AssetsDefinition:
         name=line.key("training_set"),
         group_name=GROUP,
         kinds=KINDS | {"parquet"},
-        deps=[feature_definitions, "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES,
+        deps=[feature_definitions, ENTITY_TABLE, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES,
               *(SAME_DAY_FEATURE_TABLES if line.same_day else [])],
         description="Every labeled flight of the training window (a seeded sample beyond the model spec's "
                     "`max_training_rows`) joined point-in-time, through Feast, with the feature service"
@@ -187,7 +187,7 @@ def _build_training_set(context: dg.AssetExecutionContext, config: TrainingWindo
     services, lead = SERVICE_NAME, None
     if line.same_day:
         lead = model_spec.same_day_lead_minutes
-        frame = frame.merge(retrieve_same_day(store, flights, lead), on=FLIGHT_KEY, how="left")
+        frame = frame.merge(retrieve_same_day(store, flights, lead), on=PREDICTION_KEY, how="left")
         services = f"{SERVICE_NAME}+{LIVE_SERVICE_NAME}"
     built = write_training_set(frame, line.training_sets(paths), {
         "window": {"first_day": days[0], "last_day": days[-1]},

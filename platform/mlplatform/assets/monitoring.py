@@ -9,6 +9,7 @@ import dagster as dg
 from mlplatform.assets.deployed import PREDICTIONS, batch_predictions
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
 from mlplatform.assets.ui import table
+from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 
@@ -36,7 +37,7 @@ def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:
     kinds={"feast", "python"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
-    deps=["training_set", "fct_flights", *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
+    deps=["training_set", ENTITY_TABLE, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     description=f"Population stability index of every model input on the flights of the {TRAILING_DAYS} days "
                 "ending on the day (features as of each departure, through Feast) against the latest training set. Drift is judged on the "
                 "flight mix (routes, carriers, airports, planes, hours); the conditions (weather, trailing "
@@ -127,7 +128,7 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from mlplatform.features.service import FLIGHT_KEY, LABEL
+    from mlplatform.features.service import PREDICTION_KEY, LABEL
     from mlplatform.features.training import ENTITY_TABLE
     from mlplatform.ml.evaluate import metrics
     from mlplatform.model.deployment import served_champion
@@ -138,9 +139,9 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
 
     def scored(day: str) -> pd.DataFrame:
         predictions = pq.read_table(state.exports.path(PREDICTIONS, day),
-                                    columns=[FLIGHT_KEY, "delay_probability", "model_version"]).to_pandas()
-        labels = pq.read_table(state.exports.path(ENTITY_TABLE, day), columns=[FLIGHT_KEY, LABEL]).to_pandas()
-        return predictions.merge(labels.dropna(), on=FLIGHT_KEY).assign(day=day)
+                                    columns=[PREDICTION_KEY, "delay_probability", "model_version"]).to_pandas()
+        labels = pq.read_table(state.exports.path(ENTITY_TABLE, day), columns=[PREDICTION_KEY, LABEL]).to_pandas()
+        return predictions.merge(labels.dropna(), on=PREDICTION_KEY).assign(day=day)
 
     missing = [d for d in days if d not in scored_days]
     if missing:
@@ -157,7 +158,7 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
     by_day = trailing.groupby("day").agg(predicted=("delay_probability", "mean"), realized=(LABEL, "mean"))
     checks = _performance_checks(state, over["roc_auc"], evaluated, model_spec, retrain_policy,
                                  f"{scored_days[0]} .. {last}", champion.get("version"))
-    online = _logged_answers(state.paths, window[[FLIGHT_KEY, LABEL]])
+    online = _logged_answers(state.paths, window[[PREDICTION_KEY, LABEL]])
     return dg.MaterializeResult(check_results=checks, metadata={**online,
         "days": f"{days[0]} .. {last}",
         "flights": now["rows"],
@@ -181,12 +182,12 @@ def _logged_answers(paths, labels) -> dict:
     """The API's answers for the window's flights (the prediction log), joined to their outcomes:
     how the champion did online, beside its batch figures. A flight asked several times counts once,
     with its latest answer."""
-    from mlplatform.features.service import FLIGHT_KEY, LABEL
+    from mlplatform.features.service import PREDICTION_KEY, LABEL
     from mlplatform.ml.evaluate import metrics
     from mlplatform.model.tracking import REGISTERED_MODEL
     from mlplatform.serving.prediction_log import FOLDER, SHADOW_SUFFIX, read_log
 
-    logged = read_log(paths.home / FOLDER, set(labels[FLIGHT_KEY]))
+    logged = read_log(paths.home / FOLDER, set(labels[PREDICTION_KEY]))
     logged = logged[logged["model"] == REGISTERED_MODEL]
     in_shadow = logged["endpoint"].str.endswith(SHADOW_SUFFIX)
     figures = {}
@@ -194,8 +195,8 @@ def _logged_answers(paths, labels) -> dict:
     for prefix, rows in (("online", logged[~in_shadow]), ("shadow_online", logged[in_shadow])):
         if prefix == "shadow_online" and rows.empty:
             continue
-        answered = (rows.sort_values("logged_at", kind="stable").drop_duplicates(FLIGHT_KEY, keep="last")
-                    .merge(labels, on=FLIGHT_KEY))
+        answered = (rows.sort_values("logged_at", kind="stable").drop_duplicates(PREDICTION_KEY, keep="last")
+                    .merge(labels, on=PREDICTION_KEY))
         figures |= {f"{prefix}_predictions": len(answered), f"{prefix}_roc_auc": "none"}
         if answered[LABEL].nunique() == 2:
             figures[f"{prefix}_roc_auc"] = round(metrics(answered[LABEL].to_numpy(),

@@ -1,7 +1,7 @@
 """Raw stage: landing files, checked against their contracts, written to the Parquet lake.
 
-One asset per landing table: `raw_flights` and `raw_weather` by day, `raw_airports`,
-`raw_airlines` and `raw_planes` whole. Each materialization reports two checks: the stored data
+One asset per landing table of the use case's feed: `raw_<table>`, by day for its daily tables,
+whole for its reference tables. Each materialization reports two checks: the stored data
 conforms to the contract (blocking: nothing downstream reads a partition that fails it) and the share
 of rejected rows.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mlplatform.domain.contracts import CONTRACTS
+from mlplatform.usecases import active
 from mlplatform.faults import crash_point
 from mlplatform.ingest.contract import TableContract
 from mlplatform.ingest.load import LandingFileError, LoadResult, conformance_problems, load_landing_file
@@ -121,7 +121,7 @@ def build_raw_asset(contract: TableContract) -> dg.AssetsDefinition:
         )(raw_table)
 
 
-raw_assets = [build_raw_asset(contract) for contract in CONTRACTS.values()]
+raw_assets = [build_raw_asset(contract) for contract in active().module.CONTRACTS.values()]
 
 
 def _materialization(contract: TableContract, loads: list[LoadedDay], problems: list[str],

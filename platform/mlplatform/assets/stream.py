@@ -11,12 +11,12 @@ from datetime import date
 
 import dagster as dg
 
+from mlplatform.assets.features import SAME_DAY_FEATURE_TABLES as SAME_DAY_TABLES
 from mlplatform.assets.ui import table
 from mlplatform.resources import PlatformState, StreamPolicy
 from mlplatform.partitions import daily_partitions
 
 GROUP = "features"
-SAME_DAY_TABLES = ["feat_origin_departures", "feat_plane_departures"]
 
 
 def _status(state: PlatformState) -> dict:
@@ -70,7 +70,7 @@ def stream_matches_dbt(context: dg.AssetCheckExecutionContext, state: PlatformSt
     from mlplatform.streaming.skew import compare_stream_with_dbt
     from mlplatform.streaming.topic import open_topic
 
-    days = sorted(state.exports.days("feat_origin_departures"))[-1:]
+    days = sorted(state.exports.days(SAME_DAY_TABLES[0]))[-1:]
     topic = open_topic(state.paths)
     try:
         watermark = (topic.checkpoint(CONSUMER).state or {}).get("watermark")

@@ -17,7 +17,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from mlplatform.assets.raw import raw_asset_key
-from mlplatform.domain.contracts import CONTRACTS
+from mlplatform.usecases import active
 from mlplatform.partitions import daily_partitions
 from mlplatform.faults import crash_point
 from mlplatform.preload import preload
@@ -74,7 +74,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
     later = LATER_STEP_ASSETS & context.job_def.asset_layer.selected_asset_keys
     warehouse = open_warehouse(paths)
     with warehouse.writer(on_wait=context.log.info):
-        loaded = warehouse.load_lake(state.lake, {t: c.is_daily for t, c in CONTRACTS.items()})
+        loaded = warehouse.load_lake(state.lake, {t: c.is_daily for t, c in active().module.CONTRACTS.items()})
         if any(loaded.values()):
             context.log.info(f"loaded lake partitions into the warehouse's raw schema: {loaded}")
         invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)  # dbt's process starts

@@ -8,7 +8,7 @@ windows, from the environment:
 
 | what | assets | overdue after (warns 2 h or 7 days earlier) | setting |
 |---|---|---|---|
-| a day's data | `raw_flights`, `raw_weather`, `online_features`, `batch_predictions`, `departure_stream` | 26 hours | `MLPLATFORM_FRESHNESS_DAILY_HOURS` |
+| a day's data | the daily raw tables (`raw_<table>`), `online_features`, `batch_predictions`, `departure_stream` | 26 hours | `MLPLATFORM_FRESHNESS_DAILY_HOURS` |
 | the champions | `deployed_model`, `live_deployed_model` | 35 days | `MLPLATFORM_FRESHNESS_CHAMPION_DAYS` |
 
 A day lands once a day, so a day's assets older than a day and two hours mean the feed or the
@@ -27,8 +27,9 @@ from datetime import timedelta
 import dagster as dg
 
 from mlplatform.automation.settings import sensor_status
+from mlplatform.usecases import active
 
-DAILY = ("raw_flights", "raw_weather", "online_features", "batch_predictions", "departure_stream")
+DAILY = (*(f"raw_{t}" for t in active().daily_tables), "online_features", "batch_predictions", "departure_stream")
 CHAMPIONS = ("deployed_model", "live_deployed_model")
 DAILY_ENV, CHAMPION_ENV = "MLPLATFORM_FRESHNESS_DAILY_HOURS", "MLPLATFORM_FRESHNESS_CHAMPION_DAYS"
 

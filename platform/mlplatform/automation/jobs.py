@@ -16,10 +16,10 @@ import dagster as dg
 
 from mlplatform.assets.transformed import dbt_daily_models, dbt_reference_models
 from mlplatform.automation.progress import RAW_DAILY_ASSETS
-from mlplatform.domain import REFERENCE_TABLES
+from mlplatform.usecases import active
 from mlplatform.profile import current as current_profile
 
-RAW_REFERENCE = [dg.AssetKey(f"raw_{t}") for t in REFERENCE_TABLES]
+RAW_REFERENCE = [dg.AssetKey(f"raw_{t}") for t in active().reference_tables]
 # dbt's models, as the dbt assets name them (read from the manifest, never parsed here).
 REFERENCE_MODELS = sorted(k.to_user_string() for k in dbt_reference_models.keys)
 DAILY_MODELS = sorted(k.to_user_string() for k in dbt_daily_models.keys)

@@ -22,7 +22,10 @@ import dagster as dg
 from mlplatform.automation.jobs import RANGE_END, RANGE_START, raw_daily_job, raw_reference_job
 from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
-from mlplatform.domain import DAILY_TABLES, FIRST_DAY, LAST_DAY, REFERENCE_TABLES
+from mlplatform.partitions import FIRST_DAY, LAST_DAY
+from mlplatform.usecases import active
+
+DAILY_TABLES, REFERENCE_TABLES = active().daily_tables, active().reference_tables
 from mlplatform.ingest.landing import LandingZone, sha256
 from mlplatform.partitions import next_day
 from mlplatform.resources import PlatformState

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlplatform.domain import DAILY_TABLES
+from mlplatform.usecases import active
 
 if TYPE_CHECKING:
     import dagster as dg
 
-RAW_DAILY_ASSETS = [f"raw_{t}" for t in DAILY_TABLES]
+RAW_DAILY_ASSETS = [f"raw_{t}" for t in active().daily_tables]
 # Dagster's statuses of a run not finished, by name (DagsterRunStatus values): the sensors do not
 # launch a job's run beside one of these, and `mlplatform status` counts them.
 UNFINISHED_STATUSES = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")

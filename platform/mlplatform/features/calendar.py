@@ -12,7 +12,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from mlplatform.domain import TIMEZONE
+from mlplatform.partitions import TIMEZONE
 from mlplatform.state import project_root
 
 HOLIDAYS_SEED = project_root() / "dbt_project" / "seeds" / "us_federal_holidays.csv"

@@ -1,21 +1,26 @@
-"""The model's feature contract with Feast: the service, the entity columns, the label.
+"""The model's feature contract with Feast, read from the use case's spec: the feature services, the
+prediction key, its event time, the entity keys and the label.
 
-Kept free of Feast imports, so the code location loads fast; `feature_repo/flight_delay.py` reads
-the service's name and version from here.
+Kept free of Feast imports, so the code location loads fast. The names are the use case's
+(`defs/<name>/defs.yaml`); these are the active use case's (`mlplatform.usecases.active`).
 """
 
-SERVICE_VERSION = "v1"
-SERVICE_NAME = f"flight_delay_{SERVICE_VERSION}"
-# The same-day features the departure stream keeps online (mlplatform.streaming), read as of
-# `lead` minutes before the scheduled departure; the live model reads both services.
-LIVE_SERVICE_NAME = f"flight_delay_same_day_{SERVICE_VERSION}"
+from mlplatform.usecases import active
 
-# What a flight brings to a feature lookup: its join keys and its scheduled departure, which is
-# both the point-in-time of the lookup and the request input of the calendar features.
+_USE_CASE = active()
+
+SERVICE_VERSION = _USE_CASE.features.service_version
+SERVICE_NAME = _USE_CASE.features.service
+# The same-day service, when the use case has a stream (read as of `lead` minutes before the event).
+LIVE_SERVICE_NAME = _USE_CASE.features.same_day_service
+
+# Feast's own name for the point in time of a lookup.
 EVENT_TIMESTAMP = "event_timestamp"
-REQUEST_TIMESTAMP = "scheduled_departure_utc"
-JOIN_KEYS = ("origin_code", "route", "carrier_code", "tail_number")
-FLIGHT_KEY = "flight_id"
-LABEL = "is_delayed"
-# The on-demand view of request-time calendar features (computed, never materialized).
-CALENDAR_VIEW = "flight_calendar"
+# What a prediction brings to a feature lookup: its key, its join keys and its event time, which is
+# both the point in time of the lookup and the request input of the on-demand features.
+REQUEST_TIMESTAMP = _USE_CASE.features.request_time
+JOIN_KEYS = tuple(_USE_CASE.prediction.entity_keys)
+PREDICTION_KEY = _USE_CASE.prediction.key
+LABEL = _USE_CASE.prediction.label
+# The on-demand view of request-time features (computed, never materialized), if any.
+CALENDAR_VIEW = _USE_CASE.features.request_view

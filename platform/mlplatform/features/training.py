@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlplatform.features.service import EVENT_TIMESTAMP, FLIGHT_KEY, JOIN_KEYS, LABEL, REQUEST_TIMESTAMP
+from mlplatform.features.service import EVENT_TIMESTAMP, PREDICTION_KEY, JOIN_KEYS, LABEL, REQUEST_TIMESTAMP
 from mlplatform.ingest.files import write_atomically, write_bytes_atomically
 from mlplatform.ingest.lake import Lake
+from mlplatform.usecases import active
 
 if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore
 
-ENTITY_TABLE = "fct_flights"
+# The dbt model with one row per prediction (the use case's prediction grain), exported by day.
+ENTITY_TABLE = active().prediction.model
 LATEST = "latest.json"
 
 
@@ -58,7 +60,7 @@ def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
         built = f"{available[0]} .. {available[-1]}" if available else "none"
         raise TrainingWindowError(f"the training window {window} has no labeled flights "
                                   f"(days built in the warehouse: {built})")
-    columns = [FLIGHT_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
+    columns = [PREDICTION_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
     table = pa.concat_tables([pq.read_table(exports.path(ENTITY_TABLE, d), columns=columns) for d in days])
     table = table.filter(pc.is_valid(table[LABEL]))
     if table.num_rows == 0:
@@ -69,7 +71,7 @@ def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
         table = table.take(pa.array(sample))
     frame = table.to_pandas()
     frame[EVENT_TIMESTAMP] = frame[REQUEST_TIMESTAMP]
-    frame = frame.sort_values([REQUEST_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
+    frame = frame.sort_values([REQUEST_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
     frame.attrs["labeled_flights"] = labeled
     return frame, days
 
@@ -97,9 +99,9 @@ def retrieve(store: FeatureStore, flights: pd.DataFrame, service_name: str,
     """Point-in-time join of the flights with every feature of the service, as of each departure,
     in time order. Each flight's features depend on that flight alone, so the join runs on chunks
     of flights and memory stays bounded however many there are."""
-    ordered = flights.sort_values([REQUEST_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
-    joined = _join_in_chunks(store, ordered, service_name, chunk_rows, [REQUEST_TIMESTAMP, FLIGHT_KEY])
-    leading = [FLIGHT_KEY, EVENT_TIMESTAMP, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
+    ordered = flights.sort_values([REQUEST_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
+    joined = _join_in_chunks(store, ordered, service_name, chunk_rows, [REQUEST_TIMESTAMP, PREDICTION_KEY])
+    leading = [PREDICTION_KEY, EVENT_TIMESTAMP, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
     return joined[leading + sorted(c for c in joined.columns if c not in leading)].reset_index(drop=True)
 
 
@@ -111,14 +113,14 @@ def retrieve_same_day(store: FeatureStore, flights: pd.DataFrame, lead_minutes: 
     departure stream had pushed online by then."""
     from mlplatform.features.service import LIVE_SERVICE_NAME
 
-    keys = flights[[FLIGHT_KEY, *JOIN_KEYS, REQUEST_TIMESTAMP]].copy()
+    keys = flights[[PREDICTION_KEY, *JOIN_KEYS, REQUEST_TIMESTAMP]].copy()
     import pandas as pd
 
     keys[EVENT_TIMESTAMP] = keys[REQUEST_TIMESTAMP] - pd.Timedelta(minutes=lead_minutes)
-    keys = keys.drop(columns=[REQUEST_TIMESTAMP]).sort_values([EVENT_TIMESTAMP, FLIGHT_KEY]).reset_index(drop=True)
-    joined = _join_in_chunks(store, keys, service_name or LIVE_SERVICE_NAME, chunk_rows, [EVENT_TIMESTAMP, FLIGHT_KEY])
+    keys = keys.drop(columns=[REQUEST_TIMESTAMP]).sort_values([EVENT_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
+    joined = _join_in_chunks(store, keys, service_name or LIVE_SERVICE_NAME, chunk_rows, [EVENT_TIMESTAMP, PREDICTION_KEY])
     features = sorted(c for c in joined.columns if "__" in c)
-    return joined[[FLIGHT_KEY, *features]]
+    return joined[[PREDICTION_KEY, *features]]
 
 
 def write_training_set(frame: pd.DataFrame, root: Path, manifest: dict[str, Any]) -> TrainingSet:

@@ -1,4 +1,4 @@
-"""Replays the domain's data into the landing zone, as if each day had just arrived.
+"""Replays a use case's data into the landing zone, as if each day had just arrived.
 
 The first replay delivers the reference tables; each call then delivers the next days, one file per
 daily table per day. A cursor (`landing/_replay.json`) remembers the last day delivered, so
@@ -18,16 +18,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from mlplatform.domain import DAILY_TABLES, FIRST_DAY, LAST_DAY, REFERENCE_TABLES, feed
+from mlplatform.partitions import FIRST_DAY, LAST_DAY
+from mlplatform.usecases import active
 from mlplatform.faults import crash_point
 from mlplatform.ingest.files import write_bytes_atomically
 from mlplatform.ingest.landing import LandingZone
 
 if TYPE_CHECKING:
-    from mlplatform.domain.shifts import Shift
     from mlplatform.streaming.topic import Topic
+
+
+class Shift(Protocol):
+    """A use case's injected change of its data (flights: `defs/flights/shifts.py`)."""
+
+    def apply_to(self, table: str, data: bytes) -> bytes: ...
 
 CURSOR_FILE = "_replay.json"
 
@@ -61,17 +67,18 @@ def parse_day(text: str) -> date:
 
 
 class Replayer:
-    """Lands the feed; at `scale` K > 1, K times the flights (`domain.synthetic`), for benchmarks.
+    """Lands the feed; at `scale` K > 1, K times the rows of its daily files (the use case's feed decides how), for benchmarks.
     A landing zone keeps the scale it was first replayed at."""
 
     def __init__(self, zone: LandingZone, scale: int = 1, topic: Topic | None = None, shift: Shift | None = None):
         if not isinstance(scale, int) or scale < 1:
             raise ReplayError(f"--scale must be a whole number, 1 or more (got {scale})")
         self.zone = zone
+        self.use_case = active()
         self.scale = scale
         # The stream carries the real departures only: a scaled replay (benchmarks) publishes none.
         self.topic = topic if scale == 1 else None
-        # Days landed with an injected shift (domain/shifts.py): their files only. The stream
+        # Days landed with an injected shift (the use case's `shifts`): their files only. The stream
         # carries real departures, and these days' departures are not the real ones.
         self.shift = shift
         if shift is not None:
@@ -126,10 +133,10 @@ class Replayer:
                 crash_point("replay_events_published")  # the day's events out, its files not landed
             elif every and i:
                 time.sleep(every)
-            for table in DAILY_TABLES:
-                data = feed.daily_file(table, day, self.scale)
-                if self.shift is not None and table == "flights":
-                    data = self.shift.apply(data)
+            for table in self.use_case.daily_tables:
+                data = self.use_case.module.daily_file(table, day, self.scale)
+                if self.shift is not None:
+                    data = self.shift.apply_to(table, data)
                 self._land(table, day.isoformat(), data)
             self._write_cursor(day)
             result.days.append(day)
@@ -170,8 +177,8 @@ class Replayer:
         if self.cursor_path.exists():
             return []
         landed = []
-        for table in REFERENCE_TABLES:
-            if self._land(table, None, feed.reference_file(table, self.scale)):
+        for table in self.use_case.reference_tables:
+            if self._land(table, None, self.use_case.module.reference_file(table, self.scale)):
                 landed.append(table)
         self._write_cursor(None)
         return landed

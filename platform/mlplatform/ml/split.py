@@ -56,7 +56,9 @@ class TimeSplit:
 
 
 def _local_day(frame: pd.DataFrame) -> pd.Series:
-    from mlplatform.domain import TIMEZONE
+    from mlplatform.usecases import active
+
+    TIMEZONE = active().calendar.timezone
 
     return pd.to_datetime(frame[REQUEST_TIMESTAMP], utc=True).dt.tz_convert(TIMEZONE).dt.strftime("%Y-%m-%d")
 

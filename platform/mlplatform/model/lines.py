@@ -1,11 +1,7 @@
-"""The platform's model lines: each a registered model with its own training set, challenger,
-gate and champion, trained by the same code.
-
-    day-ahead  `flight_delay`: the features known the day before (the service `flight_delay_v1`)
-    live       `flight_delay_live`: those, plus the same-day features of the departure stream as of
-               `model_spec.same_day_lead_minutes` before the scheduled departure
-
-The day-ahead line keeps the asset names it always had; the live line's assets are prefixed `live_`.
+"""The use case's model lines (`model.lines` in its spec): each a registered model with its own
+training set, challenger, gate and champion, trained by the same code. A line with `same_day` also
+reads the same-day features of the stream, as of `model_spec.same_day_lead_minutes` before the
+event; each line's assets carry its `asset_prefix`.
 """
 
 from __future__ import annotations
@@ -13,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlplatform.model.tracking import LIVE_MODEL, REGISTERED_MODEL
+from mlplatform.usecases import active
 from mlplatform.state import StatePaths
 
 
@@ -30,6 +26,4 @@ class ModelLine:
         return paths.training_sets if not self.prefix else paths.training_sets / self.prefix.rstrip("_")
 
 
-DAY_AHEAD = ModelLine(REGISTERED_MODEL, "", same_day=False)
-LIVE = ModelLine(LIVE_MODEL, "live_", same_day=True)
-LINES = (DAY_AHEAD, LIVE)
+LINES = tuple(ModelLine(line.registered_model, line.asset_prefix, line.same_day) for line in active().model.lines)

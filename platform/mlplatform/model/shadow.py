@@ -79,20 +79,20 @@ def results(exports: Lake, version: int) -> ShadowResults:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from mlplatform.features.service import FLIGHT_KEY, LABEL
+    from mlplatform.features.service import PREDICTION_KEY, LABEL
     from mlplatform.features.training import ENTITY_TABLE
     from mlplatform.ml.evaluate import metrics
 
     frames, days = [], scored_days(exports, version)
     for day in days:
-        shadow = pq.read_table(exports.path(SHADOW_PREDICTIONS, day), columns=[FLIGHT_KEY, "delay_probability",
+        shadow = pq.read_table(exports.path(SHADOW_PREDICTIONS, day), columns=[PREDICTION_KEY, "delay_probability",
                                                                               "model_version"]).to_pandas()
         shadow = shadow[shadow["model_version"] == version]
-        champion = pq.read_table(exports.path(PREDICTIONS, day), columns=[FLIGHT_KEY, "delay_probability"]).to_pandas()
-        labels = pq.read_table(exports.path(ENTITY_TABLE, day), columns=[FLIGHT_KEY, LABEL]).to_pandas()
-        frames.append(shadow[[FLIGHT_KEY, "delay_probability"]].rename(columns={"delay_probability": "shadow"})
-                      .merge(champion.rename(columns={"delay_probability": "champion"}), on=FLIGHT_KEY)
-                      .merge(labels, on=FLIGHT_KEY))
+        champion = pq.read_table(exports.path(PREDICTIONS, day), columns=[PREDICTION_KEY, "delay_probability"]).to_pandas()
+        labels = pq.read_table(exports.path(ENTITY_TABLE, day), columns=[PREDICTION_KEY, LABEL]).to_pandas()
+        frames.append(shadow[[PREDICTION_KEY, "delay_probability"]].rename(columns={"delay_probability": "shadow"})
+                      .merge(champion.rename(columns={"delay_probability": "champion"}), on=PREDICTION_KEY)
+                      .merge(labels, on=PREDICTION_KEY))
     joined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if joined.empty or joined[LABEL].nunique() < 2:
         return ShadowResults(version, days, len(joined), None, None)

@@ -9,16 +9,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlplatform.state import StatePaths
+from mlplatform.usecases import active
 
 if TYPE_CHECKING:
     import dagster as dg
     from mlflow import MlflowClient
 
-EXPERIMENT = "flight_delay"
-REGISTERED_MODEL = "flight_delay"
-# The live model: the same training code, with the same-day features as of `lead` minutes before
-# departure (mlplatform.streaming); its own challenger, champion and gate.
-LIVE_MODEL = "flight_delay_live"
+_MODEL = active().model
+EXPERIMENT = _MODEL.experiment
+# The use case's model lines (`model.lines` in its spec): the first is the main one; a line trained
+# with the same-day features too (the live model) has its own challenger, champion and gate.
+REGISTERED_MODEL = _MODEL.lines[0].registered_model
+LIVE_MODEL = next((line.registered_model for line in _MODEL.lines if line.same_day), None)
 CHALLENGER, CHAMPION, PREVIOUS_CHAMPION = "challenger", "champion", "previous_champion"
 SHADOW = "shadow"  # a gated challenger scoring beside the champion before promotion (model/shadow.py)
 

@@ -17,7 +17,11 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from mlplatform.domain import FIRST_DAY, LAST_DAY, TIMEZONE, feed
+from mlplatform.defs.flights import feed
+from mlplatform.usecases import load
+
+_CALENDAR = load("flights").calendar
+FIRST_DAY, LAST_DAY, TIMEZONE = _CALENDAR.first_day, _CALENDAR.last_day, _CALENDAR.timezone
 
 FIELDS = ("flight_id", "origin", "dest", "tail_number", "scheduled_departure_utc",
           "actual_departure_utc", "dep_delay_minutes", "carrier")

@@ -69,6 +69,10 @@ class Shift:
         changed = minutes * 2 if self.kind == "delays-x2" else LATE_MINUTES - minutes
         return min(max(changed, MIN_DELAY), MAX_DELAY)
 
+    def apply_to(self, table: str, data: bytes) -> bytes:
+        """A day's file with the shift applied: the flights file's departed flights; others as they are."""
+        return self.apply(data) if table == "flights" else data
+
     def apply(self, flights_csv: bytes) -> bytes:
         """The flights file with the shift applied to its departed flights (from `origin`)."""
         reader = csv.DictReader(io.StringIO(flights_csv.decode()))

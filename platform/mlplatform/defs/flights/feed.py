@@ -14,7 +14,10 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-from mlplatform.domain import DAILY_TABLES, REFERENCE_TABLES
+from mlplatform.usecases import load
+
+_FLIGHTS = load("flights")
+DAILY_TABLES, REFERENCE_TABLES = _FLIGHTS.daily_tables, _FLIGHTS.reference_tables
 
 _SOURCE_FILES = {
     "airports": "airports.csv",
@@ -47,7 +50,7 @@ def reference_file(table: str, scale: int = 1) -> bytes:
     data = _read_source(table)
     if scale == 1 or table != "planes":
         return data
-    from mlplatform.domain.synthetic import synthetic_planes  # pandas: only for a scaled replay
+    from mlplatform.defs.flights.synthetic import synthetic_planes  # pandas: only for a scaled replay
 
     return synthetic_planes(data, scale)
 
@@ -75,6 +78,6 @@ def daily_file(table: str, day: date, scale: int = 1) -> bytes:
     data = header + by_day.get(day, b"")
     if scale == 1 or table != "flights":
         return data
-    from mlplatform.domain.synthetic import synthetic_flights
+    from mlplatform.defs.flights.synthetic import synthetic_flights
 
     return synthetic_flights(data, day, scale)

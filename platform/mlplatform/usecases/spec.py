@@ -1,0 +1,157 @@
+"""A use case, declared: what it predicts, from which feeds, with which features, and how it is judged.
+
+The platform is machinery; a use case is a plug-in. Each one is a YAML instance of the component
+class `UseCase` in `platform/mlplatform/defs/<name>/defs.yaml` (Dagster's `dg` layout), with its own
+Python hooks beside it, its dbt models in `dbt_project/models/<name>/` and its Feast definitions in
+`feature_repo/`. The machinery reads every name it needs from here (tables, columns, entities,
+feature services, registered models, API fields) and names none of them itself.
+
+    feeds       the landing tables: daily ones (one file a day) and reference ones (whole)
+    calendar    the data's time zone and the days the feed covers
+    prediction  the dbt model with one row per prediction: its key, event time, label, the entity
+                keys its features hang off, and `label_delay_days` (how long an outcome takes to
+                be known)
+    task        `binary` or `regression`, the metric the gate judges by, and the gate's settings
+    features    the Feast feature service(s) and the dbt feature tables behind them
+    model       the registered model lines, the categorical inputs, the monitoring groups
+    hooks       a Python module of the use case: its data contracts, its feed, the columns the
+                model derives from a request
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import date
+from functools import cached_property
+from types import ModuleType
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BINARY, REGRESSION = "binary", "regression"
+
+
+class _Spec(BaseModel):
+    """A part of the spec: unknown keys are an error (a misspelt setting must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+# Metrics a task can be judged by, and whether more is better.
+METRICS: dict[str, dict[str, bool]] = {
+    BINARY: {"roc_auc": True, "pr_auc": True, "log_loss": False, "brier": False},
+    REGRESSION: {"rmse": False, "mae": False, "r2": True},
+}
+
+
+class Feed(_Spec):
+    """One landing table of the feed."""
+
+    table: str = Field(description="The table's name: its landing folder, lake folder and raw asset (raw_<table>).")
+    daily: bool = Field(default=False, description="One file a day (partitioned by day), else delivered whole.")
+
+
+class Calendar(_Spec):
+    timezone: str = Field(description="The IANA time zone the data's days are local to.")
+    first_day: date = Field(description="The first day the feed delivers.")
+    last_day: date = Field(description="The last day the feed delivers.")
+
+
+class Prediction(_Spec):
+    """The prediction grain: the dbt model with one row per prediction, exported by day."""
+
+    model: str = Field(description="The dbt model (meta.export by day) holding one row per prediction.")
+    key: str = Field(description="The column that identifies a prediction.")
+    event_time: str = Field(description="When the prediction is made (UTC timestamp): the point in time of its "
+                                        "features, and what its day is.")
+    label: str = Field(description="The outcome the model learns.")
+    label_delay_days: int = Field(default=0, ge=0, description="Days after the event time before the outcome is "
+                                                                "known; nothing reads a label earlier.")
+    entity_keys: list[str] = Field(description="The join keys of the feature views a row's features hang off.")
+
+
+class Task(_Spec):
+    kind: Literal["binary", "regression"] = Field(description="binary classification or regression.")
+    metric: str = Field(description="The metric the gate, live performance and shadow verdicts judge by.")
+    min_metric: float | None = Field(default=None, description="A floor every challenger must reach on the metric.")
+    tolerance: float = Field(default=0.005, ge=0, description="A challenger may be this much worse than the "
+                                                              "champion on the metric and still pass.")
+
+    @model_validator(mode="after")
+    def _known_metric(self) -> "Task":
+        if self.metric not in METRICS[self.kind]:
+            raise ValueError(f"task.metric {self.metric!r} is not a {self.kind} metric; choose among "
+                             f"{', '.join(METRICS[self.kind])}")
+        return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.kind][self.metric]
+
+
+class FeatureTables(_Spec):
+    daily: list[str] = Field(default_factory=list, description="dbt feature tables exported by day.")
+    reference: list[str] = Field(default_factory=list, description="dbt feature tables exported whole.")
+    same_day: list[str] = Field(default_factory=list, description="dbt models computing the stream's features offline.")
+
+
+class Features(_Spec):
+    service: str = Field(description="The Feast feature service the day-ahead model reads.")
+    service_version: str = Field(default="v1", description="The service's version (its name ends with it).")
+    same_day_service: str | None = Field(default=None, description="The service of the same-day stream's features.")
+    request_view: str | None = Field(default=None, description="An on-demand view computed from the request.")
+    request_time: str = Field(description="The request field that carries the event time (Feast's request source).")
+    tables: FeatureTables = Field(default_factory=FeatureTables)
+
+
+class ModelLine(_Spec):
+    name: str = Field(description="The line's name, e.g. day_ahead.")
+    registered_model: str = Field(description="The MLflow registered model of this line.")
+    asset_prefix: str = Field(default="", description="Prefix of the line's asset keys.")
+    same_day: bool = Field(default=False, description="Trained and served with the same-day features too.")
+
+
+class Models(_Spec):
+    experiment: str = Field(description="The MLflow experiment of the use case's runs.")
+    lines: list[ModelLine] = Field(min_length=1)
+    categorical: list[str] = Field(default_factory=list, description="Inputs embedded as categories.")
+    not_inputs: list[str] = Field(default_factory=list, description="Columns that are never inputs (ids, times).")
+    conditions: list[str] = Field(default_factory=list, description="Feature-name prefixes that describe the "
+                                                                     "moment, not the population: monitored apart "
+                                                                     "from drift.")
+
+
+class UseCaseSpec(_Spec):
+    """A use case of the platform: its feeds, its prediction grain, its task, its features and model.
+
+    Declared once, in `defs/<name>/defs.yaml` as an instance of the component `UseCase`
+    (`component.py`); read without Dagster by `mlplatform.usecases.load`, so that light commands
+    (`status`) stay light."""
+
+    model_config = ConfigDict(extra="forbid", ignored_types=(cached_property,))
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Namespace of the use case.")
+    title: str = ""
+    hooks: str = Field(description="The use case's Python module: CONTRACTS, the feed (reference_file, "
+                                   "daily_file) and with_derived / with_derived_record.")
+    dbt_folder: str = Field(description="Its dbt models' folder under dbt_project/models/.")
+    calendar: Calendar
+    feeds: list[Feed] = Field(min_length=1)
+    prediction: Prediction
+    task: Task
+    features: Features
+    model: Models
+
+    @cached_property
+    def module(self) -> ModuleType:
+        """The hooks module, imported when first asked for."""
+        return importlib.import_module(self.hooks)
+
+    @property
+    def daily_tables(self) -> tuple[str, ...]:
+        return tuple(f.table for f in self.feeds if f.daily)
+
+    @property
+    def reference_tables(self) -> tuple[str, ...]:
+        return tuple(f.table for f in self.feeds if not f.daily)
+
+    def line(self, name: str) -> ModelLine:
+        return next(line for line in self.model.lines if line.name == name)

@@ -1,0 +1,86 @@
+"""A use case is declared in one YAML file; a wrong one is refused with the file and the problem named."""
+
+from __future__ import annotations
+
+
+import pytest
+import yaml
+
+import mlplatform.usecases as usecases
+from mlplatform.usecases import UseCaseError, load
+
+pytestmark = pytest.mark.fast
+
+
+@pytest.fixture
+def defs_dir(tmp_path, monkeypatch):
+    """A defs folder holding a copy of the flights spec, as `bad` (and the loader's cache emptied)."""
+    target = tmp_path / "defs"
+    (target / "bad").mkdir(parents=True)
+    spec = yaml.safe_load((usecases.DEFS_DIR / "flights" / "defs.yaml").read_text())
+    spec["attributes"]["name"] = "bad"
+    monkeypatch.setattr(usecases, "DEFS_DIR", target)
+    load.cache_clear()
+    yield target, spec
+    load.cache_clear()
+
+
+def _write(target, spec) -> None:
+    (target / "bad" / "defs.yaml").write_text(yaml.safe_dump(spec))
+
+
+def test_the_flights_spec_loads_with_its_feeds_task_and_lines():
+    flights = load("flights")
+    assert flights.daily_tables == ("flights", "weather")
+    assert flights.task.kind == "binary" and flights.task.higher_is_better
+    assert [line.registered_model for line in flights.model.lines] == ["flight_delay", "flight_delay_live"]
+    assert "CONTRACTS" in dir(flights.module)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda s: s["attributes"].update(colour="blue"), "colour: Extra inputs are not permitted"),
+    (lambda s: s["attributes"]["task"].update(metric="rmse"), "task: Value error, task.metric 'rmse' is not a binary metric"),
+    (lambda s: s["attributes"]["task"].update(kind="ranking"), "task.kind: Input should be 'binary' or 'regression'"),
+    (lambda s: s["attributes"]["prediction"].pop("label"), "prediction.label: Field required"),
+    (lambda s: s["attributes"]["prediction"].update(label_delay_days=-1), "prediction.label_delay_days"),
+    (lambda s: s["attributes"].update(name="other"), "its name 'other' is not its folder's, 'bad'"),
+    (lambda s: s.update(type="something.Else"), "must be a component instance with `type: mlplatform.usecases.UseCase`"),
+])
+def test_a_wrong_spec_names_its_file_and_the_problem(defs_dir, change, problem):
+    target, spec = defs_dir
+    change(spec)
+    _write(target, spec)
+    with pytest.raises(UseCaseError) as raised:
+        load("bad")
+    assert str(target / "bad" / "defs.yaml") in str(raised.value)
+    assert problem in str(raised.value)
+
+
+def test_an_unknown_use_case_lists_the_known_ones(defs_dir):
+    target, spec = defs_dir
+    _write(target, spec)
+    with pytest.raises(UseCaseError, match=r"no use case 'nope'.*use cases here: bad"):
+        load("nope")
+
+
+def test_broken_yaml_is_named(defs_dir):
+    target, _ = defs_dir
+    (target / "bad" / "defs.yaml").write_text("type: [unclosed\n")
+    with pytest.raises(UseCaseError, match="not valid YAML"):
+        load("bad")
+
+
+def test_the_enabling_line_is_read_from_the_environment_first(monkeypatch):
+    monkeypatch.setenv(usecases.USE_CASES_ENV, " flights , ")
+    assert usecases.enabled_names() == ["flights"]
+    monkeypatch.setenv(usecases.USE_CASES_ENV, "flights,nowhere")
+    with pytest.raises(UseCaseError, match="no use case 'nowhere'"):
+        usecases.enabled()
+
+
+def test_the_component_class_is_the_spec_with_dagster_s_component_interface():
+    import dagster as dg
+
+    from mlplatform.usecases import UseCase
+
+    assert issubclass(UseCase, dg.Component) and issubclass(UseCase, usecases.UseCaseSpec)
