@@ -23,12 +23,14 @@ from mlplatform.model.tracking import (
     CHALLENGER, CHAMPION, REGISTERED_MODEL, artifact_link, finish_run, run_link, version_for_alias,
 )
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
+from mlplatform.usecases import active
 
 GROUP = "model"
 GATE = "challenger_beats_champion"
 FAMILY_TAG = "model_family"  # on the run and the model version: network, gradient_boosting or blend
 # The run's plots (MLflow artifacts), linked from the Dagster metadata.
 LOSS_CURVES, ROC_PLOT, CALIBRATION_PLOT = "plots/loss_curves.png", "plots/roc_holdout.png", "plots/calibration_holdout.png"
+PREDICTED_PLOT, RESIDUALS_PLOT = "plots/predicted_vs_actual_holdout.png", "plots/residuals_holdout.png"
 GPU_POOL = "gpu"
 # Which rows the registered model learned from (an MLflow param): the evaluation fits the
 # baselines on the same ones.
@@ -63,7 +65,8 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     from mlplatform.ml.split import NotEnoughData, require_trainable
     from mlplatform.ml.boosting import BoostingConfig
     from mlplatform.ml.bundle import NETWORK
-    from mlplatform.ml.candidates import VALIDATION_METRICS, fit_candidates, parts_of, registered, validation_table
+    from mlplatform.ml.candidates import fit_candidates, parts_of, registered, validation_table
+    from mlplatform.ml.task import VALIDATION_METRICS
     from mlplatform.ml.train import TrainConfig, TrainingDiverged
     from mlplatform.model import plots
 
@@ -71,13 +74,14 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     model_spec: ModelSpec = context.resources.model_spec
     training_device: TrainingDevice = context.resources.training_device
     paths = state.paths
+    task = active().task.kind
     manifest = latest_manifest(line.training_sets(paths))
     if manifest is None:
         raise dg.Failure(f"no training set yet: materialize `{line.key('training_set')}` first", allow_retries=False)
     try:
         numeric, split = _load_split(model_spec, manifest)
-        require_trainable(split.train, LABEL, "training split", model_spec.min_train_rows)
-        require_trainable(split.validation, LABEL, "validation split", 10)
+        require_trainable(split.train, LABEL, "training split", model_spec.min_train_rows, task=task)
+        require_trainable(split.validation, LABEL, "validation split", 10, task=task)
         settings = select_device(training_device.device, batch_size=model_spec.batch_size)
     except (NotEnoughData, DeviceUnavailable) as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
@@ -87,8 +91,8 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     except ValueError as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
     config = TrainConfig(max_epochs=model_spec.max_epochs, patience=model_spec.patience,
-                         learning_rate=model_spec.learning_rate, seed=model_spec.seed)
-    boosting_config = BoostingConfig(seed=model_spec.seed)
+                         learning_rate=model_spec.learning_rate, seed=model_spec.seed, task=task)
+    boosting_config = BoostingConfig(seed=model_spec.seed, task=task)
     fitted_on = FITTED_ON_ALL if model_spec.refit else FITTED_ON_TRAIN
     mlf = context.resources.mlflow
     run_id, experiment_id = mlflow.active_run().info.run_id, mlflow.active_run().info.experiment_id
@@ -132,14 +136,14 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         chosen = registered(candidates, model_spec.model_family)
         for candidate in candidates:
             mlflow.log_metrics({f"validation_{k}_{candidate.family}": candidate.validation[k]
-                                for k in VALIDATION_METRICS})
+                                for k in VALIDATION_METRICS[task]})
         # The registered model's validation figures: its family's early-stopped model, before the
         # refit sees those days.
         val_scores = chosen.validation
         mlflow.log_metrics({f"validation_{k}": v for k, v in val_scores.items()})
         mlflow.set_tag(FAMILY_TAG, chosen.family)
         context.log.info(f"registering the {chosen.family}: " + "; ".join(
-            f"{c.family} validation log loss {c.validation['log_loss']:.4f}, ROC AUC {c.validation['roc_auc']:.4f}"
+            f"{c.family} validation " + ", ".join(f"{k} {c.validation[k]:.4f}" for k in VALIDATION_METRICS[task])
             for c in candidates))
         network = next((c for c in candidates if c.family == NETWORK), None)
         curves = None
@@ -165,9 +169,9 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         "registered_model": line.model, "model_version": int(version.version), "alias": CHALLENGER,
         "model_family": chosen.family, "mlflow_run_id": run_id, "mlflow_run": run_link(experiment_id, run_id),
         "device": settings.name,
-        "candidates": keyed_table(validation_table(candidates), "family"),
-        "fitted_on": f"{fitted_on} ({chosen.fitted_rows} flights)",
-        "validation_roc_auc": round(val_scores["roc_auc"], 4), "validation_log_loss": round(val_scores["log_loss"], 4),
+        "candidates": keyed_table(validation_table(candidates, task), "family"),
+        "fitted_on": f"{fitted_on} ({chosen.fitted_rows} rows)",
+        **{f"validation_{k}": round(val_scores[k], 4) for k in VALIDATION_METRICS[task]},
         "training_set_content_hash": manifest["content_hash"], "split": split.describe(), **extra,
     })
 
@@ -216,44 +220,27 @@ def _register(paths, trained, example, run_id: str, registered_model: str):
     return version
 
 
-BASE_RATE = "base_rate"
-
-
 def gate(challenger: dict[str, float], baselines: dict[str, dict[str, float]], champion_auc: float | None,
          spec: ModelSpec) -> tuple[bool, str]:
-    """The deployment gate, on holdout figures: the challenger's ROC AUC beats every baseline's and
-    reaches `min_first_auc`, its log loss beats predicting the base rate (a model worse than that
-    is not a probability anyone should use), and, with a champion, its ROC AUC is at least the
-    champion's minus the tolerance. The reason names every condition that failed, or all of them."""
-    auc = challenger["roc_auc"]
-    rivals = {name: m for name, m in baselines.items() if name != BASE_RATE}
-    conditions: list[tuple[bool, str]] = []
+    """The deployment gate on a binary challenger's holdout ROC AUC (`ml/gate.py` is the policy)."""
+    from mlplatform.ml.gate import GateSettings, gate as policy
 
-    def against_baselines(ok: bool, text: str) -> None:
-        conditions.append((ok, text) if spec.gate_against_baselines else (True, f"{text} (not required)"))
+    settings = GateSettings(metric="roc_auc", floor=spec.min_first_auc, tolerance=spec.gate_tolerance,
+                            against_baselines=spec.gate_against_baselines, floor_name="min_first_auc")
+    champion = None if champion_auc is None else {"roc_auc": champion_auc}
+    return policy("binary", challenger, baselines, champion, settings)
 
-    if rivals:
-        best = max(rivals, key=lambda name: rivals[name]["roc_auc"])
-        beaten = auc > rivals[best]["roc_auc"]
-        against_baselines(beaten, f"ROC AUC {auc:.4f} {'>' if beaten else '<='} the best baseline's "
-                                  f"({best}) {rivals[best]['roc_auc']:.4f}")
-    if BASE_RATE in baselines:
-        base = baselines[BASE_RATE]["log_loss"]
-        better = challenger["log_loss"] < base
-        against_baselines(better, f"log loss {challenger['log_loss']:.4f} {'<' if better else '>='} the base "
-                                  f"rate's {base:.4f}")
-    floor_met = auc >= spec.min_first_auc
-    conditions.append((floor_met, f"ROC AUC {auc:.4f} {'>=' if floor_met else '<'} min_first_auc {spec.min_first_auc}"))
-    if champion_auc is None:
-        conditions.append((True, "no champion yet"))
-    else:
-        floor = champion_auc - spec.gate_tolerance
-        kept = auc >= floor
-        conditions.append((kept, f"ROC AUC {auc:.4f} {'>=' if kept else '<'} champion {champion_auc:.4f} "
-                                 f"- tolerance {spec.gate_tolerance} = {floor:.4f}"))
-    passed = all(ok for ok, _ in conditions)
-    shown = [text for ok, text in conditions if passed or not ok]
-    return passed, ("passed: " if passed else "failed: ") + "; ".join(shown)
+
+def _gate_settings(model_spec: ModelSpec):
+    """The gate on the use case's metric: the model spec's floor and tolerance (for a binary task the
+    floor is `min_first_auc`), else the floor the use case's spec sets."""
+    from mlplatform.ml.gate import GateSettings
+
+    task = active().task
+    floor = model_spec.min_first_auc if task.kind == "binary" and task.metric == "roc_auc" else task.min_metric
+    return GateSettings(metric=task.metric, floor=floor, tolerance=model_spec.gate_tolerance,
+                        against_baselines=model_spec.gate_against_baselines,
+                        floor_name="min_first_auc" if task.kind == "binary" else "min_metric")
 
 
 def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spec: ModelSpec,
@@ -261,12 +248,17 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     import mlflow
 
     from mlplatform.ml.columns import CATEGORICAL
-    from mlplatform.ml.evaluate import baselines, calibration, metrics
+    from mlplatform.ml.evaluate import baselines, calibration, regression_baselines
+    from mlplatform.ml.gate import gate as gate_policy
     from mlplatform.ml.preprocess import Preprocessor
     from mlplatform.ml.split import NotEnoughData, require_trainable
+    from mlplatform.ml.task import BINARY, best, metrics, target
     from mlplatform.model import plots
     from mlplatform.model.tracking import client
 
+    task = active().task.kind
+    settings = _gate_settings(model_spec)
+    metric = settings.metric
     paths = state.paths
     tracker = client(paths)
     challenger = version_for_alias(paths, CHALLENGER, line.model)
@@ -278,10 +270,10 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     spec = model_spec.model_copy(update={"holdout_first_day": run.data.params["holdout_first_day"]})
     numeric, split = _load_split(spec, manifest)
     try:
-        require_trainable(split.holdout, LABEL, "holdout", 10)
+        require_trainable(split.holdout, LABEL, "holdout", 10, task=task)
     except NotEnoughData as err:
         raise dg.Failure(f"cannot evaluate: {err}", allow_retries=False) from None
-    label = split.holdout[LABEL].astype(bool).to_numpy()
+    label = target(task, split.holdout[LABEL])
 
     scores = {"challenger": mlflow.pyfunc.load_model(f"models:/{line.model}@{CHALLENGER}").predict(split.holdout)}
     champion = version_for_alias(paths, CHAMPION, line.model)
@@ -292,52 +284,57 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     fitted = split.fitting_rows(with_validation=run.data.params.get(FITTED_ON_PARAM) == FITTED_ON_ALL)
     pre = Preprocessor.fit(fitted, list(CATEGORICAL), numeric)
     cats, nums = pre.transform(fitted)
-    scores.update(baselines(pre, (cats, nums, fitted[LABEL].astype(bool).to_numpy()),
-                            pre.transform(split.holdout), seed=model_spec.seed))
+    opponents = baselines if task == BINARY else regression_baselines
+    scores.update(opponents(pre, (cats, nums, target(task, fitted[LABEL])), pre.transform(split.holdout),
+                            seed=model_spec.seed))
 
-    figures = {name: metrics(label, p) for name, p in scores.items()}
-    bins = {name: calibration(label, scores[name]) for name in ("challenger", "champion") if name in scores}
-    champion_auc = figures["champion"]["roc_auc"] if "champion" in figures else None
+    figures = {name: metrics(task, label, p) for name, p in scores.items()}
+    bins = ({name: calibration(label, scores[name]) for name in ("challenger", "champion") if name in scores}
+            if task == BINARY else {})
     rivals = {name: values for name, values in figures.items() if name not in ("challenger", "champion")}
-    passed, reason = gate(figures["challenger"], rivals, champion_auc, model_spec)
-    best_on_holdout = max((n for n in figures if n != BASE_RATE), key=lambda n: figures[n]["roc_auc"])
+    passed, reason = gate_policy(task, figures["challenger"], rivals, figures.get("champion"), settings)
+    best_on_holdout = best(metric, {n: f for n, f in figures.items() if n != "base_rate"})
 
     for name, values in figures.items():
-        for metric, value in values.items():
-            tracker.log_metric(challenger.run_id, f"holdout_{name}_{metric}", value)
+        for figure, value in values.items():
+            tracker.log_metric(challenger.run_id, f"holdout_{name}_{figure}", value)
     tracker.set_tag(challenger.run_id, "gate", "passed" if passed else "failed")
     tracker.set_tag(challenger.run_id, "gate_reason", reason)
     tracker.set_model_version_tag(line.model, challenger.version, "gate", "passed" if passed else "failed")
-    roc = plots.roc_curves(label, scores)
-    cal = plots.calibration_plot(bins)
-    tracker.log_image(challenger.run_id, _image(roc), ROC_PLOT)
-    tracker.log_image(challenger.run_id, _image(cal), CALIBRATION_PLOT)
+    if task == BINARY:
+        pictures = {"roc": (ROC_PLOT, plots.roc_curves(label, scores)),
+                    "calibration_plot": (CALIBRATION_PLOT, plots.calibration_plot(bins))}
+    else:
+        pictures = {"predicted_vs_actual": (PREDICTED_PLOT, plots.predicted_vs_actual(label, scores)),
+                    "residuals": (RESIDUALS_PLOT, plots.residuals(label, scores))}
+    for artifact, png in pictures.values():
+        tracker.log_image(challenger.run_id, _image(png), artifact)
     context.log.info(f"gate {'passed' if passed else 'failed'}: {reason}")
 
     table = {name: {k: round(v, 4) for k, v in values.items() if k != "rows"} for name, values in figures.items()}
+    champion_figure = figures["champion"][metric] if "champion" in figures else "none"
     evidence: dict[str, Any] = {"registered_model": line.model, "challenger_version": int(challenger.version),
                                 "champion_version": int(champion.version) if "champion" in scores else "none",
-                                "reason": reason, "tolerance": model_spec.gate_tolerance,
+                                "reason": reason, "metric": metric, "tolerance": model_spec.gate_tolerance,
                                 "best_on_holdout": best_on_holdout,
                                 "challenger_family": run.data.tags.get(FAMILY_TAG, "network"),
-                                "baselines_fitted_on": f"{len(fitted)} flights"}
+                                "baselines_fitted_on": f"{len(fitted)} rows"}
     return dg.MaterializeResult(
         # What a reader wants first comes first: the verdict, the figures beside the opponents', the plots.
-        metadata={"reason": reason, "challenger_roc_auc": round(figures["challenger"]["roc_auc"], 4),
+        metadata={"reason": reason, f"challenger_{metric}": round(figures["challenger"][metric], 4),
                   "metrics": keyed_table(table, "model"),
-                  "roc": artifact_link(challenger.run_id, ROC_PLOT),
-                  "calibration_plot": artifact_link(challenger.run_id, CALIBRATION_PLOT),
-                  **evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} flights)",
+                  **{name: artifact_link(challenger.run_id, artifact) for name, (artifact, _) in pictures.items()},
+                  **evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} rows)",
                   # Each opponent's figure at the top level too: the Plots tab charts them run by run.
-                  **{f"{name}_roc_auc": values["roc_auc"] for name, values in table.items() if name != "challenger"},
-                  "calibration": ui_table({"model": name, **row} for name, rows in bins.items() for row in rows),
+                  **{f"{name}_{metric}": values[metric] for name, values in table.items() if name != "challenger"},
+                  **({"calibration": ui_table({"model": name, **row} for name, rows in bins.items() for row in rows)}
+                     if bins else {}),
                   "mlflow_run_id": challenger.run_id},
         check_results=[dg.AssetCheckResult(check_name=GATE, asset_key=line.key("model_evaluation"),
                                            passed=passed, metadata={
-            **evidence, "challenger_roc_auc": figures["challenger"]["roc_auc"],
-            "champion_roc_auc": champion_auc if champion_auc is not None else "none",
-            **{f"{name}_roc_auc": values["roc_auc"] for name, values in rivals.items()},
-            "challenger_log_loss": figures["challenger"]["log_loss"]})],
+            **evidence, f"challenger_{metric}": figures["challenger"][metric], f"champion_{metric}": champion_figure,
+            **{f"{name}_{metric}": values[metric] for name, values in rivals.items()},
+            **({"challenger_log_loss": figures["challenger"]["log_loss"]} if task == BINARY else {})})],
     )
 
 

@@ -18,6 +18,7 @@ from mlplatform.features.service import LABEL
 from mlplatform.ml.columns import CATEGORICAL
 from mlplatform.ml.preprocess import Preprocessor
 from mlplatform.ml.split import TimeSplit
+from mlplatform.ml.task import BINARY, target
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class BoostingConfig:
     max_iterations: int = 1000
     patience: int = 20  # iterations without a lower validation loss before stopping
     seed: int = 13
+    task: str = "binary"  # or "regression": squared error (ml/task.py)
 
 
 def inputs(pre: Preprocessor, frame) -> np.ndarray:
@@ -42,9 +44,10 @@ def arrays_to_inputs(cats: np.ndarray, nums: np.ndarray) -> np.ndarray:
 
 
 def _estimator(config: BoostingConfig, n_categorical: int, iterations: int, stop_early: bool):
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    return HistGradientBoostingClassifier(
+    kind = HistGradientBoostingClassifier if config.task == BINARY else HistGradientBoostingRegressor
+    return kind(
         learning_rate=config.learning_rate, max_leaf_nodes=config.max_leaf_nodes,
         min_samples_leaf=config.min_samples_leaf, max_iter=iterations, random_state=config.seed,
         categorical_features=list(range(n_categorical)), early_stopping=stop_early, scoring="loss",
@@ -54,7 +57,7 @@ def _estimator(config: BoostingConfig, n_categorical: int, iterations: int, stop
 @dataclass
 class FittedBoosting:
     pre: Preprocessor
-    model: object  # HistGradientBoostingClassifier
+    model: object  # HistGradientBoostingClassifier or (regression) HistGradientBoostingRegressor
     iterations: int  # the count the validation days chose
     validation_loss: list[float]  # per iteration, on the validation days
     validation_probability: np.ndarray  # the early-stopped model on the validation days
@@ -68,24 +71,26 @@ def fit_boosting(split: TimeSplit, numeric: list[str], config: BoostingConfig = 
     categorical = list(CATEGORICAL)
     pre = Preprocessor.fit(split.train, categorical, numeric)
     validation = inputs(pre, split.validation)
-    label = split.validation[LABEL].astype(int).to_numpy()
+    label = target(config.task, split.validation[LABEL])
     watched = _estimator(config, len(categorical), config.max_iterations, stop_early=True)
-    watched.fit(inputs(pre, split.train), split.train[LABEL].astype(int).to_numpy(),
-                X_val=validation, y_val=label)
+    watched.fit(inputs(pre, split.train), target(config.task, split.train[LABEL]), X_val=validation, y_val=label)
     # validation_score_ is the negative loss before the first iteration and after each one.
     losses = [-float(s) for s in watched.validation_score_]
     iterations = max(1, int(np.argmin(losses)))
     # The watched model ran `patience` iterations past the best: its staged prediction at the best
     # one is the early-stopped model's, without fitting it again.
-    probability = next(p for i, p in enumerate(watched.staged_predict_proba(validation), 1) if i == iterations)[:, 1]
+    staged = (watched.staged_predict_proba(validation) if config.task == BINARY
+              else watched.staged_predict(validation))
+    probability = next(p for i, p in enumerate(staged, 1) if i == iterations)
+    probability = probability[:, 1] if config.task == BINARY else probability
     if not with_refit:
         stopped = _estimator(config, len(categorical), iterations, stop_early=False)
-        stopped.fit(inputs(pre, split.train), split.train[LABEL].astype(int).to_numpy())
+        stopped.fit(inputs(pre, split.train), target(config.task, split.train[LABEL]))
         return FittedBoosting(pre, stopped, iterations, losses[1:], probability, len(split.train))
     rows = split.fitting_rows(with_validation=True)
     pre = Preprocessor.fit(rows, categorical, numeric)
     model = _estimator(config, len(categorical), iterations, stop_early=False)
-    model.fit(inputs(pre, rows), rows[LABEL].astype(int).to_numpy())
+    model.fit(inputs(pre, rows), target(config.task, rows[LABEL]))
     return FittedBoosting(pre, model, iterations, losses[1:], probability, len(rows))
 
 
@@ -102,6 +107,19 @@ class CompiledTrees:
     which a scikit-learn upgrade may change: `tests/test_model.py` compares it with `predict_proba`."""
 
     def __init__(self, estimator) -> None:
+        from sklearn.base import is_classifier
+
+        self.logistic = is_classifier(estimator)  # a regressor's raw sum is its prediction
+        # scikit-learn (1.4 on) encodes categorical columns itself before its trees see them: each
+        # column's known values, sorted, become 0, 1, ...; an unknown value becomes missing; the
+        # categorical columns go first. The trees' categories are those codes, so the walk encodes too.
+        preprocessor = getattr(estimator, "_preprocessor", None)
+        self.categorical_columns = self.category_values = None
+        if preprocessor is not None:
+            mask = np.asarray(estimator.is_categorical_, dtype=bool)
+            self.categorical_columns, self.numeric_columns = np.flatnonzero(mask), np.flatnonzero(~mask)
+            self.category_values = [np.asarray(c, dtype=np.float64)
+                                    for c in preprocessor.named_transformers_["encoder"].categories_]
         trees = [predictors[0] for predictors in estimator._predictors]
         sizes = np.array([len(t.nodes) for t in trees])
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -131,11 +149,23 @@ class CompiledTrees:
         words = bitsets[rows, category >> 5]
         return ((words >> (category & 31).astype(np.uint32)) & 1).astype(bool)
 
+    def _encoded(self, X: np.ndarray) -> np.ndarray:
+        """X as scikit-learn's trees read it (its own encoding of the categorical columns)."""
+        if self.categorical_columns is None:
+            return X
+        columns = []
+        for values, known in zip(X[:, self.categorical_columns].T, self.category_values):
+            position = np.searchsorted(known, values)
+            found = (position < len(known)) & (known[np.minimum(position, len(known) - 1)] == values)
+            columns.append(np.where(found, position, np.nan))
+        return np.column_stack([*columns, X[:, self.numeric_columns]])
+
     def probabilities(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        """The model's output per row: a probability for a classifier, the value for a regressor."""
+        X = self._encoded(np.asarray(X, dtype=np.float64))
         node = np.broadcast_to(self.roots, (len(X), len(self.roots))).copy()
         row = np.arange(len(X))[:, None]
-        for _ in range(self.depth):
+        for _ in range(self.depth + 1):  # the break ends it once every row is at a leaf
             leaf = self.leaf[node]
             if leaf.all():
                 break
@@ -151,4 +181,4 @@ class CompiledTrees:
                                np.where(categorical, in_left, x <= self.threshold[node]))
             node = np.where(leaf, node, np.where(go_left, self.left[node], self.right[node]))
         raw = self.baseline + self.value[node].sum(axis=1)
-        return 1.0 / (1.0 + np.exp(-raw))
+        return 1.0 / (1.0 + np.exp(-raw)) if self.logistic else raw

@@ -33,7 +33,8 @@ class TrainedModel:
     estimator: Any  # a TabularNet, a HistGradientBoostingClassifier, or (blend) a tuple of both
 
     def probabilities(self, cats: np.ndarray, nums: np.ndarray) -> np.ndarray:
-        """Delay probabilities from preprocessed inputs (float32, one per row)."""
+        """Predictions from preprocessed inputs (float32, one per row): probabilities of a binary
+        model, values of a regression one (the blend is the mean of its parts either way)."""
         if self.family == BLEND:
             network, boosting = self.estimator
             return (TrainedModel(NETWORK, self.pre, network).probabilities(cats, nums)
@@ -46,10 +47,12 @@ class TrainedModel:
             inputs = arrays_to_inputs(cats, nums)
             if len(inputs) <= FEW_ROWS:  # a request: scikit-learn's per-call overhead would dominate
                 return _compiled(self.estimator).probabilities(inputs).astype(np.float32)
-            return self.estimator.predict_proba(inputs)[:, 1].astype(np.float32)
-        from mlplatform.ml.train import predict_proba
+            if hasattr(self.estimator, "predict_proba"):
+                return self.estimator.predict_proba(inputs)[:, 1].astype(np.float32)
+            return self.estimator.predict(inputs).astype(np.float32)  # a regressor
+        from mlplatform.ml.train import predict
 
-        return predict_proba(self.estimator, cats, nums)
+        return predict(self.estimator, cats, nums)
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """Flights given as training-set-shaped rows (missing columns are missing values)."""

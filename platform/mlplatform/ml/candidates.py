@@ -42,8 +42,14 @@ def parts_of(family: str) -> list[str]:
 def fit_candidates(split: TimeSplit, numeric: list[str], families: list[str], *, settings, train_config,
                    boosting_config, with_refit: bool,
                    on_epoch: Callable | None = None, on_refit_epoch: Callable | None = None) -> list[Candidate]:
-    from mlplatform.ml.evaluate import metrics
+    """Each family fitted on the split, for the task of `train_config` (`boosting_config` agrees)."""
+    from functools import partial
 
+    from mlplatform.ml.task import metrics as task_metrics
+
+    if boosting_config.task != train_config.task:
+        raise ValueError(f"the network's task {train_config.task!r} and the boosting's {boosting_config.task!r} differ")
+    metrics = partial(task_metrics, train_config.task)
     label = split.validation[LABEL].to_numpy()
     found = []
     if NETWORK in families:
@@ -76,11 +82,11 @@ def registered(candidates: list[Candidate], family: str) -> Candidate:
     return next(c for c in candidates if c.family == family)
 
 
-VALIDATION_METRICS = ("roc_auc", "log_loss")
+def validation_table(candidates: list[Candidate], task: str = "binary") -> dict[str, dict[str, float]]:
+    """Each candidate's validation figures (binary: ROC AUC and log loss; regression: RMSE and MAE),
+    with its epochs or iterations."""
+    from mlplatform.ml.task import VALIDATION_METRICS
 
-
-def validation_table(candidates: list[Candidate]) -> dict[str, dict[str, float]]:
-    """Each candidate's validation ROC AUC and log loss, with its epochs or iterations."""
-    return {c.family: {**{k: round(float(c.validation[k]), 4) for k in VALIDATION_METRICS}, **c.details}
+    return {c.family: {**{k: round(float(c.validation[k]), 4) for k in VALIDATION_METRICS[task]}, **c.details}
             for c in candidates}
 

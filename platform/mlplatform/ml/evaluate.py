@@ -1,4 +1,5 @@
-"""Scoring on the holdout: the network beside the baselines, on the same rows."""
+"""Scoring on the holdout: the challenger beside the baselines, on the same rows (binary here;
+`regression_baselines` for a regression)."""
 
 from __future__ import annotations
 
@@ -57,4 +58,32 @@ def baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray
         "base_rate": base_rate,
         "logistic_regression": logistic.predict_proba(_one_hot(pre, h_cats, h_nums))[:, 1],
         "hist_gradient_boosting": boosting.predict_proba(np.hstack([h_cats, h_nums]).astype(np.float64))[:, 1],
+    }
+
+
+# The regression baseline that predicts the training mean: what any model must beat to be worth
+# serving (the base rate's counterpart).
+TRAINING_MEAN = "training_mean"
+
+
+def regression_baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray],
+                         holdout: tuple[np.ndarray, np.ndarray], seed: int = 13) -> dict[str, np.ndarray]:
+    """Holdout predictions of the training mean, a ridge regression (standardized numerics, one-hot
+    categories) and HistGradientBoosting (native categories), each fitted on every row given, with
+    the challenger's preprocessing: a regression challenger's opponents. A use case adds its own
+    naive baseline (the last period's value, say) as a feature the linear model reads."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+
+    cats, nums, label = train
+    label = np.asarray(label, dtype=np.float64)
+    h_cats, h_nums = holdout
+    ridge = Ridge(alpha=1.0).fit(_one_hot(pre, cats, nums), label)
+    boosting = HistGradientBoostingRegressor(categorical_features=list(range(cats.shape[1])), random_state=seed,
+                                             max_iter=300, learning_rate=0.1, early_stopping=True)
+    boosting.fit(np.hstack([cats, nums]).astype(np.float64), label)
+    return {
+        TRAINING_MEAN: np.full(len(h_cats), float(label.mean())),
+        "ridge_regression": ridge.predict(_one_hot(pre, h_cats, h_nums)),
+        "hist_gradient_boosting": boosting.predict(np.hstack([h_cats, h_nums]).astype(np.float64)),
     }

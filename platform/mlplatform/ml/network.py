@@ -12,10 +12,13 @@ def embedding_size(cardinality: int) -> int:
 
 class TabularNet(nn.Module):
     def __init__(self, cardinalities: list[int], n_numeric: int, hidden: tuple[int, ...] = (128, 64),
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, target_scale: tuple[float, float] | None = None):
         super().__init__()
+        # `target_scale` (mean, std): a regression network learns the standardized target, and
+        # its output is scaled back; None for a binary one, whose output is a logit.
         self.config = {"cardinalities": list(cardinalities), "n_numeric": n_numeric,
-                       "hidden": list(hidden), "dropout": dropout}
+                       "hidden": list(hidden), "dropout": dropout,
+                       "target_scale": list(target_scale) if target_scale is not None else None}
         self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_size(c)) for c in cardinalities)
         width = sum(e.embedding_dim for e in self.embeddings) + n_numeric
         layers: list[nn.Module] = []
@@ -31,4 +34,6 @@ class TabularNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "TabularNet":
-        return cls(config["cardinalities"], config["n_numeric"], tuple(config["hidden"]), config["dropout"])
+        scale = config.get("target_scale")
+        return cls(config["cardinalities"], config["n_numeric"], tuple(config["hidden"]), config["dropout"],
+                   tuple(scale) if scale else None)

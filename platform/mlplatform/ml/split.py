@@ -87,9 +87,17 @@ def split_by_time(frame: pd.DataFrame, *, holdout_days: int = 14, validation_day
                      holdout=frame[days >= holdout_first_day], holdout_first_day=holdout_first_day)
 
 
-def require_trainable(frame: pd.DataFrame, label: str, what: str, min_rows: int) -> None:
+def require_trainable(frame: pd.DataFrame, label: str, what: str, min_rows: int, task: str = "binary") -> None:
     if len(frame) < min_rows:
         raise NotEnoughData(f"the {what} has {len(frame)} rows; at least {min_rows} are needed")
+    if task == "regression":
+        values = pd.to_numeric(frame[label], errors="coerce")
+        if values.isna().any():
+            raise NotEnoughData(f"the {what} has {int(values.isna().sum())} rows without a numeric {label}")
+        if values.nunique() < 2:
+            raise NotEnoughData(f"the {what} holds a single value of {label} ({values.iloc[0]}): there is "
+                                "nothing to learn or to score")
+        return
     classes = frame[label].astype(bool).nunique()
     if classes < 2:
         only = bool(frame[label].iloc[0])

@@ -21,6 +21,7 @@ from mlplatform.ml.device import DeviceSettings
 from mlplatform.ml.network import TabularNet
 from mlplatform.ml.preprocess import Preprocessor
 from mlplatform.ml.split import TimeSplit
+from mlplatform.ml.task import BINARY, target
 
 
 class TrainingDiverged(RuntimeError):
@@ -40,6 +41,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = (64, 32)
     dropout: float = 0.3
     seed: int = 13
+    task: str = "binary"  # or "regression" (ml/task.py)
 
 
 @dataclass
@@ -112,17 +114,20 @@ def _autocast(settings: DeviceSettings):
 
 def train(train_data: Tensors, validation: Tensors, cardinalities: list[int], n_numeric: int,
           settings: DeviceSettings, config: TrainConfig = TrainConfig(),
-          on_epoch: Callable[[EpochStats], None] | None = None, early_stopping: bool = True) -> TrainResult:
+          on_epoch: Callable[[EpochStats], None] | None = None, early_stopping: bool = True,
+          target_scale: tuple[float, float] | None = None) -> TrainResult:
     """Fit a TabularNet; keep the weights of the epoch with the lowest validation loss. Without early
-    stopping (a refit), train exactly `config.max_epochs` epochs and keep the last weights."""
+    stopping (a refit), train exactly `config.max_epochs` epochs and keep the last weights. A
+    regression's labels are the standardized target; `target_scale` (its mean and spread) goes
+    with the model, which scales its output back."""
     seed_everything(config.seed)
     if settings.device.type == "cpu":
         torch.set_num_threads(settings.threads)
     if settings.pin_memory:
         train_data, validation = train_data.pinned(), validation.pinned()
-    model = TabularNet(cardinalities, n_numeric, config.hidden, config.dropout).to(settings.device)
+    model = TabularNet(cardinalities, n_numeric, config.hidden, config.dropout, target_scale).to(settings.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = nn.BCEWithLogitsLoss() if config.task == BINARY else nn.MSELoss()
     generator = torch.Generator().manual_seed(config.seed)
     result = TrainResult(model=model)
     best_state, best_loss, stale = None, math.inf, 0
@@ -166,13 +171,15 @@ def train(train_data: Tensors, validation: Tensors, cardinalities: list[int], n_
 
 def refit(data: Tensors, validation: Tensors, cardinalities: list[int], n_numeric: int,
           settings: DeviceSettings, config: TrainConfig, epochs: int,
-          on_epoch: Callable[[EpochStats], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[EpochStats], None] | None = None,
+          target_scale: tuple[float, float] | None = None) -> TrainResult:
     """Train from scratch on `data` (training and validation days) for the `epochs` early stopping
     chose. On little data this is most of the model's skill: five weeks leave one week to train on
     after a fortnight each of validation and holdout, and the refit triples it. Its "validation
     loss" is in-sample (`validation` is part of `data`): reported, never used to choose."""
     fixed = TrainConfig(**{**config.__dict__, "max_epochs": max(1, epochs)})
-    return train(data, validation, cardinalities, n_numeric, settings, fixed, on_epoch, early_stopping=False)
+    return train(data, validation, cardinalities, n_numeric, settings, fixed, on_epoch, early_stopping=False,
+                 target_scale=target_scale)
 
 
 @dataclass
@@ -190,25 +197,35 @@ def fit_network(split: TimeSplit, numeric: list[str], settings: DeviceSettings, 
     """The model stage's training from a time split: early stopping on the validation days, scored
     there, then (`with_refit`) the refit on every day before the holdout. One function for the asset
     and the benchmarks, so that what they measure is what the platform registers."""
-    def tensors(pre: Preprocessor, part) -> Tensors:
-        return Tensors.from_arrays(*pre.transform(part), part[LABEL].astype(bool).to_numpy())
+    def scale_of(rows) -> tuple[float, float] | None:
+        if config.task == BINARY:
+            return None
+        y = target(config.task, rows[LABEL])
+        return float(y.mean()), float(y.std()) or 1.0
+
+    def tensors(pre: Preprocessor, part, scale) -> Tensors:
+        y = target(config.task, part[LABEL])
+        return Tensors.from_arrays(*pre.transform(part), y if scale is None else (y - scale[0]) / scale[1])
 
     pre = Preprocessor.fit(split.train, list(CATEGORICAL), numeric)
-    validation = tensors(pre, split.validation)
-    stopped = train(tensors(pre, split.train), validation, pre.cardinalities, pre.n_numeric_inputs, settings,
-                    config, on_epoch)
-    probability = predict_proba(stopped.model, validation.categorical.numpy(), validation.numeric.numpy())
+    scale = scale_of(split.train)
+    validation = tensors(pre, split.validation, scale)
+    stopped = train(tensors(pre, split.train, scale), validation, pre.cardinalities, pre.n_numeric_inputs, settings,
+                    config, on_epoch, target_scale=scale)
+    probability = predict(stopped.model, validation.categorical.numpy(), validation.numeric.numpy())
     if not with_refit:
         return FittedNetwork(pre, stopped.model, stopped, probability, len(split.train))
     rows = split.fitting_rows(with_validation=True)
     pre = Preprocessor.fit(rows, list(CATEGORICAL), numeric)
-    model = refit(tensors(pre, rows), tensors(pre, split.validation), pre.cardinalities, pre.n_numeric_inputs,
-                  settings, config, stopped.best_epoch, on_refit_epoch).model
+    scale = scale_of(rows)
+    model = refit(tensors(pre, rows, scale), tensors(pre, split.validation, scale), pre.cardinalities,
+                  pre.n_numeric_inputs, settings, config, stopped.best_epoch, on_refit_epoch, target_scale=scale).model
     return FittedNetwork(pre, model, stopped, probability, len(rows))
 
 
-def predict_proba(model: TabularNet, cats: np.ndarray, nums: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-    """Delay probabilities on the CPU (evaluation and serving)."""
+def predict(model: TabularNet, cats: np.ndarray, nums: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+    """The network's predictions on the CPU (evaluation and serving): a probability for a binary
+    network, the target's value for a regression one."""
     # Moving and switching the model walk every module: only when needed (serving scores one flight).
     if next(model.parameters()).device.type != "cpu":
         model = model.cpu()
@@ -219,5 +236,12 @@ def predict_proba(model: TabularNet, cats: np.ndarray, nums: np.ndarray, batch_s
         for start in range(0, len(cats), batch_size):
             logits = model(torch.from_numpy(cats[start:start + batch_size]),
                            torch.from_numpy(nums[start:start + batch_size]))
-            out.append(torch.sigmoid(logits.float()).numpy())
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+            out.append(logits.float().numpy())
+    raw = np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+    scale = model.config.get("target_scale")
+    if scale:
+        return (raw.astype(np.float64) * scale[1] + scale[0]).astype(np.float32)
+    return (1.0 / (1.0 + np.exp(-raw.astype(np.float64)))).astype(np.float32)
+
+
+predict_proba = predict  # a binary network's predictions are probabilities

@@ -56,3 +56,26 @@ def calibration_plot(bins: Mapping[str, Sequence[Mapping[str, float]]]) -> bytes
     plt.xlabel("predicted delay probability"), plt.ylabel("observed delay rate"), plt.legend(fontsize=7)
     plt.title("Calibration on the holdout")
     return _png(plt, fig)
+
+
+def predicted_vs_actual(label: np.ndarray, scores: Mapping[str, np.ndarray]) -> bytes:
+    """A regression's predictions against the outcomes, one colour per model (the 45° line is perfect)."""
+    plt, fig = _figure()
+    for name in [n for n in ("challenger", "champion") if n in scores] or list(scores)[:1]:
+        plt.scatter(label, scores[name], s=4, alpha=0.4, label=name)
+    top = float(max(np.max(label), *(np.max(scores[n]) for n in scores))) if len(label) else 1.0
+    plt.plot([0, top], [0, top], color="grey", linestyle=":")
+    plt.xlabel("actual"), plt.ylabel("predicted"), plt.legend(fontsize=7)
+    plt.title("Predicted against actual on the holdout")
+    return _png(plt, fig)
+
+
+def residuals(label: np.ndarray, scores: Mapping[str, np.ndarray]) -> bytes:
+    """The distribution of each model's errors (prediction - outcome) on the holdout."""
+    plt, fig = _figure()
+    for name, prediction in scores.items():
+        plt.hist(np.asarray(prediction) - np.asarray(label), bins=40, histtype="step", label=name)
+    plt.axvline(0, color="grey", linestyle=":")
+    plt.xlabel("prediction - actual"), plt.ylabel("rows"), plt.legend(fontsize=7)
+    plt.title("Residuals on the holdout")
+    return _png(plt, fig)
