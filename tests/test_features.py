@@ -155,7 +155,7 @@ def test_an_empty_training_window_is_a_clear_error(built) -> None:
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     message = failure.step_failure_data.user_failure_data.description
-    assert "the training window 2013-06-01 .. 2013-06-30 has no labeled flights" in message
+    assert "the training window 2013-06-01 .. 2013-06-30 has no labeled rows" in message
     assert "2013-01-01 .. 2013-01-10" in message
 
 

@@ -24,7 +24,7 @@ from mlplatform.automation.jobs import (
     daily_refresh_job, reference_refresh_job, retrain_job, retrain_live_job, shadow_decision_job,
 )
 from mlplatform.automation.settings import sensor_status
-from mlplatform.features.training import ENTITY_TABLE
+from mlplatform.features.training import ENTITY_TABLE, matured_days
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 
 
@@ -149,7 +149,8 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
         from mlplatform.ml.split import SHORT_VALIDATION_DAYS
 
         facts.days_needed = spec.holdout_days + (spec.validation_days or SHORT_VALIDATION_DAYS) + spec.min_train_days
-    days = [d for d in built if d > cutoff]
+    # Only rows whose outcomes are known count (the use case's label_delay_days).
+    days = [d for d in matured_days(built) if d > cutoff]
     facts.labeled_flights = sum(pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in days)
     facts.newest_day = days[-1] if days else None
 

@@ -41,30 +41,48 @@ class TrainingSet:
     manifest: dict[str, Any]
 
 
+def matured_days(days: list[str], label_delay_days: int | None = None) -> list[str]:
+    """The days whose outcomes are known: those at least `label_delay_days` (the use case's
+    `prediction.label_delay_days`) before the newest built day, which is the platform's "now". An
+    outcome is never read before it is known, whatever the warehouse holds for it."""
+    delay = active().prediction.label_delay_days if label_delay_days is None else label_delay_days
+    if not days or delay == 0:
+        return list(days)
+    from datetime import date, timedelta
+
+    known_through = (date.fromisoformat(max(days)) - timedelta(days=delay)).isoformat()
+    return [d for d in days if d <= known_through]
+
+
 def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
-                    max_rows: int | None = None, seed: int = 0) -> tuple[pd.DataFrame, list[str]]:
-    """The flights of the window with their label, join keys and timestamps; and the days read.
+                    max_rows: int | None = None, seed: int = 0,
+                    label_delay_days: int | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of the window whose outcome is known, with their label, join keys and timestamps;
+    and the days read. Days whose outcomes have not matured yet (`matured_days`) are left out.
 
     With `max_rows`, a uniform sample of that many (seeded, so the same window gives the same
     set), drawn before the rows become a DataFrame: what a training set holds, and the memory it
-    takes, stay bounded however many flights the window has. `frame.attrs["labeled_flights"]`
+    takes, stay bounded however many rows the window has. `frame.attrs["labeled_flights"]`
     says how many there were before sampling."""
     import pyarrow.compute as pc
 
     from mlplatform.ml.split import sample_positions
 
     available = exports.days(ENTITY_TABLE)
-    days = [d for d in available if (first_day is None or d >= first_day) and (last_day is None or d <= last_day)]
+    matured = matured_days(available, label_delay_days)
+    days = [d for d in matured if (first_day is None or d >= first_day) and (last_day is None or d <= last_day)]
     window = f"{first_day or 'the first day'} .. {last_day or 'the last day'}"
     if not days:
         built = f"{available[0]} .. {available[-1]}" if available else "none"
-        raise TrainingWindowError(f"the training window {window} has no labeled flights "
-                                  f"(days built in the warehouse: {built})")
+        known = f"; outcomes known through {matured[-1]}" if matured and matured != available else (
+            "; no outcome is known yet" if available and not matured else "")
+        raise TrainingWindowError(f"the training window {window} has no labeled rows "
+                                  f"(days built in the warehouse: {built}{known})")
     columns = [PREDICTION_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
     table = pa.concat_tables([pq.read_table(exports.path(ENTITY_TABLE, d), columns=columns) for d in days])
     table = table.filter(pc.is_valid(table[LABEL]))
     if table.num_rows == 0:
-        raise TrainingWindowError(f"the training window {window} has no labeled flights")
+        raise TrainingWindowError(f"the training window {window} has no labeled rows")
     labeled = table.num_rows
     sample = sample_positions(labeled, max_rows, seed)
     if sample is not None:
