@@ -188,7 +188,7 @@ def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None
     # The honest gate: the registered network learned from every day before the holdout (a refit),
     # the baselines from the same rows, and it beats the best of them.
     assert model["fitted_on"].startswith("train+validation")
-    assert evaluation["baselines_fitted_on"] == f"{model['fitted_on'].split('(')[1].split()[0]} flights"
+    assert evaluation["baselines_fitted_on"] == f"{model['fitted_on'].split('(')[1].split()[0]} rows"
     assert metrics["challenger"]["roc_auc"] > max(metrics[b]["roc_auc"]
                                                   for b in ("logistic_regression", "hist_gradient_boosting"))
     assert evaluation["best_on_holdout"] == "challenger"
