@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLIDAYS = ROOT / "dbt_project" / "seeds" / "us_federal_holidays.csv"
+HOLIDAYS = ROOT / "dbt_project" / "seeds" / "flights" / "us_federal_holidays.csv"
 STATS = "flights_7d, delay_rate_7d, mean_dep_delay_7d, flights_28d, delay_rate_28d, mean_dep_delay_28d"
 
 FEATURES_SQL = """

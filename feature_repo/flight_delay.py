@@ -94,11 +94,11 @@ departure = RequestSource(name="departure", schema=[Field(name=REQUEST_TIMESTAMP
     schema=[Field(name=n, dtype=Int64) for n in
             ("departure_hour", "day_of_week", "month", "days_to_nearest_holiday")],
     description="Calendar features of the scheduled departure, computed from the request by the "
-                "same code in training and serving (mlplatform.features.calendar).",
+                "same code in training and serving (mlplatform.defs.flights.calendar).",
 )
 def flight_calendar(inputs: pd.DataFrame) -> pd.DataFrame:
     # Feast runs this function detached from this module: it imports what it uses itself.
-    from mlplatform.features.calendar import calendar_features
+    from mlplatform.defs.flights.calendar import calendar_features
 
     return calendar_features(inputs["scheduled_departure_utc"])
 

@@ -146,8 +146,8 @@ CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc
 
 @pytest.mark.parametrize("facts, retrain, trigger, words", [
     (RetrainFacts(labeled_flights=5000), True, "no_champion", "no champion yet"),
-    (RetrainFacts(labeled_flights=10), False, "", "10 of 1,000 new labeled flights"),
-    (RetrainFacts(**CHAMPION, labeled_flights=1500), True, "new_labeled_flights", "1,500 flights labeled since"),
+    (RetrainFacts(labeled_flights=10), False, "", "10 of 1,000 new labeled rows"),
+    (RetrainFacts(**CHAMPION, labeled_flights=1500), True, "new_labeled_flights", "1,500 rows labeled since"),
     (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a", "b", "c"], max_psi=0.4,
                   drift_days="2013-03-02 .. 2013-03-02"), True, "feature_drift", "3 features drifted"),
     (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a"], max_psi=0.3), False, "",
@@ -181,7 +181,7 @@ def test_the_reason_for_no_retrain_names_what_is_on_and_sets_apart_what_is_off()
     facts = RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=list("abcdef"), max_psi=5.6, live_auc=0.71)
     reason = decide(drift_off, facts).reason
     on, off = reason.split(". Off: ")
-    assert on == ("no trigger fired: 10 of 1,000 new labeled flights; live AUC 0.7100, 0.0100 below its "
+    assert on == ("no trigger fired: 10 of 1,000 new labeled rows; live AUC 0.7100, 0.0100 below its "
                   "evaluation's 0.7200 (retrains past 0.03)")
     assert off == "drift: 6 input(s) of the flight mix over PSI 0.25 (retrains past 2)"
 
@@ -200,7 +200,7 @@ def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(la
     assert json.loads(decisions[-1])["trigger"] == "no_champion"
 
     _, skipped, _ = _tick(retrain_sensor, instance, paths, retrain_policy=RetrainPolicy(min_new_labeled_flights=10**7))
-    assert "no trigger" in skipped.skip_message and "of 10,000,000 new labeled flights" in skipped.skip_message
+    assert "no trigger" in skipped.skip_message and "of 10,000,000 new labeled rows" in skipped.skip_message
 
     # A retrain ran a minute ago: the same trigger now waits for the cooldown.
     from mlplatform.definitions import defs

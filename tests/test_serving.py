@@ -402,7 +402,7 @@ def test_batch_predictions_score_the_day_into_the_warehouse(server) -> None:
     flights = warehouse_table(paths, f"select count(*) as n from fct_flights where flight_date = date '{LAST_DAY}'")
     assert len(rows) == meta["dagster/row_count"] == flights["n"][0]
     assert rows.flight_id.is_unique and set(rows.model_version) == {champion} == {meta["model_version"]}
-    assert 0 < meta["predicted_delay_rate"] < 1 and 0.5 < meta["realized_roc_auc"] <= 1
+    assert 0 < meta["mean_delay_probability"] < 1 and 0.5 < meta["realized_roc_auc"] <= 1
     assert (paths.exports / "predictions" / f"date={LAST_DAY}" / "data.parquet").exists()
 
 

@@ -24,7 +24,12 @@ from mlplatform.resources import (
     ModelSpec, PlatformState, RawIngestPolicy, RetrainPolicy, StreamPolicy, TrainingDevice, settings_from_env,
 )
 from mlplatform.state import HOME_ENV
+from mlplatform.usecases import active
 from mlplatform.warehouse.project import dbt_cli_resource
+
+
+# The same-day stream's assets, where the use case has a stream.
+_STREAM = active().features.same_day_service is not None
 
 
 def _state() -> PlatformState:
@@ -34,8 +39,8 @@ def _state() -> PlatformState:
 
 defs = dg.Definitions(
     assets=with_freshness([*raw_assets, *dbt_assets_defs, *feature_assets, *model_assets, *deployed_assets,
-                           *monitoring_assets, *stream_assets]),
-    asset_checks=[*feature_checks, *stream_checks],
+                           *monitoring_assets, *(stream_assets if _STREAM else [])]),
+    asset_checks=[*feature_checks, *(stream_checks if _STREAM else [])],
     jobs=jobs,
     sensors=[landing_sensor, downstream_sensor, retrain_sensor, run_failure_sensor, freshness_sensor],
     resources={
@@ -56,3 +61,13 @@ def job_named(name: str) -> dg.JobDefinition:
     """A job of the code location, rebuilt by name in another process (`dg.build_reconstructable_job`):
     how a run started by `mlplatform pipeline` hands its steps to the production profile's workers."""
     return defs.resolve_job_def(name)
+
+
+def use_case_definitions(use_case) -> dg.Definitions:
+    """The definitions of one use case (what its `UseCase` component builds). The code location
+    builds the active use case's today (`mlplatform.usecases.active`); several side by side, each
+    namespaced, is the next step (docs/use_cases.md)."""
+    if use_case.name != active().name:
+        raise NotImplementedError(f"this code location builds the use case {active().name!r}; enable "
+                                  f"{use_case.name!r} alone (MLPLATFORM_USE_CASES={use_case.name}) to build it")
+    return defs

@@ -158,7 +158,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
             trained = execute(dg.RunRequest(job_name=retrain_job.name, tags={
                 "mlplatform/trigger": f"retrain:{decision.trigger}",
                 "mlplatform/retrain_reason": decision.reason[:1000]}))
-            if policy.live_model:
+            if policy.live_model and retrain_live_job is not None:
                 execute(dg.RunRequest(job_name=retrain_live_job.name, tags={
                     "mlplatform/trigger": f"retrain:{decision.trigger}",
                     "mlplatform/retrain_reason": decision.reason[:1000]}))

@@ -18,6 +18,7 @@ from mlplatform.model.tracking import store_exists as tracking_store_exists
 
 
 DAILY_TABLES, REFERENCE_TABLES = active().daily_tables, active().reference_tables
+METRIC = active().task.metric  # the use case's gate metric, as the holdout figure shown
 
 
 def _span(days: list[str]) -> dict[str, Any]:
@@ -61,7 +62,7 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     training = None if manifest is None else {k: v for k, v in manifest.items() if k not in ("partitions", "columns")}
     return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
             "warehouse": built, "training_set": training, "models": _models(paths),
-            "live_model": _models(paths, LIVE_MODEL), "stream": _stream(paths), "automation": _automation(paths)}
+            "live_model": _models(paths, LIVE_MODEL) if LIVE_MODEL else {}, "stream": _stream(paths), "automation": _automation(paths)}
 
 
 def _stream(paths: StatePaths) -> dict[str, Any] | None:
@@ -138,11 +139,11 @@ def _models(paths: StatePaths, model: str = REGISTERED_MODEL) -> dict[str, Any]:
                 tags = dict(db.execute(sa.text("select key, value from tags where run_uuid = :run"), run).all())
                 params = dict(db.execute(sa.text("select key, value from params where run_uuid = :run"), run).all())
                 auc = db.execute(sa.text("select value from latest_metrics where run_uuid = :run "
-                                         "and key = 'holdout_challenger_roc_auc'"), run).scalar()
+                                         "and key = :key"), {**run, "key": f"holdout_challenger_{METRIC}"}).scalar()
                 holders[alias] = {"version": int(version), "mlflow_run_id": run_id,
                                   **{t: tags.get(t) for t in _LINEAGE_TAGS},
                                   "trained_on": params.get("split_train"), "holdout": params.get("split_holdout"),
-                                  "holdout_roc_auc": float(auc) if auc is not None else None}
+                                  f"holdout_{METRIC}": float(auc) if auc is not None else None}
     except sa.exc.OperationalError:  # the store exists but has no registry tables yet
         return {}
     finally:
@@ -157,9 +158,9 @@ def _format_model(lines: list[str], name: str, models: dict[str, Any]) -> None:
         return
     lines.append(f"  {models['registered_versions']} version(s) registered")
     for alias, held in models["aliases"].items():
-        auc = held["holdout_roc_auc"]
+        auc = held[f"holdout_{METRIC}"]
         lines.append(f"  @{alias}: version {held['version']} ({held['model_family'] or 'network'})"
-                     + (f", holdout ROC AUC {auc:.4f}" if auc is not None else "") + f", gate {held['gate']}")
+                     + (f", holdout {METRIC} {auc:.4f}" if auc is not None else "") + f", gate {held['gate']}")
         lines.append(f"    trained on {held['trained_on']}, holdout {held['holdout']}; training set "
                      f"{(held['training_set_content_hash'] or '')[:16]} (raw {held['raw_partitions']})")
         lines.append(f"    features {held['feature_service']} {held['feature_definitions_hash']}, "
@@ -198,13 +199,14 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append("  none built yet")
     else:
         window = training["window"]
-        lines += [f"  {training['row_count']} flights, {window['first_day']} .. {window['last_day']} "
+        lines += [f"  {training['row_count']} rows, {window['first_day']} .. {window['last_day']} "
                   f"({training['days']} days), label rate {training['label_rate']:.3f}",
                   f"  feature service {training['feature_service']} (definitions {training['feature_definitions_hash']}), "
                   f"dbt code {training['dbt_code_version']}",
                   f"  content {training['content_hash'][:16]}  {training['path']}"]
     for key, name in (("models", REGISTERED_MODEL), ("live_model", LIVE_MODEL)):
-        _format_model(lines, name, status.get(key) or {})
+        if name:
+            _format_model(lines, name, status.get(key) or {})
     stream = status.get("stream")
     lines += ["", "departure stream"]
     if not stream:

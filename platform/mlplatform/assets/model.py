@@ -53,7 +53,8 @@ def _load_split(spec: ModelSpec, manifest: dict):
     frame = pd.read_parquet(manifest["path"])
     return numeric_inputs(frame), split_by_time(frame, holdout_days=spec.holdout_days,
                                                 validation_days=spec.validation_days,
-                                                holdout_first_day=spec.holdout_first_day)
+                                                holdout_first_day=spec.holdout_first_day,
+                                                label_delay_days=active().prediction.label_delay_days)
 
 
 def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.MaterializeResult:

@@ -12,6 +12,7 @@ from mlplatform.assets.ui import table
 from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
+from mlplatform.usecases import active
 
 GROUP = "monitoring"
 TRAILING_DAYS = 7
@@ -54,7 +55,7 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
 
     from mlplatform.features.repo import open_store
     from mlplatform.features.service import SERVICE_NAME
-    from mlplatform.features.training import TrainingWindowError, labeled_flights, latest_manifest, retrieve
+    from mlplatform.features.training import TrainingWindowError, latest_manifest, prediction_rows, retrieve
     from mlplatform.ml.columns import is_condition, with_derived
     from mlplatform.ml.drift import psi_by_feature, training_set_profile
 
@@ -67,7 +68,8 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     # (docs/drift_calibration.md): the window is the week ending on the last day, or the range if longer.
     first = min(days[0], str(date.fromisoformat(days[-1]) - timedelta(days=TRAILING_DAYS - 1)))
     try:
-        flights, read = labeled_flights(state.exports, first, days[-1])
+        flights = prediction_rows(state.exports, first, days[-1])
+        read = flights.attrs["days"]
     except TrainingWindowError:
         raise dg.Failure(f"no flights built for {days[0]} .. {days[-1]}: materialize the dbt models first",
                          allow_retries=False) from None
@@ -134,6 +136,8 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
     from mlplatform.model.deployment import served_champion
 
     days = context.partition_keys
+    if active().task.kind != "binary":
+        return _matured_performance(state, days, model_spec, retrain_policy)
     last = days[-1]
     scored_days = [d for d in state.exports.days(PREDICTIONS) if d <= last][-max(TRAILING_DAYS, len(days)):]
 
@@ -176,6 +180,65 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
         "by_day": table({"day": str(day), "predicted_delay_rate": row.predicted, "realized_delay_rate": row.realized}
                         for day, row in by_day.iterrows()),
     })
+
+
+def _matured_performance(state: PlatformState, days: list[str], model_spec: ModelSpec,
+                         policy: RetrainPolicy) -> dg.MaterializeResult:
+    """The champion on the days whose outcomes became known with these days (`label_delay_days`
+    earlier), on the use case's metric, beside the same over the trailing days and its evaluation's
+    figure. Until any outcome is known there is nothing to judge: the checks pass, saying so."""
+    from datetime import date, timedelta
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from mlplatform.features.service import LABEL, PREDICTION_KEY
+    from mlplatform.features.training import ENTITY_TABLE, matured_days
+    from mlplatform.ml.task import HIGHER_IS_BETTER, metrics
+    from mlplatform.model.deployment import served_champion
+
+    use_case = active()
+    task, output, delay = use_case.task, use_case.prediction.output, use_case.prediction.label_delay_days
+    metric, higher = task.metric, HIGHER_IS_BETTER[task.metric]
+    known = set(matured_days(state.exports.days(ENTITY_TABLE)))
+    shifted = [(date.fromisoformat(d) - timedelta(days=delay)).isoformat() for d in days]
+    scored = [d for d in state.exports.days(PREDICTIONS) if d in known and d <= shifted[-1]]
+    window = [d for d in scored if shifted[0] <= d]
+    trailing = scored[-max(TRAILING_DAYS, len(window)):] if window else []
+
+    def rows(day: str) -> pd.DataFrame:
+        predictions = pq.read_table(state.exports.path(PREDICTIONS, day), columns=[PREDICTION_KEY, output]).to_pandas()
+        labels = pq.read_table(state.exports.path(ENTITY_TABLE, day), columns=[PREDICTION_KEY, LABEL]).to_pandas()
+        return predictions.merge(labels.dropna(), on=PREDICTION_KEY).assign(day=day)
+
+    champion = served_champion(state.paths) or {}
+    evaluated = champion.get("holdout", {}).get(metric)
+    common = {"days": f"{days[0]} .. {days[-1]}", "metric": metric, "label_delay_days": delay,
+              "champion_version": champion.get("version", "none")}
+    if not window:
+        why = f"no scored day of {shifted[0]} .. {shifted[-1]} has its outcomes known yet"
+        return dg.MaterializeResult(metadata={**common, "judged_days": "none", "reason": why}, check_results=[
+            dg.AssetCheckResult(check_name=name, passed=True, description=why) for name in (ABOVE_FLOOR, HOLDS_AUC)])
+    frame = pd.concat([rows(d) for d in trailing], ignore_index=True)
+    now = metrics(task.kind, frame[frame["day"].isin(window)][LABEL].to_numpy(float),
+                  frame[frame["day"].isin(window)][output].to_numpy())
+    over = metrics(task.kind, frame[LABEL].to_numpy(float), frame[output].to_numpy())
+    floor = task.min_metric
+    above = floor is None or (over[metric] >= floor if higher else over[metric] <= floor)
+    drop = None if evaluated is None else (evaluated - over[metric] if higher else over[metric] - evaluated)
+    checks = [dg.AssetCheckResult(check_name=ABOVE_FLOOR, passed=bool(above), severity=dg.AssetCheckSeverity.ERROR,
+                                  description=f"trailing {metric} {over[metric]:.4f}, floor {floor}"),
+              dg.AssetCheckResult(check_name=HOLDS_AUC, passed=drop is None or drop <= policy.auc_drop_margin,
+                                  severity=dg.AssetCheckSeverity.WARN,
+                                  description="no evaluated champion" if drop is None else
+                                  f"trailing {metric} {over[metric]:.4f}, {drop:.4f} worse than its evaluation's "
+                                  f"{evaluated:.4f}")]
+    return dg.MaterializeResult(check_results=checks, metadata={
+        **common, "judged_days": f"{window[0]} .. {window[-1]}", "rows": now["rows"],
+        metric: round(now[metric], 4), f"trailing_{metric}": round(over[metric], 4),
+        "mean_predicted": round(now["mean_predicted"], 4), "mean_realized": round(now["mean_realized"], 4),
+        "trailing_days": f"{trailing[0]} .. {trailing[-1]}",
+        f"champion_evaluation_{metric}": round(evaluated, 4) if evaluated is not None else "none"})
 
 
 def _logged_answers(paths, labels) -> dict:

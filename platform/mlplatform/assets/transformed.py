@@ -27,7 +27,10 @@ from mlplatform.warehouse.backends import open_warehouse
 from mlplatform.warehouse.project import dbt_project, require_manifest
 
 WAREHOUSE_POOL = "warehouse"
-DAILY = "tag:daily"
+# The use case's own models and seeds (its folders of the shared dbt project); its daily ones are
+# tagged `daily`.
+USE_CASE_NODES = f"path:models/{active().dbt_folder} path:seeds/{active().dbt_folder}"
+DAILY = f"path:models/{active().dbt_folder},tag:daily"
 # The libraries of the steps after the daily models, and the assets that need them: imported while
 # dbt runs when the run goes on to those assets.
 LATER_STEP_LIBRARIES = ("feast", "mlflow.pyfunc", "mlflow.store.tracking.sqlalchemy_store", "torch",
@@ -39,7 +42,8 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
     """dbt sources are the raw assets; feature tables form the `features` group."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
-        if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["source_name"] == "raw":
+        # A use case's sources of its raw lake (`raw`, or `raw_<use case>`) are its raw assets.
+        if dbt_resource_props["resource_type"] == "source" and dbt_resource_props["source_name"].startswith("raw"):
             return raw_asset_key(dbt_resource_props["name"])
         return super().get_asset_key(dbt_resource_props)
 
@@ -117,20 +121,33 @@ def dbt_daily_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, 
     yield from _build(context, dbt, state, args, exported, target="daily")
 
 
-@dbt_assets(
-    manifest=require_manifest(),
-    project=dbt_project,
-    # Not the sources' tests: the raw assets own their data (their contract checks hold the same
-    # keys), and dbt's result for a test on an asset it does not build reaches Dagster as a bare
-    # observation, with a warning each. `dbt test --select source:raw` still runs them by hand.
-    exclude=f"{DAILY} source:raw",
-    dagster_dbt_translator=translator,
-    pool=WAREHOUSE_POOL,
-    name="dbt_reference_models",
-)
-def dbt_reference_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
-                         state: PlatformState) -> Iterator[Any]:
-    yield from _build(context, dbt, state, ["build"], None, target="reference")
+def _has_reference_nodes() -> bool:
+    """Whether the use case has models or seeds that are not daily (a use case may have none)."""
+    manifest = json.loads(require_manifest().read_text())
+    folder = active().dbt_folder
+    return any(node["resource_type"] in ("model", "seed") and node["original_file_path"].split("/")[1:2] == [folder]
+               and "daily" not in node.get("tags", []) for node in manifest["nodes"].values())
 
 
-dbt_assets_defs = [dbt_daily_models, dbt_reference_models]
+def _reference_models() -> dg.AssetsDefinition:
+    @dbt_assets(
+        manifest=require_manifest(),
+        project=dbt_project,
+        select=USE_CASE_NODES,
+        # Not the sources' tests: the raw assets own their data (their contract checks hold the same
+        # keys), and dbt's result for a test on an asset it does not build reaches Dagster as a bare
+        # observation, with a warning each. `dbt test --select source:raw` still runs them by hand.
+        exclude="tag:daily source:*",
+        dagster_dbt_translator=translator,
+        pool=WAREHOUSE_POOL,
+        name="dbt_reference_models",
+    )
+    def dbt_reference_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
+                             state: PlatformState) -> Iterator[Any]:
+        yield from _build(context, dbt, state, ["build"], None, target="reference")
+
+    return dbt_reference_models
+
+
+dbt_reference_models = _reference_models() if _has_reference_nodes() else None
+dbt_assets_defs = [a for a in (dbt_daily_models, dbt_reference_models) if a is not None]

@@ -82,9 +82,10 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
         plan.reason = "waiting for the reference tables to be landed and stored"
         return plan
     built = [_latest_id(instance, k) for k in keys(REFERENCE_MODELS) + [dg.AssetKey("feature_definitions")]]
-    if None in built or max(raw_reference) > min(built):
+    newest_reference = max(raw_reference, default=0)  # a use case may have no reference tables
+    if None in built or newest_reference > min(built):
         attempt = tried.get(REFERENCE) or Attempt(0)
-        wait = retry.wait_seconds(attempt.attempts if attempt.version == max(raw_reference) else 0, attempt.at, now)
+        wait = retry.wait_seconds(attempt.attempts if attempt.version == newest_reference else 0, attempt.at, now)
         if wait is None:
             plan.given_up = [REFERENCE]
             plan.reason = (f"the reference refresh failed {attempt.attempts} time(s) on this data: see the "
@@ -93,9 +94,9 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
         if wait > 0:
             plan.reason = f"the reference refresh failed; trying again in {wait:.0f} s"
             return plan
-        plan.attempted[REFERENCE] = attempt.next(max(raw_reference), now).dump()
+        plan.attempted[REFERENCE] = attempt.next(newest_reference, now).dump()
         plan.run_request = dg.RunRequest(
-            run_key=f"reference:{max(raw_reference)}:{plan.attempted[REFERENCE][1]}",
+            run_key=f"reference:{newest_reference}:{plan.attempted[REFERENCE][1]}",
             job_name=reference_refresh_job.name, tags={"mlplatform/trigger": "new reference data"})
         plan.reason = "reference tables stored since the last reference refresh"
         return plan

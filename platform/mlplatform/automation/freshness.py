@@ -29,8 +29,9 @@ import dagster as dg
 from mlplatform.automation.settings import sensor_status
 from mlplatform.usecases import active
 
-DAILY = (*(f"raw_{t}" for t in active().daily_tables), "online_features", "batch_predictions", "departure_stream")
-CHAMPIONS = ("deployed_model", "live_deployed_model")
+DAILY = (*(f"raw_{t}" for t in active().daily_tables), "online_features", "batch_predictions",
+         *(["departure_stream"] if active().features.same_day_service else []))
+CHAMPIONS = tuple(f"{line.asset_prefix}deployed_model" for line in active().model.lines)
 DAILY_ENV, CHAMPION_ENV = "MLPLATFORM_FRESHNESS_DAILY_HOURS", "MLPLATFORM_FRESHNESS_CHAMPION_DAYS"
 
 

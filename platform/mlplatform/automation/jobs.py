@@ -21,14 +21,16 @@ from mlplatform.profile import current as current_profile
 
 RAW_REFERENCE = [dg.AssetKey(f"raw_{t}") for t in active().reference_tables]
 # dbt's models, as the dbt assets name them (read from the manifest, never parsed here).
-REFERENCE_MODELS = sorted(k.to_user_string() for k in dbt_reference_models.keys)
+REFERENCE_MODELS = sorted(k.to_user_string() for k in dbt_reference_models.keys) if dbt_reference_models else []
 DAILY_MODELS = sorted(k.to_user_string() for k in dbt_daily_models.keys)
-ONLINE = ["online_features", "departure_stream"]
+# The same-day stream's asset, where the use case has a stream.
+ONLINE = ["online_features", *(["departure_stream"] if active().features.same_day_service else [])]
 DRIFT = ["feature_drift"]  # needs a training set
 SCORING = ["batch_predictions", "live_performance"]  # need a champion
 RETRAIN = ["training_set", "delay_model", "model_evaluation", "deployed_model"]
 # The live model (model/lines.py): its own job, requested with each retrain when it is on.
-RETRAIN_LIVE = [f"live_{name}" for name in RETRAIN]
+LIVE_LINE = next((line for line in active().model.lines if line.same_day), None)
+RETRAIN_LIVE = [f"{LIVE_LINE.asset_prefix}{name}" for name in RETRAIN] if LIVE_LINE else []
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -51,19 +53,21 @@ def _job(name: str, selection: list[dg.AssetKey], description: str):
 
 
 raw_daily_job = _job("raw_daily", keys(RAW_DAILY_ASSETS), "A landed day's files, checked and written to the lake.")
-raw_reference_job = _job("raw_reference", RAW_REFERENCE, "Landed reference tables, checked and written to the lake.")
+# A use case without reference tables has no such job.
+raw_reference_job = (_job("raw_reference", RAW_REFERENCE, "Landed reference tables, checked and written to the lake.")
+                     if RAW_REFERENCE else None)
 reference_refresh_job = _job("reference_refresh", keys(REFERENCE_MODELS) + [dg.AssetKey("feature_definitions")],
                              "dbt's reference models and `feast apply` (when the definitions changed).")
 daily_refresh_job = _job("daily_refresh", keys(DAILY_MODELS + ONLINE + DRIFT + SCORING),
                          "A day (or a range of days) through dbt, the online store, monitoring and "
                          "batch predictions.")
 retrain_job = _job("retrain", keys(RETRAIN), "Training set, model, evaluation gate and promotion.")
-retrain_live_job = _job("retrain_live", keys(RETRAIN_LIVE), "The live model (same-day features): training set, "
-                        "model, evaluation gate and promotion.")
+retrain_live_job = (_job("retrain_live", keys(RETRAIN_LIVE), "The live model (same-day features): training set, "
+                         "model, evaluation gate and promotion.") if RETRAIN_LIVE else None)
 
 # A challenger in shadow whose days are in: promoted or retired (model/shadow.py).
 shadow_decision_job = _job("shadow_decision", keys(["deployed_model"]), "The shadow challenger's days are in: "
                            "`deployed_model` promotes it if it held up against the champion, or retires it.")
 
-jobs = [raw_daily_job, raw_reference_job, reference_refresh_job, daily_refresh_job, retrain_job, retrain_live_job,
-        shadow_decision_job]
+jobs = [job for job in (raw_daily_job, raw_reference_job, reference_refresh_job, daily_refresh_job, retrain_job,
+                        retrain_live_job, shadow_decision_job) if job is not None]

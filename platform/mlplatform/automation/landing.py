@@ -187,7 +187,7 @@ def _stored(stored: Callable[[str, str | None], bool], info: tuple[str, str | No
 
 @dg.sensor(
     name="landing_sensor",
-    jobs=[raw_daily_job, raw_reference_job],
+    jobs=[job for job in (raw_daily_job, raw_reference_job) if job is not None],
     minimum_interval_seconds=5,
     default_status=sensor_status(),
     description="New or re-delivered landing files -> runs of their raw partitions (one run per day).",
@@ -196,7 +196,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, state: PlatformState):
     from mlplatform.automation.downstream import runs_in_flight
 
     zone = state.landing
-    in_flight = bool(runs_in_flight(context.instance, [raw_daily_job.name, raw_reference_job.name]))
+    in_flight = bool(runs_in_flight(context.instance, [raw_daily_job.name, *([raw_reference_job.name] if raw_reference_job else [])]))
     plan = plan_landing_runs(zone, json.loads(context.cursor) if context.cursor else {},
                              already_stored(context.instance, state), runs_in_flight=in_flight)
     context.update_cursor(json.dumps(plan.seen, sort_keys=True))

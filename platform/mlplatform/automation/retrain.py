@@ -1,8 +1,8 @@
 """The retrain sensor: decides when the model is retrained, and says why, every time.
 
 Triggers (settings in `RetrainPolicy`):
-    no_champion          nothing deployed yet, and enough labeled flights to train a first model
-    new_labeled_flights  enough flights labeled after the champion's last training day
+    no_champion          nothing deployed yet, and enough labeled rows to train a first model
+    new_labeled_flights  enough rows labeled after the champion's last training day
     feature_drift        more features than allowed drift (PSI) on the newest days
     live_performance     the champion's trailing realized ROC AUC fell below its evaluation AUC by a margin
 A cooldown keeps a burst of triggers from becoming a burst of trainings. A requested run carries
@@ -26,6 +26,7 @@ from mlplatform.automation.jobs import (
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE, matured_days
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
+from mlplatform.usecases import active
 
 
 
@@ -79,9 +80,9 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
     needed = policy.min_new_labeled_flights
     if facts.champion_version is None:
         if facts.labeled_flights >= max(needed, 1):
-            fired.append(("no_champion", f"no champion yet and {facts.labeled_flights:,} labeled flights to train on"))
+            fired.append(("no_champion", f"no champion yet and {facts.labeled_flights:,} labeled rows to train on"))
     elif needed and facts.labeled_flights >= needed:
-        fired.append(("new_labeled_flights", f"{facts.labeled_flights:,} flights labeled since the champion's "
+        fired.append(("new_labeled_flights", f"{facts.labeled_flights:,} rows labeled since the champion's "
                                              f"last training day {facts.trained_through} (threshold {needed:,})"))
     drifted = len(facts.drifted_features)
     if policy.drift_trigger and facts.champion_version is not None and drifted > policy.max_drifted_features:
@@ -107,8 +108,8 @@ def _why_not(facts: RetrainFacts, policy: RetrainPolicy, drop: float | None) -> 
     would have seen (never a reason: they cannot fire)."""
     on, off = [], []
     needed = policy.min_new_labeled_flights
-    flights = f"{facts.labeled_flights:,} of {needed:,} new labeled flights"
-    (on if needed else off).append(flights if needed else "new labeled flights")
+    flights = f"{facts.labeled_flights:,} of {needed:,} new labeled rows"
+    (on if needed else off).append(flights if needed else "new labeled rows")
     if drop is None:
         (on if policy.performance_trigger else off).append("live AUC (no realized AUC yet)")
     else:
@@ -144,11 +145,14 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
         facts.evaluation_auc = champion["holdout"].get("roc_auc")
     cutoff = facts.trained_through or ""
     built = state.exports.days(ENTITY_TABLE)
-    facts.built_days = len(built)
+    # Days count once their outcomes are known; a split leaves the label delay out before the holdout.
+    delay = active().prediction.label_delay_days
+    facts.built_days = len(matured_days(built))
     if spec is not None and not spec.holdout_first_day:
         from mlplatform.ml.split import SHORT_VALIDATION_DAYS
 
-        facts.days_needed = spec.holdout_days + (spec.validation_days or SHORT_VALIDATION_DAYS) + spec.min_train_days
+        facts.days_needed = (spec.holdout_days + (spec.validation_days or SHORT_VALIDATION_DAYS) + spec.min_train_days
+                             + delay)
     # Only rows whose outcomes are known count (the use case's label_delay_days).
     days = [d for d in matured_days(built) if d > cutoff]
     facts.labeled_flights = sum(pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in days)
@@ -163,7 +167,7 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
             and str(live.get("days", "")).split(" .. ")[-1] > cutoff:
         facts.live_auc = live.get("trailing_roc_auc")
 
-    in_flight = runs_in_flight(instance, [retrain_job.name, retrain_live_job.name])
+    in_flight = runs_in_flight(instance, [retrain_job.name, *([retrain_live_job.name] if retrain_live_job else [])])
     facts.retrain_in_flight = in_flight[0].run_id if in_flight else None
     refreshing = runs_in_flight(instance, [reference_refresh_job.name, daily_refresh_job.name])
     facts.refresh_in_flight = refreshing[0].run_id if refreshing else None
@@ -209,10 +213,10 @@ def record_decision(state: PlatformState, decision: RetrainDecision, at: datetim
 
 @dg.sensor(
     name="retrain_sensor",
-    jobs=[retrain_job, retrain_live_job, shadow_decision_job],
+    jobs=[job for job in (retrain_job, retrain_live_job, shadow_decision_job) if job is not None],
     minimum_interval_seconds=15,
     default_status=sensor_status(),
-    description="Retrains when enough new labeled flights arrived, features drifted, or the champion's "
+    description="Retrains when enough new labeled rows arrived, features drifted, or the champion's "
                 "live AUC fell; with a cooldown. Every decision says why. Each retrain of the day-ahead "
                 "model also retrains the live model (`retrain_live`), unless retrain_policy.live_model is off.",
 )
@@ -233,6 +237,6 @@ def retrain_sensor(context: dg.SensorEvaluationContext, state: PlatformState, re
     tags = {"mlplatform/trigger": f"retrain:{decision.trigger}", "mlplatform/retrain_reason": decision.reason[:1000],
             "mlplatform/retrain_figures": json.dumps(facts, default=str)[:4000]}
     requests = [dg.RunRequest(run_key=key, job_name=retrain_job.name, tags=tags)]
-    if retrain_policy.live_model:  # the same decision, the same data: the live model's own run
+    if retrain_policy.live_model and retrain_live_job is not None:  # the same decision, the same data: the live model's own run
         requests.append(dg.RunRequest(run_key=f"{key}:live", job_name=retrain_live_job.name, tags=tags))
     return requests

@@ -94,6 +94,20 @@ def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
     return frame, days
 
 
+def prediction_rows(exports: Lake, first_day: str, last_day: str) -> pd.DataFrame:
+    """Every row of the prediction grain of the days (what batch scoring and drift read), whether or
+    not its outcome is known; the label column is there, null where it is not known yet."""
+    days = [d for d in exports.days(ENTITY_TABLE) if first_day <= d <= last_day]
+    if not days:
+        raise TrainingWindowError(f"no rows built for {first_day} .. {last_day}")
+    columns = [PREDICTION_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
+    frame = pa.concat_tables([pq.read_table(exports.path(ENTITY_TABLE, d), columns=columns) for d in days]).to_pandas()
+    frame[EVENT_TIMESTAMP] = frame[REQUEST_TIMESTAMP]
+    frame = frame.sort_values([REQUEST_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
+    frame.attrs["days"] = days
+    return frame
+
+
 # Flights per point-in-time query. Feast's DuckDB retrieval peaks at about 3 KB a flight: a million
 # flights at once took 3.2 GiB, in chunks of this size 2.0 GiB, in the same time.
 RETRIEVAL_CHUNK_ROWS = 250_000

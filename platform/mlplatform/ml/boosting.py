@@ -140,7 +140,9 @@ class CompiledTrees:
         self.left_bitsets = (np.concatenate([t.raw_left_cat_bitsets for t in trees])
                              if bitset_rows.sum() else np.zeros((1, 8), dtype=np.uint32))
         known, feature_map = estimator._bin_mapper.make_known_categories_bitsets()
-        self.known_bitsets, self.feature_map = known, feature_map.astype(np.int64)
+        # A model with no categorical input has no bitsets: one empty row keeps the lookups in bounds.
+        self.known_bitsets = known if len(known) else np.zeros((1, 8), dtype=np.uint32)
+        self.feature_map = feature_map.astype(np.int64)
         self.baseline = float(np.ravel(estimator._baseline_prediction)[0])
         self.depth = max(int(t.get_max_depth()) for t in trees) if trees else 0
 

@@ -64,10 +64,12 @@ def _local_day(frame: pd.DataFrame) -> pd.Series:
 
 
 def split_by_time(frame: pd.DataFrame, *, holdout_days: int = 14, validation_days: int | None = 14,
-                  holdout_first_day: str | None = None) -> TimeSplit:
+                  holdout_first_day: str | None = None, label_delay_days: int = 0) -> TimeSplit:
     """The holdout is the most recent days (from `holdout_first_day`, or the last `holdout_days`);
     validation is the `validation_days` before it (None: `validation_days_for` the days before the
-    holdout); training is everything earlier."""
+    holdout); training is everything earlier. With outcomes known `label_delay_days` late, the days
+    within that many of the holdout are left out: a model learns only from outcomes known before
+    its holdout starts."""
     days = _local_day(frame)
     ordered = sorted(days.unique())
     if holdout_first_day is None:
@@ -77,13 +79,19 @@ def split_by_time(frame: pd.DataFrame, *, holdout_days: int = 14, validation_day
                                 f"{least} validation days plus days to train on")
         holdout_first_day = ordered[-holdout_days]
     before = [d for d in ordered if d < holdout_first_day]
+    if label_delay_days:
+        from datetime import date, timedelta
+
+        known_by = (date.fromisoformat(holdout_first_day) - timedelta(days=label_delay_days)).isoformat()
+        before = [d for d in before if d < known_by]
     validation_days = validation_days or validation_days_for(len(before))
     if len(before) <= validation_days:
         raise NotEnoughData(f"only {len(before)} days before the holdout ({holdout_first_day}); need more "
                             f"than the {validation_days} validation days")
     validation_first_day = before[-validation_days]
+    validation_end = before[-1]
     return TimeSplit(train=frame[days < validation_first_day],
-                     validation=frame[(days >= validation_first_day) & (days < holdout_first_day)],
+                     validation=frame[(days >= validation_first_day) & (days <= validation_end)],
                      holdout=frame[days >= holdout_first_day], holdout_first_day=holdout_first_day)
 
 

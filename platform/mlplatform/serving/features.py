@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from mlplatform.partitions import TIMEZONE
-from mlplatform.features.calendar import calendar_features
+from mlplatform.defs.flights.calendar import calendar_features
 from mlplatform.features.service import CALENDAR_VIEW, SERVICE_NAME
 from mlplatform.serving.schemas import Flight
 from mlplatform.state import StatePaths

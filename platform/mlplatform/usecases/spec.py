@@ -66,6 +66,8 @@ class Prediction(_Spec):
     label_delay_days: int = Field(default=0, ge=0, description="Days after the event time before the outcome is "
                                                                 "known; nothing reads a label earlier.")
     entity_keys: list[str] = Field(description="The join keys of the feature views a row's features hang off.")
+    output: str = Field(default="prediction", description="The name of the model's output where it is stored "
+                                                          "(batch predictions, the prediction log).")
 
 
 class Task(_Spec):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,6 +28,9 @@ WHOLE = "whole"
 class ExportSpec:
     model: str
     partition_column: str | None  # None: exported whole
+    # A model whose build for day D also rewrites the N days before it (labels that mature later:
+    # `meta.export_lookback_days`) has those days exported again too.
+    lookback_days: int = 0
 
 
 def export_specs(manifest_path: Path, models: Iterable[str] | None = None) -> list[ExportSpec]:
@@ -35,11 +39,13 @@ def export_specs(manifest_path: Path, models: Iterable[str] | None = None) -> li
     wanted = set(models) if models is not None else None
     specs = []
     for node in manifest["nodes"].values():
-        export = node.get("config", {}).get("meta", {}).get("export")
+        meta = node.get("config", {}).get("meta", {})
+        export = meta.get("export")
         if node["resource_type"] != "model" or not export:
             continue
         if wanted is None or node["name"] in wanted:
-            specs.append(ExportSpec(node["name"], None if export == WHOLE else export))
+            specs.append(ExportSpec(node["name"], None if export == WHOLE else export,
+                                    int(meta.get("export_lookback_days", 0))))
     return sorted(specs, key=lambda s: s.model)
 
 
@@ -59,9 +65,15 @@ def export_tables(warehouse: Warehouse, exports: Lake, specs: Iterable[ExportSpe
             exports.write(spec.model, table)
             written[spec.model] = table.num_rows
             continue
-        export_days = days if days is not None else warehouse.select(
-            f"select distinct cast({spec.partition_column} as varchar) as day from {spec.model} order by 1"
-        ).column("day").to_pylist()
+        if days is not None and spec.lookback_days:
+            first = (date.fromisoformat(min(days)) - timedelta(days=spec.lookback_days)).isoformat()
+            export_days = sorted(set(days) | set(warehouse.select(
+                f"select distinct cast({spec.partition_column} as varchar) as day from {spec.model} "
+                f"where {spec.partition_column} between %s and %s", [first, max(days)]).column("day").to_pylist()))
+        else:
+            export_days = days if days is not None else warehouse.select(
+                f"select distinct cast({spec.partition_column} as varchar) as day from {spec.model} order by 1"
+            ).column("day").to_pylist()
         written[spec.model] = 0
         for start in range(0, len(export_days), CHUNK_DAYS):
             chunk = export_days[start:start + CHUNK_DAYS]

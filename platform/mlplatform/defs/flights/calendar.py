@@ -12,10 +12,12 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from mlplatform.partitions import TIMEZONE
 from mlplatform.state import project_root
+from mlplatform.usecases import load
 
-HOLIDAYS_SEED = project_root() / "dbt_project" / "seeds" / "us_federal_holidays.csv"
+TIMEZONE = load("flights").calendar.timezone
+
+HOLIDAYS_SEED = project_root() / "dbt_project" / "seeds" / "flights" / "us_federal_holidays.csv"
 OUTPUTS = ("departure_hour", "day_of_week", "month", "days_to_nearest_holiday")
 
 
