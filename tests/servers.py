@@ -51,6 +51,12 @@ class PostgresServer:
     def _pg_ctl(self, *args: str) -> None:
         from pgserver._commands import pg_ctl
 
+        if self.system_user:
+            # Another pytest session on this machine makes its base folder (/tmp/pytest-of-<user>) private
+            # again when it starts: the server's user must still reach its data folder.
+            from pgserver.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self.pgdata)
         pg_ctl(list(args), pgdata=self.pgdata, user=self.system_user, timeout=60)
 
     def start(self) -> None:

@@ -161,6 +161,10 @@ CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc
     (RetrainFacts(labeled_flights=5000, built_days=20, days_needed=35), False, "", "waiting for 35 built days"),
     (RetrainFacts(**CHAMPION, labeled_flights=1500, refresh_in_flight="fedcba987"), False, "",
      "waiting for the refresh run fedcba98"),
+    # The gate refused a challenger trained on the inputs there are now: a decision, not repeated.
+    (RetrainFacts(labeled_flights=5000, refused_version=2, refused_reason="failed: ROC AUC 0.6750 <= the best "
+                  "baseline's (logistic_regression) 0.6960"), False, "",
+     "version 2, trained on these same labeled rows, code and settings, was refused by the gate (failed: ROC AUC"),
 ])
 def test_retrain_decisions(facts, retrain, trigger, words) -> None:
     decision = decide(POLICY, facts)

@@ -233,18 +233,33 @@ def test_serving_preprocessing_equals_training_preprocessing(trained) -> None:
 
 
 def test_the_gate_blocks_a_worse_model_and_passes_a_better_one(trained) -> None:
-    from mlplatform.model.tracking import CHALLENGER, CHAMPION, REGISTERED_MODEL, client
+    from mlplatform.model.tracking import CHALLENGER, CHAMPION, REGISTERED_MODEL, client, version_for_alias
 
     paths: StatePaths = trained["paths"]
     tracker = client(paths)
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, "1")  # the good first model
     worse = _run(trained["instance"], paths, ["delay_model", "model_evaluation"],
                  {"learning_rate": 1e-7, "max_epochs": 1, "model_family": "network"})
-    # A failing blocking check fails its step: nothing downstream (deployment) runs.
-    assert not worse.success and "blocking asset check failed" in failure_message(worse)
+    # A refusal is a decision, not a failure: the run succeeds, the check warns and says why.
+    assert worse.success
     [blocked] = worse.get_asset_check_evaluations()
-    assert not blocked.passed and "champion" in blocked.metadata["reason"].value
+    assert not blocked.passed and blocked.severity == dg.AssetCheckSeverity.WARN
+    assert "champion" in blocked.metadata["reason"].value
     assert materialization_metadata(worse, "delay_model")["model_version"] == 2
+    # deployed_model records the refusal and leaves the champion where it was.
+    refused = _run(trained["instance"], paths, ["deployed_model"])
+    assert refused.success
+    decision = materialization_metadata(refused, "deployed_model")
+    assert decision["action"] == "refused" and decision["challenger_version"] == 2
+    assert decision["champion_version"] == 1 and decision["reason"].startswith("not deployed: failed:")
+    assert str(version_for_alias(paths, CHAMPION).version) == "1"
+    # The same inputs again would be refused again: the retrain decision waits for a change.
+    from mlplatform.automation.retrain import _refused_on_same_inputs
+    from mlplatform.resources import PlatformState
+
+    spec = ModelSpec(**{**SMALL, "learning_rate": 1e-7, "max_epochs": 1, "model_family": "network"})
+    assert _refused_on_same_inputs(PlatformState(home=str(paths.home)), spec)[0] == 2
+    assert _refused_on_same_inputs(PlatformState(home=str(paths.home)), ModelSpec())[0] is None
 
     # Swap roles: the worse model as champion, the good one as challenger, evaluated again.
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, "2")
@@ -260,7 +275,7 @@ def test_the_gate_says_which_baseline_beat_the_network(trained) -> None:
     network (0.719 against 0.710 when measured): the gate refuses it and names the baseline."""
     lost = _run(trained["instance"], trained["paths"], ["delay_model", "model_evaluation"],
                 {"holdout_days": 7, "validation_days": 7, "model_family": "network"})
-    assert not lost.success
+    assert lost.success  # a refusal is a decision: recorded, not a failed run
     [refused] = lost.get_asset_check_evaluations()
     reason = refused.metadata["reason"].value
     assert not refused.passed and "<= the best baseline's (logistic_regression)" in reason, reason
@@ -323,7 +338,7 @@ def test_ui_graph_and_gpu_declarations() -> None:
     assert model.op.pool == "gpu"
     assert model.op.tags["dagster-k8s/config"]
     [spec] = defs.get_assets_def("model_evaluation").check_specs
-    assert spec.name == "challenger_beats_champion" and spec.blocking
+    assert spec.name == "challenger_beats_champion" and not spec.blocking  # deployed_model refuses instead
 
 
 def test_status_shows_the_registered_models_with_their_lineage(trained) -> None:

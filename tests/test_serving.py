@@ -276,8 +276,8 @@ def test_a_view_being_materialized_keeps_serving_its_last_values(server) -> None
     import os
 
     from mlplatform.features.repo import open_store
+    from mlplatform.defs.flights.api import Flight
     from mlplatform.serving.features import OnlineFeatureReader
-    from mlplatform.serving.schemas import Flight
 
     from feast.feature_view import FeatureViewState
 
@@ -312,8 +312,8 @@ def test_served_features_are_feasts_and_follow_the_online_store(server) -> None:
     import pandas as pd
 
     from mlplatform.features.service import REQUEST_TIMESTAMP, SERVICE_NAME
-    from mlplatform.serving.features import OnlineFeatureReader, departure_utc, entity_values
-    from mlplatform.serving.schemas import Flight
+    from mlplatform.defs.flights.api import Flight, departure_utc, entity_values
+    from mlplatform.serving.features import OnlineFeatureReader
 
     flight = Flight(**FLIGHT)
     reader = OnlineFeatureReader(server["paths"], check_seconds=0)

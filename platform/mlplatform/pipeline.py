@@ -162,8 +162,15 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
                 execute(dg.RunRequest(job_name=retrain_live_job.name, tags={
                     "mlplatform/trigger": f"retrain:{decision.trigger}",
                     "mlplatform/retrain_reason": decision.reason[:1000]}))
+            from mlplatform.model.deployment import served_champion
+            from mlplatform.model.tracking import CHALLENGER, version_for_alias
+
+            challenger = version_for_alias(paths, CHALLENGER)
+            if trained and challenger is not None and challenger.tags.get("gate") == "failed":
+                # A refusal is a decision: the run succeeded, the champion stays, and why is said.
+                say(f"not deployed: version {challenger.version}: {challenger.tags.get('gate_reason', 'refused')}")
             newest = decision.figures.get("newest_day")
-            if trained and newest:  # the deployed stage's newest day, scored by the new champion
+            if trained and newest and served_champion(paths) is not None:  # the newest day, scored by the champion
                 execute(dg.RunRequest(job_name="daily_refresh", partition_key=newest, asset_selection=keys(SCORING),
                                       tags={"mlplatform/trigger": "new champion"}))
         elif retrain and (shadow := shadow_decision_request(state, defs.resources["model_spec"])) is not None:

@@ -15,6 +15,7 @@ from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 from mlplatform.usecases import active
 
 GROUP = "monitoring"
+OUTPUT = active().prediction.output  # the predictions' column
 TRAILING_DAYS = 7
 # live_performance's checks: an ERROR below the floor every challenger must reach (it alerts), a
 # WARN when the champion fell further below its own evaluation than the retrain policy allows.
@@ -143,7 +144,7 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
 
     def scored(day: str) -> pd.DataFrame:
         predictions = pq.read_table(state.exports.path(PREDICTIONS, day),
-                                    columns=[PREDICTION_KEY, "delay_probability", "model_version"]).to_pandas()
+                                    columns=[PREDICTION_KEY, OUTPUT, "model_version"]).to_pandas()
         labels = pq.read_table(state.exports.path(ENTITY_TABLE, day), columns=[PREDICTION_KEY, LABEL]).to_pandas()
         return predictions.merge(labels.dropna(), on=PREDICTION_KEY).assign(day=day)
 
@@ -155,11 +156,11 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
     window, trailing = frame[frame["day"].isin(days)], frame
     if window[LABEL].nunique() < 2:
         raise dg.Failure(f"{days[0]} .. {last} is not labeled with both outcomes yet", allow_retries=False)
-    now = metrics(window[LABEL].to_numpy(), window["delay_probability"].to_numpy())
-    over = metrics(trailing[LABEL].to_numpy(), trailing["delay_probability"].to_numpy())
+    now = metrics(window[LABEL].to_numpy(), window[OUTPUT].to_numpy())
+    over = metrics(trailing[LABEL].to_numpy(), trailing[OUTPUT].to_numpy())
     champion = served_champion(state.paths) or {}
     evaluated = champion.get("holdout", {}).get("roc_auc")
-    by_day = trailing.groupby("day").agg(predicted=("delay_probability", "mean"), realized=(LABEL, "mean"))
+    by_day = trailing.groupby("day").agg(predicted=(OUTPUT, "mean"), realized=(LABEL, "mean"))
     checks = _performance_checks(state, over["roc_auc"], evaluated, model_spec, retrain_policy,
                                  f"{scored_days[0]} .. {last}", champion.get("version"))
     online = _logged_answers(state.paths, window[[PREDICTION_KEY, LABEL]])
@@ -263,7 +264,7 @@ def _logged_answers(paths, labels) -> dict:
         figures |= {f"{prefix}_predictions": len(answered), f"{prefix}_roc_auc": "none"}
         if answered[LABEL].nunique() == 2:
             figures[f"{prefix}_roc_auc"] = round(metrics(answered[LABEL].to_numpy(),
-                                                         answered["delay_probability"].to_numpy())["roc_auc"], 4)
+                                                         answered[OUTPUT].to_numpy())["roc_auc"], 4)
     return figures
 
 

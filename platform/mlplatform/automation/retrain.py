@@ -47,6 +47,8 @@ class RetrainFacts:
     retrain_in_flight: str | None = None  # the run id of a retrain queued or running
     refresh_in_flight: str | None = None  # the run id of a reference or daily refresh queued or running
     unrefreshed_days: list[str] = field(default_factory=list)  # stored, not carried downstream (failed or due)
+    refused_version: int | None = None  # the newest challenger, refused by the gate, trained on today's inputs
+    refused_reason: str | None = None
 
 
 @dataclass
@@ -73,6 +75,11 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
         return RetrainDecision(False, "", f"waiting for {len(days)} stored day(s) to be refreshed ({days[0]}"
                                           + (f" .. {days[-1]}" if len(days) > 1 else "") + "): a refresh "
                                           "failed or is due; see the failed runs", figures)
+    if facts.refused_version is not None:
+        # A refusal is a decision: training again on the same rows, code and settings would repeat it.
+        return RetrainDecision(False, "", f"version {facts.refused_version}, trained on these same labeled rows, "
+                                          f"code and settings, was refused by the gate ({facts.refused_reason}); "
+                                          "waiting for new labeled rows, a code change or new settings", figures)
     if facts.built_days < facts.days_needed:
         return RetrainDecision(False, "", f"waiting for {facts.days_needed} built days to split into training, "
                                           f"validation and holdout (have {facts.built_days})", figures)
@@ -172,10 +179,30 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
     refreshing = runs_in_flight(instance, [reference_refresh_job.name, daily_refresh_job.name])
     facts.refresh_in_flight = refreshing[0].run_id if refreshing else None
     facts.unrefreshed_days = list(stored_unrefreshed(instance))
+    if spec is not None:
+        facts.refused_version, facts.refused_reason = _refused_on_same_inputs(state, spec)
     last = last_retrain(instance)
     if last:
         facts.minutes_since_last_retrain = round((now - last.create_timestamp).total_seconds() / 60, 2)
     return facts
+
+
+def _refused_on_same_inputs(state: PlatformState, spec: ModelSpec) -> tuple[int | None, str | None]:
+    """The newest registered version, if the gate refused it and it was trained on the inputs there
+    are now (`model/inputs.py`)."""
+    from mlplatform.model.inputs import INPUTS_TAG, training_inputs
+    from mlplatform.model.tracking import REGISTERED_MODEL, client, store_exists
+
+    if not store_exists(state.paths):
+        return None, None
+    versions = client(state.paths).search_model_versions(f"name='{REGISTERED_MODEL}'")
+    if not versions:
+        return None, None
+    newest = max(versions, key=lambda v: int(v.version))
+    if newest.tags.get("gate") != "failed" or newest.tags.get(INPUTS_TAG) != training_inputs(state.exports,
+                                                                                             spec.model_dump()):
+        return None, None
+    return int(newest.version), newest.tags.get("gate_reason", "refused")
 
 
 # A retrain whose process died (the `orphaned` tag of `recovery.py`) did no work: it starts no

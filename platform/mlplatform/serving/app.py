@@ -1,7 +1,9 @@
 """The prediction API: `/predict`, `/predict/batch`, `/predict/live`, `/health`, `/metrics` (Prometheus text).
 
-`/predict/live` answers with the live model (`flight_delay_live`): the day-ahead features plus the
-same-day features the departure stream keeps online, read at request time (`same_day.py`).
+A request is the use case's (its hooks' `Request`; `schemas.py`), an answer carries its prediction key
+and its output under the use case's names. `/predict/live`, where the use case has a live model (a
+model line with the same-day features), answers with it: the day-ahead features plus the same-day
+features the stream keeps online, read at request time (`same_day.py`).
 
 Everything heavy happens once at start-up (the Feast store, the champion model); a request reads
 its online features from memory (see `features.py`), preprocesses them without pandas and runs the
@@ -25,11 +27,12 @@ from mlplatform.serving.champion import ChampionHolder
 from mlplatform.serving.features import OnlineFeatureReader
 from mlplatform.serving.guard import RequestGuard
 from mlplatform.serving.prediction_log import FOLDER as LOG_FOLDER, PredictionLog
-from mlplatform.serving.schemas import BatchPrediction, BatchRequest, Flight, LivePrediction, Prediction
+from mlplatform.serving.schemas import schemas as use_case_schemas
 from mlplatform.state import StatePaths
+from mlplatform.usecases import active
 
 
-# A full batch (1,000 flights) is about 200 KB of JSON.
+# A full batch (1,000 requests) is about 200 KB of JSON.
 MAX_BODY_BYTES = 512 * 1024
 
 
@@ -47,7 +50,9 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
     champion = ChampionHolder(paths, poll_seconds=reload_seconds)
     from mlplatform.model.tracking import LIVE_MODEL, SHADOW
 
-    live_champion = ChampionHolder(paths, poll_seconds=reload_seconds, model=LIVE_MODEL)
+    shapes = use_case_schemas()
+    live_champion = (ChampionHolder(paths, poll_seconds=reload_seconds, model=LIVE_MODEL)
+                     if LIVE_MODEL is not None else None)
     # A challenger in shadow scores the logged answers in the log's thread (model/shadow.py); watched
     # only where shadow runs are on, so that the default pays no third registry poll.
     from mlplatform.resources import ModelSpec, settings_from_env
@@ -58,18 +63,19 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
     log = (PredictionLog(paths.home / LOG_FOLDER, shadow=(lambda: shadow.current) if shadow else None)
            if log_predictions else None)
     holders = [h for h in (champion, live_champion, shadow) if h is not None]
+    lead = spec.same_day_lead_minutes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         import torch
 
-        # One flight at a time gains nothing from intra-op threads; the event loop wants the core.
+        # One request at a time gains nothing from intra-op threads; the event loop wants the core.
         torch.set_num_threads(1)
         from mlplatform.serving.same_day import SameDayReader
 
         app.state.features = OnlineFeatureReader(paths)
-        lead = spec.same_day_lead_minutes
-        app.state.same_day = SameDayReader(app.state.features.store, lead_minutes=lead)
+        if live_champion is not None:
+            app.state.same_day = SameDayReader(app.state.features.store, lead_minutes=lead)
         for holder in holders:
             holder.refresh()
             holder.start()
@@ -83,44 +89,44 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         if log is not None:
             log.close()  # what gathered since the last write
 
-    app = FastAPI(title="mlplatform: flight delay predictions", lifespan=lifespan)
+    app = FastAPI(title=f"mlplatform: {active().title or active().name}", lifespan=lifespan)
 
-    def predict(endpoint: str, flights: list[Flight], started: float) -> list[Prediction]:
+    def prediction(key: str, value: float, schema=None, **rest):
+        return (schema or shapes.prediction)(**{shapes.key: key, shapes.output: value, **rest})
+
+    def predict(endpoint: str, asked: list, started: float) -> list:
         model = champion.current
         if model is None:
             raise HTTPException(503, "no champion model is deployed yet: run the pipeline first")
         model_version.set(model.version)
-        records, ids, unknown, as_of = app.state.features.records_as_of(flights)
+        records, ids, unknown, as_of = app.state.features.records_as_of(asked)
         probabilities = model.predict(records)
         request_id = uuid.uuid4().hex
         if log is not None:
             spent = time.perf_counter() - started
-            for flight, record, i, p, moments in zip(flights, records, ids, probabilities, as_of):
+            for one, record, i, p, moments in zip(asked, records, ids, probabilities, as_of):
                 # Dumped here: measured, dumping in the log's thread lengthened the tail (p99) more.
                 log.append(request_id, endpoint, champion.model, model.version, i, float(p), spent,
-                           flight.model_dump(mode="json"), record, moments)
-        return [Prediction(flight_id=i, delay_probability=float(p), model_version=model.version, defaults_used=u,
-                           request_id=request_id)
+                           one.model_dump(mode="json"), record, moments)
+        return [prediction(i, float(p), model_version=model.version, defaults_used=u, request_id=request_id)
                 for i, p, u in zip(ids, probabilities, unknown)]
 
-    def timed(endpoint: str, flights: list[Flight]) -> list[Prediction]:
+    def timed(endpoint: str, asked: list) -> list:
         requests.labels(endpoint).inc()
         started = time.perf_counter()
         try:
-            return predict(endpoint, flights, started)
+            return predict(endpoint, asked, started)
         finally:  # errors are counted by status in `RequestGuard`
             latency.labels(endpoint).observe(time.perf_counter() - started)
 
-    @app.post("/predict", response_model=Prediction)
-    async def predict_one(flight: Flight) -> Prediction:
-        return timed("/predict", [flight])[0]
+    # The routes take the use case's request model: its class is given to FastAPI by annotation.
+    async def predict_one(one):
+        return timed("/predict", [one])[0]
 
-    @app.post("/predict/batch", response_model=BatchPrediction)
-    async def predict_batch(request: BatchRequest) -> BatchPrediction:
-        return BatchPrediction(predictions=timed("/predict/batch", request.flights))
+    async def predict_batch(request):
+        return shapes.batch_prediction(predictions=timed("/predict/batch", getattr(request, shapes.batch_field)))
 
-    @app.post("/predict/live", response_model=LivePrediction)
-    async def predict_live(flight: Flight) -> LivePrediction:
+    async def predict_live(one):
         requests.labels("/predict/live").inc()
         started = time.perf_counter()
         try:
@@ -128,25 +134,33 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
             if model is None:
                 raise HTTPException(503, "no live model is deployed yet: it is trained with each retrain "
                                          "(retrain_policy.live_model)")
-            records, ids, unknown, day_ahead_as_of = app.state.features.records_as_of([flight])
-            same_day, as_of = app.state.same_day.read([flight])
+            records, ids, unknown, day_ahead_as_of = app.state.features.records_as_of([one])
+            same_day, as_of = app.state.same_day.read([one])
             record = {**records[0], **same_day[0]}
             probability = float(model.predict([record])[0])
             request_id = uuid.uuid4().hex
             if log is not None:
                 log.append(request_id, "/predict/live", live_champion.model, model.version, ids[0], probability,
-                           time.perf_counter() - started, flight.model_dump(mode="json"), record,
+                           time.perf_counter() - started, one.model_dump(mode="json"), record,
                            {**day_ahead_as_of[0], **as_of[0]})
-            return LivePrediction(flight_id=ids[0], delay_probability=probability, model_version=model.version,
-                                  defaults_used=unknown[0], model=live_champion.model,
-                                  same_day_features_as_of=as_of[0], request_id=request_id)
+            return prediction(ids[0], probability, shapes.live_prediction, model_version=model.version,
+                              defaults_used=unknown[0], model=live_champion.model,
+                              same_day_features_as_of=as_of[0], request_id=request_id)
         finally:
             latency.labels("/predict/live").observe(time.perf_counter() - started)
+
+    predict_one.__annotations__ = {"one": shapes.request}
+    predict_batch.__annotations__ = {"request": shapes.batch_request}
+    predict_live.__annotations__ = {"one": shapes.request}
+    app.post("/predict", response_model=shapes.prediction)(predict_one)
+    app.post("/predict/batch", response_model=shapes.batch_prediction)(predict_batch)
+    if live_champion is not None:
+        app.post("/predict/live", response_model=shapes.live_prediction)(predict_live)
 
     @app.get("/health")
     async def health() -> dict:
         model = champion.current
-        live = live_champion.current
+        live = live_champion.current if live_champion is not None else None
         return {"status": "ok" if model else "no model", "model_version": model.version if model else None,
                 "model_family": model.family if model else None,
                 "live_model_version": live.version if live else None,

@@ -1,13 +1,12 @@
-"""Online features for requested flights: read through Feast, held in memory until the store changes.
+"""Online features for requests: read through Feast, held in memory until the store changes.
 
 A Feast lookup costs milliseconds (registry, protobufs, a SQLite query per view), far over the
 API's budget, while the values only change when a materialization writes the online store. So
 each batch view's values are cached per entity key: a key is read through `get_online_features`
 the first time it is asked for, and every cached value is dropped as soon as the online store
 changes (its file's modification time, for the SQLite store) or, for stores without a file
-(Redis, DynamoDB), after `max_age_seconds`. The calendar features are computed by the same
-function as Feast's on-demand view (`calendar_features`), cached per departure hour (all they
-depend on).
+(Redis, DynamoDB), after `max_age_seconds`. What a request names (its key, its entities, its moment
+and the features computed from it) is the use case's to say: its hooks' `lookup(request)`.
 """
 
 from __future__ import annotations
@@ -16,48 +15,23 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from collections.abc import Callable
 
-import pandas as pd
-
-from mlplatform.partitions import TIMEZONE
-from mlplatform.defs.flights.calendar import calendar_features
-from mlplatform.features.service import CALENDAR_VIEW, SERVICE_NAME
-from mlplatform.serving.schemas import Flight
+from mlplatform.features.service import SERVICE_NAME
+from mlplatform.serving.lookup import Lookup
 from mlplatform.state import StatePaths
+from mlplatform.usecases import active
 
-LOCAL = ZoneInfo(TIMEZONE)
-# The entities a flight names, by the join key that carries them: the `defaults_used` flags.
-ENTITY_NAMES = {"origin_code": "origin", "route": "route", "carrier_code": "carrier", "tail_number": "plane"}
-# More distinct keys than a view can have in this domain (planes: about 4,000) means requests are
+# More distinct keys than a view can have (a few thousand entities per view) means requests are
 # inventing keys: the cache starts over rather than grow without bound.
 MAX_KEYS_PER_VIEW = 50_000
 
 
-def flight_id(flight: Flight, departure_local: datetime) -> str:
-    return f"{flight.carrier}{flight.flight_number}-{flight.origin}-{departure_local:%Y%m%d-%H%M}"
-
-
-def entity_values(flight: Flight) -> dict[str, str]:
-    return {"origin_code": flight.origin, "route": f"{flight.origin}-{flight.dest}",
-            "carrier_code": flight.carrier, "tail_number": flight.tail_number or ""}
-
-
-def departure_utc(flight: Flight) -> datetime:
-    departure = flight.scheduled_departure
-    local = departure.replace(tzinfo=LOCAL) if departure.tzinfo is None else departure
-    return local.astimezone(timezone.utc)
-
-
-@lru_cache(maxsize=100_000)
-def calendar_for_hour(utc_hour: int) -> dict[str, int]:
-    """The calendar features of any departure in this UTC hour (New York's offsets are whole hours,
-    so the local hour and date follow from it)."""
-    frame = calendar_features(pd.Series([pd.Timestamp(utc_hour * 3600, unit="s", tz="UTC")]))
-    return {f"{CALENDAR_VIEW}__{name}": int(value) for name, value in frame.iloc[0].items()}
+def lookup_of() -> Callable[[Any], Lookup]:
+    """The use case's `lookup(request)` (its hooks)."""
+    return active().module.lookup
 
 
 @dataclass(frozen=True)
@@ -74,6 +48,9 @@ class OnlineFeatureReader:
 
         self.store = open_store(paths)
         service = self.store.get_feature_service(SERVICE_NAME)
+        # The entities a request names, by the join key that carries them: the `defaults_used` flags.
+        self.entity_names = {e.join_key: e.name for e in self.store.list_entities()}
+        self.lookup = lookup_of()
         on_demand = {v.name for v in self.store.list_on_demand_feature_views()}
         self.views: list[BatchView] = []
         for projection in service.feature_view_projections:
@@ -126,33 +103,33 @@ class OnlineFeatureReader:
             cache[key] = ({column: found[column][n] for column in view.columns},
                           datetime.fromtimestamp(newest, timezone.utc).isoformat() if newest else None)
 
-    def records(self, flights: list[Flight]) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
-        """Per flight: its training-set-shaped features, its id, and the entities the store does not know."""
-        records, ids, unknown, _ = self.records_as_of(flights)
+    def records(self, requests: list[Any]) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
+        """Per request: its training-set-shaped features, its key, and the entities the store does not know."""
+        records, ids, unknown, _ = self.records_as_of(requests)
         return records, ids, unknown
 
-    def records_as_of(self, flights: list[Flight]) -> tuple[list[dict[str, Any]], list[str], list[list[str]],
+    def records_as_of(self, requests: list[Any]) -> tuple[list[dict[str, Any]], list[str], list[list[str]],
                                                           list[dict[str, str | None]]]:
-        """`records`, and per flight and view the UTC time of the online row its values came from."""
+        """`records`, and per request and view the UTC time of the online row its values came from."""
         self._drop_if_stale()
         cache = self._cache  # one generation for the whole request, even if another thread drops it
-        keys = [entity_values(f) for f in flights]
+        found = [self.lookup(request) for request in requests]
         for view in self.views:
-            self._fill(view, cache[view.name], {k[view.join_key] for k in keys})
+            self._fill(view, cache[view.name], {f.entities.get(view.join_key, "") for f in found})
         records, ids, unknown, as_of = [], [], [], []
-        for flight, key in zip(flights, keys):
-            departure = departure_utc(flight)
+        for lookup in found:
+            key = lookup.entities
             record: dict[str, Any] = dict(key)
             known: dict[str, bool] = {}
             moments: dict[str, str | None] = {}
             for view in self.views:
-                values, moments[view.name] = cache[view.name][key[view.join_key]]
+                values, moments[view.name] = cache[view.name][key.get(view.join_key, "")]
                 record.update(values)
                 seen = any(v is not None for v in values.values())
                 known[view.join_key] = known.get(view.join_key, False) or seen
-            record.update(calendar_for_hour(int(departure.timestamp()) // 3600))
+            record.update(lookup.request_features)
             records.append(record)
-            ids.append(flight_id(flight, departure.astimezone(LOCAL)))
-            unknown.append([ENTITY_NAMES[k] for k, seen in known.items() if not seen])
+            ids.append(lookup.key)
+            unknown.append([self.entity_names.get(k, k) for k, seen in known.items() if not seen])
             as_of.append(moments)
         return records, ids, unknown, as_of

@@ -66,7 +66,7 @@ class RequestGuard:
 
     async def _refuse(self, path: str, send) -> None:
         body = json.dumps({"detail": f"request body over {self.max_body_bytes:,} bytes: send at most 1,000 "
-                                     "flights a request"}).encode()
+                                     "requests at once"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

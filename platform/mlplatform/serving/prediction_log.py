@@ -1,8 +1,8 @@
 """The prediction log: every answer of the API, with what it was computed from, as Parquet the
 warehouse reads.
 
-One row per scored flight: the request's id (also in the answer), when, which endpoint, the flight
-as asked, its flight key, the registered model and version that answered, the probability, the
+One row per prediction: the request's id (also in the answer), when, which endpoint, the request
+as asked, its prediction key, the registered model and version that answered, the prediction, the
 feature values the model read and, per feature view, the event time of the online row they came
 from, and the request's latency so far. A request encodes its rows' JSON and appends them to a list in
 memory (no I/O on the request's path); a thread writes what gathered every `flush_seconds` (or at
@@ -35,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 
 from mlplatform.model.tracking import REGISTERED_MODEL
+from mlplatform.usecases import active
 
 FOLDER = "prediction_log"
 SHADOW_SUFFIX = " (shadow)"
@@ -42,8 +43,9 @@ MAX_HELD_ROWS = 200_000  # about 200 MB of rows kept while the log cannot be wri
 log = logging.getLogger(__name__)
 SCHEMA = pa.schema([
     ("request_id", pa.string()), ("logged_at", pa.timestamp("us", tz="UTC")), ("endpoint", pa.string()),
-    ("model", pa.string()), ("model_version", pa.int64()), ("flight_id", pa.string()),
-    ("delay_probability", pa.float64()), ("latency_ms", pa.float64()), ("request", pa.string()),
+    # The prediction's key and its output, under the use case's names.
+    ("model", pa.string()), ("model_version", pa.int64()), (active().prediction.key, pa.string()),
+    (active().prediction.output, pa.float64()), ("latency_ms", pa.float64()), ("request", pa.string()),
     ("features", pa.string()), ("features_as_of", pa.string()),
 ])
 
@@ -73,15 +75,15 @@ class PredictionLog:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def append(self, request_id: str, endpoint: str, model: str, model_version: int, flight_id: str,
-               probability: float, latency_s: float, request: dict, features: dict, features_as_of: dict) -> None:
+    def append(self, request_id: str, endpoint: str, model: str, model_version: int, key: str,
+               value: float, latency_s: float, request: dict, features: dict, features_as_of: dict) -> None:
         """Called on the request's path: the row's JSON, and a tuple onto a list (atomic under the GIL).
 
         Encoded here, about 50 microseconds a row (47 timed for 44 features), rather than in the
         writing thread: encoding a whole batch there held the GIL in bursts that every request during
         a flush waited on, which lengthened the tail (p99) more than this lengthens the median
         (docs/benchmarks.md)."""
-        self._rows.append((request_id, time.time(), endpoint, model, model_version, flight_id, probability,
+        self._rows.append((request_id, time.time(), endpoint, model, model_version, key, value,
                            latency_s * 1000, _json(request), _json(features), _json(features_as_of),
                            features if self.shadow is not None else None))
         if len(self._rows) >= self.flush_rows:
@@ -189,8 +191,8 @@ def _write_atomically(path: Path, table: pa.Table) -> None:
     write_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def read_log(folder: Path, flight_ids: set[str] | None = None):
-    """The logged answers (a pandas DataFrame), those of `flight_ids` only when given."""
+def read_log(folder: Path, keys: set[str] | None = None):
+    """The logged answers (a pandas DataFrame), those of the prediction `keys` only when given."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -198,4 +200,4 @@ def read_log(folder: Path, flight_ids: set[str] | None = None):
     if not files:
         return pd.DataFrame(columns=SCHEMA.names)
     frame = pa.concat_tables([pq.read_table(f, schema=SCHEMA) for f in files]).to_pandas()
-    return frame[frame["flight_id"].isin(flight_ids)] if flight_ids is not None else frame
+    return frame[frame[active().prediction.key].isin(keys)] if keys is not None else frame

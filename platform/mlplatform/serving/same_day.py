@@ -17,8 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mlplatform.features.service import LIVE_SERVICE_NAME
-from mlplatform.serving.features import departure_utc, entity_values
-from mlplatform.serving.schemas import Flight
+from mlplatform.serving.features import lookup_of
 
 
 class SameDayReader:
@@ -33,16 +32,18 @@ class SameDayReader:
             names = [f.name for f in projection.features]
             self.views.append((projection.name, join_key, [f"{projection.name}:{n}" for n in names],
                                view.ttl if view.ttl else None))
+        self.lookup = lookup_of()
 
-    def read(self, flights: list[Flight]) -> tuple[list[dict[str, Any]], list[dict[str, str | None]]]:
-        """Per flight: the same-day feature columns (`view__feature`), and per view the UTC time of the
-        departure its row reflects (None where the entity has none)."""
-        keys = [entity_values(f) for f in flights]
-        values: list[dict[str, Any]] = [{} for _ in flights]
-        as_of: list[dict[str, str | None]] = [{} for _ in flights]
+    def read(self, requests: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, str | None]]]:
+        """Per request: the same-day feature columns (`view__feature`), and per view the UTC time of the
+        event its row reflects (None where the entity has none)."""
+        found = [self.lookup(request) for request in requests]
+        keys = [f.entities for f in found]
+        values: list[dict[str, Any]] = [{} for _ in requests]
+        as_of: list[dict[str, str | None]] = [{} for _ in requests]
         for view, join_key, references, ttl in self.views:
-            wanted = sorted({k[join_key] for k in keys if k[join_key]})
-            found: dict[str, tuple[dict[str, Any], str | None]] = {}
+            wanted = sorted({k[join_key] for k in keys if k.get(join_key)})
+            rows: dict[str, tuple[dict[str, Any], str | None]] = {}
             if wanted:
                 response = self.store.get_online_features(features=references,
                                                           entity_rows=[{join_key: k} for k in wanted],
@@ -53,11 +54,11 @@ class SameDayReader:
                 for row, key in enumerate(columns[join_key]):
                     moments = [response.proto.results[i].event_timestamps[row].seconds for i in feature_positions]
                     newest = max(moments, default=0)
-                    found[key] = ({names[i]: columns[names[i]][row] for i in feature_positions},
+                    rows[key] = ({names[i]: columns[names[i]][row] for i in feature_positions},
                                   datetime.fromtimestamp(newest, timezone.utc).isoformat() if newest else None)
             for n, key in enumerate(keys):
-                row_values, moment = found.get(key[join_key], ({}, None))
-                if moment and ttl and datetime.fromisoformat(moment) < departure_utc(flights[n]) - self.lead - ttl:
+                row_values, moment = rows.get(key.get(join_key, ""), ({}, None))
+                if moment and ttl and datetime.fromisoformat(moment) < found[n].event_time - self.lead - ttl:
                     row_values, moment = {}, None  # expired, as in training
                 values[n].update(row_values)
                 as_of[n][view] = moment

@@ -1,59 +1,52 @@
-"""Requests and answers of the prediction API."""
+"""Requests and answers of the prediction API, shaped by the use case: its request model (its hooks'
+`Request`), and answers that carry its prediction key and its output under their own names."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, create_model
 
-EARLIEST, LATEST = datetime(1900, 1, 1), datetime(2199, 12, 31, 23, 59)
-
-
-class Flight(BaseModel):
-    carrier: str = Field(min_length=2, max_length=3, description="Carrier code, e.g. UA",
-                         examples=["UA"])
-    flight_number: int = Field(ge=1, le=9999, examples=[1545])
-    origin: str = Field(min_length=3, max_length=4, description="Origin airport (FAA code)", examples=["EWR"])
-    dest: str = Field(min_length=3, max_length=4, description="Destination airport (FAA code)", examples=["IAH"])
-    scheduled_departure: datetime = Field(
-        description="Scheduled departure: ISO 8601; without an offset it is New York local time",
-        examples=["2013-12-30T17:15:00"])
-    tail_number: str | None = Field(default=None, max_length=10, examples=["N14228"])
-
-    @field_validator("carrier", "origin", "dest", "tail_number")
-    @classmethod
-    def _upper(cls, value: str | None) -> str | None:
-        return value.strip().upper() if value is not None else None
-
-    @field_validator("scheduled_departure")
-    @classmethod
-    def _plausible(cls, value: datetime) -> datetime:
-        # Far outside any schedule, and beyond what the feature code's timestamps hold (1678-2261).
-        if not EARLIEST <= value.replace(tzinfo=None) <= LATEST:
-            raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
-        return value
+from mlplatform.usecases import active
 
 
-class Prediction(BaseModel):
-    flight_id: str
-    delay_probability: float = Field(description="Probability of departing over 15 minutes late, or cancelled")
-    model_version: int
-    defaults_used: list[str] = Field(description="Entities unknown to the feature store, scored with "
-                                                 "missing-value defaults: origin, route, carrier, plane")
-    request_id: str = Field(description="The request's id in the prediction log (the same for every flight of "
-                                        "a batch): README, \"Tracing an answer\"")
+@dataclass(frozen=True)
+class Schemas:
+    request: type[BaseModel]
+    prediction: type[BaseModel]
+    live_prediction: type[BaseModel]
+    batch_request: type[BaseModel]
+    batch_prediction: type[BaseModel]
+    key: str  # the prediction key's field
+    output: str  # the prediction's field
+    batch_field: str  # the list of requests of /predict/batch
 
 
-class LivePrediction(Prediction):
-    model: str = Field(description="The registered model that answered (the live one: flight_delay_live)")
-    same_day_features_as_of: dict[str, str | None] = Field(
-        description="Per same-day feature view, the UTC time of the departure its values reflect "
-                    "(null where the origin or plane has none yet)")
+def schemas() -> Schemas:
+    use_case = active()
+    request = use_case.module.Request
+    key, output, batch_field = use_case.prediction.key, use_case.prediction.output, use_case.api.batch_field
+    described = "a probability of the outcome" if use_case.task.kind == "binary" else "the predicted value"
+    prediction = create_model(
+        "Prediction",
+        **{key: (str, Field(description="The prediction's key (the prediction log's too)")),
+           output: (float, Field(description=f"The champion's prediction: {described} ({use_case.prediction.label})")),
+           "model_version": (int, ...),
+           "defaults_used": (list[str], Field(description="Entities unknown to the feature store, scored with "
+                                                          "missing-value defaults")),
+           "request_id": (str, Field(description="The request's id in the prediction log (the same for every "
+                                                 "prediction of a batch)"))})
+    live = create_model(
+        "LivePrediction", __base__=prediction,
+        model=(str, Field(description="The registered model that answered (the live one)")),
+        same_day_features_as_of=(dict[str, str | None], Field(
+            description="Per same-day feature view, the UTC time of the event its values reflect (null where "
+                        "there is none yet)")))
+    batch_request = create_model("BatchRequest", **{batch_field: (list[request], Field(min_length=1, max_length=1000))})
+    batch_prediction = create_model("BatchPrediction", predictions=(list[prediction], ...))
+    return Schemas(request, prediction, live, batch_request, batch_prediction, key, output, batch_field)
 
 
-class BatchRequest(BaseModel):
-    flights: list[Flight] = Field(min_length=1, max_length=1000)
-
-
-class BatchPrediction(BaseModel):
-    predictions: list[Prediction]
+def answer(schema: type[BaseModel], key: str, output: str, key_value: str, value: float, **rest: Any) -> BaseModel:
+    return schema(**{key: key_value, output: value, **rest})

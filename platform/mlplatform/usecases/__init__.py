@@ -28,7 +28,11 @@ class UseCaseError(ValueError):
 
 def _configured() -> tuple[list[str], str]:
     """The enabled names and where they were read."""
-    value = os.environ.get(USE_CASES_ENV, "").strip()
+    return _configured_by(os.environ.get(USE_CASES_ENV, "").strip())
+
+
+@cache
+def _configured_by(value: str) -> tuple[list[str], str]:
     if value:
         return [n.strip() for n in value.split(",") if n.strip()], USE_CASES_ENV
     from mlplatform.state import project_root

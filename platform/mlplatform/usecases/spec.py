@@ -121,6 +121,13 @@ class Models(_Spec):
                                                                      "from drift.")
 
 
+class Api(_Spec):
+    """The use case's routes: the request model is its hooks' `Request`, turned into a feature lookup by
+    its hooks' `lookup(request)`."""
+
+    batch_field: str = Field(default="requests", description="The list of requests /predict/batch takes.")
+
+
 class UseCaseSpec(_Spec):
     """A use case of the platform: its feeds, its prediction grain, its task, its features and model.
 
@@ -141,6 +148,7 @@ class UseCaseSpec(_Spec):
     task: Task
     features: Features
     model: Models
+    api: Api = Field(default_factory=Api)
 
     @cached_property
     def module(self) -> ModuleType:

@@ -11,7 +11,9 @@ from mlplatform.defs.flights.feed import daily_file, reference_file
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CONTRACTS", "daily_file", "reference_file", "with_derived", "with_derived_record"]
+from mlplatform.defs.flights.api import Flight as Request, lookup
+
+__all__ = ["Request", "lookup", "CONTRACTS", "daily_file", "reference_file", "with_derived", "with_derived_record"]
 
 
 def with_derived(frame: pd.DataFrame) -> pd.DataFrame:
