@@ -187,7 +187,7 @@ def _image(png: bytes):
     return Image.open(io.BytesIO(png))
 
 
-def _register(paths, trained, example, run_id: str, registered_model: str, inputs: str):
+def _register(paths, trained, example, run_id: str, registered_model: str, fingerprint: str):
     """Log the pyfunc (preprocessing and the fitted network or boosting model) and register it as the
     challenger, tagged with its family."""
     import mlflow
@@ -220,7 +220,7 @@ def _register(paths, trained, example, run_id: str, registered_model: str, input
     tracker.set_registered_model_alias(registered_model, CHALLENGER, version.version)
     tracker.set_model_version_tag(registered_model, version.version, "mlflow_run_id", run_id)
     tracker.set_model_version_tag(registered_model, version.version, FAMILY_TAG, trained.family)
-    tracker.set_model_version_tag(registered_model, version.version, INPUTS_TAG, inputs)
+    tracker.set_model_version_tag(registered_model, version.version, INPUTS_TAG, fingerprint)
     return version
 
 
