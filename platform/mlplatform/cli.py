@@ -197,6 +197,25 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_use_case(args: argparse.Namespace) -> int:
+    """The files of a new use case, runnable as they are (docs/use_cases.md says how to adapt them)."""
+    from mlplatform.usecases.scaffold import ScaffoldError, scaffold
+    from mlplatform.state import project_root
+
+    try:
+        written = scaffold(args.name, task=args.task, horizon=args.horizon)
+    except ScaffoldError as err:
+        print(f"mlplatform new-use-case: {err}", file=sys.stderr)
+        return 2
+    root = project_root()
+    for path in written:
+        print(f"wrote {path.relative_to(root)}")
+    print(f"\nNext: run it alone (MLPLATFORM_USE_CASES={args.name} mlplatform replay --days 90 && "
+          f"MLPLATFORM_USE_CASES={args.name} mlplatform pipeline), then replace source.csv, the contract, the dbt "
+          "models and the features with yours (docs/use_cases.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
     parser.add_argument("--home", default=None,
@@ -267,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "the training queue, MLPLATFORM_TRAINING_QUEUE")
     worker.add_argument("--loglevel", default="WARNING", help="Celery's log level")
     worker.set_defaults(func=cmd_worker)
+
+    new = sub.add_parser("new-use-case", help="write the files of a new use case (spec, hooks, dbt models, Feast "
+                                                "definitions, example data), runnable as they are")
+    new.add_argument("name", help="the use case's name: lower-case letters, digits and _")
+    new.add_argument("--task", choices=["regression", "binary"], default="regression",
+                     help="predict the sum of an entity's values over the next days, or whether it has any event")
+    new.add_argument("--horizon", type=int, default=30, help="days the outcome covers (and takes to be known)")
+    new.set_defaults(func=cmd_new_use_case)
 
     status = sub.add_parser("status", help="what is landed, loaded, built, trained and deployed: the champions' "
                                            "lineage, the stream, the latest retrains and failed runs, runs stuck "

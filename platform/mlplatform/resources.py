@@ -111,6 +111,11 @@ class RetrainPolicy(dg.ConfigurableResource):
         default=20_000, ge=0,
         description="Retrain once this many labeled flights arrived after the champion's last training "
                     "day (0: off). With no champion yet, this many labeled flights train the first one.")
+    min_first_model_rows: int = Field(
+        default=1000, ge=1,
+        description="With no champion yet, the first model is trained once the days split and this many rows "
+                    "are labeled (or min_new_labeled_flights, if fewer): a use case with a few weeks of data "
+                    "gets a model.")
     psi_threshold: float = Field(
         default=0.25, gt=0,
         description="A feature drifts when its PSI against the training set exceeds this.")

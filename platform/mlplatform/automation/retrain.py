@@ -86,7 +86,7 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
     fired: list[tuple[str, str]] = []
     needed = policy.min_new_labeled_flights
     if facts.champion_version is None:
-        if facts.labeled_flights >= max(needed, 1):
+        if facts.labeled_flights >= first_model_rows(policy):
             fired.append(("no_champion", f"no champion yet and {facts.labeled_flights:,} labeled rows to train on"))
     elif needed and facts.labeled_flights >= needed:
         fired.append(("new_labeled_flights", f"{facts.labeled_flights:,} rows labeled since the champion's "
@@ -110,11 +110,16 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
     return RetrainDecision(True, trigger, reason, figures)
 
 
+def first_model_rows(policy: RetrainPolicy) -> int:
+    """The labeled rows that train a first model (once the days split)."""
+    return min(max(policy.min_new_labeled_flights, 1), policy.min_first_model_rows)
+
+
 def _why_not(facts: RetrainFacts, policy: RetrainPolicy, drop: float | None) -> str:
     """Each trigger that is on and how far it is from firing; then those turned off, with what they
     would have seen (never a reason: they cannot fire)."""
     on, off = [], []
-    needed = policy.min_new_labeled_flights
+    needed = policy.min_new_labeled_flights if facts.champion_version is not None else first_model_rows(policy)
     flights = f"{facts.labeled_flights:,} of {needed:,} new labeled rows"
     (on if needed else off).append(flights if needed else "new labeled rows")
     if drop is None:
