@@ -203,7 +203,8 @@ def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(la
     decisions = (paths.home / "retrain_decisions.jsonl").read_text().splitlines()
     assert json.loads(decisions[-1])["trigger"] == "no_champion"
 
-    _, skipped, _ = _tick(retrain_sensor, instance, paths, retrain_policy=RetrainPolicy(min_new_labeled_flights=10**7))
+    _, skipped, _ = _tick(retrain_sensor, instance, paths,
+                          retrain_policy=RetrainPolicy(min_new_labeled_flights=10**7, min_first_model_rows=10**7))
     assert "no trigger" in skipped.skip_message and "of 10,000,000 new labeled rows" in skipped.skip_message
 
     # A retrain ran a minute ago: the same trigger now waits for the cooldown.

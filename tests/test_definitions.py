@@ -68,3 +68,25 @@ def test_dagster_validates_the_workspace(paths) -> None:
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "All code locations passed validation" in out.stderr + out.stdout
+
+
+@pytest.mark.fast
+def test_trailing_windows_are_partition_mappings_in_the_graph():
+    """A model whose windows read earlier days (dbt meta lookback_days) depends on those days of its
+    daily parents, so Dagster knows a corrected day feeds the days after it."""
+    from mlplatform.warehouse.project import trailing_window_days
+
+    graph = defs.resolve_asset_graph()
+    stats = dg.AssetKey("feat_route_delay_stats")
+    [parent] = [p for p in graph.get(stats).parent_keys if p.to_user_string() == "int_flight_outcomes_daily"]
+    mapping = graph.get_partition_mapping(stats, parent)
+    assert isinstance(mapping, dg.TimeWindowPartitionMapping)
+    assert mapping.start_offset == -trailing_window_days() and mapping.end_offset == 0
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        graph.get(stats).partitions_def.subset_with_partition_keys(["2013-03-01"]),
+        graph.get(parent).partitions_def, graph.get(parent).partitions_def).partitions_subset
+    assert "2013-02-01" in upstream.get_partition_keys() and "2013-03-01" in upstream.get_partition_keys()
+    # A model without trailing windows reads its own day only.
+    calendar = dg.AssetKey("feat_flight_calendar")
+    assert all(getattr(graph.get_partition_mapping(calendar, p), "start_offset", 0) == 0
+               for p in graph.get(calendar).parent_keys)

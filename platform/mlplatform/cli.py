@@ -34,7 +34,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         shift = Shift.parse(args.shift) if args.shift else None
         replayer = Replayer(LandingZone(paths.landing, paths.quarantine), scale=args.scale,
-                            topic=None if args.no_events else open_topic(paths), shift=shift)
+                            topic=None if args.no_events or not _has_stream() else open_topic(paths), shift=shift)
         through = parse_day(args.through) if args.through else None
         result = replayer.replay(through=through, days=args.days, every=args.every,
                                  on_day=lambda d: print(f"landed {d}", flush=True) if args.every else None)
@@ -43,6 +43,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     print(result.summary() + (f" (shift {shift}: files only, no departure events)" if shift and result.days else ""))
     return 0
+
+
+def _has_stream() -> bool:
+    """Whether the use case has a same-day stream for the replay to publish (flights' departures)."""
+    from mlplatform.usecases import active
+
+    return active().features.same_day_service is not None
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -111,6 +111,8 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         mlflow.set_tags({INPUTS_TAG: inputs, "training_set_content_hash": manifest["content_hash"],
                          "training_set_manifest": str(Path(manifest["path"]).with_name("manifest.json")),
                          "training_window": f"{manifest['window']['first_day']}..{manifest['window']['last_day']}",
+                         # The last day trained on, as its own value: what the retrain decision counts from.
+                         "trained_through": manifest["window"]["last_day"],
                          "feature_service": manifest["feature_service"],
                          "feature_service_version": manifest["feature_service_version"],
                          "feature_definitions_hash": manifest["feature_definitions_hash"],

@@ -50,6 +50,17 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str:
         return "features" if "features" in dbt_resource_props.get("fqn", []) else "transformed"
 
+    def get_partition_mapping(self, dbt_resource_props: Mapping[str, Any],
+                              dbt_parent_resource_props: Mapping[str, Any]) -> dg.PartitionMapping | None:
+        """A model whose trailing windows read the days before its own (`meta.lookback_days`) depends
+        on those days of its daily parents: Dagster then knows that a corrected day feeds the days
+        after it, which the downstream planner rebuilds (`later_days_affected`)."""
+        lookback = ((dbt_resource_props.get("config") or {}).get("meta") or {}).get("lookback_days")
+        if lookback and "daily" in (dbt_parent_resource_props.get("tags") or []):
+            return dg.TimeWindowPartitionMapping(start_offset=-int(lookback),
+                                                 allow_nonexistent_upstream_partitions=True)
+        return None
+
     def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
         # The model's description from its YAML, as the UI's description; dagster-dbt would append
         # the raw SQL, which then fills the preview (the SQL is in dbt_project/models/).

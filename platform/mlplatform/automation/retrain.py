@@ -136,11 +136,15 @@ def _why_not(facts: RetrainFacts, policy: RetrainPolicy, drop: float | None) -> 
     return "no trigger fired: " + "; ".join(on) + (f". Off: {'; '.join(off)}" if off else "")
 
 
-def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict[str, Any]:
+def _latest_metadata(instance: dg.DagsterInstance, key: str) -> tuple[dict[str, Any], str]:
+    """The latest materialization's metadata, and the day (partition) it covers: a range's days are
+    materialized in order, so the latest is its last day. The day is read from the event, never
+    parsed back from the metadata's display text."""
     event = instance.get_latest_materialization_event(dg.AssetKey(key))
     if event is None or event.asset_materialization is None:
-        return {}
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        return {}, ""
+    materialization = event.asset_materialization
+    return {k: v.value for k, v in materialization.metadata.items()}, materialization.partition or ""
 
 
 def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: datetime,
@@ -170,13 +174,12 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
     facts.labeled_flights = sum(pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in days)
     facts.newest_day = days[-1] if days else None
 
-    drift = _latest_metadata(instance, "feature_drift")
-    if drift and champion and str(drift.get("days", "")).split(" .. ")[-1] > cutoff:
+    drift, drift_day = _latest_metadata(instance, "feature_drift")
+    if drift and champion and drift_day > cutoff:
         facts.drift_days, facts.max_psi = drift["days"], drift.get("max_psi")
         facts.drifted_features = list(drift.get("drifted_features") or [])
-    live = _latest_metadata(instance, "live_performance")
-    if live and champion and live.get("champion_version") == champion["version"] \
-            and str(live.get("days", "")).split(" .. ")[-1] > cutoff:
+    live, live_day = _latest_metadata(instance, "live_performance")
+    if live and champion and live.get("champion_version") == champion["version"] and live_day > cutoff:
         facts.live_auc = live.get("trailing_roc_auc")
 
     in_flight = runs_in_flight(instance, [retrain_job.name, *([retrain_live_job.name] if retrain_live_job else [])])

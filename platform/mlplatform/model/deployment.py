@@ -25,7 +25,7 @@ from mlplatform.state import StatePaths
 LOG = "deployments.jsonl"
 # The export of the champion's scores of each day's flights (assets/deployed.py writes it).
 PREDICTIONS = "predictions"
-LINEAGE_TAGS = ("training_window", "raw_partitions", "training_set_content_hash", "feature_service",
+LINEAGE_TAGS = ("training_window", "trained_through", "raw_partitions", "training_set_content_hash", "feature_service",
                 "feature_service_version", "feature_definitions_hash", "dbt_code_version", "dagster_run_id")
 
 
@@ -63,9 +63,9 @@ def served_champion(paths: StatePaths) -> dict[str, Any] | None:
     if held is None:
         return None
     facts = lineage(paths, held.version)
-    window = facts.get("training_window") or ""
+    window = facts.get("training_window") or ""  # versions registered before `trained_through` was a tag
     return {"version": int(held.version), "since": held.tags.get("deployed_at"),
-            "trained_through": window.split("..")[-1] if ".." in window else None,
+            "trained_through": facts.get("trained_through") or (window.split("..")[-1] if ".." in window else None),
             "holdout": facts.get("holdout", {})}
 
 

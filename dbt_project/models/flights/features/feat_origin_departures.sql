@@ -2,7 +2,7 @@
     materialized='incremental',
     unique_key='departure_date',
     tags=['daily'],
-    meta={'export': 'departure_date'},
+    meta={'export': 'departure_date', 'lookback_days': 2},
 ) }}
 
 -- How late the origin's latest departures left, and how many of its day's flights are overdue,

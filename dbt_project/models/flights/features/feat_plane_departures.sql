@@ -2,7 +2,7 @@
     materialized='incremental',
     unique_key='departure_date',
     tags=['daily'],
-    meta={'export': 'departure_date'},
+    meta={'export': 'departure_date', 'lookback_days': 2},
 ) }}
 
 -- How late each plane's latest departure from New York left: one row per departure, in force
