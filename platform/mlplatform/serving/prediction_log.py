@@ -67,6 +67,9 @@ class PredictionLog:
         # Rows a failed write could not store: only the writer (under `_lock`) touches them, so that
         # requests keep appending to `_rows` without a lock.
         self._held: list[tuple] = []
+        # How many rows the writer holds (a write in progress, or held after a failure): one number
+        # that `status()` reads, so that a write in progress does not hide its rows from /health.
+        self._unwritten = 0
         self.dropped_rows = 0
         self.last_error: str | None = None
         self._files = count()
@@ -128,7 +131,7 @@ class PredictionLog:
 
     def status(self) -> dict:
         """For `/health`: answers waiting to be written, dropped, and why the last write failed."""
-        return {"waiting_rows": len(self._rows) + len(self._held), "dropped_rows": self.dropped_rows,
+        return {"waiting_rows": len(self._rows) + self._unwritten, "dropped_rows": self.dropped_rows,
                 "last_error": self.last_error}
 
     def flush(self) -> Path | None:
@@ -137,16 +140,20 @@ class PredictionLog:
         with self._lock:
             taken, self._rows = self._rows, []
             rows, self._held = self._held + taken, []
+            self._unwritten = len(rows)
             if not rows:
                 return None
             try:
-                return self._write(rows)
+                path = self._write(rows)
             except BaseException:
                 excess = len(rows) - self.max_held_rows
                 if excess > 0:  # the oldest go first: the newest answers are the likelier to be traced
-                    rows, self.dropped_rows = rows[excess:], self.dropped_rows + excess
+                    rows = rows[excess:]
                 self._held = rows
+                self._unwritten, self.dropped_rows = len(rows), self.dropped_rows + max(excess, 0)
                 raise
+            self._unwritten = 0
+            return path
 
     def _with_shadow(self, rows: list[tuple]) -> list[tuple]:
         """The rows, and for each day-ahead answer the shadow's score of the same features: a row of
