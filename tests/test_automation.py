@@ -141,7 +141,7 @@ def test_downstream_sensor_waits_for_a_run_in_flight(landed) -> None:
 
 POLICY = RetrainPolicy(min_new_labeled_flights=1000, psi_threshold=0.25, max_drifted_features=2, drift_trigger=True,
                        auc_drop_margin=0.03, cooldown_minutes=30)
-CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc=0.72)
+CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_metric=0.72)
 
 
 @pytest.mark.parametrize("facts, retrain, trigger, words", [
@@ -152,8 +152,8 @@ CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_auc
                   drift_days="2013-03-02 .. 2013-03-02"), True, "feature_drift", "3 features drifted"),
     (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a"], max_psi=0.3), False, "",
      "drift: 1 input(s) of the flight mix over PSI 0.25 (retrains past 2)"),
-    (RetrainFacts(**CHAMPION, labeled_flights=10, live_auc=0.65), True, "live_performance", "0.0700 below"),
-    (RetrainFacts(**CHAMPION, labeled_flights=10, live_auc=0.70), False, "", "live AUC 0.7000, 0.0200 below"),
+    (RetrainFacts(**CHAMPION, labeled_flights=10, live_metric=0.65), True, "live_performance", "0.0700 worse"),
+    (RetrainFacts(**CHAMPION, labeled_flights=10, live_metric=0.70), False, "", "live AUC 0.7000, 0.0200 worse"),
     (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=5), False, "new_labeled_flights",
      "cooling down (5.0 of 30.0 min"),
     (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=45), True, "new_labeled_flights", ""),
@@ -172,20 +172,34 @@ def test_retrain_decisions(facts, retrain, trigger, words) -> None:
     assert words in decision.reason
 
 
+@pytest.mark.parametrize("declared, live, retrain", [
+    (None, 112.0, True),   # RMSE 100 evaluated: a tenth (10.0) is allowed, 12 worse fires
+    (None, 108.0, False),
+    (20.0, 112.0, False),  # the use case's own task.drop_margin, in RMSE
+    (None, 80.0, False),   # lower is better: an error that fell is no drop
+])
+def test_the_performance_trigger_judges_the_use_cases_metric_in_its_own_units(declared, live, retrain) -> None:
+    facts = RetrainFacts(champion_version=1, trained_through="1997-09-01", metric="rmse", evaluation_metric=100.0,
+                         live_metric=live, drop_margin=declared, labeled_flights=10)
+    decision = decide(POLICY, facts)
+    assert (decision.retrain, decision.trigger) == (retrain, "live_performance" if retrain else "")
+    assert "RMSE" in decision.reason
+
+
 def test_turned_off_triggers_do_not_fire() -> None:
     quiet = POLICY.model_copy(update={"drift_trigger": False, "performance_trigger": False,
                                       "min_new_labeled_flights": 0})
     facts = RetrainFacts(**CHAMPION, labeled_flights=10**6, drifted_features=list("abcdef"), max_psi=1.0,
-                         live_auc=0.5)
+                         live_metric=0.5)
     assert not decide(quiet, facts).retrain
 
 
 def test_the_reason_for_no_retrain_names_what_is_on_and_sets_apart_what_is_off() -> None:
     drift_off = POLICY.model_copy(update={"drift_trigger": False})
-    facts = RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=list("abcdef"), max_psi=5.6, live_auc=0.71)
+    facts = RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=list("abcdef"), max_psi=5.6, live_metric=0.71)
     reason = decide(drift_off, facts).reason
     on, off = reason.split(". Off: ")
-    assert on == ("no trigger fired: 10 of 1,000 new labeled rows; live AUC 0.7100, 0.0100 below its "
+    assert on == ("no trigger fired: 10 of 1,000 new labeled rows; live AUC 0.7100, 0.0100 worse than its "
                   "evaluation's 0.7200 (retrains past 0.03)")
     assert off == "drift: 6 input(s) of the flight mix over PSI 0.25 (retrains past 2)"
 

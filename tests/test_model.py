@@ -64,7 +64,14 @@ def test_device_selection() -> None:
 
 @pytest.mark.fast
 def test_gate_blocks_a_worse_challenger_and_passes_a_better_one() -> None:
-    from mlplatform.assets.model import gate
+    from mlplatform.assets.model import gate_settings
+    from mlplatform.ml.gate import gate as policy
+    from mlplatform.usecases.spec import Task
+
+    def gate(challenger: dict, rivals: dict, champion_auc: float | None, spec: ModelSpec) -> tuple[bool, str]:
+        settings = gate_settings(spec, Task(kind="binary", metric="roc_auc"))
+        return policy("binary", challenger, rivals, None if champion_auc is None else {"roc_auc": champion_auc},
+                      settings)
 
     spec = ModelSpec(gate_tolerance=0.005, min_first_auc=0.55)
     rivals = {"base_rate": {"roc_auc": 0.5, "log_loss": 0.58},

@@ -226,23 +226,12 @@ def _register(paths, trained, example, run_id: str, registered_model: str, finge
     return version
 
 
-def gate(challenger: dict[str, float], baselines: dict[str, dict[str, float]], champion_auc: float | None,
-         spec: ModelSpec) -> tuple[bool, str]:
-    """The deployment gate on a binary challenger's holdout ROC AUC (`ml/gate.py` is the policy)."""
-    from mlplatform.ml.gate import GateSettings, gate as policy
-
-    settings = GateSettings(metric="roc_auc", floor=spec.min_first_auc, tolerance=spec.gate_tolerance,
-                            against_baselines=spec.gate_against_baselines, floor_name="min_first_auc")
-    champion = None if champion_auc is None else {"roc_auc": champion_auc}
-    return policy("binary", challenger, baselines, champion, settings)
-
-
-def _gate_settings(model_spec: ModelSpec):
-    """The gate on the use case's metric: the model spec's floor and tolerance (for a binary task the
-    floor is `min_first_auc`), else the floor the use case's spec sets."""
+def gate_settings(model_spec: ModelSpec, task=None):
+    """The gate (`ml/gate.py`) on the use case's metric: the model spec's floor and tolerance (for a
+    binary task judged by ROC AUC the floor is `min_first_auc`), else the floor the use case's spec sets."""
     from mlplatform.ml.gate import GateSettings
 
-    task = active().task
+    task = task or active().task
     floor = model_spec.min_first_auc if task.kind == "binary" and task.metric == "roc_auc" else task.min_metric
     return GateSettings(metric=task.metric, floor=floor, tolerance=model_spec.gate_tolerance,
                         against_baselines=model_spec.gate_against_baselines,
@@ -263,7 +252,7 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     from mlplatform.model.tracking import client
 
     task = active().task.kind
-    settings = _gate_settings(model_spec)
+    settings = gate_settings(model_spec)
     metric = settings.metric
     paths = state.paths
     tracker = client(paths)

@@ -195,7 +195,8 @@ def _matured_performance(state: PlatformState, days: list[str], model_spec: Mode
 
     from mlplatform.features.service import LABEL, PREDICTION_KEY
     from mlplatform.features.training import ENTITY_TABLE, matured_days
-    from mlplatform.ml.task import HIGHER_IS_BETTER, metrics
+    from mlplatform.ml.task import HIGHER_IS_BETTER, allowed_drop, metrics
+    from mlplatform.ml.task import drop as task_drop
     from mlplatform.model.deployment import served_champion
 
     use_case = active()
@@ -226,14 +227,16 @@ def _matured_performance(state: PlatformState, days: list[str], model_spec: Mode
     over = metrics(task.kind, frame[LABEL].to_numpy(float), frame[output].to_numpy())
     floor = task.min_metric
     above = floor is None or (over[metric] >= floor if higher else over[metric] <= floor)
-    drop = None if evaluated is None else (evaluated - over[metric] if higher else over[metric] - evaluated)
+    drop = task_drop(metric, evaluated, over[metric])
+    allowed = allowed_drop(metric, evaluated, task.drop_margin, policy.auc_drop_margin)
     checks = [dg.AssetCheckResult(check_name=ABOVE_FLOOR, passed=bool(above), severity=dg.AssetCheckSeverity.ERROR,
                                   description=f"trailing {metric} {over[metric]:.4f}, floor {floor}"),
-              dg.AssetCheckResult(check_name=HOLDS_AUC, passed=drop is None or drop <= policy.auc_drop_margin,
+              dg.AssetCheckResult(check_name=HOLDS_AUC, passed=drop is None or drop <= allowed,
                                   severity=dg.AssetCheckSeverity.WARN,
                                   description="no evaluated champion" if drop is None else
                                   f"trailing {metric} {over[metric]:.4f}, {drop:.4f} worse than its evaluation's "
-                                  f"{evaluated:.4f}")]
+                                  f"{evaluated:.4f} (allowed {allowed})",
+                                  metadata={"drop": round(drop, 4) if drop is not None else "none", "allowed": allowed})]
     return dg.MaterializeResult(check_results=checks, metadata={
         **common, "judged_days": f"{window[0]} .. {window[-1]}", "rows": now["rows"],
         metric: round(now[metric], 4), f"trailing_{metric}": round(over[metric], 4),
@@ -271,6 +274,7 @@ def _logged_answers(paths, labels) -> dict:
 def _performance_checks(state: PlatformState, trailing_auc: float, evaluated: float | None, model_spec: ModelSpec,
                         policy: RetrainPolicy, window: str, version) -> list[dg.AssetCheckResult]:
     from mlplatform.automation.alerts import alert_on_check
+    from mlplatform.ml.task import allowed_drop
 
     floor = model_spec.min_first_auc
     above = dg.AssetCheckResult(
@@ -282,12 +286,13 @@ def _performance_checks(state: PlatformState, trailing_auc: float, evaluated: fl
                    f"floor of {floor} every challenger must reach: its predictions are no longer worth serving. "
                    "Look at feature_drift and the day files of those days; roll back or retrain.")
     drop = None if evaluated is None else evaluated - trailing_auc
+    allowed = allowed_drop("roc_auc", evaluated, active().task.drop_margin, policy.auc_drop_margin)
     holds = dg.AssetCheckResult(
-        check_name=HOLDS_AUC, passed=drop is None or drop <= policy.auc_drop_margin, severity=dg.AssetCheckSeverity.WARN,
+        check_name=HOLDS_AUC, passed=drop is None or drop <= allowed, severity=dg.AssetCheckSeverity.WARN,
         description="no evaluated champion" if drop is None else
         f"trailing ROC AUC {trailing_auc:.4f}, {drop:.4f} below its evaluation's {evaluated:.4f} "
-        f"(allowed {policy.auc_drop_margin})",
-        metadata={"auc_drop": round(drop, 4) if drop is not None else "none", "allowed": policy.auc_drop_margin})
+        f"(allowed {allowed})",
+        metadata={"auc_drop": round(drop, 4) if drop is not None else "none", "allowed": allowed})
     return [above, holds]
 
 

@@ -25,6 +25,7 @@ from mlplatform.automation.jobs import (
 )
 from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE, matured_days
+from mlplatform.ml import task
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 from mlplatform.usecases import active
 
@@ -41,8 +42,10 @@ class RetrainFacts:
     drift_days: str | None = None  # the newest drift measurement after `trained_through`
     drifted_features: list[str] = field(default_factory=list)
     max_psi: float | None = None
-    live_auc: float | None = None  # the champion's trailing realized ROC AUC
-    evaluation_auc: float | None = None
+    live_metric: float | None = None  # the champion's trailing realized figure on the use case's metric
+    evaluation_metric: float | None = None  # the same figure on its holdout
+    metric: str = "roc_auc"
+    drop_margin: float | None = None  # the use case's task.drop_margin (metric units), if declared
     minutes_since_last_retrain: float | None = None
     retrain_in_flight: str | None = None  # the run id of a retrain queued or running
     refresh_in_flight: str | None = None  # the run id of a reference or daily refresh queued or running
@@ -96,10 +99,12 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
         fired.append(("feature_drift", f"{drifted} features drifted on {facts.drift_days} (PSI over "
                                        f"{policy.psi_threshold}, allowed {policy.max_drifted_features}): "
                                        f"{', '.join(facts.drifted_features[:5])}"))
-    drop = (facts.evaluation_auc - facts.live_auc) if None not in (facts.live_auc, facts.evaluation_auc) else None
-    if policy.performance_trigger and drop is not None and drop > policy.auc_drop_margin:
-        fired.append(("live_performance", f"trailing realized ROC AUC {facts.live_auc:.4f} is {drop:.4f} below "
-                                          f"the evaluation AUC {facts.evaluation_auc:.4f} (margin {policy.auc_drop_margin})"))
+    drop = task.drop(facts.metric, facts.evaluation_metric, facts.live_metric)
+    margin = _margin(facts, policy)
+    if policy.performance_trigger and drop is not None and drop > margin:
+        fired.append(("live_performance", f"trailing realized {_label(facts.metric)} {facts.live_metric:.4f} is "
+                                          f"{drop:.4f} worse than its evaluation's {facts.evaluation_metric:.4f} "
+                                          f"(margin {margin})"))
     if not fired:
         return RetrainDecision(False, "", _why_not(facts, policy, drop), figures)
     trigger, reason = fired[0][0], "; ".join(r for _, r in fired)
@@ -108,6 +113,14 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
         return RetrainDecision(False, trigger, f"cooling down ({since:.1f} of {policy.cooldown_minutes} min since "
                                                f"the last retrain) although: {reason}", figures)
     return RetrainDecision(True, trigger, reason, figures)
+
+
+def _label(metric: str) -> str:
+    return "AUC" if metric == "roc_auc" else metric.upper()
+
+
+def _margin(facts: RetrainFacts, policy: RetrainPolicy) -> float:
+    return task.allowed_drop(facts.metric, facts.evaluation_metric, facts.drop_margin, policy.auc_drop_margin)
 
 
 def first_model_rows(policy: RetrainPolicy) -> int:
@@ -122,12 +135,13 @@ def _why_not(facts: RetrainFacts, policy: RetrainPolicy, drop: float | None) -> 
     needed = policy.min_new_labeled_flights if facts.champion_version is not None else first_model_rows(policy)
     flights = f"{facts.labeled_flights:,} of {needed:,} new labeled rows"
     (on if needed else off).append(flights if needed else "new labeled rows")
+    name = _label(facts.metric)
     if drop is None:
-        (on if policy.performance_trigger else off).append("live AUC (no realized AUC yet)")
+        (on if policy.performance_trigger else off).append(f"live {name} (none realized yet)")
     else:
-        auc = (f"live AUC {facts.live_auc:.4f}, {drop:.4f} below its evaluation's {facts.evaluation_auc:.4f} "
-               f"(retrains past {policy.auc_drop_margin})")
-        (on if policy.performance_trigger else off).append(auc)
+        live = (f"live {name} {facts.live_metric:.4f}, {drop:.4f} worse than its evaluation's "
+                f"{facts.evaluation_metric:.4f} (retrains past {_margin(facts, policy)})")
+        (on if policy.performance_trigger else off).append(live)
     drifted = len(facts.drifted_features)
     drift = ("drift (not measured yet)" if facts.max_psi is None else
              f"drift: {drifted} input(s) of the flight mix over PSI {policy.psi_threshold} "
@@ -154,23 +168,24 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
     from mlplatform.model.deployment import served_champion
 
     champion = served_champion(state.paths)
-    facts = RetrainFacts()
+    use_case = active()
+    facts = RetrainFacts(metric=use_case.task.metric, drop_margin=use_case.task.drop_margin)
     if champion:
         facts.champion_version = champion["version"]
         facts.trained_through = champion["trained_through"]
-        facts.evaluation_auc = champion["holdout"].get("roc_auc")
+        facts.evaluation_metric = champion["holdout"].get(facts.metric)
     cutoff = facts.trained_through or ""
-    built = state.exports.days(ENTITY_TABLE)
     # Days count once their outcomes are known; a split leaves the label delay out before the holdout.
-    delay = active().prediction.label_delay_days
-    facts.built_days = len(matured_days(built))
+    matured = matured_days(state.exports.days(ENTITY_TABLE))
+    delay = use_case.prediction.label_delay_days
+    facts.built_days = len(matured)
     if spec is not None and not spec.holdout_first_day:
         from mlplatform.ml.split import SHORT_VALIDATION_DAYS
 
         facts.days_needed = (spec.holdout_days + (spec.validation_days or SHORT_VALIDATION_DAYS) + spec.min_train_days
                              + delay)
     # Only rows whose outcomes are known count (the use case's label_delay_days).
-    days = [d for d in matured_days(built) if d > cutoff]
+    days = [d for d in matured if d > cutoff]
     facts.labeled_flights = sum(pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in days)
     facts.newest_day = days[-1] if days else None
 
@@ -180,7 +195,7 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
         facts.drifted_features = list(drift.get("drifted_features") or [])
     live, live_day = _latest_metadata(instance, "live_performance")
     if live and champion and live.get("champion_version") == champion["version"] and live_day > cutoff:
-        facts.live_auc = live.get("trailing_roc_auc")
+        facts.live_metric = live.get(f"trailing_{facts.metric}")
 
     in_flight = runs_in_flight(instance, [retrain_job.name, *([retrain_live_job.name] if retrain_live_job else [])])
     facts.retrain_in_flight = in_flight[0].run_id if in_flight else None

@@ -48,6 +48,25 @@ def metrics(task: str, label, prediction) -> dict[str, float]:
             "mean_realized": float(y.mean()) if len(y) else float("nan"), "rows": int(len(y))}
 
 
+def drop(metric: str, evaluated: float | None, realized: float | None) -> float | None:
+    """How much worse the realized figure is than the evaluated one (positive: worse), or None."""
+    if evaluated is None or realized is None:
+        return None
+    return evaluated - realized if HIGHER_IS_BETTER[metric] else realized - evaluated
+
+
+def allowed_drop(metric: str, evaluated: float | None, declared: float | None, auc_margin: float) -> float:
+    """The drop past which live performance warns and retraining fires, in the metric's own units:
+    the use case's `task.drop_margin` when declared, else the retrain policy's margin for ROC AUC
+    (a bounded score) and a tenth of the evaluated figure for any other metric (errors scale with
+    the label)."""
+    if declared is not None:
+        return declared
+    if metric == "roc_auc" or evaluated is None:
+        return auc_margin
+    return round(abs(evaluated) / 10, 6)
+
+
 def better(metric: str, a: float, b: float) -> bool:
     """Whether `a` is strictly better than `b` on `metric`."""
     return a > b if HIGHER_IS_BETTER[metric] else a < b

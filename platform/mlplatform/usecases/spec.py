@@ -76,6 +76,11 @@ class Task(_Spec):
     min_metric: float | None = Field(default=None, description="A floor every challenger must reach on the metric.")
     tolerance: float = Field(default=0.005, ge=0, description="A challenger may be this much worse than the "
                                                               "champion on the metric and still pass.")
+    drop_margin: float | None = Field(
+        default=None, ge=0,
+        description="How far the champion's realized metric may fall past its evaluation (in the metric's units) "
+                    "before live performance warns and the retrain trigger fires. Unset: the retrain policy's "
+                    "auc_drop_margin for roc_auc, a tenth of the evaluated figure for any other metric.")
 
     @model_validator(mode="after")
     def _known_metric(self) -> "Task":
