@@ -7,7 +7,7 @@ On a copy of a state directory whose landed days are built (it writes to it), th
 without `--latest-window`, eager without its `in_latest_time_window` part), and Dagster's own
 evaluator (`dg.evaluate_automation_conditions`) says which partitions it would request: once as it
 is, once after the raw stage stores the next three landed days (`mlplatform replay --days 3` first),
-and, with `--corrected`, once after an earlier day's raw data is stored again. README ("Automation")
+and, with `--corrected`, once after an earlier day's raw data is stored again. docs/automation.md
 has the figures and the decision.
 """
 

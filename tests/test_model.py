@@ -27,7 +27,7 @@ from mlplatform.resources import ModelSpec
 from mlplatform.state import StatePaths
 
 LAST_DAY = "2013-02-04"
-# The README tour's split (a fortnight each of holdout and validation) on its five weeks.
+# The tour's split (a fortnight each of holdout and validation) on its five weeks.
 SMALL = {"holdout_days": 14, "validation_days": 14, "max_epochs": 12, "min_train_rows": 500}
 
 

@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--quiet", action="store_true", help="no access log: only warnings and errors")
     serve.add_argument("--no-prediction-log", action="store_true",
-                       help="do not write answers to $MLPLATFORM_HOME/prediction_log (README: Tracing an answer)")
+                       help="do not write answers to $MLPLATFORM_HOME/prediction_log (docs/operating.md: Tracing an answer)")
     serve.add_argument("--reload-seconds", type=float, default=2.0,
                        help="how often to check the registry for a new champion")
     serve.set_defaults(func=cmd_serve)

@@ -16,7 +16,7 @@ batch once the disk takes them again, up to `max_held_rows` (then the oldest are
 counted); `/health` shows what is held and why (`status()`). A challenger in shadow
 (model/shadow.py) scores each logged day-ahead answer here, as rows of their own. DuckDB reads the
 whole log with `read_parquet('<home>/prediction_log/*/*.parquet', hive_partitioning = true)`
-(README, "Tracing an answer"); `live_performance` joins it to the day's outcomes.
+(docs/operating.md, "Tracing an answer"); `live_performance` joins it to the day's outcomes.
 """
 
 from __future__ import annotations
