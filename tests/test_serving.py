@@ -93,6 +93,52 @@ def test_predict_a_real_flight(server) -> None:
     assert "carrier" not in body["defaults_used"] and "plane" not in body["defaults_used"]
 
 
+def test_a_configured_token_keeps_strangers_out(server, tmp_path: Path) -> None:
+    """A second `serve` on the same state with a token in a secret file: /health stays open (the
+    probe), every other route answers 401 without the exact bearer token, and the token appears in
+    no output: the server's, the 401's, or `mlplatform status`'s."""
+    token = "k8s-secret-" + os.urandom(12).hex()
+    secret = tmp_path / "api-token"
+    secret.write_text(token + "\n")
+    port, output = free_port(), tmp_path / "serve-with-token.log"
+    cli = str(Path(sys.executable).with_name("mlplatform"))
+    env = {**os.environ, "MLPLATFORM_API_TOKEN_FILE": str(secret)}
+    process = subprocess.Popen([cli, "--home", str(server["paths"].home), "serve", "--port", str(port)],
+                               stdout=output.open("w"), stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).json()["model_version"] == 1:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the server did not come up: {output.read_text()[-2000:]}")
+        answers = [httpx.post(f"{url}/predict", json=FLIGHT),
+                   httpx.post(f"{url}/predict", json=FLIGHT, headers={"Authorization": f"Bearer {token[:-1]}x"}),
+                   httpx.post(f"{url}/predict", json=FLIGHT, headers={"Authorization": token}),
+                   httpx.get(f"{url}/metrics"), httpx.get(f"{url}/docs"), httpx.get(f"{url}/openapi.json")]
+        assert [a.status_code for a in answers] == [401] * 6
+        assert answers[0].headers["www-authenticate"] == "Bearer"
+        assert "Authorization: Bearer <MLPLATFORM_API_TOKEN>" in answers[0].json()["detail"]
+        good = httpx.post(f"{url}/predict", json=FLIGHT, headers={"Authorization": f"Bearer {token}"})
+        assert good.status_code == 200 and good.json()["flight_id"] == "UA1545-EWR-20130204-1715"
+        metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}).text
+        assert 'mlplatform_request_errors_total{endpoint="/predict",status="401"} 3.0' in metrics
+        status = subprocess.run([cli, "--home", str(server["paths"].home), "status"], capture_output=True,
+                                text=True, env=env, timeout=120)
+        assert status.returncode == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    said = output.read_text()
+    assert "bearer token required" in said
+    for text in (said, status.stdout + status.stderr, *(a.text for a in answers)):
+        assert token not in text
+
+
 def test_serve_says_where_and_what_it_serves_and_logs_requests(server) -> None:
     httpx.get(f"{server['url']}/health")
     lines = server["output"].read_text().splitlines()

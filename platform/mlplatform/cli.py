@@ -102,18 +102,31 @@ def _record_rollback(paths: StatePaths, entry: dict) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from mlplatform.profile import current
     from mlplatform.serving.app import create_app
+    from mlplatform.serving.auth import TOKEN_ENV, TOKEN_FILE_ENV, TokenError, api_token, why_open_is_refused
 
+    try:
+        token = api_token()
+    except TokenError as err:
+        print(f"mlplatform serve: {err}", file=sys.stderr)
+        return 2
+    refused = None if token else why_open_is_refused(args.host, current().production)
+    if refused:
+        print(f"mlplatform serve: {refused}: set {TOKEN_ENV}, or {TOKEN_FILE_ENV} to a file holding it "
+              "(every route but /health then needs `Authorization: Bearer <token>`)", file=sys.stderr)
+        return 2
     address = f"http://{args.host}:{args.port}"
 
     def ready(health: dict) -> None:
         champion = (f"champion v{health['model_version']} ({health['model_family']})" if health["model_version"]
                     else "no champion yet (503 until the pipeline deploys one)")
         live = f", live champion v{health['live_model_version']}" if health["live_model_version"] else ""
-        print(f"mlplatform serve: {champion}{live} on {address} (docs: {address}/docs)", flush=True)
+        guarded = ", bearer token required" if token else ""
+        print(f"mlplatform serve: {champion}{live} on {address} (docs: {address}/docs{guarded})", flush=True)
 
     app = create_app(_paths(args), reload_seconds=args.reload_seconds, log_predictions=not args.no_prediction_log,
-                     on_ready=ready)
+                     on_ready=ready, api_token=token)
     # Each request in the access log (uvicorn's INFO); --quiet leaves only warnings.
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
                 access_log=not args.quiet)

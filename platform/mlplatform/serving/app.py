@@ -10,7 +10,8 @@ its online features from memory (see `features.py`), preprocesses them without p
 network. The endpoints are `async` on purpose: the work is well under a millisecond of CPU, less
 than a hop to the thread pool would cost. Bad input never reaches the model: FastAPI answers 422
 naming the field (a departure date outside 1900-2199 too), a body over 512 KiB gets 413 before it is
-parsed, and no request error becomes a 500; `/metrics` counts every error answer by status.
+parsed, and no request error becomes a 500; `/metrics` counts every error answer by status. With an API token configured, every route but
+`/health` answers 401 without it (`auth.py`).
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ MAX_BODY_BYTES = 512 * 1024
 
 
 def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: int = MAX_BODY_BYTES,
-               log_predictions: bool = True, on_ready: Callable[[dict], None] | None = None) -> FastAPI:
+               log_predictions: bool = True, on_ready: Callable[[dict], None] | None = None,
+               api_token: str | None = None) -> FastAPI:
     """The API on the state directory `paths`. `log_predictions`: every answer goes to the prediction
-    log (`prediction_log.py`). `on_ready` is called with `/health`'s answer once the models are loaded."""
+    log (`prediction_log.py`). `on_ready` is called with `/health`'s answer once the models are loaded.
+    `api_token`: every route but `/health` requires it as a bearer token (`auth.py`)."""
     registry = CollectorRegistry()
     requests = Counter("mlplatform_requests_total", "Prediction requests", ["endpoint"], registry=registry)
     errors = Counter("mlplatform_request_errors_total", "Requests answered with an error, by status",
@@ -176,5 +179,5 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
     app.state.champion = champion
     app.state.live_champion = live_champion
     app.state.prediction_log = log
-    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, errors=errors)
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, errors=errors, token=api_token)
     return app
