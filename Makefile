@@ -32,13 +32,10 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-# The departure stream's consumer runs beside dagster dev (a process, not a run per micro-batch:
-# docs/stream.md) and stops with it.
+# `mlplatform dev`: prepare, the departure stream's consumer beside dagster dev (a process, not a run
+# per micro-batch: docs/stream.md), once per state directory.
 run: install
-	$(BIN)/mlplatform prepare
-	$(BIN)/mlplatform consume --follow > $(MLPLATFORM_HOME)/stream-consumer.log 2>&1 & consumer=$$!; \
-	trap 'kill $$consumer 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
+	$(BIN)/mlplatform dev --host $(HOST) --port $(PORT)
 
 # The production profile on this machine (docs/production.md): MLPLATFORM_POSTGRES_URL and
 # MLPLATFORM_REDIS_URL name the servers; two Celery workers and the stream's consumer run beside
@@ -49,9 +46,8 @@ run-production: install
 	MLPLATFORM_PROFILE=production $(BIN)/mlplatform prepare
 	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker1 & workers=$$!; \
 	MLPLATFORM_PROFILE=production $(BIN)/mlplatform worker --name worker2 & workers="$$workers $$!"; \
-	MLPLATFORM_PROFILE=production $(BIN)/mlplatform consume --follow > $(MLPLATFORM_HOME)/stream-consumer.log 2>&1 & workers="$$workers $$!"; \
 	trap 'kill $$workers 2>/dev/null' EXIT INT TERM; \
-	MLPLATFORM_PROFILE=production $(BIN)/dagster dev -h $(HOST) -p $(PORT) -w workspace.yaml
+	MLPLATFORM_PROFILE=production $(BIN)/mlplatform dev --host $(HOST) --port $(PORT)
 
 # Three workers on two cores: the slowest modules (the end-to-end test, the sensors' waits, the
 # benchmarks' smoke run) spend much of their time waiting. PYTEST_ARGS="-n 0" runs in one process.

@@ -171,3 +171,23 @@ def test_a_check_whose_alert_cannot_be_written_still_stands(home, caplog) -> Non
     assert alert_on_check(paths, "live_performance", failed, "trailing ROC AUC 0.51 < 0.55") is True
     assert [a["key"] for a in alerts(paths)] == ["check_failed:live_performance:champion_above_floor"]
     assert len(receiver.received) == 2  # the first post went out before its log line failed
+
+
+def test_a_run_reported_by_two_paths_is_recorded_and_alerted_once_and_cleared_on_success(home) -> None:
+    """The sensor and the recovery (or the pipeline) may both see one failed run: one record, one
+    alert. The condition clears on the job's next success, before any new failure, so that
+    `alerts_open.json` says what is still wrong."""
+    import json
+
+    from mlplatform.automation.alerts import OPEN_ALERTS, clear_jobs_that_succeeded
+    from mlplatform.automation.failures import failures, report_failure
+
+    paths, instance, receiver = home
+    _run(instance, nightly, fail=True)
+    [run] = instance.get_runs(dg.RunsFilter(job_name="nightly"))
+    assert report_failure(paths, instance, run, "seen again by the recovery", {}) is None
+    assert len(failures(paths)) == 1 and len(receiver.received) == 1
+    assert clear_jobs_that_succeeded(paths, instance) == []  # not succeeded yet: still open
+    nightly.execute_in_process(instance=instance, run_config={"ops": {"step": {"config": {"fail": False}}}})
+    assert clear_jobs_that_succeeded(paths, instance) == ["nightly"]
+    assert json.loads((paths.home / OPEN_ALERTS).read_text()) == {}

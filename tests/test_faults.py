@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fault_helpers import assert_consistent, kill_at, mlplatform
+from webhook import Receiver
 from mlplatform.state import StatePaths
 
 pytestmark = pytest.mark.slow
@@ -34,8 +35,10 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_kill_during_raw_dbt_and_training_then_plain_reruns_complete_the_work(home: Path) -> None:
-    kill_at(home, "raw_load")  # the first day of the range is in the lake, not yet recorded
-    kill_at(home, "dbt_build")
+    receiver = Receiver()  # each run found dead alerts once, at a webhook on 127.0.0.1
+    hook = {"MLPLATFORM_ALERT_WEBHOOK_URL": receiver.url}
+    kill_at(home, "raw_load", **hook)  # the first day of the range is in the lake, not yet recorded
+    kill_at(home, "dbt_build", **hook)
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         [stuck] = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         assert stuck.job_name == "reference_refresh"  # the first dbt build: the reference models
@@ -46,11 +49,17 @@ def test_kill_during_raw_dbt_and_training_then_plain_reruns_complete_the_work(ho
     assert [r["job"] for r in status["automation"]["stuck_runs"]] == ["reference_refresh"]  # status tells the truth
 
     # The rerun fails the dead run, frees its slot, redoes the refresh; this one dies in training.
-    kill_at(home, "training")
+    kill_at(home, "training", **hook)
     # No champion yet: the crashed retrain starts no cooldown, so a plain rerun trains at once.
-    rerun = mlplatform(home, "pipeline")
+    rerun = mlplatform(home, "pipeline", **hook)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "recovered: run" in rerun.stdout and "process" in rerun.stdout
+    # One alert per job whose run died, each naming the dead process; all cleared once they succeeded.
+    jobs = [a["mlplatform"]["job"] for a in receiver.received]
+    assert sorted(jobs) == sorted(set(jobs)) and set(jobs) == {"raw_reference", "reference_refresh", "retrain"}, jobs
+    assert all("marked failed by mlplatform" in a["text"] for a in receiver.received)
+    assert not [k for k in json.loads((home / "alerts_open.json").read_text()) if k.startswith("run_failed:")]
+    receiver.close()
     status = assert_consistent(home)
     assert status["models"]["aliases"]["champion"]["version"] >= 1
     failed = [f for f in status["automation"]["failures"] if f["job"] in ("daily_refresh", "retrain")]

@@ -518,11 +518,13 @@ def test_monitoring_checks_raise_one_alert_and_clear(trained, monkeypatch) -> No
         log.append("r1", "/predict", "flight_delay", 1, flight_id, 0.5, 0.001, {}, {}, {})  # superseded below
         log.append("r2", "/predict", "flight_delay", 1, flight_id, float(probability), 0.001, {}, {}, {})
     log.append("r3", "/predict/live", "flight_delay_live", 1, asked["flight_id"][0], 0.9, 0.001, {}, {}, {})
+    for flight_id in asked["flight_id"][:10]:  # answered with weather from after departure: left out
+        log.append("r4", "/predict", "flight_delay", 1, flight_id, 0.999, 0.001, {}, {}, {}, ["origin_weather"])
     log.close()
     online = materialization_metadata(materialize_asset(instance, paths, "live_performance", partition=LAST_DAY),
                                       "live_performance")
     outcomes = asked.merge(originals[LAST_DAY].to_pandas()[["flight_id", "is_delayed"]], on="flight_id")
-    assert online["online_predictions"] == 300
+    assert online["online_predictions"] == 300 and online["online_answers_after_event"] == 10
     assert online["online_roc_auc"] == round(metrics(outcomes["is_delayed"].to_numpy(),
                                                      outcomes["delay_probability"].to_numpy())["roc_auc"], 4)
 

@@ -194,6 +194,17 @@ def test_every_answer_is_logged_and_traces_to_its_model_features_and_timestamps(
                            "where flight_id like 'UA777-%'").fetchone()[0]
     assert every == 4  # the refused request is not an answer
 
+    # Asked about a flight of the day the store already holds, the answer read rows from after its
+    # departure (22:15 UTC): it says which views, and so does the log. The next day's flight reads
+    # only rows from before it.
+    later = sorted(view for view, moment in as_of.items() if moment and moment > "2013-02-04T22:15:00+00:00")
+    assert "origin_weather" in later and sorted(one["features_after_event"]) == later
+    logged_late = duckdb.execute(f"select features_after_event from read_parquet('{home}/prediction_log/*/*.parquet', "
+                                 "union_by_name = true) where request_id = ?", [one["request_id"]]).fetchone()[0]
+    assert sorted(logged_late.split(",")) == later
+    tomorrow = httpx.post(f"{url}/predict", json={**flight, "scheduled_departure": "2013-02-05T17:15:00"}).json()
+    assert tomorrow["features_after_event"] == []
+
 
 def test_the_prediction_log_holds_answers_through_a_full_disk_and_writes_them_once_it_frees(tmp_path: Path) -> None:
     """The log's folder fills up (a size-limited tmpfs): writes fail, the writing thread lives on,

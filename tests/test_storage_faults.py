@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from webhook import Receiver
 from fault_helpers import assert_consistent, mlplatform, mount_tmpfs, start
 from mlplatform.state import StatePaths
 
@@ -57,17 +58,26 @@ def _full_disk_during_the_online_write(home: Path) -> None:
     mount_tmpfs(feast, f"{used // 1024 + 96}k")  # the store as it is, and too little to write a day
     for f in aside.iterdir():
         shutil.copy2(f, feast / f.name)
-    full = mlplatform(home, "pipeline", "--no-retrain", MLPLATFORM_MIN_FREE_MB="0")
+    receiver = Receiver()  # the pipeline's own failed run alerts: no sensor watches it
+    full = mlplatform(home, "pipeline", "--no-retrain", MLPLATFORM_MIN_FREE_MB="0",
+                      MLPLATFORM_ALERT_WEBHOOK_URL=receiver.url)
     assert full.returncode == 1, full.stdout[-3000:]
     assert "online store" in full.stdout and "could not be written" in full.stdout
     assert "waiting for 1 stored day(s) to be refreshed" in full.stdout  # no retrain on a failed refresh
     status = json.loads(mlplatform(home, "status", "--json").stdout)
     assert status["automation"]["unrefreshed_days"] == ["2013-01-03"]
+    [alert] = receiver.received
+    assert alert["mlplatform"]["key"] == "run_failed:daily_refresh" and "could not be written" in alert["text"]
+    assert "run_failed:daily_refresh" in json.loads((home / "alerts_open.json").read_text())
 
     subprocess.run(["mount", "-o", "remount,size=64m", str(feast)], check=True)
-    rerun = mlplatform(home, "pipeline", "--no-retrain")
+    rerun = mlplatform(home, "pipeline", "--no-retrain", MLPLATFORM_ALERT_WEBHOOK_URL=receiver.url)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "daily_refresh" in rerun.stdout
+    # The job succeeded: its alert clears (nothing more is sent), and the next failure alerts again.
+    assert "recovered: daily_refresh succeeded again; its failure alert is cleared" in rerun.stdout
+    assert json.loads((home / "alerts_open.json").read_text()) == {} and len(receiver.received) == 1
+    receiver.close()
     assert_consistent(home)
     from mlplatform.features.online import service_views
     from mlplatform.features.repo import open_store

@@ -23,6 +23,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    from mlplatform.dev import run_dev
+
+    return run_dev(_paths(args), args.host, args.port)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from mlplatform.ingest.landing import LandingZone
     from mlplatform.defs.flights.shifts import Shift, ShiftError
@@ -183,6 +189,10 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from mlplatform.streaming.topic import open_topic
 
     paths = _paths(args).ensure()
+    if args.follow:  # one following consumer per state directory: a second would push every event twice
+        from mlplatform.locks import hold_alone
+
+        held = hold_alone(paths.home / "consumer.lock", "mlplatform consume --follow", {})  # noqa: F841 (the lock)
     topic = open_topic(paths)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -263,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "delays-inverted:EWR); the files only, no departure events")
     replay.set_defaults(func=cmd_replay)
 
+    dev = sub.add_parser("dev", help="the platform in the Dagster UI (what `make run` starts): prepare, the stream's "
+                                     "consumer and `dagster dev`, once per state directory")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+
     consume = sub.add_parser("consume", help="the departure stream's consumer: same-day features into "
                                              "the online store as flights leave")
     consume.add_argument("--follow", action="store_true", help="keep polling for new events (what `make run` starts)")
@@ -326,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import errno
 
+    from mlplatform.locks import InUse
     from mlplatform.profile import ProfileError
     from mlplatform.state import StateDirectoryError
 
@@ -339,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProfileError as err:
         print(f"mlplatform {args.command}: {err}", file=sys.stderr)
         return 2
-    except StateDirectoryError as err:
+    except (StateDirectoryError, InUse) as err:
         print(f"mlplatform {args.command}: {err}", file=sys.stderr)
         return 2
     except OSError as err:
@@ -368,7 +385,7 @@ def _service_lost(args: argparse.Namespace, err: BaseException) -> int:
 
 
 # Commands that write to the state directory: checked for a writable, not full, directory first.
-WRITERS = ("prepare", "replay", "pipeline", "rollback", "consume")
+WRITERS = ("prepare", "replay", "pipeline", "rollback", "consume", "dev")
 
 
 if __name__ == "__main__":

@@ -40,3 +40,37 @@ def file_lock(path: Path, *, timeout_s: float = 3600.0, what: str = "another pro
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class InUse(RuntimeError):
+    """Another process holds a one-per-state-directory lock; the message names it."""
+
+
+def hold_alone(path: Path, what: str, about: dict[str, str]) -> "object":
+    """Take the lock on `path` for this process's lifetime, or raise `InUse` naming its holder (from
+    what the holder wrote beside it: `about`, its pid and when it started). The open file is the
+    lock: keep the returned handle; the kernel drops it when the process ends, however it ends."""
+    import json
+    import os
+    from datetime import datetime, timezone
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        try:
+            holder = json.loads(handle.read() or "{}")
+        except ValueError:
+            holder = {}
+        handle.close()
+        said = ", ".join(f"{k} {v}" for k, v in holder.items()) or "a process that has not said which"
+        raise InUse(f"{what} already runs on this state directory ({said}); stop it first, or set MLPLATFORM_HOME "
+                    f"to another directory (lock: {path})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps({"pid": str(os.getpid()), **about,
+                             "since": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}))
+    handle.flush()
+    return handle

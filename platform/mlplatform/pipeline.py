@@ -102,7 +102,8 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
     import dagster as dg
 
     from mlplatform.automation.downstream import plan_downstream_run
-    from mlplatform.automation.failures import record_failure
+    from mlplatform.automation.alerts import clear_jobs_that_succeeded
+    from mlplatform.automation.failures import report_failure
     from mlplatform.automation.jobs import SCORING, keys, retrain_job, retrain_live_job, run_target
     from mlplatform.automation.recovery import fail_dead_runs, process_tags
     from mlplatform.automation.retrain import decide, gather_facts, record_decision, shadow_decision_request
@@ -117,7 +118,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
 
     with dg.DagsterInstance.get() as instance:
         for run, message in fail_dead_runs(instance):
-            record_failure(paths, run, message, {})
+            report_failure(paths, instance, run, message, {})
             say(f"recovered: {message}")
         for line in reconcile_champion(paths, instance):
             say(f"recovered: {line}")
@@ -132,8 +133,8 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
             seconds = (datetime.now(timezone.utc) - started).total_seconds()
             run = PipelineRun(request.job_name, target, result.success, round(seconds, 2), _error(result))
             outcome.runs.append(run)
-            if not result.success:
-                record_failure(paths, result.dagster_run, run.error, _step_errors(result))
+            if not result.success:  # recorded and alerted here: no sensor watches the pipeline's runs
+                report_failure(paths, instance, result.dagster_run, run.error, _step_errors(result))
             say(f"{run.job:<18} {run.target:<24} {'ok' if run.success else 'FAILED'} in {run.seconds:.1f} s"
                 + (f": {run.error}" if run.error else ""))
             return result.success
@@ -175,6 +176,8 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
                                       tags={"mlplatform/trigger": "new champion"}))
         elif retrain and (shadow := shadow_decision_request(state, defs.resources["model_spec"])) is not None:
             execute(shadow)
+        for job in clear_jobs_that_succeeded(paths, instance):
+            say(f"recovered: {job} succeeded again; its failure alert is cleared")
 
     from mlplatform.model.deployment import served_champion
 

@@ -248,7 +248,7 @@ def _matured_performance(state: PlatformState, days: list[str], model_spec: Mode
 def _logged_answers(paths, labels) -> dict:
     """The API's answers for the window's flights (the prediction log), joined to their outcomes:
     how the champion did online, beside its batch figures. A flight asked several times counts once,
-    with its latest answer."""
+    with its latest answer; answers that read features from after their event are left out."""
     from mlplatform.features.service import PREDICTION_KEY, LABEL
     from mlplatform.ml.evaluate import metrics
     from mlplatform.model.tracking import REGISTERED_MODEL
@@ -256,8 +256,12 @@ def _logged_answers(paths, labels) -> dict:
 
     logged = read_log(paths.home / FOLDER, set(labels[PREDICTION_KEY]))
     logged = logged[logged["model"] == REGISTERED_MODEL]
+    # An answer that read online values from after its event saw what no prediction made in time
+    # could: counted, and left out of the realized figures.
+    after_event = logged["features_after_event"].notna()
+    figures = {"online_answers_after_event": int((after_event & ~logged["endpoint"].str.endswith(SHADOW_SUFFIX)).sum())}
+    logged = logged[~after_event]
     in_shadow = logged["endpoint"].str.endswith(SHADOW_SUFFIX)
-    figures = {}
     # The answers given, and beside them a shadow challenger's scores of the same requests (model/shadow.py).
     for prefix, rows in (("online", logged[~in_shadow]), ("shadow_online", logged[in_shadow])):
         if prefix == "shadow_online" and rows.empty:

@@ -143,6 +143,25 @@ def alert_on_check(paths: StatePaths, asset: str, result: dg.AssetCheckResult, t
         return False
 
 
+RUN_FAILED = "run_failed:"
+
+
+def clear_jobs_that_succeeded(paths: StatePaths, instance: dg.DagsterInstance) -> list[str]:
+    """Clear each open failed-job condition whose job has succeeded since it opened (the freshness
+    sensor's tick, and `mlplatform pipeline` after its runs): `alerts_open.json` says what is still
+    wrong. The jobs cleared."""
+    path = paths.home / OPEN_ALERTS
+    if not path.exists():
+        return []
+    held = {key: c for key, c in json.loads(path.read_text()).items() if key.startswith(RUN_FAILED)}
+    cleared = [key for key, c in held.items() if job_succeeded_since(instance, key[len(RUN_FAILED):])(c["opened_at"])]
+    if cleared:
+        alerting = notifier(paths)
+        for key in cleared:
+            alerting.clear(key)
+    return [key[len(RUN_FAILED):] for key in cleared]
+
+
 def job_succeeded_since(instance: dg.DagsterInstance, job: str) -> Callable[[str], bool]:
     """A failed job's condition clears once a run of that job succeeds after the alert."""
     def cleared(opened_at: str) -> bool:

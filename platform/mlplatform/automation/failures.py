@@ -1,9 +1,14 @@
-"""The run-failure sensor: every failed run, whatever started it, recorded in one place.
+"""Every failed run, whatever started it, recorded in one place and alerted once.
 
 `$MLPLATFORM_HOME/run_failures.jsonl` gets the run, its job, what triggered it (the sensors' tags),
 the partition or range, and the error; `mlplatform status` shows the latest. A failed run's MLflow
 run, if a crash left it RUNNING, is ended as FAILED here too. The failure raises an alert
 (`alerts.py`): once per failing job, until a run of that job succeeds.
+
+Three paths report a failure, each through `report_failure`: the run-failure sensor (runs of the
+code location under the daemon), `mlplatform pipeline` (its own runs, which no sensor watches), and
+the recovery of runs whose process died (`recovery.py`, from either). A run is recorded once,
+however many of them see it.
 """
 
 import json
@@ -21,11 +26,14 @@ def failures(paths: StatePaths) -> list[dict]:
     return read_jsonl(paths.home / FAILURES_LOG)
 
 
-def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_steps: dict[str, str]) -> dict:
-    """Append a failed run to the failure log; a run's MLflow run left RUNNING is ended FAILED."""
+def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_steps: dict[str, str]) -> dict | None:
+    """Append a failed run to the failure log, or None where it is there already; a run's MLflow run
+    left RUNNING is ended FAILED."""
     from mlplatform.automation.jobs import run_target  # the jobs load dbt: not for `status`, which reads the log
     from mlplatform.model.tracking import end_runs_of
 
+    if any(entry.get("run_id") == run.run_id for entry in failures(paths)):
+        return None
     tags = run.tags
     entry = {
         "at": datetime.now(timezone.utc).isoformat(),
@@ -60,22 +68,33 @@ def step_error(event: dg.DagsterEvent) -> str:
 )
 def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run
-    paths = StatePaths.resolve(None)
-    entry = record_failure(paths, run, context.failure_event.message or "",
-                           {e.step_key: step_error(e) for e in context.get_step_failure_events()})
-    context.log.warning(f"run {run.run_id[:8]} ({run.job_name}) failed: {entry['error']}")
+    entry = report_failure(StatePaths.resolve(None), context.instance, run, context.failure_event.message or "",
+                           {e.step_key: step_error(e) for e in context.get_step_failure_events()}, context.log)
+    if entry is not None:
+        context.log.warning(f"run {run.run_id[:8]} ({run.job_name}) failed: {entry['error']}")
+
+
+def report_failure(paths: StatePaths, instance: dg.DagsterInstance, run: dg.DagsterRun, error: str,
+                   failed_steps: dict[str, str], log=None) -> dict | None:
+    """Record the failed run and alert once for its job; None where it was reported already."""
+    import logging
+
+    entry = record_failure(paths, run, error, failed_steps)
+    if entry is None:
+        return None
     try:
-        alert_failed_run(paths, context.instance, entry)
-    except Exception:  # the failure is recorded above; a broken alert must not fail the sensor's tick
-        context.log.exception(f"could not raise the alert for run {run.run_id[:8]}")
+        alert_failed_run(paths, instance, entry)
+    except Exception:  # the failure is recorded above; a broken alert must not fail what reports it
+        (log or logging.getLogger(__name__)).exception(f"could not raise the alert for run {run.run_id[:8]}")
+    return entry
 
 
 def alert_failed_run(paths: StatePaths, instance: dg.DagsterInstance, entry: dict) -> bool:
     """One alert per failing job: another failure of the same job sends nothing until it succeeds."""
-    from mlplatform.automation.alerts import Alert, job_succeeded_since, notifier
+    from mlplatform.automation.alerts import RUN_FAILED, Alert, job_succeeded_since, notifier
 
     steps = "; ".join(f"{step}: {error}" for step, error in entry["failed_steps"].items()) or entry["error"]
-    alert = Alert(key=f"run_failed:{entry['job']}", title=f"{entry['job']} failed",
+    alert = Alert(key=f"{RUN_FAILED}{entry['job']}", title=f"{entry['job']} failed",
                   text=f"run {entry['run_id']} ({entry['trigger']}, {entry['partition'] or 'no partition'}): {steps}",
                   details={"run_id": entry["run_id"], "job": entry["job"], "partition": entry["partition"]})
     return notifier(paths).raise_alert(alert, cleared=job_succeeded_since(instance, entry["job"]))

@@ -95,12 +95,20 @@ def alert_overdue(instance: dg.DagsterInstance, paths) -> dict[str, str]:
     minimum_interval_seconds=60,
     default_status=sensor_status(),
     description="Alerts (MLPLATFORM_ALERT_WEBHOOK_URL, and alerts.jsonl) once for each watched asset that is "
-                "overdue by its freshness policy, as the daemon evaluated it; cleared once it is fresh again.",
+                "overdue by its freshness policy, as the daemon evaluated it; cleared once it is fresh again. "
+                "Also clears a failed job's alert once the job has succeeded.",
 )
 def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     from mlplatform.state import StatePaths
 
-    states = alert_overdue(context.instance, StatePaths.resolve())
+    from mlplatform.automation.alerts import clear_jobs_that_succeeded
+
+    paths = StatePaths.resolve()
+    states = alert_overdue(context.instance, paths)
     overdue = sorted(name for name, state in states.items() if state == "FAIL")
-    return dg.SkipReason(f"overdue: {', '.join(overdue)}" if overdue else
-                         f"{len(states)} watched asset(s) evaluated, none overdue")
+    # A failed job's alert clears once it succeeds, whoever ran it: the run-failure sensor sees
+    # failures only, so the clearing happens on this regular tick.
+    recovered = clear_jobs_that_succeeded(paths, context.instance)
+    return dg.SkipReason((f"overdue: {', '.join(overdue)}" if overdue else
+                          f"{len(states)} watched asset(s) evaluated, none overdue")
+                         + (f"; failed job(s) succeeded since: {', '.join(recovered)}" if recovered else ""))

@@ -102,17 +102,18 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         if model is None:
             raise HTTPException(503, "no champion model is deployed yet: run the pipeline first")
         model_version.set(model.version)
-        records, ids, unknown, as_of = app.state.features.records_as_of(asked)
+        records, ids, unknown, as_of, late = app.state.features.records_as_of(asked)
         probabilities = model.predict(records)
         request_id = uuid.uuid4().hex
         if log is not None:
             spent = time.perf_counter() - started
-            for one, record, i, p, moments in zip(asked, records, ids, probabilities, as_of):
-                # Dumped here: measured, dumping in the log's thread lengthened the tail (p99) more.
+            for one, record, i, p, moments, after in zip(asked, records, ids, probabilities, as_of, late):
+                # Dumped here: dumping in the log's thread lengthened the tail (p99) more.
                 log.append(request_id, endpoint, champion.model, model.version, i, float(p), spent,
-                           one.model_dump(mode="json"), record, moments)
-        return [prediction(i, float(p), model_version=model.version, defaults_used=u, request_id=request_id)
-                for i, p, u in zip(ids, probabilities, unknown)]
+                           one.model_dump(mode="json"), record, moments, after)
+        return [prediction(i, float(p), model_version=model.version, defaults_used=u, request_id=request_id,
+                           features_after_event=after)
+                for i, p, u, after in zip(ids, probabilities, unknown, late)]
 
     def timed(endpoint: str, asked: list) -> list:
         requests.labels(endpoint).inc()
@@ -137,7 +138,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
             if model is None:
                 raise HTTPException(503, "no live model is deployed yet: it is trained with each retrain "
                                          "(retrain_policy.live_model)")
-            records, ids, unknown, day_ahead_as_of = app.state.features.records_as_of([one])
+            records, ids, unknown, day_ahead_as_of, late = app.state.features.records_as_of([one])
             same_day, as_of = app.state.same_day.read([one])
             record = {**records[0], **same_day[0]}
             probability = float(model.predict([record])[0])
@@ -145,10 +146,11 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
             if log is not None:
                 log.append(request_id, "/predict/live", live_champion.model, model.version, ids[0], probability,
                            time.perf_counter() - started, one.model_dump(mode="json"), record,
-                           {**day_ahead_as_of[0], **as_of[0]})
+                           {**day_ahead_as_of[0], **as_of[0]}, late[0])
             return prediction(ids[0], probability, shapes.live_prediction, model_version=model.version,
                               defaults_used=unknown[0], model=live_champion.model,
-                              same_day_features_as_of=as_of[0], request_id=request_id)
+                              same_day_features_as_of=as_of[0], request_id=request_id,
+                              features_after_event=late[0])
         finally:
             latency.labels("/predict/live").observe(time.perf_counter() - started)
 

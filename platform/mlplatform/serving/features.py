@@ -34,6 +34,14 @@ def lookup_of() -> Callable[[Any], Lookup]:
     return active().module.lookup
 
 
+def later_than(moments: dict[str, str | None], event_time: datetime) -> list[str]:
+    """The views whose values are as of a moment after `event_time` (naive times are UTC)."""
+    if event_time.tzinfo is None:
+        event_time = event_time.replace(tzinfo=timezone.utc)
+    return [view for view, moment in moments.items() if moment is not None
+            and datetime.fromisoformat(moment) > event_time]
+
+
 @dataclass(frozen=True)
 class BatchView:
     name: str
@@ -105,18 +113,22 @@ class OnlineFeatureReader:
 
     def records(self, requests: list[Any]) -> tuple[list[dict[str, Any]], list[str], list[list[str]]]:
         """Per request: its training-set-shaped features, its key, and the entities the store does not know."""
-        records, ids, unknown, _ = self.records_as_of(requests)
+        records, ids, unknown, _, _ = self.records_as_of(requests)
         return records, ids, unknown
 
     def records_as_of(self, requests: list[Any]) -> tuple[list[dict[str, Any]], list[str], list[list[str]],
-                                                          list[dict[str, str | None]]]:
-        """`records`, and per request and view the UTC time of the online row its values came from."""
+                                                          list[dict[str, str | None]], list[list[str]]]:
+        """`records`, and per request and view the UTC time of the online row its values came from, and
+        the views whose row is later than the request's event time. The online store holds each
+        entity's latest row: asked about an event earlier than it (a flight of a day already landed),
+        the answer reads values from after the event, which training never does. It is still answered,
+        and says so (`features_after_event`), and the realized online metrics leave it out."""
         self._drop_if_stale()
         cache = self._cache  # one generation for the whole request, even if another thread drops it
         found = [self.lookup(request) for request in requests]
         for view in self.views:
             self._fill(view, cache[view.name], {f.entities.get(view.join_key, "") for f in found})
-        records, ids, unknown, as_of = [], [], [], []
+        records, ids, unknown, as_of, after_event = [], [], [], [], []
         for lookup in found:
             key = lookup.entities
             record: dict[str, Any] = dict(key)
@@ -132,4 +144,5 @@ class OnlineFeatureReader:
             ids.append(lookup.key)
             unknown.append([self.entity_names.get(k, k) for k, seen in known.items() if not seen])
             as_of.append(moments)
-        return records, ids, unknown, as_of
+            after_event.append(later_than(moments, lookup.event_time))
+        return records, ids, unknown, as_of, after_event

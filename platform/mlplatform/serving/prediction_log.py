@@ -15,7 +15,7 @@ fails (a full or read-only disk) loses nothing either: the rows are held and wri
 batch once the disk takes them again, up to `max_held_rows` (then the oldest are dropped and
 counted); `/health` shows what is held and why (`status()`). A challenger in shadow
 (model/shadow.py) scores each logged day-ahead answer here, as rows of their own. DuckDB reads the
-whole log with `read_parquet('<home>/prediction_log/*/*.parquet', hive_partitioning = true)`
+whole log with `read_parquet('<home>/prediction_log/*/*.parquet', hive_partitioning = true, union_by_name = true)`
 (docs/operating.md, "Tracing an answer"); `live_performance` joins it to the day's outcomes.
 """
 
@@ -47,6 +47,9 @@ SCHEMA = pa.schema([
     ("model", pa.string()), ("model_version", pa.int64()), (active().prediction.key, pa.string()),
     (active().prediction.output, pa.float64()), ("latency_ms", pa.float64()), ("request", pa.string()),
     ("features", pa.string()), ("features_as_of", pa.string()),
+    # The views whose online values were from after the prediction's event (comma-separated; null:
+    # none). Files written before this column read it as null.
+    ("features_after_event", pa.string()),
 ])
 
 
@@ -79,7 +82,8 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
 
     def append(self, request_id: str, endpoint: str, model: str, model_version: int, key: str,
-               value: float, latency_s: float, request: dict, features: dict, features_as_of: dict) -> None:
+               value: float, latency_s: float, request: dict, features: dict, features_as_of: dict,
+               after_event: list[str] | None = None) -> None:
         """Called on the request's path: the row's JSON, and a tuple onto a list (atomic under the GIL).
 
         Encoded here, about 50 microseconds a row (47 timed for 44 features), rather than in the
@@ -88,6 +92,7 @@ class PredictionLog:
         (docs/benchmarks.md)."""
         self._rows.append((request_id, time.time(), endpoint, model, model_version, key, value,
                            latency_s * 1000, _json(request), _json(features), _json(features_as_of),
+                           ",".join(after_event) if after_event else None,
                            features if self.shadow is not None else None))
         if len(self._rows) >= self.flush_rows:
             self._wake.set()
@@ -165,7 +170,7 @@ class PredictionLog:
         if not answered:
             return rows
         try:
-            scores = held.predict([r[11] for r in answered])
+            scores = held.predict([r[12] for r in answered])
         except Exception as err:  # the shadow must never cost the log its rows
             log.warning(f"prediction log: the shadow version {held.version} could not score: {err}")
             return rows
@@ -182,6 +187,7 @@ class PredictionLog:
             pa.array(columns[4], pa.int64()), pa.array(columns[5], pa.string()),
             pa.array([float(p) for p in columns[6]], pa.float64()), pa.array(columns[7], pa.float64()),
             pa.array(columns[8], pa.string()), pa.array(columns[9], pa.string()), pa.array(columns[10], pa.string()),
+            pa.array(columns[11], pa.string()),
         ], schema=SCHEMA)
         first = datetime.fromtimestamp(columns[1][0], timezone.utc)
         path = (self.folder / f"date={first:%Y-%m-%d}" /

@@ -36,7 +36,12 @@ def schemas() -> Schemas:
            "defaults_used": (list[str], Field(description="Entities unknown to the feature store, scored with "
                                                           "missing-value defaults")),
            "request_id": (str, Field(description="The request's id in the prediction log (the same for every "
-                                                 "prediction of a batch)"))})
+                                                 "prediction of a batch)")),
+           "features_after_event": (list[str], Field(
+               default_factory=list,
+               description="Feature views whose online values are from after the prediction's event time (asked "
+                           "about an event the store has already moved past): the answer used what training never "
+                           "sees, and the realized online metrics leave it out"))})
     live = create_model(
         "LivePrediction", __base__=prediction,
         model=(str, Field(description="The registered model that answered (the live one)")),
