@@ -275,3 +275,30 @@ def test_retrieval_in_chunks_equals_one_query(built) -> None:
     chunked = retrieve(store, shuffled, SERVICE_NAME, chunk_rows=len(flights) // 3)
     pd.testing.assert_frame_equal(chunked, whole)
     assert whole["scheduled_departure_utc"].is_monotonic_increasing and len(whole) == len(flights)
+
+
+def test_a_lost_online_store_is_noticed_by_its_check_and_rebuilt_by_the_next_materialization(built) -> None:
+    """The store loses every row (as Redis restarted empty would); the registry still says the days
+    are online. The check fails naming missing entities; the next materialization notices the loss
+    and writes each view again from the offline store, and the lookups are the offline store's newest values again."""
+    import sqlite3
+
+    paths: StatePaths = built["paths"]
+    instance = built["instance"]
+    with sqlite3.connect(paths.feast / "online_store.db") as db:
+        for (name,) in db.execute("select name from sqlite_master where type = 'table'").fetchall():
+            db.execute(f'delete from "{name}"')
+
+    from mlplatform.features.online import check_online
+    from mlplatform.ingest.lake import Lake
+
+    lost = check_online(_store(paths), SERVICE_NAME, Lake(paths.exports))
+    assert not lost.passed and lost.missing and {m["view"] for m in lost.missing} >= {"origin_weather"}
+
+    rerun = materialize_asset(instance, paths, "online_features", partition=LAST_DAY)
+    meta = materialization_metadata(rerun, "online_features")
+    assert "origin_weather" in meta["rebuilt_views"] and "missing online" in meta["rebuilt_views"]["origin_weather"]
+    [check] = rerun.get_asset_check_evaluations()
+    assert check.passed, plain(check.metadata["examples"])
+    assert check.metadata["missing_entities"].value == 0
+    test_online_lookups_return_the_latest_values(built)  # the offline store's newest values, online again

@@ -354,3 +354,30 @@ def test_a_database_outage_mid_run_is_redone_by_a_plain_rerun(both_built, server
     assert flights == distinct == _landed_flights(home)
     assert not _psql(pg.url, "select run_id from runs where status in ('STARTED', 'STARTING', 'QUEUED', 'NOT_STARTED')")
     assert _psql(pg.url, "select count(distinct flight_date) from analytics.fct_flights")[0][0] == 16
+
+
+def test_redis_restarted_empty_is_noticed_and_the_online_store_rebuilt(both_built, servers) -> None:
+    """Redis dies and comes back empty (no persistence): Feast's registry still says every day is
+    online. The next day's plain pipeline notices the loss and writes every view again from the
+    offline store, so entities absent from the new day are served again, not defaulted."""
+    import redis as redis_client
+
+    pg, redis = servers
+    if redis.external:
+        pytest.skip("restarts the test's own Redis")
+    home, env, _ = both_built["production"]
+    client = redis_client.Redis.from_url(redis.url)
+    # The online store's keys (Feast's are binary entity keys), not Celery's, Kombu's or the stream's.
+    others = (b"celery", b"_kombu", b"unacked", b"mlplatform:")
+    held = {k for k in client.scan_iter(count=10_000) if not k.startswith(others)}
+    assert len(held) > 1000
+    redis.stop()
+    redis.start()
+    assert client.dbsize() == 0
+    mlplatform(env, "replay", "--through", "2013-01-17")
+    rerun = mlplatform(env, "pipeline", "--no-retrain")
+    assert rerun.returncode == 0 and "0 failed" in rerun.stdout, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    [(event,)] = _psql(pg.url, "select event from event_logs where event like '%rebuilt_views%' "
+                              "order by id desc limit 1")
+    assert "sampled entities were missing online" in event
+    assert held <= set(client.scan_iter(count=10_000))  # every entity held before is online again

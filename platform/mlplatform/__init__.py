@@ -30,3 +30,21 @@ for _message in (r"Parameter `backfill_policy` of function `asset` is currently 
                  r"The specified dataset source can be interpreted in multiple ways",
                  r"On demand feature view is an experimental feature"):
     _warnings.filterwarnings("ignore", message=_message)
+
+
+def _quiet_feast_registry_note() -> None:
+    """Feast logs, at every store open, that `serve_features_while_materializing` "typically has no
+    effect" with a file registry. The setting is kept (a view being materialized is flipped to
+    MATERIALIZING in the registry the API reads; with the flag it keeps its last values) and the
+    production profile's SQL registry is what Feast has in mind: the note is dropped, once per
+    process, by message."""
+    import logging
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "serve_features_while_materializing" not in record.getMessage()
+
+    logging.getLogger("feast.repo_config").addFilter(_Drop())
+
+
+_quiet_feast_registry_note()
