@@ -94,3 +94,50 @@ def test_a_regression_label_must_be_numbers_that_vary():
     with pytest.raises(NotEnoughData, match="without a numeric"):
         require_trainable(pd.DataFrame({LABEL: [1.0, None] * 10}), LABEL, "training split", 10, task="regression")
     require_trainable(pd.DataFrame({LABEL: np.arange(20.0)}), LABEL, "training split", 10, task="regression")
+
+
+def test_auto_fits_every_family_and_registers_the_best_on_the_validation_days(split, tmp_path):
+    """On a target that is linear in its inputs, the linear family wins the validation days and
+    `auto` registers it; served from its coefficients, it predicts what scikit-learn's fit does,
+    and a bundle round-trips."""
+    from mlplatform.ml.boosting import BoostingConfig
+    from mlplatform.ml.bundle import AUTO, BLEND, LINEAR, load_bundle, save_bundle
+    from mlplatform.ml.candidates import fit_candidates, parts_of, registered, validation_table
+    from mlplatform.ml.task import REGRESSION, metrics
+    from mlplatform.ml.train import TrainConfig
+
+    numeric = ["stats__noise", "stats__x"]
+    candidates = fit_candidates(split, numeric, parts_of(AUTO), settings=select_device("cpu"),
+                                train_config=TrainConfig(max_epochs=5, task=REGRESSION),
+                                boosting_config=BoostingConfig(max_iterations=100, min_samples_leaf=20,
+                                                               task=REGRESSION), with_refit=True)
+    table = validation_table(candidates, REGRESSION)
+    assert set(table) == {"network", "gradient_boosting", LINEAR, BLEND} and "strength" in table[LINEAR]
+    chosen = registered(candidates, AUTO, REGRESSION)
+    assert chosen.family == LINEAR and table[LINEAR]["rmse"] == min(t["rmse"] for t in table.values())
+    label = split.holdout[LABEL].to_numpy()
+    predicted = chosen.trained.score(split.holdout)
+    assert metrics(REGRESSION, label, predicted)["rmse"] < 6  # the noise's own scale is 5
+    again = load_bundle(save_bundle(tmp_path / "linear", chosen.trained))
+    assert np.allclose(again.score(split.holdout), predicted, atol=1e-4)
+    assert np.allclose(again.score_records(split.holdout.head(3).to_dict("records")), predicted[:3], atol=1e-4)
+
+
+def test_the_linear_family_serves_a_binary_probability_as_scikit_learn_computes_it(split):
+    """A logistic regression on the same inputs, served as a dot product and a sigmoid."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlplatform.ml.evaluate import _one_hot
+    from mlplatform.ml.linear import _fit
+    from mlplatform.ml.preprocess import Preprocessor
+    from mlplatform.ml.task import BINARY
+
+    rows = split.train
+    pre = Preprocessor.fit(rows, list(CATEGORICAL), ["stats__noise", "stats__x"])
+    cats, nums = pre.transform(rows)
+    label = (rows[LABEL] > rows[LABEL].median()).to_numpy().astype(int)
+    model = _fit(pre, cats, nums, label, BINARY, 1.0)
+    reference = LogisticRegression(C=1.0, max_iter=500).fit(_one_hot(pre, cats, nums), label)
+    expected = reference.predict_proba(_one_hot(pre, cats, nums))[:, 1]
+    got = model.predict(cats, nums)
+    assert ((0 <= got) & (got <= 1)).all() and np.allclose(got, expected, atol=1e-5)

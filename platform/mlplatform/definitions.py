@@ -49,7 +49,8 @@ defs = dg.Definitions(
         "dbt": dbt_cli_resource(),
         "mlflow": platform_mlflow,
         # Settings from the environment: MLPLATFORM_MODEL_<FIELD>, MLPLATFORM_RETRAIN_<FIELD>.
-        "model_spec": settings_from_env(ModelSpec, "MLPLATFORM_MODEL"),
+        "model_spec": settings_from_env(ModelSpec, "MLPLATFORM_MODEL",
+                                        **({"model_family": active().model.family} if active().model.family else {})),
         "retrain_policy": settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN"),
         "stream_policy": settings_from_env(StreamPolicy, "MLPLATFORM_STREAM"),
         "training_device": TrainingDevice(device=os.environ.get("MLPLATFORM_TRAINING_DEVICE", "auto")),

@@ -1,9 +1,9 @@
 """Import the libraries a run's later steps need while an earlier step waits on a subprocess.
 
 A `daily_refresh` run spends its first seconds waiting on dbt (a subprocess), then its online,
-drift and scoring steps import Feast, MLflow and PyTorch, about 5.5 s on a 2-core laptop, in a
-process the daemon started for this run alone. Importing them once dbt's process has started
-overlaps the two (measured in benchmarks/one_new_day.py, see docs/benchmarks.md).
+drift and scoring steps import Feast, MLflow and PyTorch, seconds of work, in a process the
+daemon started for this run alone. Importing them once dbt's process has started overlaps the two
+(benchmarks/one_new_day.py; the figures are in docs/benchmarks.md).
 
 The imports run in the caller's thread, never a second one: while one thread imports a package,
 another thread that touches it can be handed the half-initialized module. It happened here with a

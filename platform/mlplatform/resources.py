@@ -91,8 +91,11 @@ class ModelSpec(dg.ConfigurableResource):
     model_family: str = Field(
         default="blend",
         description="What the training asset registers: `network` (PyTorch), `gradient_boosting` (scikit-learn "
-                    "HistGradientBoosting on the same inputs) or `blend` (both, fitted on the same rows, the mean "
-                    "of their probabilities). Each part is stopped early on the validation days and refit.")
+                    "HistGradientBoosting on the same inputs), `linear` (logistic or ridge regression, its "
+                    "regularization chosen on the validation days), `blend` (the network and the boosting, fitted "
+                    "on the same rows, the mean of their probabilities) or `auto` (every one fitted, the best on "
+                    "the validation days registered). Each is stopped early, or tuned, on the validation days "
+                    "and refit.")
     same_day_lead_minutes: int = Field(
         default=60, ge=0,
         description="The live model (`flight_delay_live`) learns from the same-day features as they were this "

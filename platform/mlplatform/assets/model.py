@@ -138,7 +138,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         candidates = fit_candidates(split, numeric, families, settings=settings, train_config=config,
                                     boosting_config=boosting_config, with_refit=model_spec.refit,
                                     on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
-        chosen = registered(candidates, model_spec.model_family)
+        chosen = registered(candidates, model_spec.model_family, task)
         for candidate in candidates:
             mlflow.log_metrics({f"validation_{k}_{candidate.family}": candidate.validation[k]
                                 for k in VALIDATION_METRICS[task]})

@@ -38,6 +38,8 @@ class RetrainFacts:
     labeled_flights: int = 0  # built and labeled after `trained_through` (all, with no champion)
     built_days: int = 0
     days_needed: int = 0  # holdout + validation + training days, per the model spec
+    training_rows: int | None = None  # labeled rows of the days a split would train on
+    min_train_rows: int = 0  # the model spec's floor on them
     newest_day: str | None = None
     drift_days: str | None = None  # the newest drift measurement after `trained_through`
     drifted_features: list[str] = field(default_factory=list)
@@ -86,6 +88,10 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
     if facts.built_days < facts.days_needed:
         return RetrainDecision(False, "", f"waiting for {facts.days_needed} built days to split into training, "
                                           f"validation and holdout (have {facts.built_days})", figures)
+    if facts.training_rows is not None and facts.training_rows < facts.min_train_rows:
+        # Training would refuse the split (model_spec.min_train_rows): wait, rather than fail a run.
+        return RetrainDecision(False, "", f"waiting for {facts.min_train_rows:,} labeled rows in the training days "
+                                          f"(have {facts.training_rows:,}; model_spec.min_train_rows)", figures)
     fired: list[tuple[str, str]] = []
     needed = policy.min_new_labeled_flights
     if facts.champion_version is None:
@@ -179,14 +185,17 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
     matured = matured_days(state.exports.days(ENTITY_TABLE))
     delay = use_case.prediction.label_delay_days
     facts.built_days = len(matured)
+    rows = {d: pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in matured}
     if spec is not None and not spec.holdout_first_day:
         from mlplatform.ml.split import SHORT_VALIDATION_DAYS
 
-        facts.days_needed = (spec.holdout_days + (spec.validation_days or SHORT_VALIDATION_DAYS) + spec.min_train_days
-                             + delay)
+        held_out = spec.holdout_days + (spec.validation_days or SHORT_VALIDATION_DAYS) + delay
+        facts.days_needed = held_out + spec.min_train_days
+        facts.training_rows = sum(rows[d] for d in matured[:max(len(matured) - held_out, 0)])
+        facts.min_train_rows = spec.min_train_rows
     # Only rows whose outcomes are known count (the use case's label_delay_days).
     days = [d for d in matured if d > cutoff]
-    facts.labeled_flights = sum(pq.ParquetFile(state.exports.path(ENTITY_TABLE, d)).metadata.num_rows for d in days)
+    facts.labeled_flights = sum(rows[d] for d in days)
     facts.newest_day = days[-1] if days else None
 
     drift, drift_day = _latest_metadata(instance, "feature_drift")

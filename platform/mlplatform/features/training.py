@@ -108,8 +108,9 @@ def prediction_rows(exports: Lake, first_day: str, last_day: str) -> pd.DataFram
     return frame
 
 
-# Flights per point-in-time query. Feast's DuckDB retrieval peaks at about 3 KB a flight: a million
-# flights at once took 3.2 GiB, in chunks of this size 2.0 GiB, in the same time.
+# Rows per point-in-time query. Feast's DuckDB retrieval's peak memory grows with the rows of one
+# query; in chunks of this size a million rows take a third less memory in the same time
+# (docs/benchmarks.md).
 RETRIEVAL_CHUNK_ROWS = 250_000
 
 

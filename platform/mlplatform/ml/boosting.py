@@ -4,8 +4,8 @@ stopped early on the later-in-time validation days and refit, exactly as the net
 
 Why the stopping matters: HistGradientBoosting's own early stopping holds out a random tenth of the
 shuffled training rows, which look like the rows it learns from; the days after them do not. On the
-year (holdout November-December), stopping on the random tenth gives ROC AUC 0.714; stopping on the
-fortnight before the holdout, then refitting on every day, 0.739 (docs/benchmarks.md).
+year, stopping on the days before the holdout, then refitting on every day, scores clearly better
+on the holdout than the random tenth (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -96,9 +96,9 @@ def fit_boosting(split: TimeSplit, numeric: list[str], config: BoostingConfig = 
 
 class CompiledTrees:
     """A fitted HistGradientBoostingClassifier's trees as flat NumPy arrays, walked for all trees at
-    once: what serving uses for a few rows. scikit-learn's own predict costs 7-11 ms for one row on
-    this machine (input checks, thread start-up), twenty times the rest of a `/predict`; this walk
-    gives the same probabilities in a fraction of a millisecond. It follows scikit-learn's rules for
+    once: what serving uses for a few rows. scikit-learn's own predict pays milliseconds for one row
+    (input checks, thread start-up), many times the rest of a `/predict`; this walk gives the same
+    probabilities in a fraction of a millisecond. It follows scikit-learn's rules for
     raw (unbinned) inputs: a missing value goes where the split sent missing values, a category goes
     left when in the split's bitset, right when known to the model, and an unknown or negative one
     goes where missing values go.

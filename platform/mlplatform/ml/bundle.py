@@ -2,9 +2,11 @@
 together, so that whatever scores a flight applies exactly what training did.
 
 Families: `network` (the PyTorch TabularNet: its shape and weights), `gradient_boosting`
-(scikit-learn's HistGradientBoosting, pickled) and `blend` (both, fitted on the same rows with the same
-preprocessing; the mean of their probabilities). A bundle without a family file is a network: the
-versions registered before there were several families.
+(scikit-learn's HistGradientBoosting, pickled), `linear` (a logistic or ridge regression's
+coefficients, `ml/linear.py`) and `blend` (the network and the boosting, fitted on the same rows with
+the same preprocessing; the mean of their probabilities). `auto` is not a family but a choice: every
+one is fitted and the validation days pick (`ml/candidates.py`). A bundle without a family file is a
+network: the versions registered before there were several families.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import pandas as pd
 
 from mlplatform.ml.preprocess import Preprocessor
 
-NETWORK, GRADIENT_BOOSTING, BLEND = "network", "gradient_boosting", "blend"
+NETWORK, GRADIENT_BOOSTING, LINEAR, BLEND = "network", "gradient_boosting", "linear", "blend"
+AUTO = "auto"  # every family fitted, the best on the validation days registered
 FEW_ROWS = 256  # up to this many rows, boosting is scored by the compiled trees
-FAMILIES = (NETWORK, GRADIENT_BOOSTING)  # what can be fitted; a blend is made of both
+FAMILIES = (NETWORK, GRADIENT_BOOSTING, LINEAR)  # what can be fitted; a blend is the first two
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class TrainedModel:
             network, boosting = self.estimator
             return (TrainedModel(NETWORK, self.pre, network).probabilities(cats, nums)
                     + TrainedModel(GRADIENT_BOOSTING, self.pre, boosting).probabilities(cats, nums)) / 2
+        if self.family == LINEAR:
+            return self.estimator.predict(cats, nums)
         if self.family == GRADIENT_BOOSTING:
             from mlplatform.ml.boosting import arrays_to_inputs
 
@@ -91,6 +96,9 @@ def save_bundle(folder: Path, trained: TrainedModel) -> Path:
         if family == GRADIENT_BOOSTING:
             (folder / "boosting.pkl").write_bytes(pickle.dumps(estimator))
             continue
+        if family == LINEAR:
+            (folder / "linear.pkl").write_bytes(pickle.dumps(estimator))
+            continue
         import torch
 
         (folder / "network.json").write_text(json.dumps(estimator.config))
@@ -114,6 +122,8 @@ def load_bundle(folder: Path) -> TrainedModel:
     if family in (GRADIENT_BOOSTING, BLEND):
         # The registry's own artifact, written by the training asset: trusted as any model file is.
         parts.append(pickle.loads((folder / "boosting.pkl").read_bytes()))
+    if family == LINEAR:
+        parts.append(pickle.loads((folder / "linear.pkl").read_bytes()))
     if not parts:
         raise ValueError(f"{folder / 'family.json'}: unknown model family {family!r}")
     return TrainedModel(family, pre, parts[0] if len(parts) == 1 else tuple(parts))

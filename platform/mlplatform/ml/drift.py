@@ -7,7 +7,7 @@ are a bin of their own, so a feature that goes missing drifts too. Rules of thum
 
 The bins and the training set's counts in them (a `Profile`) are fitted once per training set and
 kept beside it as JSON, so a day's drift reads the day's flights only, however large the training
-set grew (a year of flights took 2 s to bin again each day).
+set grew, instead of binning it all again each day.
 """
 
 from __future__ import annotations

@@ -19,9 +19,8 @@ def sample_positions(rows: int, max_rows: int | None, seed: int) -> np.ndarray |
 
 
 # Early stopping watches the validation days. A fortnight is what a few weeks of history can spare;
-# with half a year before the holdout, a month stops both model families more steadily (one late
-# fortnight chose too few trees and epochs on the year: holdout ROC AUC 0.7391 day-ahead and 0.7685
-# live with 14 days, 0.7412 and 0.7705 with 28; docs/benchmarks.md, "Model families").
+# with half a year before the holdout, a month stops both model families more steadily: one late
+# fortnight can choose too few trees and epochs (docs/benchmarks.md, "Model families").
 SHORT_VALIDATION_DAYS, LONG_VALIDATION_DAYS = 14, 28
 LONG_HISTORY_DAYS = 182
 

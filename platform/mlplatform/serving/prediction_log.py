@@ -86,7 +86,7 @@ class PredictionLog:
                after_event: list[str] | None = None) -> None:
         """Called on the request's path: the row's JSON, and a tuple onto a list (atomic under the GIL).
 
-        Encoded here, about 50 microseconds a row (47 timed for 44 features), rather than in the
+        Encoded here, tens of microseconds a row, rather than in the
         writing thread: encoding a whole batch there held the GIL in bursts that every request during
         a flush waited on, which lengthened the tail (p99) more than this lengthens the median
         (docs/benchmarks.md)."""

@@ -70,6 +70,8 @@ attributes:
       - {{name: main, registered_model: {name}}}
     categorical: []
     not_inputs: [{name}_day_id, entity_id, event_date]
+    # Every family fitted, the best on the validation days registered (the linear one suits little data).
+    family: auto
 """,
         f"{defs}/hooks.py": f'''"""What the machinery calls on the {name} use case."""
 

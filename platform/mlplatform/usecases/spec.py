@@ -121,6 +121,11 @@ class Models(_Spec):
     lines: list[ModelLine] = Field(min_length=1)
     categorical: list[str] = Field(default_factory=list, description="Inputs embedded as categories.")
     not_inputs: list[str] = Field(default_factory=list, description="Columns that are never inputs (ids, times).")
+    family: Literal["network", "gradient_boosting", "linear", "blend", "auto"] | None = Field(
+        default=None, description="The model family this use case registers by default (model_spec.model_family, "
+                                  "which the environment still overrides): `auto` lets the validation days "
+                                  "choose among every family, the linear one included, which suits a few weeks "
+                                  "of data. Unset: the model spec's default (blend).")
     conditions: list[str] = Field(default_factory=list, description="Feature-name prefixes that describe the "
                                                                      "moment, not the population: monitored apart "
                                                                      "from drift.")

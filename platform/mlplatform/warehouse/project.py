@@ -70,8 +70,8 @@ def dbt_code_version(manifest_path: Path | None = None) -> str:
 
 
 class PlatformDbtCli(DbtCliResource):
-    """dagster-dbt's CLI resource without two costs the platform does not use, 2.4 s a run in all
-    (measured in benchmarks/one_new_day.py): before each invocation it runs `dbt --version` in a
+    """dagster-dbt's CLI resource without two costs the platform does not use, seconds a run in
+    all (benchmarks/one_new_day.py; docs/benchmarks.md): before each invocation it runs `dbt --version` in a
     subprocess, and it opens a dbt adapter on the warehouse for `fetch_row_counts()` and
     `fetch_column_metadata()`, which the platform does not call (row counts come from the exports).
     Both are private methods of dagster-dbt 0.29; tests/test_transform.py checks they still exist."""
