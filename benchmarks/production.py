@@ -71,9 +71,10 @@ def _serving(env: dict[str, str], requests: int) -> dict:
     try:
         url = f"http://127.0.0.1:{port}"
         flight = {**FLIGHT, "scheduled_departure": "2013-01-30T17:15:00"}
-        wait_until_up(url, flight, "/predict")
-        latency(url + "/predict", flight, 50)  # warm up
-        return latency(url + "/predict", flight, requests)
+        token = env.get("MLPLATFORM_API_TOKEN")  # the production profile requires one
+        wait_until_up(url, flight, "/predict", token=token)
+        latency(url + "/predict", flight, 50, token)  # warm up
+        return latency(url + "/predict", flight, requests, token)
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
@@ -109,7 +110,8 @@ def bench(ctx: Context) -> dict:
         servers_dir = ctx.work / f"servers-{n}"
         pg, redis = start_postgres(servers_dir), start_redis(servers_dir)
         try:
-            production = {"MLPLATFORM_PROFILE": "production", "MLPLATFORM_POSTGRES_URL": pg.url,
+            production = {"MLPLATFORM_PROFILE": "production", "MLPLATFORM_API_TOKEN": "benchmark-" + os.urandom(12).hex(),
+                          "MLPLATFORM_POSTGRES_URL": pg.url,
                           "MLPLATFORM_REDIS_URL": redis.url}
             runs["embedded"].append(one_profile(ctx, None))
             runs["production"].append(one_profile(ctx, production))

@@ -38,11 +38,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(url: str, probe: dict, path: str, seconds: float = 120) -> None:
+def wait_until_up(url: str, probe: dict, path: str, seconds: float = 120, token: str | None = None) -> None:
     deadline = time.monotonic() + seconds
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     while time.monotonic() < deadline:
         try:
-            if httpx.post(url + path, json=probe, timeout=5).status_code == 200:
+            if httpx.post(url + path, json=probe, timeout=5, headers=headers).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -50,10 +51,11 @@ def wait_until_up(url: str, probe: dict, path: str, seconds: float = 120) -> Non
     raise RuntimeError(f"{url} did not answer {path}")
 
 
-def _request_bytes(url: str, body: dict) -> tuple[tuple[str, int], bytes]:
+def _request_bytes(url: str, body: dict, token: str | None = None) -> tuple[tuple[str, int], bytes]:
     parts = urlsplit(url)
     payload = json.dumps(body).encode()
-    head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n{auth}"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
     return (parts.hostname, parts.port), head + payload
 
@@ -71,8 +73,8 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 
 # The load comes from raw HTTP/1.1 over kept-alive sockets in one event loop: a Python HTTP client
 # costs as much CPU per request as the server does, and on two cores it would measure itself.
-async def _latency(url: str, body: dict, n: int) -> list[float]:
-    address, request = _request_bytes(url, body)
+async def _latency(url: str, body: dict, n: int, token: str | None = None) -> list[float]:
+    address, request = _request_bytes(url, body, token)
     reader, writer = await asyncio.open_connection(*address)
     times = []
     for _ in range(n):
@@ -99,8 +101,8 @@ async def _throughput(url: str, body: dict, clients: int, seconds: float) -> int
     return sum(await asyncio.gather(*(client() for _ in range(clients))))
 
 
-def latency(url: str, body: dict, n: int) -> dict:
-    times = sorted(asyncio.run(_latency(url, body, n)))
+def latency(url: str, body: dict, n: int, token: str | None = None) -> dict:
+    times = sorted(asyncio.run(_latency(url, body, n, token)))
     return {"requests": n, "p50_ms": round(times[n // 2] * 1000, 3),
             "p99_ms": round(times[int(n * 0.99) - 1] * 1000, 3)}
 

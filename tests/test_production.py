@@ -139,7 +139,9 @@ def test_the_api_answers_from_the_redis_online_store(both_built) -> None:
 
     home, env, _ = both_built["production"]
     port = free_port()
-    server = subprocess.Popen([str(BIN / "mlplatform"), "serve", "--port", str(port)], env=env, cwd=ROOT,
+    token = "production-" + os.urandom(12).hex()  # the production profile serves with a token only
+    server = subprocess.Popen([str(BIN / "mlplatform"), "serve", "--port", str(port)],
+                              env={**env, "MLPLATFORM_API_TOKEN": token}, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
@@ -154,7 +156,9 @@ def test_the_api_answers_from_the_redis_online_store(both_built) -> None:
             time.sleep(0.5)
         flight = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH", "tail_number": "N14228",
                   "scheduled_departure": "2013-01-14T05:15:00"}
-        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=flight, timeout=30)
+        assert httpx.post(f"http://127.0.0.1:{port}/predict", json=flight, timeout=30).status_code == 401
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=flight, timeout=30,
+                            headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
         prediction = answer.json()
         assert prediction["model_version"] == 1

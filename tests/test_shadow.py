@@ -110,10 +110,10 @@ def test_once_its_days_are_in_the_shadow_is_promoted_or_retired_on_its_figures(s
     assert request is not None and request.job_name == "shadow_decision"
 
     found = shadow.results(state.exports, 2)
-    assert found.days == SCORED and found.flights > 1000
+    assert found.days == SCORED and found.rows > 1000
     decided = materialize_model(instance, paths, ["deployed_model"], SPEC)
     assert decided.success, failure_message(decided)
-    promoted = found.shadow_roc_auc >= found.champion_roc_auc - 0.005
+    promoted = found.metric == "roc_auc" and found.shadow_metric >= found.champion_metric - 0.005
     assert int(version_for_alias(paths, CHAMPION).version) == (2 if promoted else 1)
     assert shadow.current(paths) is None  # the shadow run is over either way
     assert shadow_decision_request(state, ModelSpec(**SPEC)) is None
@@ -132,3 +132,8 @@ def test_the_verdict_waits_for_its_days_then_compares_on_the_same_flights() -> N
     outcome, why = verdict(found(2, 0.698, 0.70), 2, 0.005)
     assert outcome == "promote" and "ROC AUC 0.6980 against the champion's 0.7000" in why
     assert verdict(found(3, 0.69, 0.70), 2, 0.005)[0] == "retire"
+    # A regression's error: lower is better, the tolerance in its units.
+    rmse = ShadowResults(2, ["1998-01-01", "1998-01-02"], 500, 101.0, 100.0, "rmse")
+    assert verdict(rmse, 2, 1.0)[0] == "promote" and verdict(rmse, 2, 0.5)[0] == "retire"
+    assert "RMSE 101.0000 against the champion's 100.0000" in verdict(rmse, 2, 1.0)[1]
+    assert verdict(ShadowResults(2, ["1998-01-01", "1998-01-02"], 500, 90.0, 100.0, "rmse"), 2, 0.0)[0] == "promote"

@@ -120,7 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     refused = None if token else why_open_is_refused(args.host, current().production)
     if refused:
         print(f"mlplatform serve: {refused}: set {TOKEN_ENV}, or {TOKEN_FILE_ENV} to a file holding it "
-              "(every route but /health then needs `Authorization: Bearer <token>`)", file=sys.stderr)
+              "(every endpoint but /health then needs `Authorization: Bearer <token>`)", file=sys.stderr)
         return 2
     address = f"http://{args.host}:{args.port}"
 

@@ -233,7 +233,9 @@ def gate_settings(model_spec: ModelSpec, task=None):
 
     task = task or active().task
     floor = model_spec.min_first_auc if task.kind == "binary" and task.metric == "roc_auc" else task.min_metric
-    return GateSettings(metric=task.metric, floor=floor, tolerance=model_spec.gate_tolerance,
+    # The spec's tolerance is in its metric's units; `gate_tolerance` overrides it when set (env, launchpad).
+    tolerance = model_spec.gate_tolerance if "gate_tolerance" in model_spec.model_fields_set else task.tolerance
+    return GateSettings(metric=task.metric, floor=floor, tolerance=tolerance,
                         against_baselines=model_spec.gate_against_baselines,
                         floor_name="min_first_auc" if task.kind == "binary" else "min_metric")
 
@@ -366,12 +368,13 @@ def _shadow_step(context: dg.AssetExecutionContext, state: PlatformState,
                          f"{model_spec.shadow_days} scored day(s)")
         return dg.MaterializeResult(metadata={**common, "action": "shadow", "at": entry["at"]})
     found = shadow.results(state.exports, int(challenger.version))
-    outcome, why = shadow.verdict(found, model_spec.shadow_days, model_spec.gate_tolerance)
+    outcome, why = shadow.verdict(found, model_spec.shadow_days, gate_settings(model_spec).tolerance)
     context.log.info(f"shadow version {challenger.version}: {outcome}: {why}")
-    figures = {"shadow_days_scored": len(found.days), "shadow_flights": found.flights,
-               "shadow_roc_auc": round(found.shadow_roc_auc, 4) if found.shadow_roc_auc is not None else "none",
-               "champion_roc_auc_same_flights": (round(found.champion_roc_auc, 4)
-                                                 if found.champion_roc_auc is not None else "none"),
+    metric = found.metric
+    figures = {"shadow_days_scored": len(found.days), "shadow_rows": found.rows,
+               f"shadow_{metric}": round(found.shadow_metric, 4) if found.shadow_metric is not None else "none",
+               f"champion_{metric}_same_rows": (round(found.champion_metric, 4)
+                                                if found.champion_metric is not None else "none"),
                "reason": why}
     if outcome == "promote":
         shadow.end(paths, challenger.version, "promoted")

@@ -10,7 +10,7 @@ its online features from memory (see `features.py`), preprocesses them without p
 network. The endpoints are `async` on purpose: the work is well under a millisecond of CPU, less
 than a hop to the thread pool would cost. Bad input never reaches the model: FastAPI answers 422
 naming the field (a departure date outside 1900-2199 too), a body over 512 KiB gets 413 before it is
-parsed, and no request error becomes a 500; `/metrics` counts every error answer by status. With an API token configured, every route but
+parsed, and no request error becomes a 500; `/metrics` counts every error answer by status. With an API token configured, every endpoint but
 `/health` answers 401 without it (`auth.py`).
 """
 
@@ -42,7 +42,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
                api_token: str | None = None) -> FastAPI:
     """The API on the state directory `paths`. `log_predictions`: every answer goes to the prediction
     log (`prediction_log.py`). `on_ready` is called with `/health`'s answer once the models are loaded.
-    `api_token`: every route but `/health` requires it as a bearer token (`auth.py`)."""
+    `api_token`: every endpoint but `/health` requires it as a bearer token (`auth.py`)."""
     registry = CollectorRegistry()
     requests = Counter("mlplatform_requests_total", "Prediction requests", ["endpoint"], registry=registry)
     errors = Counter("mlplatform_request_errors_total", "Requests answered with an error, by status",
@@ -123,7 +123,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         finally:  # errors are counted by status in `RequestGuard`
             latency.labels(endpoint).observe(time.perf_counter() - started)
 
-    # The routes take the use case's request model: its class is given to FastAPI by annotation.
+    # The endpoints take the use case's request model: its class is given to FastAPI by annotation.
     async def predict_one(one):
         return timed("/predict", [one])[0]
 

@@ -3,7 +3,7 @@
     MLPLATFORM_API_TOKEN        the token itself
     MLPLATFORM_API_TOKEN_FILE   a file holding it (how a Kubernetes secret is mounted); wins if both are set
 
-With a token, every route but `/health` (the load balancer's probe) answers 401 unless the request
+With a token, every endpoint but `/health` (the load balancer's probe) answers 401 unless the request
 carries `Authorization: Bearer <token>`; the comparison takes the same time whatever the guess
 (`hmac.compare_digest`). Without one the API is open, which `serve` allows only on a loopback
 address and never on the production profile. The token is never printed: messages name the
