@@ -126,10 +126,21 @@ def measure(name: str, command: list[str], url: str, path: str, body: dict, home
     return result
 
 
+# The load figures: many clients at once, one server process against one per core (`--workers 2`).
+LOAD_CLIENTS = 32
+
+
 def one_run(home: Path, requests: int, clients: int, seconds: float) -> dict:
-    port_a, port_b, port_c = free_port(), free_port(), free_port()
+    port_a, port_b, port_c, port_d, port_e = (free_port() for _ in range(5))
     serve = [str(BIN / "mlplatform"), "--home", str(home), "serve"]
     return {
+        "load_1_worker": measure(f"mlplatform serve, {LOAD_CLIENTS} clients", [*serve, "--port", str(port_d), "--quiet"],
+                                 f"http://127.0.0.1:{port_d}", "/predict", FLIGHT, home, requests, LOAD_CLIENTS,
+                                 seconds),
+        "load_2_workers": measure(f"mlplatform serve --workers 2, {LOAD_CLIENTS} clients",
+                                  [*serve, "--port", str(port_e), "--quiet", "--workers", "2"],
+                                  f"http://127.0.0.1:{port_e}", "/predict", FLIGHT, home, requests, LOAD_CLIENTS,
+                                  seconds),
         "predict": measure("mlplatform serve: POST /predict", [*serve, "--port", str(port_a)],
                            f"http://127.0.0.1:{port_a}", "/predict", FLIGHT, home, requests, clients, seconds),
         # The prediction log's cost: the same server writing no log.
@@ -161,6 +172,12 @@ def bench(ctx: Context) -> dict:
                 for q in ("p50", "p99")]
     figures.append(figure("`/predict` without the prediction log throughput",
                           [r["predict_unlogged"]["throughput_rps"] for r in runs], "req/s", digits=0))
+    for key, label in (("load_1_worker", "one process"), ("load_2_workers", "`--workers 2`")):
+        figures.append(figure(f"`/predict` under {LOAD_CLIENTS} clients, {label}, throughput",
+                              [r[key]["throughput_rps"] for r in runs], "req/s", digits=0,
+                              target="> 1000" if key == "load_2_workers" else "",
+                              met=min(r[key]["throughput_rps"] for r in runs) > 1000 if key == "load_2_workers"
+                              else None))
     return {"title": "Serving: one flight over loopback, beside `feast serve`", "figures": figures, "runs": runs}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -137,6 +138,34 @@ def test_a_configured_token_keeps_strangers_out(server, tmp_path: Path) -> None:
     assert "bearer token required" in said
     for text in (said, status.stdout + status.stderr, *(a.text for a in answers)):
         assert token not in text
+
+
+def test_two_worker_processes_answer_on_one_port_and_the_log_keeps_every_answer(server, tmp_path: Path) -> None:
+    """`serve --workers 2`: two processes, each saying what it serves, answer on one port; every
+    answer is in the prediction log once, whichever process gave it (their files are named by pid)."""
+    import duckdb
+
+    port, output = free_port(), tmp_path / "serve-workers.log"
+    process = subprocess.Popen([str(Path(sys.executable).with_name("mlplatform")), "--home", str(server["paths"].home),
+                                "serve", "--port", str(port), "--workers", "2", "--quiet"],
+                               stdout=output.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while output.read_text().count("mlplatform serve: champion v1") < 2:
+            assert time.monotonic() < deadline and process.poll() is None, output.read_text()[-2000:]
+            time.sleep(0.5)
+        workers = set(re.findall(r"\(worker (\d+)\)", output.read_text()))
+        assert len(workers) == 2 and str(process.pid) not in workers
+        with httpx.Client() as client:  # a new connection per request: the kernel spreads them
+            ids = [client.post(f"{url}/predict", json={**FLIGHT, "flight_number": 8000 + n},
+                               headers={"Connection": "close"}).json()["request_id"] for n in range(40)]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    logged = duckdb.execute(f"select request_id, count(*) from read_parquet('{server['paths'].home}/prediction_log/*/*.parquet', "
+                            "union_by_name = true) where flight_id like 'UA8%' group by request_id").fetchall()
+    assert sorted(r for r, _ in logged) == sorted(ids) and {n for _, n in logged} == {1}
 
 
 def test_serve_says_where_and_what_it_serves_and_logs_requests(server) -> None:

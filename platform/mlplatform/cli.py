@@ -123,19 +123,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "(every endpoint but /health then needs `Authorization: Bearer <token>`)", file=sys.stderr)
         return 2
     address = f"http://{args.host}:{args.port}"
+    log_level = "warning" if args.quiet else "info"  # each request in the access log; --quiet: warnings only
+    if args.workers > 1:
+        # Several processes on one socket (uvicorn's workers), each building the app from the
+        # environment: its own models, feature cache and prediction log files (named by its pid).
+        from mlplatform.serving.app import WORKER_SETTINGS_ENV
+
+        os.environ[WORKER_SETTINGS_ENV] = json.dumps({"home": str(_paths(args).home),
+                                                      "reload_seconds": args.reload_seconds,
+                                                      "log_predictions": not args.no_prediction_log,
+                                                      "banner": f"on {address} (docs: {address}/docs"
+                                                                + (", bearer token required)" if token else ")")})
+        uvicorn.run("mlplatform.serving.app:app_from_environment", factory=True, workers=args.workers,
+                    host=args.host, port=args.port, log_level=log_level, access_log=not args.quiet)
+        return 0
 
     def ready(health: dict) -> None:
-        champion = (f"champion v{health['model_version']} ({health['model_family']})" if health["model_version"]
-                    else "no champion yet (503 until the pipeline deploys one)")
-        live = f", live champion v{health['live_model_version']}" if health["live_model_version"] else ""
-        guarded = ", bearer token required" if token else ""
-        print(f"mlplatform serve: {champion}{live} on {address} (docs: {address}/docs{guarded})", flush=True)
+        print(f"mlplatform serve: {describe(health)} on {address} (docs: {address}/docs"
+              + (", bearer token required)" if token else ")"), flush=True)
+
+    from mlplatform.serving.app import describe
 
     app = create_app(_paths(args), reload_seconds=args.reload_seconds, log_predictions=not args.no_prediction_log,
                      on_ready=ready, api_token=token)
-    # Each request in the access log (uvicorn's INFO); --quiet leaves only warnings.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning" if args.quiet else "info",
-                access_log=not args.quiet)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, access_log=not args.quiet)
     return 0
 
 
@@ -305,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not write answers to $MLPLATFORM_HOME/prediction_log (docs/operating.md: Tracing an answer)")
     serve.add_argument("--reload-seconds", type=float, default=2.0,
                        help="how often to check the registry for a new champion")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="processes answering on the same port (default 1; about one per core under load)")
     serve.set_defaults(func=cmd_serve)
 
     mlflow_ui = sub.add_parser("mlflow-ui", help="MLflow's UI on the platform's tracking store: runs, metrics, "

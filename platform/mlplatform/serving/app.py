@@ -35,6 +35,33 @@ from mlplatform.usecases import active
 
 # A full batch (1,000 requests) is about 200 KB of JSON.
 MAX_BODY_BYTES = 512 * 1024
+# What `mlplatform serve --workers N` hands each worker process (JSON): they build the app themselves.
+WORKER_SETTINGS_ENV = "MLPLATFORM_SERVE_SETTINGS"
+
+
+def describe(health: dict) -> str:
+    """What is served, from `/health`'s answer: for the line `serve` prints once it is ready."""
+    champion = (f"champion v{health['model_version']} ({health['model_family']})" if health["model_version"]
+                else "no champion yet (503 until the pipeline deploys one)")
+    live = f", live champion v{health['live_model_version']}" if health["live_model_version"] else ""
+    return champion + live
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `serve --workers N`, from the settings its parent left in
+    the environment; the token is read as `serve` reads it (`auth.py`)."""
+    import json
+    import os
+
+    from mlplatform.serving.auth import api_token
+
+    settings = json.loads(os.environ[WORKER_SETTINGS_ENV])
+
+    def ready(health: dict) -> None:
+        print(f"mlplatform serve: {describe(health)} {settings['banner']} (worker {os.getpid()})", flush=True)
+
+    return create_app(StatePaths.resolve(settings["home"]), reload_seconds=settings["reload_seconds"],
+                      log_predictions=settings["log_predictions"], on_ready=ready, api_token=api_token())
 
 
 def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: int = MAX_BODY_BYTES,
