@@ -288,6 +288,21 @@ def test_a_malformed_profile_names_its_setting(environ, setting) -> None:
     assert ":p@" not in str(raised.value)  # never the password
 
 
+def test_a_failed_run_is_told_which_services_are_gone() -> None:
+    """What a failed run's record and alert lead with: each server that does not answer, its setting
+    named, its password not; within the probe's bound (a closed port answers at once)."""
+    from mlplatform.automation.failures import run_error
+    from mlplatform.profile import Profile
+
+    assert Profile().unreachable() == []  # the embedded default has no server to lose
+    closed = free_port()
+    lost = Profile("production", f"postgresql://u:secret@127.0.0.1:{closed}/db",
+                   f"redis://:secret@127.0.0.1:{closed}/0").unreachable(timeout_s=1)
+    assert [m.split("=")[0] for m in lost] == ["MLPLATFORM_POSTGRES_URL", "MLPLATFORM_REDIS_URL"], lost
+    assert all("cannot be reached" in m and "secret" not in m for m in lost), lost
+    assert run_error([]) == ""
+
+
 def test_services_that_cannot_be_used_are_named(servers) -> None:
     from mlplatform.profile import Profile, ProfileError
 
@@ -360,29 +375,58 @@ def test_a_database_outage_mid_run_is_redone_by_a_plain_rerun(both_built, server
     assert _psql(pg.url, "select count(distinct flight_date) from analytics.fct_flights")[0][0] == 16
 
 
-def test_redis_restarted_empty_is_noticed_and_the_online_store_rebuilt(both_built, servers) -> None:
-    """Redis dies and comes back empty (no persistence): Feast's registry still says every day is
-    online. The next day's plain pipeline notices the loss and writes every view again from the
-    offline store, so entities absent from the new day are served again, not defaulted."""
+def test_redis_lost_mid_refresh_is_named_and_the_online_store_rebuilt(both_built, servers) -> None:
+    """Redis (broker, result backend, online store) is killed as a refresh writes the online store,
+    and comes back empty (no persistence). The pipeline stops at once naming MLPLATFORM_REDIS_URL, with
+    no traceback; the failure record and the alert carry it. Feast's registry still says every day
+    is online: the plain rerun notices the loss and writes every view again from the offline store,
+    so entities absent from the new day are served again, not defaulted."""
+    import json
+
     import redis as redis_client
 
     pg, redis = servers
     if redis.external:
-        pytest.skip("restarts the test's own Redis")
+        pytest.skip("kills the test's own Redis")
     home, env, _ = both_built["production"]
     client = redis_client.Redis.from_url(redis.url)
     # The online store's keys (Feast's are binary entity keys), not Celery's, Kombu's or the stream's.
     others = (b"celery", b"_kombu", b"unacked", b"mlplatform:")
     held = {k for k in client.scan_iter(count=10_000) if not k.startswith(others)}
     assert len(held) > 1000
+    mlplatform(env, "replay", "--through", "2013-01-17")
+    started = "select count(*) from event_logs where dagster_event_type = 'STEP_START' and step_key = 'online_features'"
+    [(before,)] = _psql(pg.url, started)
+    first = subprocess.Popen([str(BIN / "mlplatform"), "pipeline", "--no-retrain"], env=env, cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while _psql(pg.url, started)[0][0] == before:
+        assert first.poll() is None and time.monotonic() < deadline, "no online write started"
+        time.sleep(0.1)
     redis.stop()
-    redis.start()
+    killed = time.monotonic()
+    try:
+        out, err = first.communicate(timeout=300)
+    finally:
+        failed_in = time.monotonic() - killed
+        redis.start()
+    assert first.returncode == 2, out + err
+    assert "MLPLATFORM_REDIS_URL" in err and "cannot be reached" in err and "Traceback" not in err, err[-3000:]
+    assert "mlplatform pipeline" in err and "again once the service is back" in err
+    assert failed_in < 120, f"the pipeline took {failed_in:.0f} s to fail after Redis was lost"
+    failure = json.loads((home / "run_failures.jsonl").read_text().splitlines()[-1])
+    assert failure["job"] == "daily_refresh" and "MLPLATFORM_REDIS_URL" in failure["lost_services"][0]
+    assert failure["error"].startswith(failure["lost_services"][0])
+    alert = json.loads((home / "alerts.jsonl").read_text().splitlines()[-1])
+    assert alert["key"] == "run_failed:daily_refresh" and "MLPLATFORM_REDIS_URL" in alert["text"], alert
     # Empty of the online store's keys (the Celery workers reconnect at once and bind their queues).
     assert not [k for k in client.scan_iter(count=10_000) if not k.startswith(others)]
-    mlplatform(env, "replay", "--through", "2013-01-17")
+
     rerun = mlplatform(env, "pipeline", "--no-retrain")
     assert rerun.returncode == 0 and "0 failed" in rerun.stdout, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     [(event,)] = _psql(pg.url, "select event from event_logs where event like '%rebuilt_views%' "
                               "order by id desc limit 1")
     assert "sampled entities were missing online" in event
     assert held <= set(client.scan_iter(count=10_000))  # every entity held before is online again
+    flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    assert flights == distinct == _landed_flights(home)

@@ -67,11 +67,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from mlplatform.pipeline import LOG_LEVEL_ENV, run_pipeline
+    from mlplatform.pipeline import LOG_LEVEL_ENV, run_pipeline, send_unraisable_to_log
 
     if args.log_level:
         os.environ[LOG_LEVEL_ENV] = args.log_level
-
+    send_unraisable_to_log(_paths(args).ensure())
     result = run_pipeline(_paths(args), retrain=not args.no_retrain)
     print(f"{len(result.runs)} run(s), {len(result.failed)} failed; champion: "
           f"{'version ' + str(result.champion_version) if result.champion_version else 'none'}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from mlplatform.profile import ServiceLost
 from mlplatform.state import StatePaths
 
 if TYPE_CHECKING:
@@ -52,10 +53,9 @@ class PipelineResult:
 
 
 def _error(result) -> str:
-    from mlplatform.automation.failures import step_error
+    from mlplatform.automation.failures import run_error
 
-    failed = [e for e in result.all_events if e.is_step_failure]
-    return f"{failed[0].step_key}: {step_error(failed[0])}" if failed else ""
+    return run_error(result.all_events)
 
 
 def load_landed_files(instance: "dg.DagsterInstance", state: "PlatformState",
@@ -98,6 +98,22 @@ def run_pipeline(paths: StatePaths, say: Callable[[str], None] = print, retrain:
         return _run(paths, say, retrain)
 
 
+def send_unraisable_to_log(paths: StatePaths) -> None:
+    """For the rest of the process, errors raised where Python can only print them (Celery's result
+    objects retry a lost Redis in `__del__`, up to the interpreter's exit) go to pipeline.log: the
+    terminal gets the one message that names the service."""
+    import sys
+
+    def to_log(unraisable) -> None:
+        import traceback
+
+        with open(paths.home / TOOLS_LOG, "a") as log:
+            log.write(f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}\n")
+            traceback.print_exception(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback, file=log)
+
+    sys.unraisablehook = to_log
+
+
 def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> PipelineResult:
     import dagster as dg
 
@@ -133,10 +149,17 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
             seconds = (datetime.now(timezone.utc) - started).total_seconds()
             run = PipelineRun(request.job_name, target, result.success, round(seconds, 2), _error(result))
             outcome.runs.append(run)
+            lost = []
             if not result.success:  # recorded and alerted here: no sensor watches the pipeline's runs
-                report_failure(paths, instance, result.dagster_run, run.error, _step_errors(result))
+                entry = report_failure(paths, instance, result.dagster_run, run.error, _step_errors(result))
+                lost = entry["lost_services"] if entry else []
+                run.error = entry["error"] if entry else run.error
             say(f"{run.job:<18} {run.target:<24} {'ok' if run.success else 'FAILED'} in {run.seconds:.1f} s"
                 + (f": {run.error}" if run.error else ""))
+            if lost:  # every later run would fail the same way: stop, and say what to do
+                raise ServiceLost(f"{'; '.join(lost)}. The {request.job_name} run failed and is recorded "
+                                  f"(run {result.dagster_run.run_id[:8]}); nothing was half-written. "
+                                  "Run `mlplatform pipeline` again once the service is back: it redoes that run")
             return result.success
 
         for path in load_landed_files(instance, state, execute):

@@ -46,6 +46,11 @@ class ProfileError(RuntimeError):
     names the setting."""
 
 
+class ServiceLost(ProfileError):
+    """A service of the production profile went away mid-command; the message names its setting
+    and what to do."""
+
+
 _COMMON_INSTANCE = """\
 telemetry:
   enabled: false
@@ -247,6 +252,20 @@ class Profile:
         if not self.production:
             return []
         return [self._check_postgres(timeout_s), self._check_redis(timeout_s)]
+
+    def unreachable(self, timeout_s: float = 2.0) -> list[str]:
+        """Each service that cannot be reached now, as the message that names its setting: asked
+        after a run fails, since a run whose broker or database went away fails with the client's
+        bare error, or with none (the executor lost its steps). Bounded by `timeout_s` a service."""
+        if not self.production:
+            return []
+        lost = []
+        for check in (self._check_postgres, self._check_redis):
+            try:
+                check(timeout_s)
+            except ProfileError as err:
+                lost.append(str(err))
+        return lost
 
     def _check_postgres(self, timeout_s: float) -> str:
         import psycopg2

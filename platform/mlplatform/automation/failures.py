@@ -26,7 +26,8 @@ def failures(paths: StatePaths) -> list[dict]:
     return read_jsonl(paths.home / FAILURES_LOG)
 
 
-def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_steps: dict[str, str]) -> dict | None:
+def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_steps: dict[str, str],
+                   lost_services: list[str] = ()) -> dict | None:
     """Append a failed run to the failure log, or None where it is there already; a run's MLflow run
     left RUNNING is ended FAILED."""
     from mlplatform.automation.jobs import run_target  # the jobs load dbt: not for `status`, which reads the log
@@ -43,12 +44,39 @@ def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_ste
         "partition": run_target(tags),
         "error": error,
         "failed_steps": failed_steps,
+        "lost_services": list(lost_services),
     }
     if tracking_store_exists(paths):
         entry["mlflow_runs_ended"] = end_runs_of(paths, run.run_id)
     with open(paths.ensure().home / FAILURES_LOG, "a") as log:
         log.write(json.dumps(entry) + "\n")
     return entry
+
+
+def lost_services() -> list[str]:
+    """Each production service that cannot be reached now, as a message naming its setting: a run
+    whose Redis or PostgreSQL went away fails with the client's bare error, or with none at all
+    where the executor lost its steps."""
+    from mlplatform.profile import ProfileError, current
+
+    try:
+        return current().unreachable()
+    except ProfileError:  # a wrong profile fails every command before a run starts, naming it
+        return []
+
+
+def run_error(events: list[dg.DagsterEvent]) -> str:
+    """Why a run failed, from its events: the first failed step and its own message, else the
+    executor's error (a step it could not hand out or hear back from), else the run's failure."""
+    failed = [e for e in events if e.is_step_failure]
+    if failed:
+        return f"{failed[0].step_key}: {step_error(failed[0])}"
+    for event in events:
+        data = event.event_specific_data
+        error = getattr(data, "error", None)
+        if error is not None and getattr(error, "message", None):
+            return error.message.strip().splitlines()[-1]
+    return next((e.message for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE and e.message), "")
 
 
 def step_error(event: dg.DagsterEvent) -> str:
@@ -76,10 +104,13 @@ def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
 
 def report_failure(paths: StatePaths, instance: dg.DagsterInstance, run: dg.DagsterRun, error: str,
                    failed_steps: dict[str, str], log=None) -> dict | None:
-    """Record the failed run and alert once for its job; None where it was reported already."""
+    """Record the failed run and alert once for its job; None where it was reported already. The
+    production services that cannot be reached now lead the error (and the alert), each naming its
+    setting, and are listed as `lost_services`."""
     import logging
 
-    entry = record_failure(paths, run, error, failed_steps)
+    lost = lost_services()
+    entry = record_failure(paths, run, "; ".join([*lost, error] if error else lost), failed_steps, lost)
     if entry is None:
         return None
     try:
@@ -93,7 +124,8 @@ def alert_failed_run(paths: StatePaths, instance: dg.DagsterInstance, entry: dic
     """One alert per failing job: another failure of the same job sends nothing until it succeeds."""
     from mlplatform.automation.alerts import RUN_FAILED, Alert, job_succeeded_since, notifier
 
-    steps = "; ".join(f"{step}: {error}" for step, error in entry["failed_steps"].items()) or entry["error"]
+    steps = "; ".join([*entry.get("lost_services", []),
+                       *(f"{step}: {error}" for step, error in entry["failed_steps"].items())]) or entry["error"]
     alert = Alert(key=f"{RUN_FAILED}{entry['job']}", title=f"{entry['job']} failed",
                   text=f"run {entry['run_id']} ({entry['trigger']}, {entry['partition'] or 'no partition'}): {steps}",
                   details={"run_id": entry["run_id"], "job": entry["job"], "partition": entry["partition"]})
