@@ -63,6 +63,35 @@ def servers(tmp_path_factory):
         pg.stop("immediate")
 
 
+# The production state directory's Celery workers by name, each its own process group.
+WORKERS: dict[str, subprocess.Popen] = {}
+
+
+def start_workers(home: Path, env: dict[str, str], *names: str) -> None:
+    """Start the named workers (each its own process group) and wait until each says it is ready."""
+    def ready(name: str) -> int:
+        log = home / f"{name}.log"
+        return log.read_text().count(" ready.") if log.exists() else 0
+
+    before = {name: ready(name) for name in names}
+    for name in names:
+        WORKERS[name] = subprocess.Popen([str(BIN / "mlplatform"), "worker", "--name", name, "--loglevel", "INFO"],
+                                         env=env, cwd=ROOT, stdout=open(home / f"{name}.log", "a"),
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not all(ready(name) > before[name] for name in names):
+        assert time.monotonic() < deadline, "the Celery workers did not start:\n" + (home / f"{names[0]}.log").read_text()
+        time.sleep(0.5)
+
+
+def stop_worker(name: str) -> None:
+    """`kill -9` of the worker's process group (mlplatform worker, Celery and its pool processes)."""
+    worker = WORKERS.pop(name)
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+
+
 @pytest.fixture(scope="module")
 def production(servers, tmp_path_factory):
     """A production state directory with two Celery workers, each its own process group."""
@@ -70,17 +99,10 @@ def production(servers, tmp_path_factory):
     home = tmp_path_factory.mktemp("production") / "home"
     env = _production(home, pg, redis)
     mlplatform(env, "prepare")
-    workers = [subprocess.Popen([str(BIN / "mlplatform"), "worker", "--name", f"worker{n}", "--loglevel", "INFO"],
-                                env=env, cwd=ROOT, stdout=open(home / f"worker{n}.log", "w"), stderr=subprocess.STDOUT,
-                                start_new_session=True) for n in (1, 2)]
-    deadline = time.monotonic() + 60
-    while not all("ready" in (home / f"worker{n}.log").read_text() for n in (1, 2)):
-        assert time.monotonic() < deadline, "the Celery workers did not start:\n" + (home / "worker1.log").read_text()
-        time.sleep(0.5)
+    start_workers(home, env, "worker1", "worker2")
     yield home, env
-    for worker in workers:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+    for name in list(WORKERS):
+        stop_worker(name)
 
 
 @pytest.fixture(scope="module")
@@ -430,3 +452,46 @@ def test_redis_lost_mid_refresh_is_named_and_the_online_store_rebuilt(both_built
     assert held <= set(client.scan_iter(count=10_000))  # every entity held before is online again
     flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
     assert flights == distinct == _landed_flights(home)
+
+
+def test_a_worker_killed_mid_step_fails_its_run_and_a_rerun_completes(both_built, servers) -> None:
+    """`kill -9` of the process group of the Celery worker running a refresh's dbt step: the step's
+    result would stay STARTED forever and the run wait on it. The surviving worker's watch finds the
+    silent worker and fails the step, naming it; the pipeline ends with the run failed and recorded.
+    With the worker back, a plain rerun completes: every flight once, no run in flight, the same
+    champion."""
+    import json
+
+    pg, _ = servers
+    home, env, _ = both_built["production"]
+    mlplatform(env, "replay", "--through", "2013-01-18")
+    champions = _psql(pg.url, "select count(*) from mlflow.model_versions")
+    [(last_event,)] = _psql(pg.url, "select coalesce(max(id), 0) from event_logs")
+    first = subprocess.Popen([str(BIN / "mlplatform"), "pipeline", "--no-retrain"], env=env, cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (handed := _psql(pg.url, f"select event from event_logs where id > {last_event} and event like "
+                                       "'%Executing steps dbt_daily_models in celery worker%'")):
+        assert first.poll() is None and time.monotonic() < deadline, "no dbt step started on a worker"
+        time.sleep(0.1)
+    [victim] = set(re.findall(r"(worker[12])@", handed[0][0]))
+    stop_worker(victim)
+    killed = time.monotonic()
+    try:
+        out, err = first.communicate(timeout=300)
+    finally:
+        failed_in = time.monotonic() - killed
+        start_workers(home, env, victim)
+    assert first.returncode == 1, out + err
+    assert f"{victim}@" in out and "stopped answering" in out and "Traceback" not in err, out[-3000:] + err[-3000:]
+    assert failed_in < 90, f"the run took {failed_in:.0f} s to fail after its worker was killed"
+    failure = json.loads((home / "run_failures.jsonl").read_text().splitlines()[-1])
+    assert failure["job"] == "daily_refresh" and f"{victim}@" in failure["error"], failure
+    assert failure["lost_services"] == []  # a worker, not a service: PostgreSQL and Redis answer
+
+    rerun = mlplatform(env, "pipeline", "--no-retrain")
+    assert "0 failed" in rerun.stdout, rerun.stdout
+    flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    assert flights == distinct == _landed_flights(home)
+    assert not _psql(pg.url, "select run_id from runs where status in ('STARTED', 'STARTING', 'QUEUED', 'NOT_STARTED')")
+    assert _psql(pg.url, "select count(*) from mlflow.model_versions") == champions

@@ -187,7 +187,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "celery", "-A", "mlplatform.automation.celery_app", "worker",
                "--queues", ",".join(args.queue or [DEFAULT_QUEUE]), "--prefetch-multiplier", "1", "--concurrency", str(args.concurrency),
                "--hostname", f"{name}@%h", "--loglevel", args.loglevel]
-    return subprocess.call(command)
+    from mlplatform.automation.celery_app import app
+    from mlplatform.automation.lost_workers import watching
+
+    # The watch for the peers' lost steps (of runs however started) runs beside this worker.
+    with watching(app, log=lambda line: print(f"mlplatform worker {name}: {line}", file=sys.stderr, flush=True)):
+        return subprocess.call(command)
 
 
 def cmd_consume(args: argparse.Namespace) -> int:

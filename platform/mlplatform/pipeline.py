@@ -238,8 +238,11 @@ def _execute(job: "dg.JobDefinition", instance: "dg.DagsterInstance", request: "
                                       run_config=quiet)
     if request.partition_key:
         tags = {**tags, "dagster/partition": request.partition_key}
+    from mlplatform.automation.celery_app import app
+    from mlplatform.automation.lost_workers import watching
+
     recon = dg.build_reconstructable_job("mlplatform.definitions", "job_named", (request.job_name,))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), watching(app):  # a step whose worker died fails instead of hanging
         # dagster-celery registers its step task again for every run it executes (Celery says so,
         # and keeps the first, which is the same task).
         warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")

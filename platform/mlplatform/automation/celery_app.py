@@ -14,6 +14,9 @@ from mlplatform.profile import current
 
 _profile = current()
 app = make_app(CeleryExecutor.for_cli(broker=_profile.redis_url, backend=_profile.redis_url).app_args())
+# A worker says which step it started, and takes one only when it has a free slot: a worker lost
+# mid-step is then found, and its step failed, by the watch in automation/lost_workers.py.
+app.conf.update(task_track_started=True, worker_disable_prefetch=True)
 # Task names are dagster-celery's, so the executor's messages find them.
 execute_plan = create_task(app)
 execute_job = create_execute_job_task(app)

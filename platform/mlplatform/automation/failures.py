@@ -12,6 +12,7 @@ however many of them see it.
 """
 
 import json
+import re
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -75,7 +76,10 @@ def run_error(events: list[dg.DagsterEvent]) -> str:
         data = event.event_specific_data
         error = getattr(data, "error", None)
         if error is not None and getattr(error, "message", None):
-            return error.message.strip().splitlines()[-1]
+            lines = [line.strip() for line in error.message.strip().splitlines() if line.strip()]
+            # An executor's error lists its steps' own as `[step]: Type: message` (stack traces after).
+            in_step = next((line for line in lines if re.match(r"^\[[\w.\[\]-]+\]: ", line)), None)
+            return re.sub(r"^\[([\w.\[\]-]+)\]: ", r"\1: ", in_step) if in_step else lines[0]
     return next((e.message for e in events if e.event_type == dg.DagsterEventType.RUN_FAILURE and e.message), "")
 
 
