@@ -191,3 +191,17 @@ def test_a_run_reported_by_two_paths_is_recorded_and_alerted_once_and_cleared_on
     nightly.execute_in_process(instance=instance, run_config={"ops": {"step": {"config": {"fail": False}}}})
     assert clear_jobs_that_succeeded(paths, instance) == ["nightly"]
     assert json.loads((paths.home / OPEN_ALERTS).read_text()) == {}
+
+
+def test_a_lost_service_leads_the_failure_alert(home) -> None:
+    """A run that failed because a production service went away (`report_failure` probes them):
+    the alert names the service's setting first, then the failed steps."""
+    from mlplatform.automation.failures import alert_failed_run
+
+    paths, instance, receiver = home
+    lost = "MLPLATFORM_REDIS_URL=redis://127.0.0.1:6390/0: Redis at 127.0.0.1:6390: cannot be reached (refused)"
+    entry = {"run_id": "r1", "job": "daily_refresh", "trigger": "manual", "partition": "2013-01-02",
+             "error": lost, "failed_steps": {"online_features": "ConnectionError"}, "lost_services": [lost]}
+    assert alert_failed_run(paths, instance, entry)
+    [sent] = receiver.received
+    assert sent["text"].startswith("*daily_refresh failed*\nrun r1") and f": {lost}; online_features" in sent["text"]

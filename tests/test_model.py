@@ -186,6 +186,14 @@ def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None
     assert len(history) == model["epochs"] >= 2
     artifacts = {a.path for a in client(paths).list_artifacts(run.info.run_id, "plots")}
     assert {"plots/loss_curves.png", "plots/roc_holdout.png", "plots/calibration_holdout.png"} <= artifacts
+    # The same plots in the Dagster UI itself (Markdown with the PNG inline), each beside its MLflow link.
+    import base64
+
+    for metadata, name in ((model, "loss_curves"), (evaluation, "roc"), (evaluation, "calibration_plot")):
+        picture = metadata[name]
+        assert picture.startswith("![") and "](data:image/png;base64," in picture, name
+        assert base64.b64decode(picture.split("base64,")[1].rstrip(")")).startswith(b"\x89PNG"), name
+        assert "get-artifact?" in metadata[f"{name}_in_mlflow"], name
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "training_set"
 
     metrics = rows_by(evaluation["metrics"], "model")

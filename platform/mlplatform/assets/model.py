@@ -169,7 +169,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     if network is not None:
         extra = {**network.details, "samples_per_second": round(float(np.median(
             [h.samples_per_second for h in network.stopped.history]))),
-            "loss_curves": artifact_link(run_id, LOSS_CURVES)}
+            "loss_curves": plots.in_ui(curves, "Loss"), "loss_curves_in_mlflow": artifact_link(run_id, LOSS_CURVES)}
     return dg.MaterializeResult(metadata={
         "registered_model": line.model, "model_version": int(version.version), "alias": CHALLENGER,
         "model_family": chosen.family, "mlflow_run_id": run_id, "mlflow_run": run_link(experiment_id, run_id),
@@ -321,7 +321,9 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
         # What a reader wants first comes first: the verdict, the figures beside the opponents', the plots.
         metadata={"reason": reason, f"challenger_{metric}": round(figures["challenger"][metric], 4),
                   "metrics": keyed_table(table, "model"),
-                  **{name: artifact_link(challenger.run_id, artifact) for name, (artifact, _) in pictures.items()},
+                  **{name: plots.in_ui(png, name.replace("_", " ")) for name, (_, png) in pictures.items()},
+                  **{f"{name}_in_mlflow": artifact_link(challenger.run_id, artifact)
+                     for name, (artifact, _) in pictures.items()},
                   **evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} rows)",
                   # Each opponent's figure at the top level too: the Plots tab charts them run by run.
                   **{f"{name}_{metric}": values[metric] for name, values in table.items() if name != "challenger"},

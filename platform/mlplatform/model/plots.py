@@ -1,4 +1,5 @@
-"""Training and evaluation plots as PNG bytes: MLflow artifacts, linked from the Dagster metadata."""
+"""Training and evaluation plots as PNG bytes: MLflow artifacts, and pictures in the Dagster UI itself
+(`in_ui`: Markdown metadata with the PNG inline, beside the link to the MLflow artifact)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,13 @@ def residuals(label: np.ndarray, scores: Mapping[str, np.ndarray]) -> bytes:
     plt.xlabel("prediction - actual"), plt.ylabel("rows"), plt.legend(fontsize=7)
     plt.title("Residuals on the holdout")
     return _png(plt, fig)
+
+
+def in_ui(png: bytes, title: str):
+    """The plot as Dagster Markdown metadata with the picture inline (a data URI): the asset's page
+    shows it without the MLflow UI running."""
+    import base64
+
+    import dagster as dg
+
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
