@@ -48,7 +48,10 @@ def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_ste
         "lost_services": list(lost_services),
     }
     if tracking_store_exists(paths):
-        entry["mlflow_runs_ended"] = end_runs_of(paths, run.run_id)
+        try:
+            entry["mlflow_runs_ended"] = end_runs_of(paths, run.run_id)
+        except Exception as err:  # noqa: BLE001 - a store that went away must not lose the record
+            entry["mlflow_runs_ended"] = f"not checked: the tracking store did not answer ({type(err).__name__})"
     with open(paths.ensure().home / FAILURES_LOG, "a") as log:
         log.write(json.dumps(entry) + "\n")
     return entry
