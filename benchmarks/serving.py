@@ -85,8 +85,8 @@ async def _latency(url: str, body: dict, n: int, token: str | None = None) -> li
     return times
 
 
-async def _throughput(url: str, body: dict, clients: int, seconds: float) -> int:
-    address, request = _request_bytes(url, body)
+async def _throughput(url: str, body: dict, clients: int, seconds: float, token: str | None = None) -> int:
+    address, request = _request_bytes(url, body, token)
     deadline = time.monotonic() + seconds
 
     async def client() -> int:
@@ -101,14 +101,60 @@ async def _throughput(url: str, body: dict, clients: int, seconds: float) -> int
     return sum(await asyncio.gather(*(client() for _ in range(clients))))
 
 
+async def _open_loop(url: str, body: dict, rate: float, seconds: float, token: str | None = None) -> list[float]:
+    """Requests that arrive on a fixed schedule, `rate` a second, whatever the answers' pace (as
+    independent callers would): each one's latency counts from its scheduled arrival, so a server
+    that falls behind shows it (no coordinated omission). Connections are reused when idle."""
+    address, request = _request_bytes(url, body, token)
+    idle: list = []
+    times: list[float] = []
+
+    async def one(scheduled: float) -> None:
+        if idle:
+            reader, writer = idle.pop()
+            try:
+                await _exchange(reader, writer, request)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # The server closes a connection idle past its keep-alive (uvicorn: 5 s) before
+                # reading from it: send again on a new one, as an HTTP client does.
+                writer.close()
+                reader, writer = await asyncio.open_connection(*address)
+                await _exchange(reader, writer, request)
+        else:
+            reader, writer = await asyncio.open_connection(*address)
+            await _exchange(reader, writer, request)
+        times.append(time.perf_counter() - scheduled)
+        idle.append((reader, writer))
+
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for n in range(int(rate * seconds)):
+        scheduled = start + n / rate
+        if (wait := scheduled - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+    return times
+
+
+def open_loop(url: str, body: dict, rate: float, seconds: float, token: str | None = None) -> dict:
+    """p50 and p99 of a steady `rate` of arrivals for `seconds` (any error raises)."""
+    times = sorted(asyncio.run(_open_loop(url, body, rate, seconds, token)))
+    n = len(times)
+    return {"rate_rps": rate, "seconds": seconds, "requests": n, "p50_ms": round(times[n // 2] * 1000, 3),
+            "p99_ms": round(times[int(n * 0.99) - 1] * 1000, 3)}
+
+
 def latency(url: str, body: dict, n: int, token: str | None = None) -> dict:
     times = sorted(asyncio.run(_latency(url, body, n, token)))
     return {"requests": n, "p50_ms": round(times[n // 2] * 1000, 3),
             "p99_ms": round(times[int(n * 0.99) - 1] * 1000, 3)}
 
 
-def throughput(url: str, body: dict, clients: int, seconds: float) -> float:
-    return round(asyncio.run(_throughput(url, body, clients, seconds)) / seconds, 1)
+def throughput(url: str, body: dict, clients: int, seconds: float, token: str | None = None) -> float:
+    return round(asyncio.run(_throughput(url, body, clients, seconds, token)) / seconds, 1)
 
 
 def measure(name: str, command: list[str], url: str, path: str, body: dict, home: Path, requests: int,
