@@ -450,7 +450,14 @@ def test_services_and_a_worker_lost_mid_run_are_named_and_a_plain_rerun_complete
     assert failure["job"] == "daily_refresh" and f"{victim[0]}@" in failure["error"], failure
     assert failure["lost_services"] == []  # a worker, not a service: PostgreSQL and Redis answer
 
-    # Redis, as the online store is written.
+    # Redis, as the online store is written; the stream's consumer follows meanwhile.
+    consumer_log = home.parent / "consumer.log"
+    consumer = subprocess.Popen([str(BIN / "mlplatform"), "consume", "--follow"], env=env, cwd=ROOT,
+                                stdout=consumer_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "consuming " not in consumer_log.read_text():
+        assert consumer.poll() is None and time.monotonic() < deadline, consumer_log.read_text()[-3000:]
+        time.sleep(0.5)
     done, seconds = _pipeline_with_a_fault(
         env, pg, f"select 1 from event_logs where id > {last_event()} and dagster_event_type = 'STEP_START' "
                  "and step_key = 'online_features'", lambda rows: redis.stop(), redis.start)
@@ -469,6 +476,14 @@ def test_services_and_a_worker_lost_mid_run_are_named_and_a_plain_rerun_complete
     assert len([a for a in since if not a.get("cleared")]) == 1 and not [a for a in since if a.get("cleared")], since
     # Empty of the online store's keys (the Celery workers reconnect at once and bind their queues).
     assert not [k for k in client.scan_iter(count=10_000) if not k.startswith(others)]
+    # The consumer said which server it lost, and kept going (it retries from its last commit).
+    try:
+        assert consumer.poll() is None, consumer_log.read_text()[-3000:]
+        assert "the server of MLPLATFORM_REDIS_URL does not answer, retrying" in consumer_log.read_text()
+        assert "Traceback" not in consumer_log.read_text()
+    finally:
+        os.killpg(consumer.pid, signal.SIGKILL)
+        consumer.wait()
 
     rerun = mlplatform(env, "pipeline", "--no-retrain")
     assert "0 failed" in rerun.stdout, rerun.stdout[-3000:] + rerun.stderr[-3000:]

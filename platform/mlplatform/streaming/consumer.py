@@ -104,8 +104,12 @@ class Consumer:
             try:
                 report = self.poll()
             except Exception as err:  # noqa: BLE001 - a long-lived process reports and retries
-                print(f"poll failed, retrying from position {self.checkpoint.position or 'the start'}: "
-                      f"{type(err).__name__}: {err}", flush=True)
+                from mlplatform.profile import lost_service
+
+                setting = lost_service(err)
+                lost = f"the server of {setting} does not answer, " if setting else ""
+                print(f"poll failed: {lost}retrying from position {self.checkpoint.position or 'the start'} "
+                      f"every {max(2.0, poll_interval_s):g} s ({type(err).__name__}: {err})", flush=True)
                 time.sleep(max(2.0, poll_interval_s))
                 continue
             if on_poll and report.events:
