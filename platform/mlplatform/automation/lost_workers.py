@@ -9,7 +9,9 @@ the run with that reason, and a plain rerun redoes its work.
 The workers report each step they start (`task_track_started`, with their name) and take a step
 only when they have a free slot (`worker_disable_prefetch`), so no step waits unseen on a dead
 worker. A worker is judged lost once it has not answered `LOST_AFTER_S` of pings: a busy worker
-still answers, since the step runs in a pool process beside the one that answers.
+still answers, since the step runs in a pool process beside the one that answers. The started steps
+are read from the result backend only when a worker heard before has gone silent, or every
+`DISCOVER_EVERY` rounds (to learn of workers that died before the watch heard them): not every round.
 
 Every `mlplatform worker` runs the watch for its peers, so runs started by the sensors are covered;
 `mlplatform pipeline` runs it too while its runs execute, so a run is not left waiting when every
@@ -26,7 +28,7 @@ from contextlib import contextmanager
 PING_EVERY_S = 5.0
 # Long enough for a worker on a saturated machine to answer a ping late; short beside a step.
 LOST_AFTER_S = 20.0
-RESULT_KEYS = "celery-task-meta-*"
+DISCOVER_EVERY = 12
 
 
 class WorkerLost(Exception):
@@ -39,7 +41,7 @@ class LostWorkerWatch:
     def __init__(self, app, lost_after_s: float = LOST_AFTER_S) -> None:
         self.app, self.lost_after_s = app, lost_after_s
         self.last_answer: dict[str, float] = {}
-        self.failed: list[str] = []
+        self.rounds = 0
 
     def started_steps(self) -> Iterator[tuple[str, str]]:
         """(task id, worker) of every step a worker has started and not finished."""
@@ -58,8 +60,13 @@ class LostWorkerWatch:
         for answer in self.app.control.ping(timeout=1.0) or []:
             for hostname in answer:
                 self.last_answer[hostname] = now
-        failed = []
+        self.rounds += 1
+        silent = any(now - heard >= self.lost_after_s for heard in self.last_answer.values())
+        if not silent and self.rounds % DISCOVER_EVERY != 1:
+            return []
+        failed, running = [], set()
         for task_id, hostname in list(self.started_steps()):
+            running.add(hostname)
             heard = self.last_answer.setdefault(hostname, now)
             silent = now - heard
             if hostname and silent >= self.lost_after_s:
@@ -68,7 +75,9 @@ class LostWorkerWatch:
                     f"{silent:.0f} s: killed, out of memory, or its machine lost); the run fails, and a "
                     "rerun redoes the step on a worker that answers"))
                 failed.append(task_id)
-        self.failed += failed
+        for hostname in [h for h, heard in self.last_answer.items() if now - heard >= self.lost_after_s]:
+            if hostname not in running:  # gone with no step left to fail (stopped, or failed above)
+                del self.last_answer[hostname]
         return failed
 
 
