@@ -214,6 +214,45 @@ def test_dbt_resource_skips_the_version_subprocess_and_the_adapter() -> None:
     assert dbt._initialize_dbt_core_adapter(["build"]) is None
 
 
+def test_a_parse_never_shows_a_reader_half_a_manifest(monkeypatch) -> None:
+    """Every process of the checkout reads the one manifest (a `dagster dev` parses it again as
+    it loads the code, while a headless pipeline elsewhere loads it): a reader sees the old one or
+    the new one, whole. Under `dagster dev` a current manifest is not parsed again."""
+    import json
+    import threading
+
+    from mlplatform.warehouse.project import prepare_if_dev, prepare_manifest, require_manifest
+
+    manifest = require_manifest()
+    replaced = manifest.stat().st_ino
+    parsed, reads, errors = threading.Event(), [], []
+
+    def read() -> None:
+        while not parsed.is_set():
+            try:
+                reads.append(len(json.loads(manifest.read_bytes())["nodes"]))
+            except ValueError as err:
+                errors.append(err)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        prepare_manifest(force=True)
+    finally:
+        parsed.set()
+        reader.join()
+    assert reads and not errors, errors[:1]
+    # dbt writes its manifest in place, where a reader can catch it half written (seldom, but CI
+    # did): the new one must arrive by a rename.
+    assert manifest.stat().st_ino != replaced
+    assert not list(manifest.parent.glob(".parse-*"))  # the parse's own directory is gone
+
+    written = manifest.stat().st_mtime_ns
+    monkeypatch.setenv("DAGSTER_IS_DEV_CLI", "1")
+    prepare_if_dev()
+    assert manifest.stat().st_mtime_ns == written
+
+
 def test_exports_in_chunks_of_days_write_what_one_query_would(home: StatePaths, tmp_path, monkeypatch) -> None:
     """A long range is exported a few days per query (bounded memory); every day's file holds
     exactly that day's rows, for a given range and for every day at once."""

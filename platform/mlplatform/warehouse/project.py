@@ -1,20 +1,28 @@
 """The dbt project, prepared ahead of time: the code location reads a manifest, never parses dbt.
 
 `mlplatform prepare` (which `make run` calls) and the test suite write the manifest with
-`prepare_manifest()`; under `dagster dev`, `prepare_if_dev` re-parses on each reload so model edits
-show up at once.
+`prepare_manifest()`; under `dagster dev`, each process that loads the code re-parses when a model
+changed, so edits show up on the next reload.
+
+The manifest is shared by every process of the checkout (a `dagster dev`, a headless pipeline on
+another state directory, a test), and dagster-dbt reads it without a lock: dbt writes it in place,
+so a parse runs in a directory of its own and the new manifest replaces the old in one rename.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import sys
+import tempfile
 from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
 from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt.dbt_project import using_dagster_dev
 from packaging import version
 
 from mlplatform.state import project_root
@@ -24,7 +32,6 @@ DBT_PROJECT_DIR = project_root() / "dbt_project"
 _SOURCES = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "tests")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-dbt_project.prepare_if_dev()
 
 
 def _newest_source_mtime() -> float:
@@ -42,10 +49,31 @@ def manifest_is_current() -> bool:
 
 
 def prepare_manifest(force: bool = False) -> Path:
-    """Parse the dbt project into target/manifest.json unless it is already current."""
-    if force or not manifest_is_current():
-        dbt_cli_resource().cli(["parse", "--quiet"], target_path=dbt_project.target_path).wait()
-    return Path(dbt_project.manifest_path)
+    """Parse the dbt project into target/manifest.json unless it is already current.
+
+    One parser at a time (a lock beside the manifest); each parses into a fresh directory, with the
+    last parse's partial-parse cache, and renames its manifest into place, so a reader sees the old
+    manifest or the new one, never half of one."""
+    manifest = Path(dbt_project.manifest_path)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.parent / ".parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if force or not manifest_is_current():
+            with tempfile.TemporaryDirectory(prefix=".parse-", dir=manifest.parent) as scratch:
+                cache = manifest.parent / "partial_parse.msgpack"
+                if cache.exists():
+                    shutil.copy2(cache, Path(scratch) / cache.name)
+                dbt_cli_resource().cli(["parse", "--quiet"], target_path=Path(scratch)).wait()
+                for name in ("partial_parse.msgpack", "semantic_manifest.json", "manifest.json"):
+                    if (Path(scratch) / name).exists():
+                        os.replace(Path(scratch) / name, manifest.parent / name)
+    return manifest
+
+
+def prepare_if_dev() -> None:
+    """Under `dagster dev`, a model edited since the last parse is parsed again when the code loads."""
+    if using_dagster_dev():
+        prepare_manifest()
 
 
 def require_manifest() -> Path:
@@ -101,3 +129,6 @@ def trailing_window_days() -> int:
 
     config = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
     return int(config["vars"]["trailing_window_days"])
+
+
+prepare_if_dev()
