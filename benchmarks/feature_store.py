@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 RETRIEVE = """
 import sys, time, json
 from pathlib import Path
-from mlplatform.features.training import labeled_flights, retrieve
+from mlplatform.features.training import labeled_rows, retrieve
 from mlplatform.features.service import SERVICE_NAME
 from mlplatform.ingest.lake import Lake
 from mlplatform.state import StatePaths
 from feast import FeatureStore
 paths = StatePaths.resolve()
-flights, days = labeled_flights(Lake(paths.exports), None, sys.argv[2] if len(sys.argv) > 2 else None)
+flights, days = labeled_rows(Lake(paths.exports), None, sys.argv[2] if len(sys.argv) > 2 else None)
 store = FeatureStore(repo_path=sys.argv[1])
 started = time.perf_counter()
 frame = retrieve(store, flights, SERVICE_NAME)

@@ -1,5 +1,5 @@
 """The gate's comparison on any training set, without Dagster or MLflow: every candidate family as
-`delay_model` fits it (early stopping, then the refit on training and validation days), the one it
+`trained_model` fits it (early stopping, then the refit on training and validation days), the one it
 would register, against the baselines `model_evaluation` fits on the same rows, on the same holdout.
 Optionally the network's previous defaults beside it, to measure a change of the training configuration.
 
@@ -26,7 +26,7 @@ OLD_DEFAULTS = {"hidden": (128, 64), "dropout": 0.1, "weight_decay": 1e-5}
 
 def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_day: str | None,
             old_defaults: bool) -> dict:
-    """Every family as `delay_model` fits it (the network, gradient boosting, their blend), which one it
+    """Every family as `trained_model` fits it (the network, gradient boosting, their blend), which one it
     registers by default, and the baselines, on the holdout."""
     import pandas as pd
 

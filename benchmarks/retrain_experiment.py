@@ -39,7 +39,7 @@ def monthly_auc(paths, january_version: int) -> list[dict]:
 
     from mlplatform.features.repo import open_store
     from mlplatform.features.service import PREDICTION_KEY, LABEL, SERVICE_NAME
-    from mlplatform.features.training import ENTITY_TABLE, labeled_flights, retrieve
+    from mlplatform.features.training import ENTITY_TABLE, labeled_rows, retrieve
     from mlplatform.ingest.lake import Lake
     from mlplatform.ml.evaluate import metrics
     from mlplatform.model.tracking import REGISTERED_MODEL, client
@@ -58,7 +58,7 @@ def monthly_auc(paths, january_version: int) -> list[dict]:
         labels = pd.concat([pq.read_table(exports.path(ENTITY_TABLE, d), columns=[PREDICTION_KEY, LABEL]).to_pandas()
                             for d in days]).dropna()
         live = live.merge(labels, on=PREDICTION_KEY)
-        flights, _ = labeled_flights(exports, days[0], days[-1])
+        flights, _ = labeled_rows(exports, days[0], days[-1])
         frame = retrieve(store, flights, SERVICE_NAME)
         frame = frame[frame[PREDICTION_KEY].isin(live[PREDICTION_KEY])]
         fixed = metrics(frame[LABEL].astype(int).to_numpy(), january.predict(frame))

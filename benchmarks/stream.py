@@ -50,7 +50,7 @@ def latency(home: Path, day: date, day_seconds: float) -> list[float]:
     from mlplatform.ingest.landing import LandingZone
     from mlplatform.ingest.replay import Replayer
     from mlplatform.streaming.consumer import Consumer
-    from mlplatform.streaming.features import ORIGIN_VIEW
+    from mlplatform.defs.flights.stream_state import ORIGIN_VIEW
     from mlplatform.streaming.topic import SqliteTopic
 
     paths, store = _setup(home)
@@ -79,7 +79,7 @@ def latency(home: Path, day: date, day_seconds: float) -> list[float]:
 
 def throughput(home: Path, days: list[date]) -> list[dict]:
     from mlplatform.streaming.consumer import Consumer
-    from mlplatform.streaming.events import day_events
+    from mlplatform.defs.flights.stream_events import day_events
     from mlplatform.streaming.topic import SqliteTopic
 
     paths, store = _setup(home)

@@ -21,7 +21,7 @@ from mlplatform.usecases import load
 _FEATURES = load("flights").features
 SERVICE_NAME, LIVE_SERVICE_NAME, SERVICE_VERSION = _FEATURES.service, _FEATURES.same_day_service, _FEATURES.service_version
 REQUEST_TIMESTAMP = _FEATURES.request_time
-from mlplatform.streaming import features as same_day
+from mlplatform.defs.flights import stream_state as same_day
 
 EXPORTS = Path(os.environ.get("MLPLATFORM_HOME", Path(__file__).resolve().parents[1] / ".mlplatform")) \
     / "warehouse" / "exports"

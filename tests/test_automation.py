@@ -139,33 +139,33 @@ def test_downstream_sensor_waits_for_a_run_in_flight(landed) -> None:
         instance.delete_run(run.run_id)
 
 
-POLICY = RetrainPolicy(min_new_labeled_flights=1000, psi_threshold=0.25, max_drifted_features=2, drift_trigger=True,
+POLICY = RetrainPolicy(min_new_labeled_rows=1000, psi_threshold=0.25, max_drifted_features=2, drift_trigger=True,
                        auc_drop_margin=0.03, cooldown_minutes=30)
 CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_metric=0.72)
 
 
 @pytest.mark.parametrize("facts, retrain, trigger, words", [
-    (RetrainFacts(labeled_flights=5000), True, "no_champion", "no champion yet"),
-    (RetrainFacts(labeled_flights=10), False, "", "10 of 1,000 new labeled rows"),
-    (RetrainFacts(**CHAMPION, labeled_flights=1500), True, "new_labeled_flights", "1,500 rows labeled since"),
-    (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a", "b", "c"], max_psi=0.4,
+    (RetrainFacts(labeled_rows=5000), True, "no_champion", "no champion yet"),
+    (RetrainFacts(labeled_rows=10), False, "", "10 of 1,000 new labeled rows"),
+    (RetrainFacts(**CHAMPION, labeled_rows=1500), True, "new_labeled_rows", "1,500 rows labeled since"),
+    (RetrainFacts(**CHAMPION, labeled_rows=10, drifted_features=["a", "b", "c"], max_psi=0.4,
                   drift_days="2013-03-02 .. 2013-03-02"), True, "feature_drift", "3 features drifted"),
-    (RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=["a"], max_psi=0.3), False, "",
+    (RetrainFacts(**CHAMPION, labeled_rows=10, drifted_features=["a"], max_psi=0.3), False, "",
      "drift: 1 input(s) of the flight mix over PSI 0.25 (retrains past 2)"),
-    (RetrainFacts(**CHAMPION, labeled_flights=10, live_metric=0.65), True, "live_performance", "0.0700 worse"),
-    (RetrainFacts(**CHAMPION, labeled_flights=10, live_metric=0.70), False, "", "live AUC 0.7000, 0.0200 worse"),
-    (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=5), False, "new_labeled_flights",
+    (RetrainFacts(**CHAMPION, labeled_rows=10, live_metric=0.65), True, "live_performance", "0.0700 worse"),
+    (RetrainFacts(**CHAMPION, labeled_rows=10, live_metric=0.70), False, "", "live AUC 0.7000, 0.0200 worse"),
+    (RetrainFacts(**CHAMPION, labeled_rows=1500, minutes_since_last_retrain=5), False, "new_labeled_rows",
      "cooling down (5.0 of 30.0 min"),
-    (RetrainFacts(**CHAMPION, labeled_flights=1500, minutes_since_last_retrain=45), True, "new_labeled_flights", ""),
-    (RetrainFacts(labeled_flights=5000, retrain_in_flight="abcdef123"), False, "", "already queued or running"),
-    (RetrainFacts(labeled_flights=5000, built_days=20, days_needed=35), False, "", "waiting for 35 built days"),
+    (RetrainFacts(**CHAMPION, labeled_rows=1500, minutes_since_last_retrain=45), True, "new_labeled_rows", ""),
+    (RetrainFacts(labeled_rows=5000, retrain_in_flight="abcdef123"), False, "", "already queued or running"),
+    (RetrainFacts(labeled_rows=5000, built_days=20, days_needed=35), False, "", "waiting for 35 built days"),
     # Days enough, but the training days' rows under model_spec.min_train_rows: training would refuse.
-    (RetrainFacts(labeled_flights=4179, built_days=70, days_needed=65, training_rows=726, min_train_rows=1000),
+    (RetrainFacts(labeled_rows=4179, built_days=70, days_needed=65, training_rows=726, min_train_rows=1000),
      False, "", "waiting for 1,000 labeled rows in the training days (have 726"),
-    (RetrainFacts(**CHAMPION, labeled_flights=1500, refresh_in_flight="fedcba987"), False, "",
+    (RetrainFacts(**CHAMPION, labeled_rows=1500, refresh_in_flight="fedcba987"), False, "",
      "waiting for the refresh run fedcba98"),
     # The gate refused a challenger trained on the inputs there are now: a decision, not repeated.
-    (RetrainFacts(labeled_flights=5000, refused_version=2, refused_reason="failed: ROC AUC 0.6750 <= the best "
+    (RetrainFacts(labeled_rows=5000, refused_version=2, refused_reason="failed: ROC AUC 0.6750 <= the best "
                   "baseline's (logistic_regression) 0.6960"), False, "",
      "version 2, trained on these same labeled rows, code and settings, was refused by the gate (failed: ROC AUC"),
 ])
@@ -183,7 +183,7 @@ def test_retrain_decisions(facts, retrain, trigger, words) -> None:
 ])
 def test_the_performance_trigger_judges_the_use_cases_metric_in_its_own_units(declared, live, retrain) -> None:
     facts = RetrainFacts(champion_version=1, trained_through="1997-09-01", metric="rmse", evaluation_metric=100.0,
-                         live_metric=live, drop_margin=declared, labeled_flights=10)
+                         live_metric=live, drop_margin=declared, labeled_rows=10)
     decision = decide(POLICY, facts)
     assert (decision.retrain, decision.trigger) == (retrain, "live_performance" if retrain else "")
     assert "RMSE" in decision.reason
@@ -191,15 +191,15 @@ def test_the_performance_trigger_judges_the_use_cases_metric_in_its_own_units(de
 
 def test_turned_off_triggers_do_not_fire() -> None:
     quiet = POLICY.model_copy(update={"drift_trigger": False, "performance_trigger": False,
-                                      "min_new_labeled_flights": 0})
-    facts = RetrainFacts(**CHAMPION, labeled_flights=10**6, drifted_features=list("abcdef"), max_psi=1.0,
+                                      "min_new_labeled_rows": 0})
+    facts = RetrainFacts(**CHAMPION, labeled_rows=10**6, drifted_features=list("abcdef"), max_psi=1.0,
                          live_metric=0.5)
     assert not decide(quiet, facts).retrain
 
 
 def test_the_reason_for_no_retrain_names_what_is_on_and_sets_apart_what_is_off() -> None:
     drift_off = POLICY.model_copy(update={"drift_trigger": False})
-    facts = RetrainFacts(**CHAMPION, labeled_flights=10, drifted_features=list("abcdef"), max_psi=5.6, live_metric=0.71)
+    facts = RetrainFacts(**CHAMPION, labeled_rows=10, drifted_features=list("abcdef"), max_psi=5.6, live_metric=0.71)
     reason = decide(drift_off, facts).reason
     on, off = reason.split(". Off: ")
     assert on == ("no trigger fired: 10 of 1,000 new labeled rows; live AUC 0.7100, 0.0100 worse than its "
@@ -209,19 +209,19 @@ def test_the_reason_for_no_retrain_names_what_is_on_and_sets_apart_what_is_off()
 
 def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(landed) -> None:
     paths, instance = landed["paths"], landed["instance"]
-    eager = RetrainPolicy(min_new_labeled_flights=500, cooldown_minutes=30)
+    eager = RetrainPolicy(min_new_labeled_rows=500, cooldown_minutes=30)
     [request, live], _, _ = _tick(retrain_sensor, instance, paths, retrain_policy=eager)
     assert request.job_name == "retrain" and request.tags["mlplatform/trigger"] == "retrain:no_champion"
     # The same decision retrains the live model, in a run of its own.
     assert live.job_name == "retrain_live" and live.tags == request.tags and live.run_key == f"{request.run_key}:live"
     figures = json.loads(request.tags["mlplatform/retrain_figures"])
-    assert figures["labeled_flights"] > 500 and figures["newest_day"] == "2013-01-04"
+    assert figures["labeled_rows"] > 500 and figures["newest_day"] == "2013-01-04"
     assert "no champion yet" in request.tags["mlplatform/retrain_reason"]
     decisions = (paths.home / "retrain_decisions.jsonl").read_text().splitlines()
     assert json.loads(decisions[-1])["trigger"] == "no_champion"
 
     _, skipped, _ = _tick(retrain_sensor, instance, paths,
-                          retrain_policy=RetrainPolicy(min_new_labeled_flights=10**7, min_first_model_rows=10**7))
+                          retrain_policy=RetrainPolicy(min_new_labeled_rows=10**7, min_first_model_rows=10**7))
     assert "no trigger" in skipped.skip_message and "of 10,000,000 new labeled rows" in skipped.skip_message
 
     # A retrain ran a minute ago: the same trigger now waits for the cooldown.

@@ -154,7 +154,7 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
         landing = [r for r in by_sensor["landing_sensor"] if r["status"] == "SUCCESS"]
         assert {r["tags"].get("dagster/partition") for r in landing} == {"2013-01-15", "2013-01-16"}
         retrain = next(r for r in by_sensor["retrain_sensor"] if r["status"] == "SUCCESS")
-        assert retrain["tags"]["mlplatform/trigger"] == "retrain:new_labeled_flights"
+        assert retrain["tags"]["mlplatform/trigger"] == "retrain:new_labeled_rows"
         assert "rows labeled since the champion's last training day 2013-01-14" in retrain["tags"]["mlplatform/retrain_reason"]
 
         from mlplatform.model.tracking import CHAMPION, version_for_alias

@@ -46,7 +46,7 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             for key in ("feature_definitions", "training_set"):
                 assert materialize_asset(instance, paths, key).success, key
             assert materialize_asset(instance, paths, "online_features", partition=LAST_DAY).success
-            models = materialize_model(instance, paths, ["delay_model", "model_evaluation", "deployed_model"], TINY)
+            models = materialize_model(instance, paths, ["trained_model", "model_evaluation", "deployed_model"], TINY)
             assert models.success, failure_message(models)
             yield {"paths": paths, "instance": instance, "raw": raw, "models": models}
 
@@ -66,7 +66,7 @@ def test_dbt_builds_the_week_once_per_flight(lane) -> None:
 
 
 def test_a_model_is_trained_registered_gated_and_deployed(lane) -> None:
-    model = materialization_metadata(lane["models"], "delay_model")
+    model = materialization_metadata(lane["models"], "trained_model")
     evaluation = materialization_metadata(lane["models"], "model_evaluation")
     deployed = materialization_metadata(lane["models"], "deployed_model")
     assert model["model_version"] == 1 and set(rows_by(model["candidates"], "family")) >= {"network"}

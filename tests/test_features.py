@@ -113,7 +113,7 @@ def test_training_set_manifest(built) -> None:
 
     assert hashlib.sha256(Path(manifest["path"]).read_bytes()).hexdigest() == manifest["content_hash"]
     assert meta["dagster/row_count"] == manifest["row_count"]
-    assert manifest["labeled_flights_in_window"] == manifest["row_count"] and manifest["sampled_to"] is None
+    assert manifest["labeled_rows_in_window"] == manifest["row_count"] and manifest["sampled_to"] is None
     # The drift reference is fitted with the set and kept beside it, without the calendar features.
     from mlplatform.ml.drift import PROFILE_FILE, training_set_profile
 
@@ -245,31 +245,31 @@ def test_definitions_follow_the_state_directory_they_are_applied_to(tmp_path, mo
 
 
 def test_training_flights_beyond_the_cap_are_a_seeded_sample_of_the_whole_window(built) -> None:
-    from mlplatform.features.training import labeled_flights
+    from mlplatform.features.training import labeled_rows
     from mlplatform.ingest.lake import Lake
 
     lake = Lake(built["paths"].exports)
-    everything, days = labeled_flights(lake, None, None)
-    sample, sampled_days = labeled_flights(lake, None, None, max_rows=500, seed=13)
+    everything, days = labeled_rows(lake, None, None)
+    sample, sampled_days = labeled_rows(lake, None, None, max_rows=500, seed=13)
     assert len(sample) == 500 and sampled_days == days
-    assert sample.attrs["labeled_flights"] == everything.attrs["labeled_flights"] == len(everything)
+    assert sample.attrs["labeled_rows"] == everything.attrs["labeled_rows"] == len(everything)
     assert sample["flight_id"].is_unique and set(sample["flight_id"]) <= set(everything["flight_id"])
     # Drawn from every day, kept in time order, and the same each time for the same seed.
     assert sample["scheduled_departure_utc"].dt.date.nunique() >= len(days) - 1
     assert sample["scheduled_departure_utc"].is_monotonic_increasing
-    again, _ = labeled_flights(lake, None, None, max_rows=500, seed=13)
+    again, _ = labeled_rows(lake, None, None, max_rows=500, seed=13)
     assert again["flight_id"].tolist() == sample["flight_id"].tolist()
-    assert labeled_flights(lake, None, None, max_rows=10**9)[0]["flight_id"].tolist() == everything["flight_id"].tolist()
+    assert labeled_rows(lake, None, None, max_rows=10**9)[0]["flight_id"].tolist() == everything["flight_id"].tolist()
 
 
 def test_retrieval_in_chunks_equals_one_query(built) -> None:
     """The point-in-time join runs on chunks of flights to bound memory: the same rows, in the same
     (time) order, whatever the chunk size, even from flights given out of order."""
-    from mlplatform.features.training import labeled_flights, retrieve
+    from mlplatform.features.training import labeled_rows, retrieve
     from mlplatform.ingest.lake import Lake
 
     store = _store(built["paths"])
-    flights, _ = labeled_flights(Lake(built["paths"].exports), "2013-01-08", "2013-01-09")
+    flights, _ = labeled_rows(Lake(built["paths"].exports), "2013-01-08", "2013-01-09")
     shuffled = flights.sample(frac=1.0, random_state=3)
     whole = retrieve(store, flights, SERVICE_NAME, chunk_rows=10**9)
     chunked = retrieve(store, shuffled, SERVICE_NAME, chunk_rows=len(flights) // 3)

@@ -43,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             build_through(instance, paths, LAST_DAY)
             assert materialize_asset(instance, paths, "feature_definitions").success
             assert materialize_asset(instance, paths, "training_set").success
-            first = _run(instance, paths, ["delay_model", "model_evaluation"])
+            first = _run(instance, paths, ["trained_model", "model_evaluation"])
             assert first.success, failure_message(first)
             yield {"paths": paths, "instance": instance, "first": first}
 
@@ -164,7 +164,7 @@ def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None
     from mlplatform.model.tracking import CHALLENGER, client, version_for_alias
 
     paths: StatePaths = trained["paths"]
-    model = materialization_metadata(trained["first"], "delay_model")
+    model = materialization_metadata(trained["first"], "trained_model")
     evaluation = materialization_metadata(trained["first"], "model_evaluation")
     assert model["alias"] == "challenger" and model["device"] == "cpu"
     # The default registers the blend; both parts and the blend were scored on the validation days.
@@ -253,14 +253,14 @@ def test_the_gate_blocks_a_worse_model_and_passes_a_better_one(trained) -> None:
     paths: StatePaths = trained["paths"]
     tracker = client(paths)
     tracker.set_registered_model_alias(REGISTERED_MODEL, CHAMPION, "1")  # the good first model
-    worse = _run(trained["instance"], paths, ["delay_model", "model_evaluation"],
+    worse = _run(trained["instance"], paths, ["trained_model", "model_evaluation"],
                  {"learning_rate": 1e-7, "max_epochs": 1, "model_family": "network"})
     # A refusal is a decision, not a failure: the run succeeds, the check warns and says why.
     assert worse.success
     [blocked] = worse.get_asset_check_evaluations()
     assert not blocked.passed and blocked.severity == dg.AssetCheckSeverity.WARN
     assert "champion" in blocked.metadata["reason"].value
-    assert materialization_metadata(worse, "delay_model")["model_version"] == 2
+    assert materialization_metadata(worse, "trained_model")["model_version"] == 2
     # deployed_model records the refusal and leaves the champion where it was.
     refused = _run(trained["instance"], paths, ["deployed_model"])
     assert refused.success
@@ -288,7 +288,7 @@ def test_the_gate_blocks_a_worse_model_and_passes_a_better_one(trained) -> None:
 def test_the_gate_says_which_baseline_beat_the_network(trained) -> None:
     """On the same five weeks cut 21/7/7, the logistic regression ranks the last week better than the
     network (0.719 against 0.710 when measured): the gate refuses it and names the baseline."""
-    lost = _run(trained["instance"], trained["paths"], ["delay_model", "model_evaluation"],
+    lost = _run(trained["instance"], trained["paths"], ["trained_model", "model_evaluation"],
                 {"holdout_days": 7, "validation_days": 7, "model_family": "network"})
     assert lost.success  # a refusal is a decision: recorded, not a failed run
     [refused] = lost.get_asset_check_evaluations()
@@ -306,7 +306,7 @@ def test_bad_windows_register_nothing(trained) -> None:
     paths: StatePaths = trained["paths"]
     tracker = client(paths)
     before = len(tracker.search_model_versions(f"name='{REGISTERED_MODEL}'"))
-    too_few = _run(trained["instance"], paths, ["delay_model"], {"min_train_rows": 10**7})
+    too_few = _run(trained["instance"], paths, ["trained_model"], {"min_train_rows": 10**7})
     assert not too_few.success
     assert "nothing trained or registered: the training split has" in failure_message(too_few)
     # It failed before the asset took its MLflow run over: the run is ended with the Dagster run,
@@ -320,7 +320,7 @@ def test_bad_windows_register_nothing(trained) -> None:
 
     assert statuses(too_few) == ["KILLED"]
     # An absurd learning rate drives the (seeded) training loss to NaN in the first epoch.
-    diverged = _run(trained["instance"], paths, ["delay_model"], {"learning_rate": 1e30, "max_epochs": 3})
+    diverged = _run(trained["instance"], paths, ["trained_model"], {"learning_rate": 1e30, "max_epochs": 3})
     assert not diverged.success
     assert "nothing registered: the training loss became nan in epoch 1" in failure_message(diverged)
     assert statuses(diverged) == ["FAILED"] and statuses(too_few) == ["KILLED"]
@@ -347,9 +347,9 @@ def test_ui_graph_and_gpu_declarations() -> None:
     from mlplatform.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    assert "training_set" in {p.to_user_string() for p in graph.get(dg.AssetKey("delay_model")).parent_keys}
-    assert "delay_model" in {p.to_user_string() for p in graph.get(dg.AssetKey("model_evaluation")).parent_keys}
-    model = defs.get_assets_def("delay_model")
+    assert "training_set" in {p.to_user_string() for p in graph.get(dg.AssetKey("trained_model")).parent_keys}
+    assert "trained_model" in {p.to_user_string() for p in graph.get(dg.AssetKey("model_evaluation")).parent_keys}
+    model = defs.get_assets_def("trained_model")
     assert model.op.pool == "gpu"
     assert model.op.tags["dagster-k8s/config"]
     [spec] = defs.get_assets_def("model_evaluation").check_specs
@@ -388,8 +388,8 @@ def test_promotion_moves_the_champion_only_through_the_gate_and_rollback_undoes_
     assert mlflow.pyfunc.load_model("models:/flight_delay@champion").metadata.run_id == lineage["mlflow_run_id"]
 
     # A new challenger that was never evaluated cannot be deployed.
-    new = _run(trained["instance"], paths, ["delay_model"], {"max_epochs": 1})
-    version = str(materialization_metadata(new, "delay_model")["model_version"])
+    new = _run(trained["instance"], paths, ["trained_model"], {"max_epochs": 1})
+    version = str(materialization_metadata(new, "trained_model")["model_version"])
     refused = _run(trained["instance"], paths, ["deployed_model"])
     assert not refused.success
     assert "has not passed the evaluation gate (gate: not evaluated)" in failure_message(refused)
@@ -428,9 +428,9 @@ def test_each_family_fits_round_trips_and_serves(trained) -> None:
     from mlplatform.serving.champion import LoadedModel
 
     paths: StatePaths = trained["paths"]
-    boosted = _run(trained["instance"], paths, ["delay_model"], {"model_family": "gradient_boosting"})
+    boosted = _run(trained["instance"], paths, ["trained_model"], {"model_family": "gradient_boosting"})
     assert boosted.success, failure_message(boosted)
-    model = materialization_metadata(boosted, "delay_model")
+    model = materialization_metadata(boosted, "trained_model")
     assert model["model_family"] == GRADIENT_BOOSTING and set(rows_by(model["candidates"], "family")) == {GRADIENT_BOOSTING}
     version = version_for_alias(paths, CHALLENGER)
     assert version.tags["model_family"] == GRADIENT_BOOSTING
@@ -457,7 +457,7 @@ def test_each_family_fits_round_trips_and_serves(trained) -> None:
         np.testing.assert_allclose(load_bundle(folder).score(rows), candidate.trained.score(rows), rtol=1e-6)
 
     before = len(client(paths).search_model_versions("name='flight_delay'"))
-    typo = _run(trained["instance"], paths, ["delay_model"], {"model_family": "xgboost"})
+    typo = _run(trained["instance"], paths, ["trained_model"], {"model_family": "xgboost"})
     assert not typo.success and "model_family 'xgboost' is unknown" in failure_message(typo)
     assert len(client(paths).search_model_versions("name='flight_delay'")) == before
 
@@ -623,7 +623,7 @@ def pa_table(frame: pd.DataFrame, schema):
 
 def test_mlflow_ui_serves_the_platforms_runs_and_the_metadata_links_them(trained) -> None:
     """`mlplatform mlflow-ui` starts MLflow's own server on the platform's store: the registered model
-    is there, and the run delay_model's metadata links to is the one MLflow knows."""
+    is there, and the run trained_model's metadata links to is the one MLflow knows."""
     import os
     import signal
     import subprocess
@@ -636,7 +636,7 @@ def test_mlflow_ui_serves_the_platforms_runs_and_the_metadata_links_them(trained
     from servers import free_port
 
     paths: StatePaths = trained["paths"]
-    model = materialization_metadata(trained["first"], "delay_model")
+    model = materialization_metadata(trained["first"], "trained_model")
     assert model["mlflow_run"].endswith(f"/runs/{model['mlflow_run_id']}")
     assert model["mlflow_run"].startswith("http://127.0.0.1:5000/#/experiments/")
     port = free_port()

@@ -151,7 +151,7 @@ def test_a_shifted_replay_changes_the_delays_only_and_stays_within_the_contract(
 
     home = tmp_path / "home"
     assert main(["--home", str(home), "replay", "--days", "2", "--shift", "delays-inverted:EWR"]) == 0
-    assert "shift delays-inverted:EWR: files only, no departure events" in capsys.readouterr().out
+    assert "shift delays-inverted:EWR: files only, no events" in capsys.readouterr().out
     day = date(2013, 1, 2)
     landed = (home / "landing" / "flights" / f"{day}.csv").read_bytes()
     validate_csv(CONTRACTS["flights"], landed, day=day.isoformat())
@@ -179,3 +179,12 @@ def test_a_bad_shift_is_named_and_lands_nothing(paths, capsys, shift, problem) -
     err = capsys.readouterr().err
     assert f"--shift {shift!r}" in err and problem in err
     assert not (paths.landing / "flights").exists() or not list((paths.landing / "flights").iterdir())
+
+
+def test_a_shift_for_a_use_case_without_shifts_is_refused(paths, capsys, monkeypatch) -> None:
+    """Shifts are a use case's hook (`parse_shift`): one that defines none says so and lands nothing."""
+    monkeypatch.setenv("MLPLATFORM_USE_CASES", "customer_spend")
+    assert main(["--home", str(paths.home), "replay", "--days", "1", "--shift", "delays-x2"]) == 2
+    err = capsys.readouterr().err
+    assert "'customer_spend' defines no shifts" in err and "parse_shift" in err
+    assert not paths.landing.exists() or not any(p.is_file() for p in paths.landing.rglob("*.csv"))

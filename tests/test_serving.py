@@ -32,10 +32,10 @@ def _stream_days(paths: StatePaths, first: str, last: str) -> None:
 
     from mlplatform.features.repo import open_store
     from mlplatform.streaming.consumer import Consumer
-    from mlplatform.streaming.events import day_events
-    from mlplatform.streaming.topic import SqliteTopic
+    from mlplatform.defs.flights.stream_events import day_events
+    from mlplatform.streaming.topic import SqliteTopic, topic_file
 
-    topic = SqliteTopic(paths.stream / "departures.db")
+    topic = SqliteTopic(topic_file(paths))
     start, end = date.fromisoformat(first), date.fromisoformat(last)
     for n in range((end - start).days + 1):
         topic.publish([e.to_json() for e in day_events(start + timedelta(days=n))])
@@ -54,12 +54,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             for key in ("feature_definitions", "training_set"):
                 assert materialize_asset(instance, paths, key).success
             assert materialize_asset(instance, paths, "online_features", partition=LAST_DAY).success
-            models = materialize_model(instance, paths, ["delay_model", "model_evaluation", "deployed_model"], SPEC,
+            models = materialize_model(instance, paths, ["trained_model", "model_evaluation", "deployed_model"], SPEC,
                                        raise_on_error=True)
             assert models.success
             # The live model, and the last days' departures through the stream into the online store.
             assert materialize_asset(instance, paths, "live_training_set").success
-            live = materialize_model(instance, paths, ["live_delay_model", "live_model_evaluation",
+            live = materialize_model(instance, paths, ["live_trained_model", "live_model_evaluation",
                                                        "live_deployed_model"], SPEC, raise_on_error=True)
             assert live.success
             _stream_days(paths, "2013-02-03", "2013-02-04")
@@ -456,9 +456,9 @@ def test_a_new_champion_is_served_without_restart_or_failed_requests(server) -> 
     asker = threading.Thread(target=keep_asking)
     asker.start()
     try:
-        trained = materialize_model(server["instance"], paths, ["delay_model"], {**SPEC, "max_epochs": 1},
+        trained = materialize_model(server["instance"], paths, ["trained_model"], {**SPEC, "max_epochs": 1},
                                     raise_on_error=True)
-        version = str(trained.asset_materializations_for_node("delay_model")[0].metadata["model_version"].value)
+        version = str(trained.asset_materializations_for_node("trained_model")[0].metadata["model_version"].value)
         client(paths).set_model_version_tag(REGISTERED_MODEL, version, "gate", "passed")
         promote_challenger(paths)
         assert _wait_for_version(url, int(version))
@@ -497,15 +497,15 @@ def test_predict_live_answers_with_the_live_model_and_the_streamed_features(serv
     first answer moves the origin's row, and the next answer says so and scores with it."""
     from mlplatform.features.repo import open_store
     from mlplatform.streaming.consumer import Consumer
-    from mlplatform.streaming.events import Departure, parse
-    from mlplatform.streaming.topic import SqliteTopic
+    from mlplatform.defs.flights.stream_events import Departure, parse
+    from mlplatform.streaming.topic import SqliteTopic, topic_file
 
     url, paths = server["url"], server["paths"]
     first = httpx.post(f"{url}/predict/live", json=FLIGHT, timeout=10)
     assert first.status_code == 200, first.text
     body = first.json()
     assert body["model"] == "flight_delay_live" and body["model_version"] == 1
-    topic = SqliteTopic(paths.stream / "departures.db")
+    topic = SqliteTopic(topic_file(paths))
     events = [e for e in map(parse, (e.payload for e in topic.read(None, 100_000))) if isinstance(e, Departure)]
     newest_ewr = max(e.actual_departure_utc for e in events if e.origin == "EWR")
     assert body["same_day_features_as_of"]["origin_departures"] == newest_ewr.isoformat()

@@ -23,7 +23,7 @@ LAST_DAY = "2013-01-20"
 SCORED = ["2013-01-19", "2013-01-20"]
 SPEC = {"holdout_days": 4, "validation_days": 4, "max_epochs": 3, "min_train_rows": 100,
         "gate_against_baselines": False, "min_first_auc": 0.5, "shadow_days": 2}
-MODEL = ["delay_model", "model_evaluation", "deployed_model"]
+MODEL = ["trained_model", "model_evaluation", "deployed_model"]
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ import pytest
 
 from helpers import land_and_load, materialize_asset, materialize_dbt, module_home
 from mlplatform.state import StatePaths
-from mlplatform.streaming.events import (
-    DUPLICATE, FROM_THE_FUTURE, MALFORMED, OUT_OF_ORDER, UNKNOWN_FLIGHT, BadEvent, Departure, Schedule,
-    day_departures, day_schedules, departures_between, local_day, local_midnight, parse,
+from mlplatform.defs.flights.stream_events import (
+    Departure, Schedule, day_departures, day_schedules, departures_between, local_day, local_midnight, parse,
 )
-from mlplatform.streaming.features import WINDOW_FEATURES, ORIGIN_VIEW, PLANE_VIEW, SameDayState
-from mlplatform.streaming.topic import SqliteTopic
+from mlplatform.defs.flights.stream_state import WINDOW_FEATURES, ORIGIN_VIEW, PLANE_VIEW, SameDayState
+from mlplatform.streaming.events import DUPLICATE, FROM_THE_FUTURE, MALFORMED, OUT_OF_ORDER, UNKNOWN_ENTITY, BadEvent
+from mlplatform.streaming.topic import SqliteTopic, topic_file
 
 DAYS = ("2013-01-01", "2013-01-03")
 
@@ -27,7 +27,7 @@ def _replay_with_events(paths: StatePaths, through: str):
     from mlplatform.ingest.landing import LandingZone
     from mlplatform.ingest.replay import Replayer
 
-    topic = SqliteTopic(paths.stream / "departures.db")
+    topic = SqliteTopic(topic_file(paths))
     Replayer(LandingZone(paths.landing, paths.quarantine), topic=topic).replay(through=date.fromisoformat(through))
     return topic
 
@@ -67,7 +67,7 @@ def _dbt_latest(paths: StatePaths, model: str, key: str):
 
 
 def test_replay_publishes_each_departure_once_in_event_order(built: StatePaths) -> None:
-    topic = SqliteTopic(built.stream / "departures.db")
+    topic = SqliteTopic(topic_file(built))
     published = [parse(e.payload) for e in topic.read(None, 100_000)]
     days = [date(2013, 1, d) for d in (1, 2, 3)]
     # Each day starts with its schedules, one per origin, before any departure of that local day.
@@ -98,7 +98,7 @@ def test_stream_produces_exactly_what_dbt_builds(built: StatePaths) -> None:
     from mlplatform.streaming.consumer import CONSUMER
     from mlplatform.streaming.skew import compare_stream_with_dbt
 
-    topic = SqliteTopic(built.stream / "departures.db")
+    topic = SqliteTopic(topic_file(built))
     checkpoint = topic.checkpoint(CONSUMER)
     assert checkpoint.consumed == topic.published() and not topic.set_aside()
     for day in ("2013-01-01", "2013-01-02", "2013-01-03"):
@@ -124,9 +124,9 @@ def test_online_store_holds_the_newest_dbt_row_of_every_origin_and_plane(built: 
     assert list(online["last_dep_delay"]) == list(planes["last_dep_delay"])
 
 
-def test_departure_stream_asset_reports_lag_and_its_checks_pass(built: StatePaths) -> None:
+def test_same_day_stream_asset_reports_lag_and_its_checks_pass(built: StatePaths) -> None:
     with dg.instance_for_test() as instance:
-        result = materialize_asset(instance, built, "departure_stream", partition=DAYS[1])
+        result = materialize_asset(instance, built, "same_day_stream", partition=DAYS[1])
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["stream_matches_dbt"].passed, checks["stream_matches_dbt"].metadata
     assert checks["stream_matches_dbt"].metadata["rows_compared"].value > 1000
@@ -142,7 +142,7 @@ def test_skew_check_names_the_row_where_stream_and_dbt_differ(built: StatePaths,
     from mlplatform.streaming.skew import compare_stream_with_dbt
     from mlplatform.streaming.topic import Checkpoint
 
-    source = SqliteTopic(built.stream / "departures.db")
+    source = SqliteTopic(topic_file(built))
     start, end = (local_midnight(date(2013, 1, d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (2, 3))
     rows = source.produced(ORIGIN_VIEW, start, end)
     rows[100] = {**rows[100], "mean_delay_last_10": rows[100]["mean_delay_last_10"] + 1}
@@ -168,7 +168,7 @@ def test_skew_check_names_a_backlog_the_stream_could_not_compute(built: StatePat
     from mlplatform.streaming.skew import compare_stream_with_dbt
     from mlplatform.streaming.topic import Checkpoint
 
-    source = SqliteTopic(built.stream / "departures.db")
+    source = SqliteTopic(topic_file(built))
     start, end = (local_midnight(date(2013, 1, d)).strftime("%Y-%m-%dT%H:%M:%SZ") for d in (2, 3))
     rows = source.produced(ORIGIN_VIEW, start, end)
     # The minute's last row is the one compared (rows of one minute before it are superseded).
@@ -206,9 +206,9 @@ def test_parse_names_what_is_wrong_with_an_event() -> None:
         _payload(good, actual_departure_utc="yesterday"): (MALFORMED, "is not an ISO timestamp"),
         _payload(good, actual_departure_utc="2013-01-02T10:00:00"): (MALFORMED, "has no time zone"),
         _payload(good, dep_delay_minutes=good.dep_delay_minutes + 3): (MALFORMED, "plus the delay"),
-        _payload(good, flight_id="ZZ1-EWR-20130102-0501"): (UNKNOWN_FLIGHT, "is not a flight from"),
-        _payload(good, origin="XYZ"): (UNKNOWN_FLIGHT, "is not a flight from XYZ"),
-        _payload(good, carrier="ZZ"): (UNKNOWN_FLIGHT, "by ZZ"),
+        _payload(good, flight_id="ZZ1-EWR-20130102-0501"): (UNKNOWN_ENTITY, "is not a flight from"),
+        _payload(good, origin="XYZ"): (UNKNOWN_ENTITY, "is not a flight from XYZ"),
+        _payload(good, carrier="ZZ"): (UNKNOWN_ENTITY, "by ZZ"),
     }
     schedule = day_schedules(date(2013, 1, 2))[0]
     assert parse(schedule.to_json()) == schedule
@@ -223,7 +223,7 @@ def test_parse_names_what_is_wrong_with_an_event() -> None:
         bad_schedule(scheduled_departures_utc="10:00"): (MALFORMED, "must be a list of ISO timestamps"),
         bad_schedule(scheduled_departures_utc=["2013-01-02T10:00:00Z", "soon"]): (MALFORMED, "is not an ISO timestamp"),
         bad_schedule(scheduled_departures_utc=["2013-01-03T12:00:00Z"]): (MALFORMED, "on another local day"),
-        bad_schedule(day="2014-01-02", scheduled_departures_utc=[]): (UNKNOWN_FLIGHT, "outside the data"),
+        bad_schedule(day="2014-01-02", scheduled_departures_utc=[]): (UNKNOWN_ENTITY, "outside the data"),
     })
     for payload, (reason, words) in cases.items():
         with pytest.raises(BadEvent) as caught:
@@ -269,12 +269,12 @@ def test_backlog_counts_the_flights_of_the_day_due_and_not_left() -> None:
 def test_bad_events_are_set_aside_counted_and_change_no_feature(tmp_path, monkeypatch) -> None:
     from mlplatform.state import HOME_ENV
     from mlplatform.streaming.consumer import Consumer
-    from mlplatform.streaming.features import ORIGIN, window_row
+    from mlplatform.defs.flights.stream_state import ORIGIN, window_row
 
     paths = StatePaths.resolve(tmp_path / "home").ensure()
     monkeypatch.setenv(HOME_ENV, str(paths.home))
     store = _store_with_definitions(paths)
-    topic = SqliteTopic(paths.stream / "departures.db")
+    topic = SqliteTopic(topic_file(paths))
     good = departures_between(local_midnight(date(2013, 1, 2)), local_midnight(date(2013, 1, 3)))
     first, later = good[:300], good[300:]
 
@@ -298,7 +298,7 @@ def test_bad_events_are_set_aside_counted_and_change_no_feature(tmp_path, monkey
         pass
 
     set_aside = topic.set_aside()
-    assert [b["reason"] for b in set_aside] == [MALFORMED, DUPLICATE, UNKNOWN_FLIGHT, FROM_THE_FUTURE, OUT_OF_ORDER]
+    assert [b["reason"] for b in set_aside] == [MALFORMED, DUPLICATE, UNKNOWN_ENTITY, FROM_THE_FUTURE, OUT_OF_ORDER]
     assert all(b["detail"] and b["payload"] for b in set_aside)
     restarted = Consumer(topic, store)  # what was committed, read back
     assert restarted.checkpoint.consumed == topic.published() == len(good) + 5
@@ -414,10 +414,10 @@ def test_training_reads_same_day_features_as_of_lead_minutes_before_departure(bu
     import pandas as pd
 
     from mlplatform.features.repo import open_store
-    from mlplatform.features.training import labeled_flights, retrieve_same_day
+    from mlplatform.features.training import labeled_rows, retrieve_same_day
     from mlplatform.ingest.lake import Lake
 
-    flights, _ = labeled_flights(Lake(built.exports), "2013-01-02", "2013-01-02")
+    flights, _ = labeled_rows(Lake(built.exports), "2013-01-02", "2013-01-02")
     flights = flights.sample(300, random_state=1)
     same_day = retrieve_same_day(open_store(built), flights, lead_minutes=60).set_index("flight_id")
     origins = pd.concat(pq.read_table(p).to_pandas()
@@ -498,7 +498,7 @@ def test_a_replay_killed_between_a_days_events_and_its_files_publishes_them_once
     paths = StatePaths.resolve(home).ensure()
     kill_at_point([str(BIN / "mlplatform"), "replay", "--days", "1"], env_for(home), home,
                   "replay_events_published", log=tmp_path / "killed.log", timeout_s=120)
-    topic = SqliteTopic(paths.stream / "departures.db")
+    topic = SqliteTopic(topic_file(paths))
     departed = len(departures_between(local_midnight(date(2013, 1, 1)), local_midnight(date(2013, 1, 2))))
     departed += len(day_schedules(date(2013, 1, 1)))  # and the day's schedules, one per origin
     assert topic.published() == departed

@@ -1,10 +1,9 @@
 """The machinery knows no use case: no module outside `platform/mlplatform/defs/` names what a use case
-declares (its tables, columns, entities, feature views and services, dbt models, registered models).
+declares (its tables, columns, entities, feature views and services, dbt models, registered models),
+not even in a comment.
 
-The names come from each use case's spec (every folder of `defs/`), its dbt models' folder and its Feast definitions
-(tests/vocabulary.py). `STILL_NAMED` is the debt left from when the platform was a flights
-application, a ratchet: a file may lose a name from its list (then delete it here), never gain one,
-and no other file may name any. `python tests/vocabulary.py` prints the current state.
+The names come from each use case's spec (every folder of `defs/`), its dbt models' folder and its
+Feast definitions (tests/vocabulary.py); `python tests/vocabulary.py NAME...` prints where they leak.
 """
 
 from __future__ import annotations
@@ -16,57 +15,12 @@ from vocabulary import declared_names, leaks
 
 pytestmark = pytest.mark.fast
 
-STILL_NAMED: dict[str, set[str]] = {
-    "assets/deployed.py": {'flights'},
-    "assets/features.py": {'departure', 'flights'},
-    "assets/model.py": {'carrier', 'departure', 'flight_delay', 'origin', 'plane', 'route'},
-    "assets/monitoring.py": {'airports', 'departure', 'flights', 'planes', 'route', 'weather'},
-    "assets/stream.py": {'departure', 'flights'},
-    "assets/transformed.py": {'plane'},
-    "automation/freshness.py": {'flights'},
-    "automation/retrain.py": {'flights'},
-    "cli.py": {'departure', 'flights', 'origin', 'planes'},
-    "features/online.py": {'weather'},
-    "features/training.py": {'departure', 'flights'},
-    "ingest/contract.py": {'flights'},
-    "ingest/lake.py": {'flights', 'weather'},
-    "ingest/replay.py": {'departure', 'flights', 'origin'},
-    "ml/boosting.py": {'flights', 'weather'},
-    "ml/bundle.py": {'flights'},
-    "ml/drift.py": {'flights'},
-    "ml/preprocess.py": {'flights'},
-    "ml/split.py": {'flights'},
-    "ml/train.py": {'weather'},
-    "model/deployment.py": {'flights'},
-    "model/pyfunc.py": {'flight_delay'},
-    "model/shadow.py": {'flight_delay_live', 'flights'},
-    "model/tracking.py": {'flight_delay'},
-    "resources.py": {'departure', 'flight_delay_live', 'flights', 'planes', 'weather'},
-    "serving/app.py": {'departure'},
-    "serving/champion.py": {'flights'},
-    "serving/same_day.py": {'departure', 'flights'},
-    "state.py": {'departure'},
-    "status.py": {'departure'},
-    "streaming/__init__.py": {'departure'},
-    "streaming/consumer.py": {'departure'},
-    "streaming/events.py": {'carrier', 'departure', 'flight_id', 'flights', 'origin', 'scheduled_departure_utc', 'tail_number'},
-    "streaming/features.py": {'airports', 'carrier', 'departure', 'flight_id', 'flights', 'origin', 'origin_code', 'plane', 'scheduled_departure_utc', 'tail_number'},
-    "streaming/skew.py": {'departure'},
-    "streaming/topic.py": {'departure'},
-    "warehouse/exports.py": {'flights'},
-}
 
-
-def test_the_machinery_names_no_more_of_a_use_case_than_it_did():
+def test_the_machinery_names_nothing_a_use_case_declares():
     # Every use case of the checkout, enabled or not: the machinery must serve any of them.
     names = set().union(*(declared_names(load(p.parent.name)) for p in DEFS_DIR.glob(f"*/{SPEC_FILE}")))
     found = leaks(names)
-    new = {f: sorted(set(hits) - STILL_NAMED.get(f, set())) for f, hits in found.items()}
-    new = {f: hits for f, hits in new.items() if hits}
-    assert not new, f"machinery files name a use case's things (read them from its spec instead): {new}"
-    paid = {f: sorted(known - set(found.get(f, []))) for f, known in STILL_NAMED.items()}
-    paid = {f: gone for f, gone in paid.items() if gone}
-    assert not paid, f"these names are gone from the machinery: remove them from STILL_NAMED: {paid}"
+    assert not found, f"machinery files name a use case's things (read them from its spec instead): {found}"
 
 
 def test_the_flights_use_case_declares_its_prediction_contract():

@@ -31,31 +31,29 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from mlplatform.ingest.landing import LandingZone
-    from mlplatform.defs.flights.shifts import Shift, ShiftError
-    from mlplatform.ingest.replay import Replayer, ReplayError, parse_day
-
+    from mlplatform.ingest.replay import Replayer, ReplayError, parse_day, parse_shift
     from mlplatform.streaming.topic import open_topic
 
     paths = _paths(args).ensure()
     try:
-        shift = Shift.parse(args.shift) if args.shift else None
+        shift = parse_shift(args.shift) if args.shift else None
         replayer = Replayer(LandingZone(paths.landing, paths.quarantine), scale=args.scale,
                             topic=None if args.no_events or not _has_stream() else open_topic(paths), shift=shift)
         through = parse_day(args.through) if args.through else None
         result = replayer.replay(through=through, days=args.days, every=args.every,
                                  on_day=lambda d: print(f"landed {d}", flush=True) if args.every else None)
-    except (ReplayError, ShiftError) as err:
+    except ReplayError as err:
         print(f"mlplatform replay: {err}", file=sys.stderr)
         return 2
-    print(result.summary() + (f" (shift {shift}: files only, no departure events)" if shift and result.days else ""))
+    print(result.summary() + (f" (shift {shift}: files only, no events)" if shift and result.days else ""))
     return 0
 
 
 def _has_stream() -> bool:
-    """Whether the use case has a same-day stream for the replay to publish (flights' departures)."""
+    """Whether the use case has a same-day stream for the replay to publish (its hooks' STREAM)."""
     from mlplatform.usecases import active
 
-    return active().features.same_day_service is not None
+    return getattr(active().module, "STREAM", None) is not None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -162,7 +160,7 @@ def cmd_mlflow_ui(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     print(f"mlplatform mlflow-ui: the runs and the registry on http://{args.host}:{args.port} "
-          f"(each delay_model materialization links its run: mlflow_run)", flush=True)
+          f"(each trained_model materialization links its run: mlflow_run)", flush=True)
     return subprocess.call([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri(paths),
                             "--host", args.host, "--port", str(args.port)])
 
@@ -196,7 +194,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
-    """The departure stream's consumer: events into same-day features in Feast's online store."""
+    """The same-day stream's consumer: events into same-day features in Feast's online store."""
     import signal
     import time
 
@@ -276,17 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--through", metavar="YYYY-MM-DD", help="land every day up to and including this one")
     when.add_argument("--days", type=int, metavar="N", help="land the next N days after what is landed")
     replay.add_argument("--every", type=float, default=0.0, metavar="SECONDS",
-                        help="run each day in this many seconds: its departures are published as they "
+                        help="run each day in this many seconds: its stream's events are published as they "
                              "happen on that clock, its files land at its end")
     replay.add_argument("--no-events", action="store_true",
-                        help="land the files only, without publishing departure events")
+                        help="land the files only, without publishing the same-day stream's events")
     replay.add_argument("--scale", type=int, default=1, metavar="K",
-                        help="land K times the flights: the real ones and K-1 synthetic copies "
-                             "(resampled, moved a few minutes, new flight numbers and planes), for benchmarks")
-    replay.add_argument("--shift", metavar="KIND[:ORIGIN]",
-                        help="land these days with their delays changed, to see monitoring react: "
-                             "delays-x2 or delays-inverted, at one origin airport if given (e.g. "
-                             "delays-inverted:EWR); the files only, no departure events")
+                        help="land K times the rows of each day: the real ones and K-1 synthetic copies "
+                             "(the use case's feed makes them), for benchmarks")
+    replay.add_argument("--shift", metavar="SHIFT",
+                        help="land these days with their data changed as the use case's hooks define "
+                             "(its `parse_shift`, e.g. delays-inverted:EWR; docs/use_cases.md), to see "
+                             "monitoring react; the files only, no events")
     replay.set_defaults(func=cmd_replay)
 
     dev = sub.add_parser("dev", help="the platform in the Dagster UI (what `make run` starts): prepare, the stream's "
@@ -295,8 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)
 
-    consume = sub.add_parser("consume", help="the departure stream's consumer: same-day features into "
-                                             "the online store as flights leave")
+    consume = sub.add_parser("consume", help="the same-day stream's consumer: same-day features into "
+                                             "the online store as events come")
     consume.add_argument("--follow", action="store_true", help="keep polling for new events (what `make run` starts)")
     consume.add_argument("--batch-size", type=int, default=5000, help="events read, pushed and committed at a time")
     consume.add_argument("--poll-seconds", type=float, default=0.2, help="how long to wait when the topic has nothing new")

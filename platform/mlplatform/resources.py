@@ -77,7 +77,7 @@ class ModelSpec(dg.ConfigurableResource):
                     "place, it first runs in shadow (registry alias `shadow`), scoring the daily batches and the "
                     "API's requests beside the champion, logged but not returned, and is promoted once N scored "
                     "days are labeled if its realized ROC AUC on them is no worse than the champion's on the same "
-                    "flights (within gate_tolerance); otherwise it is retired (model/shadow.py).")
+                    "rows (within gate_tolerance); otherwise it is retired (model/shadow.py).")
     refit: bool = Field(
         default=True,
         description="After early stopping picks the epochs on the validation days, train again from scratch "
@@ -85,9 +85,9 @@ class ModelSpec(dg.ConfigurableResource):
                     "learns from every day before the holdout (the baselines learn from the same rows).")
     max_training_rows: int = Field(
         default=1_000_000, ge=100,
-        description="A training set holds at most this many labeled flights of its window, a seeded uniform "
-                    "sample beyond that, so its time and memory stay bounded as data grows (the year of "
-                    "real flights is 330,000; `replay --scale 10` is 3.3 million).")
+        description="A training set holds at most this many labeled rows of its window, a seeded uniform "
+                    "sample beyond that, so its time and memory stay bounded as data grows (docs/benchmarks.md "
+                    "gives the demo's sizes).")
     model_family: str = Field(
         default="blend",
         description="What the training asset registers: `network` (PyTorch), `gradient_boosting` (scikit-learn "
@@ -98,8 +98,8 @@ class ModelSpec(dg.ConfigurableResource):
                     "and refit.")
     same_day_lead_minutes: int = Field(
         default=60, ge=0,
-        description="The live model (`flight_delay_live`) learns from the same-day features as they were this "
-                    "many minutes before each scheduled departure: what the stream had pushed online by then.")
+        description="The live model (the same-day line) learns from the same-day features as they were this "
+                    "many minutes before each row's request time: what the stream had pushed online by then.")
 
 
 class TrainingDevice(dg.ConfigurableResource):
@@ -110,14 +110,14 @@ class TrainingDevice(dg.ConfigurableResource):
 
 class RetrainPolicy(dg.ConfigurableResource):
     """When the retrain sensor retrains the model. Each trigger can be turned off by its setting."""
-    min_new_labeled_flights: int = Field(
+    min_new_labeled_rows: int = Field(
         default=20_000, ge=0,
-        description="Retrain once this many labeled flights arrived after the champion's last training "
-                    "day (0: off). With no champion yet, this many labeled flights train the first one.")
+        description="Retrain once this many labeled rows arrived after the champion's last training "
+                    "day (0: off). With no champion yet, this many labeled rows train the first one.")
     min_first_model_rows: int = Field(
         default=1000, ge=1,
         description="With no champion yet, the first model is trained once the days split and this many rows "
-                    "are labeled (or min_new_labeled_flights, if fewer): a use case with a few weeks of data "
+                    "are labeled (or min_new_labeled_rows, if fewer): a use case with a few weeks of data "
                     "gets a model.")
     psi_threshold: float = Field(
         default=0.25, gt=0,
@@ -126,8 +126,8 @@ class RetrainPolicy(dg.ConfigurableResource):
         default=3, ge=0, description="Retrain when more features than this drift on the newest days (0: any).")
     drift_trigger: bool = Field(
         default=False,
-        description="Whether drift of the flight mix (routes, carriers, planes, hours; not the weather or the "
-                    "trailing delay statistics, which move every week by construction) triggers retraining. "
+        description="Whether drift of the mix of what is predicted (the inputs that are not the spec's `conditions`, which "
+                    "move every week by construction) triggers retraining. "
                     "On the replayed year it drifted in 7 of 48 weeks, one input each "
                     "(docs/drift_calibration.md); off by default, the drift check warns in the UI instead.")
     auc_drop_margin: float = Field(
@@ -139,12 +139,12 @@ class RetrainPolicy(dg.ConfigurableResource):
         default=30.0, ge=0, description="Never request a retrain sooner than this after the last one.")
     live_model: bool = Field(
         default=True,
-        description="Each retrain also trains, gates and deploys the live model (`flight_delay_live`, the "
+        description="Each retrain also trains, gates and deploys the live model (the same-day line, the "
                     "same-day features) in a run of its own, `retrain_live` (env MLPLATFORM_RETRAIN_LIVE_MODEL).")
 
 
 class StreamPolicy(dg.ConfigurableResource):
-    """What the departure stream's checks accept."""
+    """What the same-day stream's checks accept."""
 
     max_seconds_behind: float = Field(
         default=300, gt=0,

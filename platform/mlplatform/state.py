@@ -100,7 +100,7 @@ class StatePaths:
 
     @property
     def stream(self) -> Path:
-        """The embedded topic of departure events and its consumer's commits."""
+        """The embedded topic of the same-day events and its consumer's commits."""
         return self.home / "stream"
 
     @property

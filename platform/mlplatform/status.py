@@ -66,10 +66,11 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
 
 
 def _stream(paths: StatePaths) -> dict[str, Any] | None:
-    """The departure stream: events published and consumed, and those set aside by reason."""
+    """The same-day stream: events published and consumed, and those set aside by reason."""
     from mlplatform.profile import current
+    from mlplatform.streaming.topic import topic_file
 
-    if not current().production and not (paths.stream / "departures.db").exists():
+    if not current().production and not topic_file(paths).exists():
         return None
     from mlplatform.streaming.consumer import stream_status
 
@@ -208,13 +209,13 @@ def format_status(status: dict[str, Any]) -> str:
         if name:
             _format_model(lines, name, status.get(key) or {})
     stream = status.get("stream")
-    lines += ["", "departure stream"]
+    lines += ["", "same-day stream"]
     if not stream:
         lines.append("  no events published yet")
     else:
         bad = ", ".join(f"{n} {reason}" for reason, n in sorted(stream["set_aside_by_reason"].items())) or "none"
         lines.append(f"  {stream['published']} event(s) published, {stream['consumed']} consumed (through "
-                     f"{stream['latest_departure'] or 'none'}); set aside: {bad}")
+                     f"{stream['latest_event'] or 'none'}); set aside: {bad}")
         lines.append(f"  topic {stream['topic']}")
     automation = status["automation"]
     lines += ["", "automation (latest retrains and failed runs)"]

@@ -1,4 +1,4 @@
-"""Deployed stage, batch side: each day's scheduled flights scored by the champion.
+"""Deployed stage, batch side: each day's prediction rows scored by the champion.
 
 The champion itself (`deployed_model`) lives with the model stage's assets; the online API is
 `mlplatform serve`.

@@ -3,7 +3,7 @@
 The dbt feature tables (group `features` too) are Feast's offline sources, through their Parquet
 exports. `feature_definitions` applies the repository when it changes; `online_features` writes each
 built day into the online store (and a skew check compares it with the offline store);
-`training_set` joins labeled flights with the feature service point-in-time and writes the set with
+`training_set` joins the labeled prediction rows with the feature service point-in-time and writes the set with
 its manifest. Feast is imported only when these run.
 """
 
@@ -17,7 +17,7 @@ from mlplatform.partitions import TIMEZONE
 from mlplatform.features.repo import applied_hash, apply_definitions, definitions_hash, open_store
 from mlplatform.features.service import PREDICTION_KEY, LIVE_SERVICE_NAME, SERVICE_NAME, SERVICE_VERSION
 from mlplatform.features.training import (
-    ENTITY_TABLE, TrainingWindowError, labeled_flights, retrieve, retrieve_same_day, write_training_set,
+    ENTITY_TABLE, TrainingWindowError, labeled_rows, retrieve, retrieve_same_day, write_training_set,
 )
 from mlplatform.model.lines import LINES, ModelLine
 from mlplatform.ml.drift import training_set_profile
@@ -151,16 +151,16 @@ def _online_through(store) -> str:
 
 class TrainingWindow(dg.Config):
     first_day: str | None = None
-    """First day of flights to train on (YYYY-MM-DD); unset: the first day built."""
+    """First day of rows to train on (YYYY-MM-DD); unset: the first day built."""
     last_day: str | None = None
-    """Last day of flights to train on; unset: the last day built."""
+    """Last day of rows to train on; unset: the last day built."""
 
 
 def training_set_asset(line: ModelLine) -> dg.AssetsDefinition:
-    """The training set of a model line: the day-ahead service as of each scheduled departure and,
+    """The training set of a model line: the day-ahead service as of each row's request time and,
     for the live line, the same-day service as of `same_day_lead_minutes` before it."""
-    same_day = (" and, as of `model_spec.same_day_lead_minutes` before departure, the same-day "
-                "features of the departure stream" if line.same_day else "")
+    same_day = (" and, as of `model_spec.same_day_lead_minutes` before the request time, the same-day "
+                "features of the stream" if line.same_day else "")
 
     @dg.asset(
         name=line.key("training_set"),
@@ -184,23 +184,23 @@ def _build_training_set(context: dg.AssetExecutionContext, config: TrainingWindo
                         model_spec: ModelSpec, line: ModelLine) -> dg.MaterializeResult:
     paths = state.paths
     try:
-        flights, days = labeled_flights(state.exports, config.first_day, config.last_day,
+        rows, days = labeled_rows(state.exports, config.first_day, config.last_day,
                                         max_rows=model_spec.max_training_rows, seed=model_spec.seed)
     except TrainingWindowError as err:
         raise dg.Failure(description=str(err), allow_retries=False) from None
     store = open_store(paths)
-    frame = retrieve(store, flights, SERVICE_NAME)
+    frame = retrieve(store, rows, SERVICE_NAME)
     services, lead = SERVICE_NAME, None
     if line.same_day:
         lead = model_spec.same_day_lead_minutes
-        frame = frame.merge(retrieve_same_day(store, flights, lead), on=PREDICTION_KEY, how="left")
+        frame = frame.merge(retrieve_same_day(store, rows, lead), on=PREDICTION_KEY, how="left")
         services = f"{SERVICE_NAME}+{LIVE_SERVICE_NAME}"
     built = write_training_set(frame, line.training_sets(paths), {
         "window": {"first_day": days[0], "last_day": days[-1]},
         "days": len(days),
         "partitions": days,
-        "labeled_flights_in_window": flights.attrs["labeled_flights"],
-        "sampled_to": model_spec.max_training_rows if len(flights) < flights.attrs["labeled_flights"] else None,
+        "labeled_rows_in_window": rows.attrs["labeled_rows"],
+        "sampled_to": model_spec.max_training_rows if len(rows) < rows.attrs["labeled_rows"] else None,
         "feature_service": services,
         "feature_service_version": SERVICE_VERSION,
         "same_day_lead_minutes": lead,
@@ -210,7 +210,7 @@ def _build_training_set(context: dg.AssetExecutionContext, config: TrainingWindo
     })
     manifest = built.manifest
     training_set_profile(built.path, frame)  # the reference that `feature_drift` compares each day with
-    context.log.info(f"training set of {manifest['row_count']} flights at {built.path}")
+    context.log.info(f"training set of {manifest['row_count']} rows at {built.path}")
     return dg.MaterializeResult(metadata={
         **{k: v for k, v in manifest.items() if k not in ("partitions", "columns", "window", "path", "same_day_lead_minutes")},
         "same_day_lead_minutes": lead if lead is not None else "none",

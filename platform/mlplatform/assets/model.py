@@ -1,5 +1,5 @@
 """Model stage: the PyTorch network trained on the Feast training set, tracked and registered in
-MLflow (`flight_delay`, alias `challenger`), then evaluated against baselines and the champion on
+MLflow (the line's registered model, alias `challenger`), then evaluated against baselines and the champion on
 the most recent days; the blocking check `challenger_beats_champion` is the deployment gate.
 The same assets, prefixed `live_`, train, gate and deploy the live model (`model/lines.py`).
 
@@ -119,7 +119,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
                          "dbt_code_version": manifest["dbt_code_version"],
                          "raw_partitions": f"{manifest['partitions'][0]}..{manifest['partitions'][-1]} "
                                            f"({manifest['days']} days)",
-                         "dagster_asset": line.key("delay_model"), "registered_model": line.model})
+                         "dagster_asset": line.key("trained_model"), "registered_model": line.model})
         mlflow.log_input(mlflow.data.from_pandas(split.train.head(1000), source=manifest["path"], name="training_set",
                                                  targets=LABEL, digest=manifest["content_hash"][:16]),
                          context="training")
@@ -260,7 +260,7 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     tracker = client(paths)
     challenger = version_for_alias(paths, CHALLENGER, line.model)
     if challenger is None:
-        raise dg.Failure(f"no challenger registered: materialize `{line.key('delay_model')}` first",
+        raise dg.Failure(f"no challenger registered: materialize `{line.key('trained_model')}` first",
                          allow_retries=False)
     run = tracker.get_run(challenger.run_id)
     manifest = json.loads(Path(run.data.tags["training_set_manifest"]).read_text())
@@ -426,10 +426,10 @@ def _deploy(context: dg.AssetExecutionContext, state: PlatformState, line: Model
 def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
     """Training, the gate and the deployment of one model line (`model/lines.py`)."""
     features = ("day-ahead features" if not line.same_day else
-                "day-ahead features and the same-day features as of `same_day_lead_minutes` before departure")
+                "day-ahead features and the same-day features as of `same_day_lead_minutes` before the request time")
 
     @dg.asset(
-        name=line.key("delay_model"),
+        name=line.key("trained_model"),
         group_name=GROUP,
         kinds={"pytorch", "scikitlearn", "mlflow"},
         deps=[line.key("training_set")],
@@ -439,20 +439,20 @@ def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
         # parameters: every resource comes through the context here.
         required_resource_keys={"mlflow", "state", "model_spec", "training_device"},
         description=f"A model on the {features}: by default the blend of a tabular network (embeddings for "
-                    "carrier, origin, destination, route, plane; standardized numeric features with missing "
+                    "the categorical inputs; standardized numeric features with missing "
                     "flags) and HistGradientBoosting on the same inputs, each stopped early on a later-in-time "
                     "validation split, then refit (`model_spec.model_family`: network, gradient_boosting or "
                     f"blend). Logged to MLflow and registered as a new `{line.model}` version aliased "
                     "`challenger`, preprocessing included; the metadata compares the parts on the validation days.",
     )
-    def delay_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def trained_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         return _train(context, line)
 
     @dg.asset(
         name=line.key("model_evaluation"),
         group_name=GROUP,
         kinds={"scikitlearn", "mlflow"},
-        deps=[delay_model],
+        deps=[trained_model],
         # Not blocking: a refused challenger is a decision, recorded by `deployed_model` (which never
         # deploys a version whose gate did not pass), not a failed run that alerts.
         check_specs=[dg.AssetCheckSpec(GATE, asset=line.key("model_evaluation"),
@@ -490,7 +490,7 @@ def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
                 return shadowed
         return _deploy(context, state, line)
 
-    return [delay_model, model_evaluation, deployed_model]
+    return [trained_model, model_evaluation, deployed_model]
 
 
 model_assets = [asset for line in LINES for asset in model_line_assets(line)]

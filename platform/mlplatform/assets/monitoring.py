@@ -40,9 +40,9 @@ def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
     deps=["training_set", ENTITY_TABLE, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
-    description=f"Population stability index of every model input on the flights of the {TRAILING_DAYS} days "
-                "ending on the day (features as of each departure, through Feast) against the latest training set. Drift is judged on the "
-                "flight mix (routes, carriers, airports, planes, hours); the conditions (weather, trailing "
+    description=f"Population stability index of every model input on the prediction rows of the {TRAILING_DAYS} days "
+                "ending on the day (features as of each row's request time, through Feast) against the latest training set. Drift is judged on the "
+                "mix of what is predicted (the spec's inputs that are not `conditions`); the conditions (spec "
                 "delay statistics) move every week by construction and are shown apart. Metadata: the "
                 "largest PSI, the inputs over the retrain policy's threshold, and a table of every input's PSI, largest first.",
     check_specs=_check_specs("feature_drift", {
@@ -65,18 +65,18 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     manifest = latest_manifest(paths.training_sets)
     if manifest is None:
         raise dg.Failure("no training set yet to compare with: materialize `training_set` first", allow_retries=False)
-    # A day's hourly schedule or route mix is a handful of values; a trailing week is a population
+    # A day's mix of a categorical input is a handful of values; a trailing week is a population
     # (docs/drift_calibration.md): the window is the week ending on the last day, or the range if longer.
     first = min(days[0], str(date.fromisoformat(days[-1]) - timedelta(days=TRAILING_DAYS - 1)))
     try:
-        flights = prediction_rows(state.exports, first, days[-1])
-        read = flights.attrs["days"]
+        rows = prediction_rows(state.exports, first, days[-1])
+        read = rows.attrs["days"]
     except TrainingWindowError:
-        raise dg.Failure(f"no flights built for {days[0]} .. {days[-1]}: materialize the dbt models first",
+        raise dg.Failure(f"no prediction rows built for {days[0]} .. {days[-1]}: materialize the dbt models first",
                          allow_retries=False) from None
     # Fitted with the training set; read here so a day's drift costs the same whatever its size.
     profile = training_set_profile(Path(manifest["path"]))
-    current = with_derived(retrieve(open_store(paths), flights, SERVICE_NAME))
+    current = with_derived(retrieve(open_store(paths), rows, SERVICE_NAME))
     values = psi_by_feature(profile, current)
     threshold = retrain_policy.psi_threshold
     # The flight mix is what drifts; the conditions move every week by construction (is_condition).
@@ -93,7 +93,7 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     return dg.MaterializeResult(check_results=[stable], metadata={
         "days": f"{days[0]} .. {days[-1]}",
         "window": f"{read[0]} .. {read[-1]}",
-        "flights": len(current),
+        "rows": len(current),
         "training_set_content_hash": manifest["content_hash"],
         "max_psi": round(largest, 4),
         "psi_threshold": threshold,
@@ -119,7 +119,7 @@ def _psi_table(values: dict[str, float], threshold: float) -> dg.MetadataValue:
     description="The champion on the newly labeled day: ROC AUC, log loss, predicted vs realized delay "
                 f"rate of the day's batch predictions, the same over the trailing {TRAILING_DAYS} days, "
                 "and the drop from the AUC the champion had at its evaluation; beside them, the API's logged "
-                "answers for the day's flights joined to their outcomes (online_roc_auc).",
+                "answers for the day's rows joined to their outcomes (online_roc_auc).",
     check_specs=_check_specs("live_performance", {
         ABOVE_FLOOR: "ERROR, and an alert, when the champion's trailing realized ROC AUC is below the floor "
                      "every challenger must reach (model_spec.min_first_auc).",
@@ -166,7 +166,7 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
     online = _logged_answers(state.paths, window[[PREDICTION_KEY, LABEL]])
     return dg.MaterializeResult(check_results=checks, metadata={**online,
         "days": f"{days[0]} .. {last}",
-        "flights": now["rows"],
+        "rows": now["rows"],
         "roc_auc": round(now["roc_auc"], 4),
         "log_loss": round(now["log_loss"], 4),
         "predicted_delay_rate": round(now["predicted_rate"], 4),
@@ -246,7 +246,7 @@ def _matured_performance(state: PlatformState, days: list[str], model_spec: Mode
 
 
 def _logged_answers(paths, labels) -> dict:
-    """The API's answers for the window's flights (the prediction log), joined to their outcomes:
+    """The API's answers for the window's rows (the prediction log), joined to their outcomes:
     how the champion did online, beside its batch figures. A flight asked several times counts once,
     with its latest answer; answers that read features from after their event are left out."""
     from mlplatform.features.service import PREDICTION_KEY, LABEL

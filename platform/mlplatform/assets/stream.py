@@ -1,10 +1,10 @@
-"""Feature stage, streaming half: what Dagster sees of the departure stream.
+"""Feature stage, streaming half: what Dagster sees of the use case's same-day stream.
 
 The consumer runs as its own long-lived process (`mlplatform consume`, started by `make run`):
 a run per micro-batch would pay a process start and a code-location load each time (seconds) where a
 poll takes milliseconds. This asset reports on it once per built day: how far behind it is, how
 fresh its last commit is, what it set aside; its checks say whether it keeps up and whether what it
-pushed equals what dbt computed for the same flights and moments.
+pushed equals what dbt computed for the same entities and moments.
 """
 
 from datetime import date
@@ -31,23 +31,23 @@ def _status(state: PlatformState) -> dict:
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
     deps=["feature_definitions", *SAME_DAY_TABLES],
-    description="The departure stream as of the day's build: events published and consumed, the "
+    description="The same-day stream as of the day's build: events published and consumed, the "
                 "consumer's lag and last commit, events set aside by reason. The consumer itself "
-                "(`mlplatform consume`) pushes same-day features to Feast's online store as flights leave.",
+                "(`mlplatform consume`) pushes same-day features to Feast's online store as events come.",
 )
-def departure_stream(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
+def same_day_stream(context: dg.AssetExecutionContext, state: PlatformState) -> dg.MaterializeResult:
     status = _status(state)
-    context.log.info(f"departure stream: {status}")
+    context.log.info(f"same-day stream: {status}")
     return dg.MaterializeResult(metadata={
         **{k: v for k, v in status.items() if k != "set_aside_by_reason"},
         "seconds_since_commit": status["seconds_since_commit"] if status["seconds_since_commit"] is not None else -1,
-        "latest_departure": status["latest_departure"] or "none",
+        "latest_event": status["latest_event"] or "none",
         "set_aside_by_reason": table({"reason": reason, "events": n}
                                      for reason, n in sorted(status["set_aside_by_reason"].items())),
     })
 
 
-@dg.asset_check(asset=departure_stream,
+@dg.asset_check(asset=same_day_stream,
                 description="The consumer keeps up: nothing waits in the topic, or its last commit is "
                             "recent (stream_policy.max_seconds_behind).")
 def stream_keeps_up(state: PlatformState, stream_policy: StreamPolicy) -> dg.AssetCheckResult:
@@ -62,7 +62,7 @@ def stream_keeps_up(state: PlatformState, stream_policy: StreamPolicy) -> dg.Ass
         metadata={"lag_events": waiting, "seconds_since_commit": age if age is not None else -1})
 
 
-@dg.asset_check(asset=departure_stream,
+@dg.asset_check(asset=same_day_stream,
                 description="For each built day, every same-day feature row the stream produced equals "
                             "dbt's from the end-of-day file, for the same entity and moment.")
 def stream_matches_dbt(context: dg.AssetCheckExecutionContext, state: PlatformState) -> dg.AssetCheckResult:
@@ -89,5 +89,5 @@ def stream_matches_dbt(context: dg.AssetCheckExecutionContext, state: PlatformSt
     })
 
 
-stream_assets = [departure_stream]
+stream_assets = [same_day_stream]
 stream_checks = [stream_keeps_up, stream_matches_dbt]

@@ -2,7 +2,7 @@
 
 Two sets of dbt assets share the warehouse: the daily models (tag `daily`: staging views of the
 daily raw tables, incremental marts, intermediates and feature tables), partitioned like the raw
-stage, and the reference models (dimensions, the plane features, the holiday seed), built whole.
+stage, and the reference models (dimensions, features of the reference tables, seeds), built whole.
 A run for day D passes D to dbt as vars, so incremental models build only that day (reading the
 lookback their windows need). Both sets take the `warehouse` pool and the warehouse's writer
 (on DuckDB a lock, since it allows one writer; on PostgreSQL the lake is loaded into `raw` first),

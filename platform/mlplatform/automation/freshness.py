@@ -8,12 +8,12 @@ windows, from the environment:
 
 | what | assets | overdue after (warns 2 h or 7 days earlier) | setting |
 |---|---|---|---|
-| a day's data | the daily raw tables (`raw_<table>`), `online_features`, `batch_predictions`, `departure_stream` | 26 hours | `MLPLATFORM_FRESHNESS_DAILY_HOURS` |
+| a day's data | the daily raw tables (`raw_<table>`), `online_features`, `batch_predictions`, `same_day_stream` | 26 hours | `MLPLATFORM_FRESHNESS_DAILY_HOURS` |
 | the champions | `deployed_model`, `live_deployed_model` | 35 days | `MLPLATFORM_FRESHNESS_CHAMPION_DAYS` |
 
 A day lands once a day, so a day's assets older than a day and two hours mean the feed or the
 pipeline stopped; a champion older than five weeks means retraining stopped (the retrain policy
-retrains every 20,000 labeled flights, about three weeks).
+retrains every `min_new_labeled_rows` labeled rows).
 
 `freshness_sensor` reads the states the daemon recorded and raises `freshness_overdue:<asset>`
 through the notifier (`alerts.py`) once per asset, cleared when the asset is fresh again.
@@ -30,7 +30,7 @@ from mlplatform.automation.settings import sensor_status
 from mlplatform.usecases import active
 
 DAILY = (*(f"raw_{t}" for t in active().daily_tables), "online_features", "batch_predictions",
-         *(["departure_stream"] if active().features.same_day_service else []))
+         *(["same_day_stream"] if active().features.same_day_service else []))
 CHAMPIONS = tuple(f"{line.asset_prefix}deployed_model" for line in active().model.lines)
 DAILY_ENV, CHAMPION_ENV = "MLPLATFORM_FRESHNESS_DAILY_HOURS", "MLPLATFORM_FRESHNESS_CHAMPION_DAYS"
 

@@ -24,10 +24,10 @@ RAW_REFERENCE = [dg.AssetKey(f"raw_{t}") for t in active().reference_tables]
 REFERENCE_MODELS = sorted(k.to_user_string() for k in dbt_reference_models.keys) if dbt_reference_models else []
 DAILY_MODELS = sorted(k.to_user_string() for k in dbt_daily_models.keys)
 # The same-day stream's asset, where the use case has a stream.
-ONLINE = ["online_features", *(["departure_stream"] if active().features.same_day_service else [])]
+ONLINE = ["online_features", *(["same_day_stream"] if active().features.same_day_service else [])]
 DRIFT = ["feature_drift"]  # needs a training set
 SCORING = ["batch_predictions", "live_performance"]  # need a champion
-RETRAIN = ["training_set", "delay_model", "model_evaluation", "deployed_model"]
+RETRAIN = ["training_set", "trained_model", "model_evaluation", "deployed_model"]
 # The live model (model/lines.py): its own job, requested with each retrain when it is on.
 LIVE_LINE = next((line for line in active().model.lines if line.same_day), None)
 RETRAIN_LIVE = [f"{LIVE_LINE.asset_prefix}{name}" for name in RETRAIN] if LIVE_LINE else []

@@ -2,7 +2,7 @@
 
 Triggers (settings in `RetrainPolicy`):
     no_champion          nothing deployed yet, and enough labeled rows to train a first model
-    new_labeled_flights  enough rows labeled after the champion's last training day
+    new_labeled_rows  enough rows labeled after the champion's last training day
     feature_drift        more features than allowed drift (PSI) on the newest days
     live_performance     the champion's trailing realized ROC AUC fell below its evaluation AUC by a margin
 A cooldown keeps a burst of triggers from becoming a burst of trainings. A requested run carries
@@ -35,7 +35,7 @@ from mlplatform.usecases import active
 class RetrainFacts:
     champion_version: int | None = None
     trained_through: str | None = None  # the champion's last training day
-    labeled_flights: int = 0  # built and labeled after `trained_through` (all, with no champion)
+    labeled_rows: int = 0  # built and labeled after `trained_through` (all, with no champion)
     built_days: int = 0
     days_needed: int = 0  # holdout + validation + training days, per the model spec
     training_rows: int | None = None  # labeled rows of the days a split would train on
@@ -93,12 +93,12 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
         return RetrainDecision(False, "", f"waiting for {facts.min_train_rows:,} labeled rows in the training days "
                                           f"(have {facts.training_rows:,}; model_spec.min_train_rows)", figures)
     fired: list[tuple[str, str]] = []
-    needed = policy.min_new_labeled_flights
+    needed = policy.min_new_labeled_rows
     if facts.champion_version is None:
-        if facts.labeled_flights >= first_model_rows(policy):
-            fired.append(("no_champion", f"no champion yet and {facts.labeled_flights:,} labeled rows to train on"))
-    elif needed and facts.labeled_flights >= needed:
-        fired.append(("new_labeled_flights", f"{facts.labeled_flights:,} rows labeled since the champion's "
+        if facts.labeled_rows >= first_model_rows(policy):
+            fired.append(("no_champion", f"no champion yet and {facts.labeled_rows:,} labeled rows to train on"))
+    elif needed and facts.labeled_rows >= needed:
+        fired.append(("new_labeled_rows", f"{facts.labeled_rows:,} rows labeled since the champion's "
                                              f"last training day {facts.trained_through} (threshold {needed:,})"))
     drifted = len(facts.drifted_features)
     if policy.drift_trigger and facts.champion_version is not None and drifted > policy.max_drifted_features:
@@ -131,16 +131,16 @@ def _margin(facts: RetrainFacts, policy: RetrainPolicy) -> float:
 
 def first_model_rows(policy: RetrainPolicy) -> int:
     """The labeled rows that train a first model (once the days split)."""
-    return min(max(policy.min_new_labeled_flights, 1), policy.min_first_model_rows)
+    return min(max(policy.min_new_labeled_rows, 1), policy.min_first_model_rows)
 
 
 def _why_not(facts: RetrainFacts, policy: RetrainPolicy, drop: float | None) -> str:
     """Each trigger that is on and how far it is from firing; then those turned off, with what they
     would have seen (never a reason: they cannot fire)."""
     on, off = [], []
-    needed = policy.min_new_labeled_flights if facts.champion_version is not None else first_model_rows(policy)
-    flights = f"{facts.labeled_flights:,} of {needed:,} new labeled rows"
-    (on if needed else off).append(flights if needed else "new labeled rows")
+    needed = policy.min_new_labeled_rows if facts.champion_version is not None else first_model_rows(policy)
+    labeled = f"{facts.labeled_rows:,} of {needed:,} new labeled rows"
+    (on if needed else off).append(labeled if needed else "new labeled rows")
     name = _label(facts.metric)
     if drop is None:
         (on if policy.performance_trigger else off).append(f"live {name} (none realized yet)")
@@ -195,7 +195,7 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
         facts.min_train_rows = spec.min_train_rows
     # Only rows whose outcomes are known count (the use case's label_delay_days).
     days = [d for d in matured if d > cutoff]
-    facts.labeled_flights = sum(rows[d] for d in days)
+    facts.labeled_rows = sum(rows[d] for d in days)
     facts.newest_day = days[-1] if days else None
 
     drift, drift_day = _latest_metadata(instance, "feature_drift")

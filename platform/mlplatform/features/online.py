@@ -49,7 +49,7 @@ def materialize(store: FeatureStore, service_name: str, start: datetime, end: da
     """
     done = Materialized()
     # Feast's materialization window includes its end; a day's ends just before the next midnight,
-    # whose rows (the next day's first weather hour, its delay statistics) belong to the next day.
+    # whose rows (the next day's first hourly rows, its daily statistics) belong to the next day.
     end = end - timedelta(microseconds=1)
     for view in service_views(store, service_name):
         if _is_reference(view):

@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 
 FEATURE_REPO = project_root() / "feature_repo"
 # Code the definitions run at retrieval time (the use cases' own code, such as on-demand features).
-_DEFINITION_CODE = (*sorted(Path(__file__).parents[1].joinpath("defs").rglob("*.py")), Path(__file__).with_name("service.py"),
-                    Path(__file__).parents[1] / "streaming" / "features.py")
+_DEFINITION_CODE = (*sorted(Path(__file__).parents[1].joinpath("defs").rglob("*.py")), Path(__file__).with_name("service.py"))
 APPLIED_FILE = "applied_definitions.json"
 
 

@@ -1,4 +1,4 @@
-"""Training sets: a point-in-time join, through Feast, of labeled flights with the feature service.
+"""Training sets: a point-in-time join, through Feast, of labeled prediction rows with the feature service.
 
 Each training set is written once, content-addressed, as Parquet with a manifest beside it that
 says exactly what went in: the window and its days, the feature service and definitions, the dbt
@@ -32,7 +32,7 @@ LATEST = "latest.json"
 
 
 class TrainingWindowError(ValueError):
-    """The requested window cannot make a training set (no labeled flights in it)."""
+    """The requested window cannot make a training set (no labeled rows in it)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def matured_days(days: list[str], label_delay_days: int | None = None) -> list[s
     return [d for d in days if d <= known_through]
 
 
-def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
+def labeled_rows(exports: Lake, first_day: str | None, last_day: str | None,
                     max_rows: int | None = None, seed: int = 0,
                     label_delay_days: int | None = None) -> tuple[pd.DataFrame, list[str]]:
     """The rows of the window whose outcome is known, with their label, join keys and timestamps;
@@ -62,7 +62,7 @@ def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
 
     With `max_rows`, a uniform sample of that many (seeded, so the same window gives the same
     set), drawn before the rows become a DataFrame: what a training set holds, and the memory it
-    takes, stay bounded however many rows the window has. `frame.attrs["labeled_flights"]`
+    takes, stay bounded however many rows the window has. `frame.attrs["labeled_rows"]`
     says how many there were before sampling."""
     import pyarrow.compute as pc
 
@@ -90,7 +90,7 @@ def labeled_flights(exports: Lake, first_day: str | None, last_day: str | None,
     frame = table.to_pandas()
     frame[EVENT_TIMESTAMP] = frame[REQUEST_TIMESTAMP]
     frame = frame.sort_values([REQUEST_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
-    frame.attrs["labeled_flights"] = labeled
+    frame.attrs["labeled_rows"] = labeled
     return frame, days
 
 
@@ -127,26 +127,26 @@ def _join_in_chunks(store: FeatureStore, entities: pd.DataFrame, service_name: s
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
-def retrieve(store: FeatureStore, flights: pd.DataFrame, service_name: str,
+def retrieve(store: FeatureStore, rows: pd.DataFrame, service_name: str,
              chunk_rows: int = RETRIEVAL_CHUNK_ROWS) -> pd.DataFrame:
-    """Point-in-time join of the flights with every feature of the service, as of each departure,
+    """Point-in-time join of the rows with every feature of the service, as of each request time,
     in time order. Each flight's features depend on that flight alone, so the join runs on chunks
-    of flights and memory stays bounded however many there are."""
-    ordered = flights.sort_values([REQUEST_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
+    of rows and memory stays bounded however many there are."""
+    ordered = rows.sort_values([REQUEST_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
     joined = _join_in_chunks(store, ordered, service_name, chunk_rows, [REQUEST_TIMESTAMP, PREDICTION_KEY])
     leading = [PREDICTION_KEY, EVENT_TIMESTAMP, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
     return joined[leading + sorted(c for c in joined.columns if c not in leading)].reset_index(drop=True)
 
 
-def retrieve_same_day(store: FeatureStore, flights: pd.DataFrame, lead_minutes: int,
+def retrieve_same_day(store: FeatureStore, rows: pd.DataFrame, lead_minutes: int,
                       service_name: str | None = None, chunk_rows: int = RETRIEVAL_CHUNK_ROWS) -> pd.DataFrame:
-    """The same-day features of each flight as of `lead_minutes` before its scheduled departure:
+    """The same-day features of each row as of `lead_minutes` before its request time:
     the flight key and one column per feature (`<view>__<feature>`). A second point-in-time join,
     at an earlier moment than the day-ahead one, so a live model learns from exactly what the
-    departure stream had pushed online by then."""
+    stream had pushed online by then."""
     from mlplatform.features.service import LIVE_SERVICE_NAME
 
-    keys = flights[[PREDICTION_KEY, *JOIN_KEYS, REQUEST_TIMESTAMP]].copy()
+    keys = rows[[PREDICTION_KEY, *JOIN_KEYS, REQUEST_TIMESTAMP]].copy()
     import pandas as pd
 
     keys[EVENT_TIMESTAMP] = keys[REQUEST_TIMESTAMP] - pd.Timedelta(minutes=lead_minutes)

@@ -3,7 +3,7 @@
 A contract names a table's columns with their types, its key, the day each row belongs to (for daily
 tables) and its row rules. Breaking the file's shape (encoding, CSV structure, columns, types, keys, the
 day) rejects the whole file; breaking a row rule rejects only that row. Nothing here knows about
-flights: the domain declares its contracts in `mlplatform.defs.flights.contracts`.
+its use case: each declares its contracts in its hooks (`CONTRACTS`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The raw lake: validated Parquet, one folder per table and, for daily tables, one file per day.
 
-Layout (Hive style, so DuckDB and dbt can prune by day; the key is `date`, since flights
-and weather already have a `day` column):
+Layout (Hive style, so DuckDB and dbt can prune by day; the key is `date`, since a
+feed may already have a `day` column):
     lake/<table>/date=2013-01-31/data.parquet    daily tables
     lake/<table>/data.parquet                    reference tables
     lake/_rejects/<table>/...                    rows that broke a row rule, same layout

@@ -5,10 +5,10 @@ daily table per day. A cursor (`landing/_replay.json`) remembers the last day de
 re-landing a day is a no-op, and each file is written aside and renamed, so a sensor watching the
 landing zone never sees half a file; each file's manifest (size, rows, checksum) follows it.
 
-Given a topic, the replay is also the departure stream: before a day's files land (at the day's
-end), each origin's schedule of the day is published as the day starts, then every departure of that
-day at its actual departure time, in event order, spread over `every` seconds when given. The cursor remembers the last day published, so a replay killed
-between the events and the files does not publish them twice.
+Given a topic, the replay is also the use case's same-day stream: before a day's files land (at the
+day's end), the day's events (its hooks' `STREAM.day_events`) are published at their time on the
+day's clock, spread over `every` seconds when given. The cursor remembers the last day published, so
+a replay killed between the events and the files does not publish them twice.
 """
 
 from __future__ import annotations
@@ -31,9 +31,22 @@ if TYPE_CHECKING:
 
 
 class Shift(Protocol):
-    """A use case's injected change of its data (flights: `defs/flights/shifts.py`)."""
+    """A use case's injected change of its data, from its hooks' `parse_shift(text)`."""
 
     def apply_to(self, table: str, data: bytes) -> bytes: ...
+
+
+def parse_shift(text: str) -> Shift:
+    """The enabled use case's shift named by `text`; ReplayError when it has none or cannot read it."""
+    use_case = active()
+    parse = getattr(use_case.module, "parse_shift", None)
+    if parse is None:
+        raise ReplayError(f"--shift {text}: the use case {use_case.name!r} defines no shifts "
+                          f"(no parse_shift in {use_case.hooks})")
+    try:
+        return parse(text)
+    except ValueError as err:
+        raise ReplayError(str(err)) from None
 
 CURSOR_FILE = "_replay.json"
 
@@ -146,26 +159,25 @@ class Replayer:
         return result
 
     def publish_day(self, day: date, every: float = 0.0) -> None:
-        """The day's schedules at its local midnight, then the departures of the local day [midnight,
-        next midnight), at their time on a clock that runs the day in `every` seconds (all at once
-        without)."""
-        from mlplatform.streaming.events import day_schedules, departures_between, local_midnight
+        """The day's events, each at its time on a clock that runs the local day [midnight, next
+        midnight) in `every` seconds (all at once without)."""
+        from mlplatform.streaming.consumer import active_stream
+        from mlplatform.streaming.events import local_midnight
 
         if (self.events_through() or date.min) >= day:
             return
-        self.topic.publish([s.to_json() for s in day_schedules(day)])
-        start = local_midnight(day)
-        departures = departures_between(start, local_midnight(day + timedelta(days=1)))
+        start = local_midnight(day, self.use_case.calendar.timezone)
+        events = active_stream().day_events(day)
         began = time.monotonic()
-        while departures:
-            due = len(departures)
+        while events:
+            due = len(events)
             if every:
                 elapsed_share = (time.monotonic() - began) / every
-                due = sum(1 for d in departures if (d.actual_departure_utc - start) / timedelta(days=1) <= elapsed_share)
+                due = sum(1 for e in events if (e.at - start) / timedelta(days=1) <= elapsed_share)
             if due:
-                self.topic.publish([d.to_json() for d in departures[:due]])
-                departures = departures[due:]
-            if departures:
+                self.topic.publish([e.payload for e in events[:due]])
+                events = events[due:]
+            if events:
                 time.sleep(min(0.05, every / 100))
         if every:
             time.sleep(max(0.0, every - (time.monotonic() - began)))

@@ -25,7 +25,7 @@ from mlplatform.ml.task import BINARY, target
 class BoostingConfig:
     learning_rate: float = 0.05
     max_leaf_nodes: int = 31
-    # Large leaves: a leaf of a few flights is one hour's weather at one airport, which never returns.
+    # Large leaves: a leaf of a few rows describes one moment's conditions, which never return.
     min_samples_leaf: int = 200
     max_iterations: int = 1000
     patience: int = 20  # iterations without a lower validation loss before stopping

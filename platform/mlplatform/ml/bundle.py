@@ -64,7 +64,7 @@ class TrainedModel:
         return self.probabilities(*self.pre.transform(frame))
 
     def score_records(self, records: list[dict[str, Any]]) -> np.ndarray:
-        """The same for flights given as dicts (the serving path: no pandas)."""
+        """The same for rows given as dicts (the serving path: no pandas)."""
         return self.probabilities(*self.pre.transform_records(records))
 
 

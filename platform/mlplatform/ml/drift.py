@@ -6,7 +6,7 @@ are a bin of their own, so a feature that goes missing drifts too. Rules of thum
 0.1 to 0.25 moderate, over 0.25 large.
 
 The bins and the training set's counts in them (a `Profile`) are fitted once per training set and
-kept beside it as JSON, so a day's drift reads the day's flights only, however large the training
+kept beside it as JSON, so a day's drift reads the day's rows only, however large the training
 set grew, instead of binning it all again each day.
 """
 

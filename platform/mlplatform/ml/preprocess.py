@@ -75,7 +75,7 @@ class Preprocessor:
         return {c: {value: i + 1 for i, value in enumerate(self.vocab[c])} for c in self.categorical}
 
     def transform_records(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """`transform` for flights given as dicts, without pandas: the serving path, where a frame's
+        """`transform` for rows given as dicts, without pandas: the serving path, where a frame's
         construction would cost more than the network. Held equal to `transform` by the tests."""
         cats = np.zeros((len(records), len(self.categorical)), dtype=np.int64)
         nums = np.zeros((len(records), self.n_numeric_inputs), dtype=np.float32)

@@ -74,7 +74,7 @@ def split_by_time(frame: pd.DataFrame, *, holdout_days: int = 14, validation_day
     if holdout_first_day is None:
         least = validation_days or SHORT_VALIDATION_DAYS
         if len(ordered) <= holdout_days + least:
-            raise NotEnoughData(f"{len(ordered)} days of flights cannot hold {holdout_days} holdout and "
+            raise NotEnoughData(f"{len(ordered)} days of rows cannot hold {holdout_days} holdout and "
                                 f"{least} validation days plus days to train on")
         holdout_first_day = ordered[-holdout_days]
     before = [d for d in ordered if d < holdout_first_day]

@@ -33,7 +33,7 @@ class TrainConfig:
     max_epochs: int = 30
     patience: int = 3
     learning_rate: float = 2e-3
-    # Small and regularized: an hour's exact weather readings name that hour, and a wider, looser
+    # Small and regularized: a moment's exact conditions name that moment, and a wider, looser
     # network memorizes which hours were late (its training loss falls far below its validation
     # loss). The smaller one scores better on the holdout, on five weeks and on the year, than
     # (128, 64) with dropout 0.1 and weight decay 1e-5 (docs/benchmarks.md).

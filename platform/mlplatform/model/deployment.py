@@ -23,7 +23,7 @@ from mlplatform.faults import crash_point
 from mlplatform.state import StatePaths
 
 LOG = "deployments.jsonl"
-# The export of the champion's scores of each day's flights (assets/deployed.py writes it).
+# The export of the champion's scores of each day's rows (assets/deployed.py writes it).
 PREDICTIONS = "predictions"
 LINEAGE_TAGS = ("training_window", "trained_through", "raw_partitions", "training_set_content_hash", "feature_service",
                 "feature_service_version", "feature_definitions_hash", "dbt_code_version", "dagster_run_id")

@@ -1,4 +1,4 @@
-"""The MLflow pyfunc of a flight-delay model (network or gradient boosting): `models:/flight_delay@champion`
+"""The MLflow pyfunc of a use case's model (network or gradient boosting): `models:/<model>@champion`
 loads it with its preprocessing, and `predict` takes training-set-shaped rows and returns delay probabilities."""
 
 from __future__ import annotations

@@ -2,14 +2,14 @@
 
 With `model_spec.shadow_days` = N > 0 and a champion in place, `deployed_model` does not promote a
 gated challenger at once: it gives it the registry alias `shadow`. From then on `batch_predictions`
-scores each day's flights with it too (the export `shadow_predictions`, beside the champion's
+scores each day's rows with it too (the export `shadow_predictions`, beside the champion's
 `predictions`), and the API scores every day-ahead request with it in the prediction log's writing
 thread (rows with the endpoint suffixed ` (shadow)`): logged, never returned, and off the request's
 path. Once N scored days have their outcomes (the use case's `label_delay_days` after them), the
 retrain sensor (or `mlplatform pipeline`) runs `deployed_model` again, which promotes the shadow if
 its realized figure on the use case's metric, on those days' rows, is no worse than the champion's on
 the same rows (within the gate's tolerance), and retires it otherwise. A newer gated challenger replaces the one in shadow. The first champion never waits: with
-no champion there is nothing to compare with. The live model (`flight_delay_live`) is promoted at
+no champion there is nothing to compare with. The live model (the use case's same-day line) is promoted at
 once, as before.
 """
 

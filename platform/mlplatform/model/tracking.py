@@ -1,5 +1,5 @@
 """MLflow for the platform: a tracking store (SQLite, or PostgreSQL in production) and an artifact
-folder under MLPLATFORM_HOME, the registry's `flight_delay` model and its aliases, and links to the
+folder under MLPLATFORM_HOME, the registry's models of the use case and their aliases, and links to the
 MLflow UI. Dagster's resource for it is in `mlflow_resource.py`; this module loads neither Dagster
 nor MLflow until asked (`mlplatform status` reads the names and the store's existence).
 """

@@ -9,7 +9,7 @@ Everything heavy happens once at start-up (the Feast store, the champion model);
 its online features from memory (see `features.py`), preprocesses them without pandas and runs the
 network. The endpoints are `async` on purpose: the work is well under a millisecond of CPU, less
 than a hop to the thread pool would cost. Bad input never reaches the model: FastAPI answers 422
-naming the field (a departure date outside 1900-2199 too), a body over 512 KiB gets 413 before it is
+naming the field (a date outside 1900-2199 too), a body over 512 KiB gets 413 before it is
 parsed, and no request error becomes a 500; `/metrics` counts every error answer by status. With an API token configured, every endpoint but
 `/health` answers 401 without it (`auth.py`).
 """

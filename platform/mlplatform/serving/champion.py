@@ -30,7 +30,7 @@ class LoadedModel:
         return self.trained.family
 
     def predict(self, records: list[dict[str, Any]]) -> np.ndarray:
-        """Delay probabilities for flights given as training-set-shaped dicts."""
+        """The model's outputs for rows given as training-set-shaped dicts."""
         return self.trained.score_records(records)
 
 

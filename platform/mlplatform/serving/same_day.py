@@ -1,13 +1,13 @@
 """Same-day features for `/predict/live`: read from Feast's online store at request time.
 
 Unlike the day-ahead views (cached in `features.py` until a materialization changes the store), the
-departure stream's consumer rewrites these rows as flights leave, so every request reads them
-afresh (one Feast lookup per view for the whole request). Each answer says, per view, the event
-time of the row that answered: the departure the value reflects.
+same-day stream's consumer rewrites these rows as events come, so every request reads them afresh
+(one Feast lookup per view for the whole request). Each answer says, per view, the event time of
+the row that answered: the event the value reflects.
 
 Feast's online read returns an entity's last row however old it is; its point-in-time join in
 training drops a row older than the view's TTL before the moment it joins at (`lead` minutes before
-departure). The reader drops the same rows, so a value the model never saw in training is not
+the request time). The reader drops the same rows, so a value the model never saw in training is not
 served either.
 """
 

@@ -1,6 +1,7 @@
-"""The consumer: departure events from the topic into same-day features in Feast's online store.
+"""The consumer: a use case's events from the topic into same-day features in Feast's online store.
 
-Each poll reads a batch after the committed position, applies it to the state (`SameDayState`),
+Each poll reads a batch after the committed position, applies it to the state (the use case's
+`STREAM.state`),
 pushes the changed rows to Feast's push sources, and then commits the new position, the state, the
 events set aside and the rows produced, in one transaction of the topic. Killed between the push and
 the commit, it restarts from the last commit and pushes the same values again: an event is never
@@ -19,8 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable
 
 from mlplatform.faults import crash_point
-from mlplatform.streaming.events import BadEvent, iso_utc, parse
-from mlplatform.streaming.features import GRAINS, SameDayState
+from mlplatform.streaming.events import BadEvent, SameDayStream, iso_utc
 from mlplatform.streaming.topic import Checkpoint, Topic
 
 if TYPE_CHECKING:
@@ -45,11 +45,24 @@ def _stored(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "event_timestamp": iso_utc(row["event_timestamp"])}
 
 
+def active_stream() -> SameDayStream:
+    """The enabled use case's stream (its hooks' `STREAM`); a use case without one has no consumer."""
+    from mlplatform.usecases import active
+
+    stream = getattr(active().module, "STREAM", None)
+    if stream is None:
+        raise ValueError(f"the use case {active().name!r} has no same-day stream: its hooks module "
+                         f"{active().hooks} defines no STREAM")
+    return stream
+
+
 class Consumer:
-    def __init__(self, topic: Topic, store: FeatureStore, name: str = CONSUMER, batch_size: int = BATCH_SIZE):
+    def __init__(self, topic: Topic, store: FeatureStore, name: str = CONSUMER, batch_size: int = BATCH_SIZE,
+                 stream: SameDayStream | None = None):
         self.topic, self.store, self.name, self.batch_size = topic, store, name, batch_size
+        self.stream = stream or active_stream()
         self.checkpoint = topic.checkpoint(name)
-        self.state = SameDayState.from_dict(self.checkpoint.state)
+        self.state = self.stream.state(self.checkpoint.state)
 
     def poll(self) -> Poll:
         """One batch: read, apply, push, commit. On any error the state goes back to the last commit."""
@@ -61,7 +74,7 @@ class Consumer:
             produced, set_aside = [], []
             for entry in entries:
                 try:
-                    changed = self.state.apply(parse(entry.payload))
+                    changed = self.state.apply(self.stream.parse(entry.payload))
                 except BadEvent as bad:
                     set_aside.append({"position": entry.position, "payload": entry.payload,
                                       "reason": bad.reason, "detail": bad.detail})
@@ -76,7 +89,7 @@ class Consumer:
             self.topic.commit(self.name, checkpoint, set_aside,
                               [{**p, "row": _stored(p["row"])} for p in produced])
         except BaseException:
-            self.state = SameDayState.from_dict(self.checkpoint.state)
+            self.state = self.stream.state(self.checkpoint.state)
             raise
         self.checkpoint = checkpoint
         report.position, report.committed_at = checkpoint.position, checkpoint.committed_at
@@ -89,10 +102,10 @@ class Consumer:
         from feast.data_source import PushMode
 
         pushed = 0
-        for grain in GRAINS:
-            newest = {p["row"][grain.key]: p["row"] for p in produced if p["view"] == grain.view}
+        for view in self.stream.views:
+            newest = {p["row"][view.key]: p["row"] for p in produced if p["view"] == view.view}
             if newest:
-                self.store.push(grain.push_source, pd.DataFrame(list(newest.values())), to=PushMode.ONLINE)
+                self.store.push(view.push_source, pd.DataFrame(list(newest.values())), to=PushMode.ONLINE)
                 pushed += len(newest)
         return pushed
 
@@ -123,8 +136,8 @@ class Consumer:
 
 
 def stream_status(paths) -> dict[str, Any]:
-    """What the `departure_stream` asset and `mlplatform status` report: events published and
-    consumed, the lag, the age of the last commit, the newest departure taken, events set aside."""
+    """What the `same_day_stream` asset and `mlplatform status` report: events published and
+    consumed, the lag, the age of the last commit, the newest event taken, events set aside."""
     from mlplatform.streaming.topic import open_topic
 
     topic = open_topic(paths)
@@ -136,7 +149,7 @@ def stream_status(paths) -> dict[str, Any]:
     age = round(time.time() - checkpoint.committed_at, 1) if checkpoint.committed_at else None
     return {"topic": topic.where, "published": published, "consumed": checkpoint.consumed,
             "lag_events": published - checkpoint.consumed, "seconds_since_commit": age,
-            "latest_departure": (checkpoint.state or {}).get("watermark"), "set_aside": len(set_aside),
+            "latest_event": (checkpoint.state or {}).get("watermark"), "set_aside": len(set_aside),
             "set_aside_by_reason": reasons}
 
 

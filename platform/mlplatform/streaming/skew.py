@@ -12,12 +12,9 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from mlplatform.ingest.lake import Lake
-from mlplatform.streaming.events import iso_utc, local_midnight
-from mlplatform.streaming.features import GRAINS
+from mlplatform.streaming.events import StreamView, iso_utc, local_midnight
 from mlplatform.streaming.topic import Topic
 
-# view -> (dbt model, entity column, features)
-VIEWS = {g.view: (g.model, g.key, g.features) for g in GRAINS}
 TOLERANCE = 1e-9
 
 
@@ -46,12 +43,21 @@ def _equal(dbt_value: Any, streamed: Any) -> bool:
     return abs(float(dbt_value) - float(streamed)) <= TOLERANCE * max(1.0, abs(float(dbt_value)))
 
 
-def compare_stream_with_dbt(topic: Topic, exports: Lake, day: date, watermark: str | None) -> StreamSkew:
+def compare_stream_with_dbt(topic: Topic, exports: Lake, day: date, watermark: str | None,
+                            views: tuple[StreamView, ...] | None = None, tz: str | None = None) -> StreamSkew:
+    """The stream's rows of the local day `day` against dbt's, for each view the stream feeds (by
+    default the enabled use case's, in its calendar's time zone)."""
+    if views is None or tz is None:
+        from mlplatform.streaming.consumer import active_stream
+        from mlplatform.usecases import active
+
+        views, tz = views or active_stream().views, tz or active().calendar.timezone
     report = StreamSkew()
-    start, end = (iso_utc(local_midnight(d)) for d in (day, day + timedelta(days=1)))
+    start, end = (iso_utc(local_midnight(d, tz)) for d in (day, day + timedelta(days=1)))
     if watermark is None:
         return report
-    for view, (model, key, features) in VIEWS.items():
+    for stream_view in views:
+        view, model, key, features = stream_view.view, stream_view.model, stream_view.key, stream_view.features
         path = exports.path(model, day.isoformat())
         if not path.exists():
             continue
@@ -59,7 +65,7 @@ def compare_stream_with_dbt(topic: Topic, exports: Lake, day: date, watermark: s
         built_rows = {(k, t): row for k, t, row in zip(built[key], map(iso_utc, built["event_timestamp"]),
                                                       built[list(features)].to_dict("records"))
                       if t <= watermark}
-        # Nothing produced lies past the watermark: it is the newest departure the consumer took.
+        # Nothing produced lies past the watermark: it is the newest event the consumer took.
         streamed = {(r[key], r["event_timestamp"]): r for r in topic.produced(view, start, end)}
         report.streamed += len(streamed)
         for k in built_rows.keys() - streamed.keys():

@@ -1,4 +1,4 @@
-"""Where departure events wait between the feed and the consumer: an append-only log with positions.
+"""Where a use case's events wait between the feed and the consumer: an append-only log with positions.
 
     embedded    a SQLite file under $MLPLATFORM_HOME/stream: no server for `make run`, safe for one
                 writer and many readers in different processes (WAL), durable across kill -9.
@@ -7,7 +7,7 @@
 
 Beside the events, a topic keeps what the consumer must commit with its position, in one
 transaction, so that a consumer killed at any moment restarts where its last commit left it: its
-state (`SameDayState`), the events it set aside with their reason, and the feature rows it produced
+state (its stream's `state`), the events it set aside with their reason, and the feature rows it produced
 (the history the skew check compares with dbt). Kafka would fit the same interface.
 """
 
@@ -24,7 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TOPIC = "departures"
+
+
+def topic_name() -> str:
+    """One topic per use case, named after it."""
+    from mlplatform.usecases import active
+
+    return active().name
+
+
+def topic_file(paths) -> Path:
+    """The embedded topic's SQLite file."""
+    return paths.stream / f"{topic_name()}.db"
 
 
 @dataclass
@@ -180,9 +191,10 @@ class RedisTopic(Topic):
     # Produced rows kept for the skew check (about ten weeks of the demo's departures).
     PRODUCED_MAXLEN = 1_000_000
 
-    def __init__(self, url: str, prefix: str = f"mlplatform:{TOPIC}"):
+    def __init__(self, url: str, prefix: str | None = None):
         import redis
 
+        prefix = prefix or f"mlplatform:{topic_name()}"
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self.where = f"Redis stream {prefix} at {url.split('@')[-1]}"
         self.key = prefix  # the event stream; what the consumer commits lives under `<prefix>:…`
@@ -247,4 +259,4 @@ def open_topic(paths, profile=None) -> Topic:
     profile = profile or current()
     if profile.production:
         return RedisTopic(profile.redis_url)
-    return SqliteTopic(paths.stream / f"{TOPIC}.db")
+    return SqliteTopic(topic_file(paths))

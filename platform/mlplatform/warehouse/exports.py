@@ -50,7 +50,7 @@ def export_specs(manifest_path: Path, models: Iterable[str] | None = None) -> li
 
 
 # Days fetched per query: an export holds about a month of a model's rows at a time, not the
-# range (a year of `replay --scale 30` is 10 million flights). The models are written day by day,
+# range (a year of `replay --scale 30` is 10 million rows). The models are written day by day,
 # so DuckDB's per-row-group min/max skips the rest of the table for each chunk.
 CHUNK_DAYS = 31
 

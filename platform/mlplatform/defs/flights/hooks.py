@@ -1,5 +1,5 @@
-"""What the machinery calls on the flights use case: its data contracts, its feed, and the
-columns its model derives from a request."""
+"""What the machinery calls on the flights use case: its data contracts, its feed, the columns its
+model derives from a request, and its same-day stream."""
 
 from __future__ import annotations
 
@@ -12,8 +12,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from mlplatform.defs.flights.api import Flight as Request, lookup
+from mlplatform.defs.flights.shifts import Shift
+from mlplatform.defs.flights.stream import STREAM
 
-__all__ = ["Request", "lookup", "CONTRACTS", "daily_file", "reference_file", "with_derived", "with_derived_record"]
+__all__ = ["Request", "lookup", "CONTRACTS", "STREAM", "daily_file", "parse_shift", "reference_file",
+           "with_derived", "with_derived_record"]
+
+
+def parse_shift(text: str) -> Shift:
+    """`replay --shift KIND[:ORIGIN]` (defs/flights/shifts.py); ShiftError, a ValueError, names the problem."""
+    return Shift.parse(text)
 
 
 def with_derived(frame: pd.DataFrame) -> pd.DataFrame:

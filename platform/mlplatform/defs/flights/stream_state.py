@@ -1,4 +1,4 @@
-"""The same-day features, computed one departure at a time, exactly as the dbt models
+"""The flights' same-day features, computed one departure at a time, exactly as the dbt models
 `feat_<grain>_departures` compute them from the end-of-day file.
 
 After each departure, for its origin airport: the mean delay of its last 10 and last 30 departures,
@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from mlplatform.streaming.events import (
-    DUPLICATE, FROM_THE_FUTURE, OUT_OF_ORDER, BadEvent, Departure, Schedule, iso_utc, local_day, local_midnight,
-    parse_utc,
-)
+from mlplatform.defs.flights.stream_events import Departure, Schedule, local_day, local_midnight
+from mlplatform.streaming.events import DUPLICATE, FROM_THE_FUTURE, OUT_OF_ORDER, BadEvent, iso_utc, parse_utc
 
 SHORT_WINDOW, LONG_WINDOW = 10, 30
 DELAYED_MINUTES = 15
