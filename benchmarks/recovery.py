@@ -22,7 +22,7 @@ from common import BIN, Context, figure, mlplatform, platform_env
 
 STAGES = ("dbt_build", "online_write", "training", "after_champion_alias")
 # Retrain on the new day, at once, and deploy whatever passes: each rerun exercises the model stage.
-RETRAIN_NOW = {"MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "100", "MLPLATFORM_RETRAIN_COOLDOWN_MINUTES": "0",
+RETRAIN_NOW = {"MLPLATFORM_RETRAIN_MIN_NEW_LABELED_ROWS": "100", "MLPLATFORM_RETRAIN_COOLDOWN_MINUTES": "0",
                "MLPLATFORM_MODEL_GATE_TOLERANCE": "1"}
 
 

@@ -90,3 +90,19 @@ def test_trailing_windows_are_partition_mappings_in_the_graph():
     calendar = dg.AssetKey("feat_flight_calendar")
     assert all(getattr(graph.get_partition_mapping(calendar, p), "start_offset", 0) == 0
                for p in graph.get(calendar).parent_keys)
+
+
+@pytest.mark.fast
+def test_a_setting_that_does_not_exist_is_named_not_ignored(monkeypatch) -> None:
+    """`MLPLATFORM_RETRAIN_<FIELD>` overrides a field; a misspelled (or renamed) one is an error that
+    names it and the real ones, not a silent default."""
+    from mlplatform.profile import ProfileError
+    from mlplatform.resources import RetrainPolicy, settings_from_env
+
+    monkeypatch.setenv("MLPLATFORM_RETRAIN_COOLDOWN_MINUTES", "7")
+    assert settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN").cooldown_minutes == 7
+    monkeypatch.setenv("MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHT", "500")
+    with pytest.raises(ProfileError) as refused:
+        settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN")
+    assert "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHT: not a setting of RetrainPolicy" in str(refused.value)
+    assert "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_ROWS" in str(refused.value)

@@ -30,7 +30,7 @@ SETTINGS = {  # a small model, and a policy that retrains on the two new days
     "MLPLATFORM_MODEL_GATE_AGAINST_BASELINES": "false",  # two epochs on days: automation, not model quality
     "MLPLATFORM_RETRAIN_LIVE_MODEL": "false",  # the live model's line is tested in test_model.py
     "MLPLATFORM_MODEL_GATE_TOLERANCE": "1",
-    "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "500", "MLPLATFORM_RETRAIN_COOLDOWN_MINUTES": "0",
+    "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_ROWS": "500", "MLPLATFORM_RETRAIN_COOLDOWN_MINUTES": "0",
     "MLPLATFORM_TRAINING_DEVICE": "cpu", "MLPLATFORM_SENSORS": "running",
 }
 

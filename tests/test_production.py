@@ -30,7 +30,7 @@ SETTINGS = {  # a small model on two weeks, as in test_e2e
     "MLPLATFORM_MODEL_MIN_TRAIN_ROWS": "500", "MLPLATFORM_MODEL_MIN_TRAIN_DAYS": "3",
     "MLPLATFORM_MODEL_GATE_AGAINST_BASELINES": "false",  # two epochs on days: automation, not model quality
     "MLPLATFORM_RETRAIN_LIVE_MODEL": "false",  # the live model's line is tested in test_model.py
-    "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHTS": "500", "MLPLATFORM_TRAINING_DEVICE": "cpu",
+    "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_ROWS": "500", "MLPLATFORM_TRAINING_DEVICE": "cpu",
 }
 COMPARED = ("fct_flights", "feat_flight_calendar", "feat_origin_weather", "feat_origin_congestion",
             "feat_route_delay_stats", "feat_carrier_delay_stats", "feat_origin_delay_stats", "feat_plane")

@@ -157,6 +157,13 @@ def settings_from_env(resource: type[dg.ConfigurableResource], prefix: str, **de
     MLPLATFORM_RETRAIN_COOLDOWN_MINUTES=5), read when the code location loads."""
     import os
 
-    found = {name: os.environ[f"{prefix}_{name.upper()}"] for name in resource.model_fields
-             if f"{prefix}_{name.upper()}" in os.environ}
+    from mlplatform.profile import ProfileError
+
+    known = {f"{prefix}_{name.upper()}": name for name in resource.model_fields}
+    # A misspelled or renamed setting would otherwise be ignored without a word.
+    unknown = sorted(k for k in os.environ if k.startswith(f"{prefix}_") and k not in known)
+    if unknown:
+        raise ProfileError(f"{', '.join(unknown)}: not a setting of {resource.__name__} (its settings: "
+                           f"{', '.join(sorted(known))}; docs/configuration.md)")
+    found = {name: os.environ[variable] for variable, name in known.items() if variable in os.environ}
     return resource(**{**defaults, **found})
