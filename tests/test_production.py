@@ -156,9 +156,15 @@ def test_the_pipeline_runs_on_postgres_redis_and_two_celery_workers(servers, bot
     assert redis_client.Redis.from_url(redis.url).dbsize() > 1000
 
 
-def test_the_api_answers_from_the_redis_online_store(both_built) -> None:
+def test_the_api_answers_from_redis_and_outlives_its_servers(both_built, servers) -> None:
+    """`serve` on the production profile: features from Redis, a token required. PostgreSQL stopped
+    under it costs nothing but news of a new champion (`/health` names the setting, once back it says
+    ok); Redis killed under it turns a lookup it has not cached into a 503 naming its setting, not a
+    500, and requests succeed again once Redis is back. No traceback either way."""
     import httpx
+    import redis as redis_client
 
+    pg, redis = servers
     home, env, _ = both_built["production"]
     port = free_port()
     token = "production-" + os.urandom(12).hex()  # the production profile serves with a token only
@@ -186,9 +192,60 @@ def test_the_api_answers_from_the_redis_online_store(both_built) -> None:
         assert prediction["model_version"] == 1
         assert 0.0 <= prediction["delay_probability"] <= 1.0
         assert prediction["defaults_used"] == [], prediction  # every entity's features came from Redis
+        if pg.external or redis.external:
+            return
+        auth = {"Authorization": f"Bearer {token}"}
+
+        def health_until(ready, what: str) -> dict:
+            deadline = time.monotonic() + 30
+            while not ready(health := httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()):
+                assert time.monotonic() < deadline, f"/health never said {what}: {health}"
+                time.sleep(0.5)
+            return health
+
+        pg.stop("immediate")
+        try:
+            lost = health_until(lambda h: h["registry"] != "ok", "the registry is lost")
+            assert "MLPLATFORM_POSTGRES_URL" in lost["registry"] and lost["model_version"] == 1, lost
+            during = httpx.post(f"http://127.0.0.1:{port}/predict", json=flight, timeout=30, headers=auth)
+            assert during.status_code == 200 and during.json()["model_version"] == 1, during.text
+        finally:
+            pg.start()
+        health_until(lambda h: h["registry"] == "ok", "the registry answers again")
+
+        # Redis keeps its keys across this outage (a snapshot it reloads), so the tests after this
+        # one find the online store as it was; the next kill brings it back empty again.
+        redis_client.Redis.from_url(redis.url).save()
+        stranger = {**flight, "tail_number": "N0TCACHED", "flight_number": 9}  # a plane not cached yet
+        redis.stop()
+        try:
+            refused = httpx.post(f"http://127.0.0.1:{port}/predict", json=stranger, timeout=30, headers=auth)
+        finally:
+            redis.start()
+            (redis.directory / "dump.rdb").unlink()
+        assert refused.status_code == 503 and "MLPLATFORM_REDIS_URL" in refused.json()["detail"], refused.text
+        assert refused.headers["retry-after"] == "5"
+        back = httpx.post(f"http://127.0.0.1:{port}/predict", json=stranger, timeout=30, headers=auth)
+        assert back.status_code == 200, back.text
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+    said = server.stderr.read().decode()
+    if not (pg.external or redis.external):
+        assert "cannot check" in said and "MLPLATFORM_POSTGRES_URL" in said and "the registry answers again" in said
+        assert "answering 503: the server of MLPLATFORM_REDIS_URL" in said
+        assert "Traceback" not in said, said[-3000:]
+
+
+def test_serve_refuses_to_start_without_its_servers(both_built, servers) -> None:
+    pg, redis = servers
+    home, env, _ = both_built["production"]
+    gone = f"redis://127.0.0.1:{free_port()}/0"
+    refused = mlplatform({**env, "MLPLATFORM_REDIS_URL": gone, "MLPLATFORM_API_TOKEN": "t" * 32}, "serve",
+                         "--port", str(free_port()), check=False, timeout=60)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "cannot start" in refused.stderr and "MLPLATFORM_REDIS_URL" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_duckdb_and_postgres_build_the_same_tables_and_models(both_built) -> None:

@@ -120,6 +120,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"mlplatform serve: {refused}: set {TOKEN_ENV}, or {TOKEN_FILE_ENV} to a file holding it "
               "(every endpoint but /health then needs `Authorization: Bearer <token>`)", file=sys.stderr)
         return 2
+    lost = current().unreachable()  # production: the registry and the online store must answer first
+    if lost:
+        print(f"mlplatform serve: cannot start: {'; '.join(lost)}. Once it answers, run `mlplatform serve` "
+              "again (a server lost while serving is survived: see docs/production.md)", file=sys.stderr)
+        return 2
     address = f"http://{args.host}:{args.port}"
     log_level = "warning" if args.quiet else "info"  # each request in the access log; --quiet: warnings only
     if args.workers > 1:

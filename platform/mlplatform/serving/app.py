@@ -16,6 +16,7 @@ parsed, and no request error becomes a 500; `/metrics` counts every error answer
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,30 @@ def app_from_environment() -> FastAPI:
 
     return create_app(StatePaths.resolve(settings["home"]), reload_seconds=settings["reload_seconds"],
                       log_predictions=settings["log_predictions"], on_ready=ready, api_token=api_token())
+
+
+logger = logging.getLogger(__name__)
+# A lost online store fails every request: say so at most this often, not once per request.
+LOST_STORE_WARNING_SECONDS = 30.0
+_warned_at: dict[str, float] = {}
+
+
+def unavailable(err: Exception) -> Exception:
+    """A request's error as the client should see it: a server of the production profile that does
+    not answer (the online store's Redis) is a 503 naming its setting, with Retry-After; any other
+    error stays what it is."""
+    from mlplatform.profile import lost_service
+
+    setting = None if isinstance(err, HTTPException) else lost_service(err)
+    if setting is None:
+        return err
+    now = time.monotonic()
+    if now - _warned_at.get(setting, float("-inf")) >= LOST_STORE_WARNING_SECONDS:
+        _warned_at[setting] = now
+        logger.warning("answering 503: the server of %s does not answer (%s); requests succeed again once it is "
+                    "back, nothing to restart", setting, type(err).__name__)
+    return HTTPException(503, f"the server of {setting} does not answer: retry once it is back",
+                         headers={"Retry-After": "5"})
 
 
 def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: int = MAX_BODY_BYTES,
@@ -147,6 +172,8 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
         started = time.perf_counter()
         try:
             return predict(endpoint, asked, started)
+        except Exception as err:
+            raise unavailable(err) from None
         finally:  # errors are counted by status in `RequestGuard`
             latency.labels(endpoint).observe(time.perf_counter() - started)
 
@@ -178,6 +205,8 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
                               defaults_used=unknown[0], model=live_champion.model,
                               same_day_features_as_of=as_of[0], request_id=request_id,
                               features_after_event=late[0])
+        except Exception as err:
+            raise unavailable(err) from None
         finally:
             latency.labels("/predict/live").observe(time.perf_counter() - started)
 
@@ -197,7 +226,8 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
                 "model_family": model.family if model else None,
                 "live_model_version": live.version if live else None,
                 "shadow_model_version": shadow.current.version if shadow is not None and shadow.current else None,
-                "prediction_log": log.status() if log is not None else "off"}
+                "prediction_log": log.status() if log is not None else "off",
+                "registry": next((h.registry_error for h in holders if h.registry_error), "ok")}
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -3,6 +3,10 @@
 A background thread polls the registry (one small SQLite query); a new champion is loaded beside
 the old one and replaces it in a single reference assignment, so a request in flight finishes with
 the model it started with and none ever fails for a reload.
+
+The registry going away (PostgreSQL stopped, on the production profile) costs the API nothing but
+news of a new champion: the model in memory keeps answering, the poll says once which setting's
+server does not answer (`registry_error`, shown by `/health`), and once when it answers again.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class ChampionHolder:
         self.alias = alias or CHAMPION
         self.poll_seconds = poll_seconds
         self.current: LoadedModel | None = None
+        self.registry_error: str | None = None  # why the last poll could not read the registry
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -81,5 +86,26 @@ class ChampionHolder:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.refresh()
-            except Exception:  # a broken registry read must not kill the reloader
-                log.exception("could not check the champion alias")
+            except Exception as err:  # a broken registry read must not kill the reloader
+                self._cannot_read(err)
+            else:
+                if self.registry_error is not None:
+                    log.warning("the registry answers again: %s %s is checked every %g s",
+                                self.model, self.alias, self.poll_seconds)
+                    self.registry_error = None
+
+    def _cannot_read(self, err: Exception) -> None:
+        """Say once per outage why the alias cannot be read, naming the lost server's setting; a
+        traceback only for an error that is not a lost server."""
+        from mlplatform.profile import lost_service
+
+        setting = lost_service(err)
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        cause = (f"the server of {setting} does not answer ({type(err).__name__})" if setting
+                 else f"{type(err).__name__}: {first_line}")
+        if cause == self.registry_error:
+            return
+        self.registry_error = cause
+        serving = f"still serving version {self.current.version}" if self.current else "nothing to serve yet"
+        log.warning("cannot check %s %s: %s; %s, checking again every %g s", self.model, self.alias, cause,
+                    serving, self.poll_seconds, exc_info=setting is None)
