@@ -209,6 +209,9 @@ def test_the_api_answers_from_redis_and_outlives_its_servers(both_built, servers
             assert "MLPLATFORM_POSTGRES_URL" in lost["registry"] and lost["model_version"] == 1, lost
             during = httpx.post(f"http://127.0.0.1:{port}/predict", json=flight, timeout=30, headers=auth)
             assert during.status_code == 200 and during.json()["model_version"] == 1, during.text
+            status = mlplatform(env, "status", check=False, timeout=120)
+            assert status.returncode == 2 and "MLPLATFORM_POSTGRES_URL" in status.stderr, status.stderr[-3000:]
+            assert "Traceback" not in status.stderr, status.stderr[-3000:]
         finally:
             pg.start()
         health_until(lambda h: h["registry"] == "ok", "the registry answers again")
