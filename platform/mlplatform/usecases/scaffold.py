@@ -73,7 +73,13 @@ attributes:
     # Every family fitted, the best on the validation days registered (the linear one suits little data).
     family: auto
 """,
-        f"{defs}/hooks.py": f'''"""What the machinery calls on the {name} use case."""
+        f"{defs}/hooks.py": f'''"""What the machinery calls on the {name} use case.
+
+Optional hooks, when the use case has them (flights has both; docs/use_cases.md):
+    STREAM        a same-day stream (mlplatform.streaming.events.SameDayStream): how to parse an
+                  event, the state its consumer keeps, the Feast views it feeds, a day's events
+    parse_shift   `replay --shift TEXT`: an injected change of the landed data, to watch monitoring
+"""
 
 from mlplatform.defs.{name}.api import Request, lookup
 from mlplatform.defs.{name}.contracts import CONTRACTS
