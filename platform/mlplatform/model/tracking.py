@@ -96,13 +96,17 @@ def finish_run(failed: bool = False) -> None:
 
 
 def version_for_alias(paths: StatePaths, alias: str, model: str = REGISTERED_MODEL):
-    """The registered version of `model` holding `alias`, or None."""
+    """The registered version of `model` holding `alias`, or None when the model or the alias does
+    not exist. A registry that cannot be read (its database gone) raises: taken for "no champion",
+    it would let a challenger be promoted unopposed."""
     from mlflow.exceptions import MlflowException
 
     try:
         return client(paths).get_model_version_by_alias(model, alias)
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        if err.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
 
 
 def end_runs_of(paths: StatePaths, dagster_run_id: str) -> list[str]:

@@ -76,6 +76,9 @@ class ChampionHolder:
         return True
 
     def start(self) -> None:
+        # MLflow logs a database error with its traceback before raising it; the poll says what
+        # was lost itself, once (`_cannot_read`).
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         self._thread = threading.Thread(target=self._poll, name="champion-reload", daemon=True)
         self._thread.start()
 
