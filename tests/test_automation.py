@@ -53,11 +53,13 @@ def landed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 def test_landing_sensor_requests_each_file_once_across_ticks_and_restarts(landed) -> None:
     paths, zone, instance = landed["paths"], landed["zone"], landed["instance"]
     requests, _, cursor = _tick(landing_sensor, instance, paths)
-    by_target = {r.partition_key or "reference": r for r in requests}
-    assert sorted(by_target) == ["2013-01-01", "2013-01-02", "2013-01-03", "reference"]
-    assert set(by_target["2013-01-02"].asset_selection) == {dg.AssetKey("raw_flights"), dg.AssetKey("raw_weather")}
+    # The days landed since the last tick are one run over their range (not a run, a process, a day).
+    by_target = {r.tags.get("dagster/asset_partition_range_start", r.partition_key) or "reference": r for r in requests}
+    assert sorted(by_target) == ["2013-01-01", "reference"]
+    assert by_target["2013-01-01"].tags["dagster/asset_partition_range_end"] == "2013-01-03"
+    assert set(by_target["2013-01-01"].asset_selection) == {dg.AssetKey("raw_flights"), dg.AssetKey("raw_weather")}
     assert by_target["reference"].job_name == "raw_reference"
-    assert len({r.run_key for r in requests}) == 4
+    assert len({r.run_key for r in requests}) == 2
 
     again, skipped, cursor = _tick(landing_sensor, instance, paths, cursor)
     assert not again and "no new landing files" in skipped.skip_message
@@ -210,7 +212,9 @@ def test_the_reason_for_no_retrain_names_what_is_on_and_sets_apart_what_is_off()
 def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(landed) -> None:
     paths, instance = landed["paths"], landed["instance"]
     eager = RetrainPolicy(min_new_labeled_rows=500, cooldown_minutes=30)
-    [request, live], _, _ = _tick(retrain_sensor, instance, paths, retrain_policy=eager)
+    requested, why, _ = _tick(retrain_sensor, instance, paths, retrain_policy=eager)
+    assert len(requested) == 2, why
+    request, live = requested
     assert request.job_name == "retrain" and request.tags["mlplatform/trigger"] == "retrain:no_champion"
     # The same decision retrains the live model, in a run of its own.
     assert live.job_name == "retrain_live" and live.tags == request.tags and live.run_key == f"{request.run_key}:live"

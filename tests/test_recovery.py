@@ -92,6 +92,22 @@ def test_a_failed_refresh_is_requested_again_after_its_backoff_then_given_up(ins
     assert "mlplatform pipeline" in given_up.reason
 
 
+def test_a_range_tried_again_is_tried_day_by_day(instance, paths, zone) -> None:
+    """The landing sensor asks for consecutive days in one run; when that run ended without storing
+    them (a bad file failed it, or it died), each day is asked for alone, so a bad day fails by itself."""
+    from mlplatform.automation.landing import already_stored
+    from mlplatform.resources import PlatformState
+
+    Replayer(zone).replay(through=date(2013, 1, 3))
+    stored = already_stored(instance, PlatformState(home=str(paths.home)))
+    first = [r for r in plan_landing_runs(zone, {}, stored, ranges=True).run_requests if r.job_name == "raw_daily"]
+    assert [(r.partition_key, r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in first] == [(None, "2013-01-01", "2013-01-03")]
+    seen = plan_landing_runs(zone, {}, stored, ranges=True).seen
+    again = plan_landing_runs(zone, seen, stored, ranges=True, now=time.time() + 100).run_requests
+    assert sorted(r.partition_key for r in again if r.job_name == "raw_daily") == ["2013-01-01", "2013-01-02", "2013-01-03"]
+
+
 def test_a_requested_file_whose_run_died_is_requested_again(instance, paths, zone) -> None:
     from mlplatform.automation.landing import already_stored
     from mlplatform.resources import PlatformState

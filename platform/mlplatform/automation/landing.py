@@ -101,8 +101,9 @@ def plan_landing_runs(zone: LandingZone, seen: dict, stored: Callable[[str, str 
                       runs_in_flight: bool = False) -> LandingPlan:
     """Run requests for the files not requested yet, and for requested files still neither stored nor
     quarantined once their runs ended (a crash, a full disk: tried again per the retry policy): one
-    run per day (or, with `ranges`, per run of consecutive days with the same tables), one for the
-    reference tables."""
+    run per day (or, with `ranges`, per run of consecutive days with the same tables: a day whose
+    files are tried again goes alone, so that after a range failed on a bad file the bad day fails
+    alone and the others are stored), one for the reference tables."""
     now = time.time() if now is None else now
     plan = LandingPlan(quarantined=quarantine_misnamed(zone))
     files = landed_files(zone)
@@ -130,7 +131,8 @@ def plan_landing_runs(zone: LandingZone, seen: dict, stored: Callable[[str, str 
             run_key="reference:" + _files_key(tables) + _attempt_suffix(plan, new, None),
             job_name=raw_reference_job.name,
             asset_selection=[dg.AssetKey(f"raw_{t}") for t, _ in tables], tags=_tags(tables)))
-    for days in _day_groups(by_day, ranges):
+    retried = {info[1] for rel, info in new.items() if plan.seen[rel][1] > 1}
+    for days in _day_groups(by_day, ranges, alone=retried):
         tables = [entry for day in days for entry in by_day[day]]
         names = sorted({t for t, _ in tables})
         request = dict(job_name=raw_daily_job.name, asset_selection=[dg.AssetKey(f"raw_{t}") for t in names])
@@ -166,11 +168,13 @@ def _tags(tables: list[tuple[str, int]]) -> dict[str, str]:
     return {"mlplatform/trigger": "landing", "mlplatform/files": ",".join(sorted({t for t, _ in tables}))}
 
 
-def _day_groups(by_day: dict[str, list[tuple[str, int]]], ranges: bool) -> list[list[str]]:
-    """Each day alone, or runs of consecutive days whose new files are of the same tables."""
+def _day_groups(by_day: dict[str, list[tuple[str, int]]], ranges: bool, alone: set = frozenset()) -> list[list[str]]:
+    """Each day alone, or runs of consecutive days whose new files are of the same tables (but the
+    days in `alone`)."""
     groups: list[list[str]] = []
     for day in sorted(by_day):
-        if (ranges and groups and next_day(groups[-1][-1]) == day
+        if (ranges and groups and next_day(groups[-1][-1]) == day and day not in alone
+                and groups[-1][-1] not in alone
                 and {t for t, _ in by_day[groups[-1][-1]]} == {t for t, _ in by_day[day]}):
             groups[-1].append(day)
         else:
@@ -190,15 +194,18 @@ def _stored(stored: Callable[[str, str | None], bool], info: tuple[str, str | No
     jobs=[job for job in (raw_daily_job, raw_reference_job) if job is not None],
     minimum_interval_seconds=5,
     default_status=sensor_status(),
-    description="New or re-delivered landing files -> runs of their raw partitions (one run per day).",
+    description="New or re-delivered landing files -> runs of their raw partitions: consecutive days "
+                "landed since the last tick in one run (a day tried again in a run of its own).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, state: PlatformState):
     from mlplatform.automation.downstream import runs_in_flight
 
     zone = state.landing
     in_flight = bool(runs_in_flight(context.instance, [raw_daily_job.name, *([raw_reference_job.name] if raw_reference_job else [])]))
+    # Ranges: a replay or a late feed lands several days between ticks, and a run per day would pay
+    # a process start and a code-location load per day.
     plan = plan_landing_runs(zone, json.loads(context.cursor) if context.cursor else {},
-                             already_stored(context.instance, state), runs_in_flight=in_flight)
+                             already_stored(context.instance, state), ranges=True, runs_in_flight=in_flight)
     context.update_cursor(json.dumps(plan.seen, sort_keys=True))
     for path in plan.quarantined:
         context.log.warning(f"quarantined {path}: its name is not a day of the feed (reason beside it)")
