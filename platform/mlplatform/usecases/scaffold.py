@@ -75,7 +75,7 @@ attributes:
 """,
         f"{defs}/hooks.py": f'''"""What the machinery calls on the {name} use case.
 
-Optional hooks, when the use case has them (flights has both; docs/use_cases.md):
+Optional hooks, when the use case has them (docs/use_cases.md):
     STREAM        a same-day stream (mlplatform.streaming.events.SameDayStream): how to parse an
                   event, the state its consumer keeps, the Feast views it feeds, a day's events
     parse_shift   `replay --shift TEXT`: an injected change of the landed data, to watch monitoring
