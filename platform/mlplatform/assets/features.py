@@ -168,7 +168,7 @@ def training_set_asset(line: ModelLine) -> dg.AssetsDefinition:
         kinds=KINDS | {"parquet"},
         deps=[feature_definitions, ENTITY_TABLE, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES,
               *(SAME_DAY_FEATURE_TABLES if line.same_day else [])],
-        description="Every labeled flight of the training window (a seeded sample beyond the model spec's "
+        description="Every labeled row of the training window (a seeded sample beyond the model spec's "
                     "`max_training_rows`) joined point-in-time, through Feast, with the feature service"
                     f"{same_day}; Parquet plus a manifest (window, days, service version, definitions hash, "
                     "dbt code version, rows, label rate, content hash).",

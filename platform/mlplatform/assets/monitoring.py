@@ -20,7 +20,7 @@ TRAILING_DAYS = 7
 # live_performance's checks: an ERROR below the floor every challenger must reach (it alerts), a
 # WARN when the champion fell further below its own evaluation than the retrain policy allows.
 ABOVE_FLOOR, HOLDS_AUC = "champion_above_floor", "champion_holds_its_auc"
-# feature_drift's check: a WARN when an input of the flight mix drifted past the threshold.
+# feature_drift's check: a WARN when an input of the prediction mix drifted past the threshold.
 INPUTS_STABLE = "flight_mix_stable"
 
 
@@ -46,7 +46,7 @@ def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:
                 "delay statistics) move every week by construction and are shown apart. Metadata: the "
                 "largest PSI, the inputs over the retrain policy's threshold, and a table of every input's PSI, largest first.",
     check_specs=_check_specs("feature_drift", {
-        INPUTS_STABLE: "WARN when an input of the flight mix drifted past retrain_policy.psi_threshold "
+        INPUTS_STABLE: "WARN when an input of the prediction mix drifted past retrain_policy.psi_threshold "
                        "(calibrated on the replayed year: docs/drift_calibration.md)."}),
 )
 def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
@@ -79,15 +79,15 @@ def feature_drift(context: dg.AssetExecutionContext, state: PlatformState,
     current = with_derived(retrieve(open_store(paths), rows, SERVICE_NAME))
     values = psi_by_feature(profile, current)
     threshold = retrain_policy.psi_threshold
-    # The flight mix is what drifts; the conditions move every week by construction (is_condition).
+    # The prediction mix (inputs that are not conditions) is what drifts; the conditions move every week by construction (is_condition).
     population = {name: value for name, value in values.items() if not is_condition(name)}
     conditions = {name: value for name, value in values.items() if is_condition(name)}
     drifted = [name for name, value in population.items() if value > threshold]
     largest = max(population.values(), default=0.0)
-    context.log.info(f"largest PSI of the flight mix {largest:.3f}; over {threshold}: {drifted or 'none'}")
+    context.log.info(f"largest PSI of the prediction mix {largest:.3f}; over {threshold}: {drifted or 'none'}")
     stable = dg.AssetCheckResult(
         check_name=INPUTS_STABLE, passed=not drifted, severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(drifted)} input(s) of the flight mix over PSI {threshold}" + (f": {', '.join(drifted)}"
+        description=f"{len(drifted)} input(s) of the prediction mix over PSI {threshold}" + (f": {', '.join(drifted)}"
                                                                                        if drifted else ""),
         metadata={"drifted_features": drifted, "max_psi": round(largest, 4), "psi_threshold": threshold})
     return dg.MaterializeResult(check_results=[stable], metadata={
@@ -247,7 +247,7 @@ def _matured_performance(state: PlatformState, days: list[str], model_spec: Mode
 
 def _logged_answers(paths, labels) -> dict:
     """The API's answers for the window's rows (the prediction log), joined to their outcomes:
-    how the champion did online, beside its batch figures. A flight asked several times counts once,
+    how the champion did online, beside its batch figures. A row asked several times counts once,
     with its latest answer; answers that read features from after their event are left out."""
     from mlplatform.features.service import PREDICTION_KEY, LABEL
     from mlplatform.ml.evaluate import metrics

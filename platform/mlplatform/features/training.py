@@ -130,7 +130,7 @@ def _join_in_chunks(store: FeatureStore, entities: pd.DataFrame, service_name: s
 def retrieve(store: FeatureStore, rows: pd.DataFrame, service_name: str,
              chunk_rows: int = RETRIEVAL_CHUNK_ROWS) -> pd.DataFrame:
     """Point-in-time join of the rows with every feature of the service, as of each request time,
-    in time order. Each flight's features depend on that flight alone, so the join runs on chunks
+    in time order. Each row's features depend on that row alone, so the join runs on chunks
     of rows and memory stays bounded however many there are."""
     ordered = rows.sort_values([REQUEST_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
     joined = _join_in_chunks(store, ordered, service_name, chunk_rows, [REQUEST_TIMESTAMP, PREDICTION_KEY])
@@ -141,7 +141,7 @@ def retrieve(store: FeatureStore, rows: pd.DataFrame, service_name: str,
 def retrieve_same_day(store: FeatureStore, rows: pd.DataFrame, lead_minutes: int,
                       service_name: str | None = None, chunk_rows: int = RETRIEVAL_CHUNK_ROWS) -> pd.DataFrame:
     """The same-day features of each row as of `lead_minutes` before its request time:
-    the flight key and one column per feature (`<view>__<feature>`). A second point-in-time join,
+    the prediction key and one column per feature (`<view>__<feature>`). A second point-in-time join,
     at an earlier moment than the day-ahead one, so a live model learns from exactly what the
     stream had pushed online by then."""
     from mlplatform.features.service import LIVE_SERVICE_NAME

@@ -89,10 +89,10 @@ class Replayer:
         self.zone = zone
         self.use_case = active()
         self.scale = scale
-        # The stream carries the real departures only: a scaled replay (benchmarks) publishes none.
+        # The stream carries the real events only: a scaled replay (benchmarks) publishes none.
         self.topic = topic if scale == 1 else None
         # Days landed with an injected shift (the use case's `shifts`): their files only. The stream
-        # carries real departures, and these days' departures are not the real ones.
+        # carries real events, and these days' events are not the real ones.
         self.shift = shift
         if shift is not None:
             self.topic = None

@@ -1,5 +1,5 @@
 """The trained model as files: preprocessing and the fitted estimator of its family, saved and loaded
-together, so that whatever scores a flight applies exactly what training did.
+together, so that whatever scores a row applies exactly what training did.
 
 Families: `network` (the PyTorch TabularNet: its shape and weights), `gradient_boosting`
 (scikit-learn's HistGradientBoosting, pickled), `linear` (a logistic or ridge regression's
@@ -60,7 +60,7 @@ class TrainedModel:
         return predict(self.estimator, cats, nums)
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
-        """Flights given as training-set-shaped rows (missing columns are missing values)."""
+        """Rows given as training-set-shaped dicts (missing columns are missing values)."""
         return self.probabilities(*self.pre.transform(frame))
 
     def score_records(self, records: list[dict[str, Any]]) -> np.ndarray:

@@ -108,5 +108,5 @@ def require_trainable(frame: pd.DataFrame, label: str, what: str, min_rows: int,
     classes = frame[label].astype(bool).nunique()
     if classes < 2:
         only = bool(frame[label].iloc[0])
-        raise NotEnoughData(f"the {what} holds a single class (every flight {'delayed' if only else 'on time'}): "
+        raise NotEnoughData(f"the {what} holds a single class (every row {'positive' if only else 'negative'}): "
                             "a classifier cannot be fitted or scored")

@@ -226,7 +226,7 @@ def fit_network(split: TimeSplit, numeric: list[str], settings: DeviceSettings, 
 def predict(model: TabularNet, cats: np.ndarray, nums: np.ndarray, batch_size: int = 8192) -> np.ndarray:
     """The network's predictions on the CPU (evaluation and serving): a probability for a binary
     network, the target's value for a regression one."""
-    # Moving and switching the model walk every module: only when needed (serving scores one flight).
+    # Moving and switching the model walk every module: only when needed (serving scores one row).
     if next(model.parameters()).device.type != "cpu":
         model = model.cpu()
     if model.training:

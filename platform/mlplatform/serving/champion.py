@@ -70,7 +70,7 @@ class ChampionHolder:
             return False
         loaded = mlflow.pyfunc.load_model(f"models:/{self.model}/{held.version}").unwrap_python_model()
         model = LoadedModel(int(held.version), loaded.trained)
-        model.predict([{}])  # a flight with every feature missing: builds what the first request would
+        model.predict([{}])  # a row with every feature missing: builds what the first request would
         self.current = model
         log.info("serving %s %s version %s", self.model, self.alias, held.version)
         return True

@@ -120,7 +120,7 @@ class OnlineFeatureReader:
                                                           list[dict[str, str | None]], list[list[str]]]:
         """`records`, and per request and view the UTC time of the online row its values came from, and
         the views whose row is later than the request's event time. The online store holds each
-        entity's latest row: asked about an event earlier than it (a flight of a day already landed),
+        entity's latest row: asked about an event earlier than it (a row of a day already landed),
         the answer reads values from after the event, which training never does. It is still answered,
         and says so (`features_after_event`), and the realized online metrics leave it out."""
         self._drop_if_stale()

@@ -188,7 +188,7 @@ class SqliteTopic(Topic):
 class RedisTopic(Topic):
     """A Redis Stream; the consumer's commit is one MULTI/EXEC transaction."""
 
-    # Produced rows kept for the skew check (about ten weeks of the demo's departures).
+    # Produced rows kept for the skew check (weeks of a busy stream's rows).
     PRODUCED_MAXLEN = 1_000_000
 
     def __init__(self, url: str, prefix: str | None = None):
