@@ -106,3 +106,30 @@ def test_a_setting_that_does_not_exist_is_named_not_ignored(monkeypatch) -> None
         settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN")
     assert "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_FLIGHT: not a setting of RetrainPolicy" in str(refused.value)
     assert "MLPLATFORM_RETRAIN_MIN_NEW_LABELED_ROWS" in str(refused.value)
+
+
+@pytest.mark.fast
+def test_feast_checks_its_arguments_when_called_not_when_imported() -> None:
+    """In a platform process, `import feast` instruments only the typeguard-checked functions it
+    calls (two constructors, for module constants), not the hundreds it decorates (typeguard parses
+    a function's whole module for each); each is instrumented at its first call, and a wrong
+    argument is still refused by typeguard's own check."""
+    code = """
+import mlplatform, typeguard, typeguard._decorators as decorators
+instrumented = []
+real = decorators.instrument
+decorators.instrument = lambda f: instrumented.append(f.__qualname__) or real(f)
+import feast
+from feast.types import Float32
+at_import = len(instrumented)
+feast.Field(name="fine", dtype=Float32)
+try:
+    feast.Field(name=1, dtype=Float32)
+except typeguard.TypeCheckError as refused:
+    print(at_import, sorted(set(instrumented)), refused)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    at_import, rest = out.stdout.split(" ", 1)
+    assert int(at_import) < 10
+    assert "'Field.__init__'" in rest and 'argument "name" (int) is not an instance of str' in rest

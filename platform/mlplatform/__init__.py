@@ -48,3 +48,9 @@ def _quiet_feast_registry_note() -> None:
 
 
 _quiet_feast_registry_note()
+
+# Before anything imports Feast: its argument checks are instrumented at their first call, not at
+# import (deferred_typechecks.py says why).
+from mlplatform.deferred_typechecks import install as _defer_typechecks  # noqa: E402
+
+_defer_typechecks()
