@@ -153,7 +153,7 @@ CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_met
     (RetrainFacts(**CHAMPION, labeled_rows=10, drifted_features=["a", "b", "c"], max_psi=0.4,
                   drift_days="2013-03-02 .. 2013-03-02"), True, "feature_drift", "3 features drifted"),
     (RetrainFacts(**CHAMPION, labeled_rows=10, drifted_features=["a"], max_psi=0.3), False, "",
-     "drift: 1 input(s) of the flight mix over PSI 0.25 (retrains past 2)"),
+     "drift: 1 input(s) of the prediction mix over PSI 0.25 (retrains past 2)"),
     (RetrainFacts(**CHAMPION, labeled_rows=10, live_metric=0.65), True, "live_performance", "0.0700 worse"),
     (RetrainFacts(**CHAMPION, labeled_rows=10, live_metric=0.70), False, "", "live AUC 0.7000, 0.0200 worse"),
     (RetrainFacts(**CHAMPION, labeled_rows=1500, minutes_since_last_retrain=5), False, "new_labeled_rows",
@@ -206,7 +206,7 @@ def test_the_reason_for_no_retrain_names_what_is_on_and_sets_apart_what_is_off()
     on, off = reason.split(". Off: ")
     assert on == ("no trigger fired: 10 of 1,000 new labeled rows; live AUC 0.7100, 0.0100 worse than its "
                   "evaluation's 0.7200 (retrains past 0.03)")
-    assert off == "drift: 6 input(s) of the flight mix over PSI 0.25 (retrains past 2)"
+    assert off == "drift: 6 input(s) of the prediction mix over PSI 0.25 (retrains past 2)"
 
 
 def test_retrain_sensor_on_the_instance_requests_with_reasons_then_cools_down(landed) -> None:

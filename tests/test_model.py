@@ -63,6 +63,26 @@ def test_device_selection() -> None:
 
 
 @pytest.mark.fast
+def test_fits_use_the_threads_they_are_given_and_give_them_back() -> None:
+    from threadpoolctl import threadpool_info
+
+    from mlplatform.ml.device import cpu_count, limited_threads
+
+    def native_pools() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info()}
+
+    import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime, so there is a pool to bound)
+
+    before = torch.get_num_threads()
+    with limited_threads(1):
+        assert torch.get_num_threads() == 1 and native_pools() == {1}
+    assert torch.get_num_threads() == before
+    with limited_threads(0):  # 0: one per core
+        assert torch.get_num_threads() == cpu_count()
+    assert select_device("cpu", cpu_threads=1).threads == 1 and select_device("cpu").threads == cpu_count()
+
+
+@pytest.mark.fast
 def test_gate_blocks_a_worse_challenger_and_passes_a_better_one() -> None:
     from mlplatform.assets.model import gate_settings
     from mlplatform.ml.gate import gate as policy
@@ -178,6 +198,7 @@ def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None
     run = client(paths).get_run(model["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["train_max_epochs"] == "12" and run.data.params["split_holdout"]
+    assert run.data.params["threads"] == "1"  # TrainingDevice.cpu_threads
     assert run.data.tags["model_family"] == model["model_family"] == evaluation["challenger_family"]
     for tag in ("dagster_run_id", "training_set_content_hash", "feature_service_version", "dbt_code_version",
                 "raw_partitions", "gate"):

@@ -53,7 +53,8 @@ defs = dg.Definitions(
                                         **({"model_family": active().model.family} if active().model.family else {})),
         "retrain_policy": settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN"),
         "stream_policy": settings_from_env(StreamPolicy, "MLPLATFORM_STREAM"),
-        "training_device": TrainingDevice(device=os.environ.get("MLPLATFORM_TRAINING_DEVICE", "auto")),
+        "training_device": TrainingDevice(device=os.environ.get("MLPLATFORM_TRAINING_DEVICE", "auto"),
+                                          cpu_threads=os.environ.get("MLPLATFORM_TRAINING_CPU_THREADS", 1)),
     },
 )
 

@@ -106,6 +106,13 @@ class TrainingDevice(dg.ConfigurableResource):
     """Where training runs: `auto` (CUDA when present), `cpu` or `cuda`."""
 
     device: str = Field(default="auto", description="auto | cpu | cuda (env MLPLATFORM_TRAINING_DEVICE)")
+    cpu_threads: int = Field(
+        default=1, ge=0,
+        description="Threads for fitting and scoring on the CPU: PyTorch's and the OpenMP and BLAS pools of "
+                    "scikit-learn and NumPy (0: one per core; env MLPLATFORM_TRAINING_CPU_THREADS). One by "
+                    "default: the network's batches are small, and a run rarely has the machine to itself (the "
+                    "daemon runs two at once, each Celery worker one). Threads waiting for a busy core make a "
+                    "fit many times slower, not faster (docs/benchmarks.md, 'Threads').")
 
 
 class RetrainPolicy(dg.ConfigurableResource):

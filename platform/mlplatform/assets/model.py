@@ -84,7 +84,8 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         numeric, split = _load_split(model_spec, manifest)
         require_trainable(split.train, LABEL, "training split", model_spec.min_train_rows, task=task)
         require_trainable(split.validation, LABEL, "validation split", 10, task=task)
-        settings = select_device(training_device.device, batch_size=model_spec.batch_size)
+        settings = select_device(training_device.device, batch_size=model_spec.batch_size,
+                                 cpu_threads=training_device.cpu_threads)
     except (NotEnoughData, DeviceUnavailable) as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
 
@@ -446,7 +447,10 @@ def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
                     "`challenger`, preprocessing included; the metadata compares the parts on the validation days.",
     )
     def trained_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return _train(context, line)
+        from mlplatform.ml.device import limited_threads
+
+        with limited_threads(context.resources.training_device.cpu_threads):
+            return _train(context, line)
 
     @dg.asset(
         name=line.key("model_evaluation"),
@@ -465,9 +469,12 @@ def model_line_assets(line: ModelLine) -> list[dg.AssetsDefinition]:
                     "on) beside the base rate, logistic regression, HistGradientBoosting and the current champion, "
                     "on the same rows: ROC AUC, PR AUC, log loss, Brier score, calibration.",
     )
-    def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState,
-                         model_spec: ModelSpec) -> dg.MaterializeResult:
-        return _evaluate(context, state, model_spec, line)
+    def model_evaluation(context: dg.AssetExecutionContext, state: PlatformState, model_spec: ModelSpec,
+                         training_device: TrainingDevice) -> dg.MaterializeResult:
+        from mlplatform.ml.device import limited_threads
+
+        with limited_threads(training_device.cpu_threads):  # the baselines are fitted here
+            return _evaluate(context, state, model_spec, line)
 
     @dg.asset(
         name=line.key("deployed_model"),

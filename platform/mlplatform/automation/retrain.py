@@ -150,7 +150,7 @@ def _why_not(facts: RetrainFacts, policy: RetrainPolicy, drop: float | None) -> 
         (on if policy.performance_trigger else off).append(live)
     drifted = len(facts.drifted_features)
     drift = ("drift (not measured yet)" if facts.max_psi is None else
-             f"drift: {drifted} input(s) of the flight mix over PSI {policy.psi_threshold} "
+             f"drift: {drifted} input(s) of the prediction mix over PSI {policy.psi_threshold} "
              f"(retrains past {policy.max_drifted_features})")
     (on if policy.drift_trigger else off).append(drift)
     return "no trigger fired: " + "; ".join(on) + (f". Off: {'; '.join(off)}" if off else "")
