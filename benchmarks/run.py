@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [NAME ...] [--repeats N] [--smoke] [--results DIR] [--docs FILE]
 
-Names: cold_end_to_end, one_new_day, scale, serving, training, startup, recovery, production, tour
+Names: cold_end_to_end, one_new_day, scale, serving, training, threads, startup, recovery, production, tour
 (default: all, in that order). Each figure is the median of `--repeats` runs with its range; the scale benchmark runs once
 per K. `--smoke` runs everything at a tiny size (a few days of data, one repeat), to keep the
 benchmarks working; `make test` does that. Benchmarks are not tests: nothing here asserts a target,
@@ -29,14 +29,15 @@ import production  # noqa: E402
 import recovery  # noqa: E402
 import serving  # noqa: E402
 import startup  # noqa: E402
+import threads  # noqa: E402
 import tour  # noqa: E402
 import training_throughput  # noqa: E402
 from common import ROOT, Context, machine  # noqa: E402
 
 BENCHMARKS = {**cold_end_to_end.BENCHMARKS, **one_new_day.BENCHMARKS, **serving.BENCHMARKS,
-              **training_throughput.BENCHMARKS, **startup.BENCHMARKS, **recovery.BENCHMARKS,
+              **training_throughput.BENCHMARKS, **threads.BENCHMARKS, **startup.BENCHMARKS, **recovery.BENCHMARKS,
               **production.BENCHMARKS, **tour.BENCHMARKS}
-ORDER = ["cold_end_to_end", "one_new_day", "scale", "serving", "training", "startup", "recovery", "production",
+ORDER = ["cold_end_to_end", "one_new_day", "scale", "serving", "training", "threads", "startup", "recovery", "production",
          "tour"]
 BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
 
