@@ -33,25 +33,27 @@ def pytest_configure(config: pytest.Config) -> None:
         prepare_manifest()
 
 
-SMOKE_RUN = pytest.StashKey[object]()
-# Under xdist, the longest modules first (each module runs whole on one worker): the benchmarks'
-# smoke run (a subprocess of a few minutes its worker waits for), the fault tests, the end-to-end test.
-LONGEST_FIRST = {"test_benchmarks": 0, "test_production": 1, "test_faults": 2, "test_e2e": 3, "test_storage_faults": 4}
+# Under xdist, the longest modules first (each module runs whole on one worker): the fault tests,
+# the end-to-end test. The benchmarks' smoke run is a subprocess of a few minutes: it starts when the
+# tests are collected and runs beside them, and its module, which waits for it, goes last.
+LONGEST_FIRST = {"test_production": 0, "test_faults": 1, "test_e2e": 2, "test_storage_faults": 3}
+LAST = "test_benchmarks"
 
 
+@pytest.hookimpl(trylast=True)  # after `-k` and `-m` deselected theirs: a smoke run only when its tests run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    if _xdist_worker(config):
-        items.sort(key=lambda item: LONGEST_FIRST.get(item.module.__name__, len(LONGEST_FIRST)))
-        return
-    # One process: the benchmarks' smoke run starts as soon as the tests are collected and runs
-    # beside the others (most are one busy core), and its tests go last.
-    smoke = [item for item in items if item.module.__name__ == "test_benchmarks"]
-    if smoke:
+    def order(item) -> int:
+        name = item.module.__name__
+        return len(LONGEST_FIRST) + 1 if name == LAST else LONGEST_FIRST.get(name, len(LONGEST_FIRST))
+
+    items.sort(key=order)  # the same order on every worker, as xdist requires
+    if any("smoke_run" in item.fixturenames for item in items):
         from test_benchmarks import start_smoke_run
 
-        items[:] = [item for item in items if item not in smoke] + smoke
-        config.stash[SMOKE_RUN] = start_smoke_run()
-
+        # Every xdist worker collects the same tests; the run's id names one folder, and the worker
+        # that creates it starts the run.
+        run_id = config.workerinput["testrunuid"] if _xdist_worker(config) else None
+        start_smoke_run(run_id)
 
 
 @pytest.fixture

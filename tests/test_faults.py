@@ -20,7 +20,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from fault_helpers import assert_consistent, kill_at, mlplatform
+from fault_helpers import assert_consistent, kill_at, mlplatform, start
 from webhook import Receiver
 from mlplatform.state import StatePaths
 
@@ -120,6 +120,10 @@ def test_a_corrected_earlier_day_rebuilds_the_later_days_like_a_build_from_scrat
     original = zone.file("flights", day).read_bytes()
     header, *rows = original.splitlines(keepends=True)
     zone.deliver("flights", day, header + b"".join(r for r in rows if b",UA," not in r))  # UA's flights removed
+    # The build from scratch on the same files, in a state directory of its own, meanwhile.
+    scratch = tmp_path / "scratch"
+    shutil.copytree(paths.landing, scratch / "landing")
+    from_scratch = start(scratch, "pipeline", "--no-retrain")
     rerun = mlplatform(home, "pipeline", "--no-retrain")
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
@@ -127,9 +131,7 @@ def test_a_corrected_earlier_day_rebuilds_the_later_days_like_a_build_from_scrat
     newest = zone.days("flights")[-1]
     assert refresh.tags["mlplatform/days"] == f"{day}..{newest}"  # the later days read the changed one
 
-    scratch = tmp_path / "scratch"
-    shutil.copytree(paths.landing, scratch / "landing")
-    assert mlplatform(scratch, "pipeline", "--no-retrain").returncode == 0
+    assert from_scratch.wait(timeout=600) == 0, from_scratch.log.read_text()[-3000:]
     assert_same_exports(paths, StatePaths.resolve(scratch))
     assert_consistent(home)
 
