@@ -27,16 +27,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for setting in ("MLPLATFORM_PROFILE", "MLPLATFORM_POSTGRES_URL", "MLPLATFORM_REDIS_URL"):
         os.environ.pop(setting, None)
+    # Three workers on two cores, each starting processes of its own: a native thread pool (OpenMP,
+    # BLAS, PyTorch's) of more than one thread spins waiting for a core (docs/benchmarks.md,
+    # "Threads"). The platform bounds its fits itself (TrainingDevice.cpu_threads); this bounds the
+    # rest (inference, NumPy) in every process the tests start.
+    for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(pool, "1")
     if not _xdist_worker(config):
         from mlplatform.warehouse.project import prepare_manifest
 
         prepare_manifest()
 
 
-# Under xdist, the longest modules first (each module runs whole on one worker): the fault tests,
-# the end-to-end test. The benchmarks' smoke run is a subprocess of a few minutes: it starts when the
-# tests are collected and runs beside them, and its module, which waits for it, goes last.
-LONGEST_FIRST = {"test_production": 0, "test_faults": 1, "test_e2e": 2, "test_storage_faults": 3}
+# Under xdist each module runs whole on one worker, in this order: the longest first, as measured
+# (docs/tests.md; `make test` keeps the order with --no-loadscope-reorder). The benchmarks' smoke
+# run is a subprocess of a few minutes: it starts when the tests are collected and runs beside
+# them, and its module, which waits for it, goes last.
+LONGEST_FIRST = {name: rank for rank, name in enumerate((
+    "test_production", "test_faults", "test_e2e", "test_model", "test_serving", "test_transform",
+    "test_storage_faults", "test_customer_spend", "test_warehouse_writers", "test_shadow", "test_automation",
+    "test_fast_lane", "test_streaming", "test_features"))}
 LAST = "test_benchmarks"
 
 

@@ -73,10 +73,12 @@ def test_fits_use_the_threads_they_are_given_and_give_them_back() -> None:
 
     import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime, so there is a pool to bound)
 
-    before = torch.get_num_threads()
+    before, pools = torch.get_num_threads(), native_pools()
     with limited_threads(1):
         assert torch.get_num_threads() == 1 and native_pools() == {1}
-    assert torch.get_num_threads() == before
+    with limited_threads(2):  # whatever the environment's OMP_NUM_THREADS (the suite sets 1)
+        assert torch.get_num_threads() == 2 and native_pools() == {2}
+    assert torch.get_num_threads() == before and native_pools() == pools
     with limited_threads(0):  # 0: one per core
         assert torch.get_num_threads() == cpu_count()
     assert select_device("cpu", cpu_threads=1).threads == 1 and select_device("cpu").threads == cpu_count()
