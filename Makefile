@@ -53,10 +53,8 @@ run-production: install
 # benchmarks' smoke run) spend much of their time waiting. PYTEST_ARGS="-n 0" runs in one process.
 PYTEST_WORKERS ?= 3
 
-# --no-loadscope-reorder: xdist would otherwise hand out the modules with the most tests first, and
-# the slowest ones (a few long scenarios each) last; tests/conftest.py orders them by duration.
 test: install docs
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The fast lane: every stage once on a week of data, and the unit tests that need no pipeline
 # (tests marked `fast`): a minute or two, for the edit-test loop. `make test` is the whole suite.

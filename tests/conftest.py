@@ -27,43 +27,31 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for setting in ("MLPLATFORM_PROFILE", "MLPLATFORM_POSTGRES_URL", "MLPLATFORM_REDIS_URL"):
         os.environ.pop(setting, None)
-    # Three workers on two cores, each starting processes of its own: a native thread pool (OpenMP,
-    # BLAS, PyTorch's) of more than one thread spins waiting for a core (docs/benchmarks.md,
-    # "Threads"). The platform bounds its fits itself (TrainingDevice.cpu_threads); this bounds the
-    # rest (inference, NumPy) in every process the tests start.
-    for pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(pool, "1")
     if not _xdist_worker(config):
         from mlplatform.warehouse.project import prepare_manifest
 
         prepare_manifest()
 
 
-# Under xdist each module runs whole on one worker, in this order: the longest first, as measured
-# (docs/tests.md; `make test` keeps the order with --no-loadscope-reorder). The benchmarks' smoke
-# run is a subprocess of a few minutes: it starts when the tests are collected and runs beside
-# them, and its module, which waits for it, goes last.
-LONGEST_FIRST = {name: rank for rank, name in enumerate((
-    "test_production", "test_faults", "test_e2e", "test_model", "test_serving", "test_transform",
-    "test_storage_faults", "test_customer_spend", "test_warehouse_writers", "test_shadow", "test_automation",
-    "test_fast_lane", "test_streaming", "test_features"))}
-LAST = "test_benchmarks"
+SMOKE_RUN = pytest.StashKey[object]()
+# Under xdist, the longest modules first (each module runs whole on one worker): the benchmarks'
+# smoke run (a subprocess of a few minutes its worker waits for), the fault tests, the end-to-end test.
+LONGEST_FIRST = {"test_benchmarks": 0, "test_production": 1, "test_faults": 2, "test_e2e": 3, "test_storage_faults": 4}
 
 
-@pytest.hookimpl(trylast=True)  # after `-k` and `-m` deselected theirs: a smoke run only when its tests run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    def order(item) -> int:
-        name = item.module.__name__
-        return len(LONGEST_FIRST) + 1 if name == LAST else LONGEST_FIRST.get(name, len(LONGEST_FIRST))
-
-    items.sort(key=order)  # the same order on every worker, as xdist requires
-    if any("smoke_run" in item.fixturenames for item in items):
+    if _xdist_worker(config):
+        items.sort(key=lambda item: LONGEST_FIRST.get(item.module.__name__, len(LONGEST_FIRST)))
+        return
+    # One process: the benchmarks' smoke run starts as soon as the tests are collected and runs
+    # beside the others (most are one busy core), and its tests go last.
+    smoke = [item for item in items if item.module.__name__ == "test_benchmarks"]
+    if smoke:
         from test_benchmarks import start_smoke_run
 
-        # Every xdist worker collects the same tests; the run's id names one folder, and the worker
-        # that creates it starts the run.
-        run_id = config.workerinput["testrunuid"] if _xdist_worker(config) else None
-        start_smoke_run(run_id)
+        items[:] = [item for item in items if item not in smoke] + smoke
+        config.stash[SMOKE_RUN] = start_smoke_run()
+
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,9 @@ from run import BEGIN, END, ORDER  # noqa: E402
 
 @dataclass
 class SmokeRun:
+    process: subprocess.Popen
     folder: Path
+    log: Path
 
     @property
     def results(self) -> Path:
@@ -36,64 +36,37 @@ class SmokeRun:
     def docs(self) -> Path:
         return self.folder / "benchmarks.md"
 
-    @property
-    def log(self) -> Path:
-        return self.folder / "run.log"
-
-    @property
-    def exit_code(self) -> Path:
-        return self.folder / "exit_code"  # written when the run ends, by the process that waits for it
-
-    def wait(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        while not self.exit_code.exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the benchmarks' smoke run in {self.folder} did not end in {timeout:.0f} s")
-            time.sleep(1)
-        return int(self.exit_code.read_text())
-
 
 # Every benchmark but `production`: its commands, on real servers, are what tests/test_production.py
 # runs, and its smoke run would start a second pair of servers and workers beside them; and but
 # `tour`: sensors under `dagster dev` to a champion are what tests/test_e2e.py runs.
 SMOKED = [name for name in ORDER if name not in ("production", "tour")]
-_THIS_SESSION = uuid.uuid4().hex  # the folder's name without xdist (one process, one session)
 
 
-def _folder(run_id: str | None) -> Path:
-    return Path(tempfile.gettempdir()) / f"bench-smoke-{run_id or _THIS_SESSION}"
-
-
-def start_smoke_run(run_id: str | None = None) -> SmokeRun:
-    """Start `run.py --smoke` in its own folder (results, docs copy, work directories), once per test
-    run: under xdist every worker asks, and the one that creates the folder starts it."""
-    folder = _folder(run_id)
-    try:
-        folder.mkdir()
-    except FileExistsError:
-        return SmokeRun(folder)
-    run = SmokeRun(folder)
-    run.docs.write_text("# Benchmarks\n\nHow they are run.\n\n## A section of prose\n\nKept as it is.\n")
+def start_smoke_run() -> SmokeRun:
+    """Start `run.py --smoke` in its own folder (results, docs copy, work directories)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-smoke-"))
+    docs = folder / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nHow they are run.\n\n## A section of prose\n\nKept as it is.\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "TMPDIR": str(folder)}
-    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", *SMOKED,
-               "--results", str(run.results), "--docs", str(run.docs)]
-    # A waiting process writes the exit code where any worker can read it.
-    waiter = ("import subprocess, sys; from pathlib import Path; log = open(sys.argv[1], 'wb'); "
-              "code = subprocess.call(sys.argv[3:], stdout=log, stderr=subprocess.STDOUT); "
-              "Path(sys.argv[2]).write_text(str(code))")
-    subprocess.Popen([sys.executable, "-c", waiter, str(run.log), str(run.exit_code), *command],
-                     env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return run
+    log = folder / "run.log"
+    process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", *SMOKED,
+                                "--results", str(folder / "results"), "--docs", str(docs)],
+                               env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return SmokeRun(process, folder, log)
 
 
 @pytest.fixture(scope="module")
 def smoke_run(request) -> Iterator[tuple[Path, Path]]:
-    from conftest import _xdist_worker
+    from conftest import SMOKE_RUN
 
-    run_id = request.config.workerinput["testrunuid"] if _xdist_worker(request.config) else None
-    run = start_smoke_run(run_id)  # started at collection; started here when only this module was asked for
-    code = run.wait(timeout=1800)  # a guard against a hang, not a goal
+    run = request.config.stash.get(SMOKE_RUN, None) or start_smoke_run()
+    try:
+        code = run.process.wait(timeout=1800)  # a guard against a hang, not a goal
+    except subprocess.TimeoutExpired:
+        run.process.kill()
+        raise
     assert code == 0, run.log.read_text()[-5000:]
     yield run.results, run.docs
     shutil.rmtree(run.folder, ignore_errors=True)
