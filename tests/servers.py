@@ -152,6 +152,23 @@ class RedisServer:
              "--appendonly", "no", "--dir", str(self.directory), "--protected-mode", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         wait_for_port(self.port)
+        self._wait_until_loaded()
+
+    def _wait_until_loaded(self, timeout_s: float = 30.0) -> None:
+        """Redis listens before it reads its snapshot, and answers nothing (or LOADING) until it has read
+        it: a test that removes the snapshot once `start` returns must not remove it unread."""
+        import redis
+
+        client = redis.Redis(port=self.port, socket_timeout=2)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if client.ping():
+                    return
+            except (redis.BusyLoadingError, redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
