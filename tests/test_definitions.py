@@ -109,6 +109,23 @@ def test_a_setting_that_does_not_exist_is_named_not_ignored(monkeypatch) -> None
 
 
 @pytest.mark.fast
+def test_a_setting_with_a_wrong_value_names_its_variable_and_rule(monkeypatch) -> None:
+    from mlplatform.profile import TRAINING_QUEUE_ENV, ProfileError
+    from mlplatform.resources import RetrainPolicy, TrainingDevice, settings_from_env
+
+    monkeypatch.setenv("MLPLATFORM_RETRAIN_COOLDOWN_MINUTES", "soon")
+    with pytest.raises(ProfileError, match="MLPLATFORM_RETRAIN_COOLDOWN_MINUTES='soon': Input should be a valid number"):
+        settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN")
+    # The training queue is the Celery executor's variable under the same prefix, not an unknown setting.
+    monkeypatch.setenv(TRAINING_QUEUE_ENV, "gpu")
+    monkeypatch.setenv("MLPLATFORM_TRAINING_CPU_THREADS", "2")
+    assert settings_from_env(TrainingDevice, "MLPLATFORM_TRAINING", read_elsewhere=(TRAINING_QUEUE_ENV,)).cpu_threads == 2
+    monkeypatch.setenv("MLPLATFORM_TRAINING_CPU_THREADS", "-1")
+    with pytest.raises(ProfileError, match="MLPLATFORM_TRAINING_CPU_THREADS='-1': Input should be greater than or equal to 0"):
+        settings_from_env(TrainingDevice, "MLPLATFORM_TRAINING", read_elsewhere=(TRAINING_QUEUE_ENV,))
+
+
+@pytest.mark.fast
 def test_feast_checks_its_arguments_when_called_not_when_imported() -> None:
     """In a platform process, `import feast` instruments only the typeguard-checked functions it
     calls (two constructors, for module constants), not the hundreds it decorates (typeguard parses

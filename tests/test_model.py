@@ -171,6 +171,18 @@ def test_compiled_trees_score_as_scikit_learn_does() -> None:
 
 
 @pytest.mark.fast
+def test_versions_registered_under_the_pyfunc_class_old_name_still_load() -> None:
+    """MLflow pickles the pyfunc class by module and name; a version registered when the class was
+    `FlightDelayModel` must load after the rename to a use-case-neutral name."""
+    import pickle
+
+    from mlplatform.model.pyfunc import UseCaseModel
+
+    assert pickle.loads(b"cmlplatform.model.pyfunc\nFlightDelayModel\n.") is UseCaseModel
+    assert pickle.loads(pickle.dumps(UseCaseModel())).__class__.__name__ == "UseCaseModel"
+
+
+@pytest.mark.fast
 def test_a_nan_loss_stops_training() -> None:
     from mlplatform.ml.train import Tensors, TrainingDiverged, train
 

@@ -113,12 +113,21 @@ def both_built(production, tmp_path_factory):
     embedded_env = _env(embedded_home)
     mlplatform(env, "replay", "--through", LAST_DAY)
     mlplatform(embedded_env, "replay", "--through", LAST_DAY)
-    # At the same time: the production pipeline mostly waits for its workers and servers.
-    embedded = subprocess.Popen([str(BIN / "mlplatform"), "pipeline"], env=embedded_env, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    produced = mlplatform(env, "pipeline")
-    out, err = embedded.communicate(timeout=900)
-    assert embedded.returncode == 0, f"the embedded pipeline exited {embedded.returncode}:\n{out}\n{err[-4000:]}"
+    # At the same time: the production pipeline mostly waits for its workers and servers. The
+    # embedded one writes to files, which never fill up as pipes would while nobody reads them.
+    out_file, err_file = embedded_home.parent / "pipeline.out", embedded_home.parent / "pipeline.err"
+    with open(out_file, "w") as out, open(err_file, "w") as err:
+        embedded = subprocess.Popen([str(BIN / "mlplatform"), "pipeline"], env=embedded_env, cwd=ROOT,
+                                    stdout=out, stderr=err, start_new_session=True)
+    try:
+        produced = mlplatform(env, "pipeline")
+        embedded.wait(timeout=900)
+    finally:
+        if embedded.poll() is None:
+            os.killpg(embedded.pid, signal.SIGKILL)
+            embedded.wait()
+    out = out_file.read_text()
+    assert embedded.returncode == 0, f"the embedded pipeline exited {embedded.returncode}:\n{out}\n{err_file.read_text()[-4000:]}"
     return {"production": (home, env, produced.stdout), "embedded": (embedded_home, embedded_env, out)}
 
 

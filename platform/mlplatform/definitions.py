@@ -20,6 +20,7 @@ from mlplatform.assets.raw import raw_assets
 from mlplatform.assets.stream import stream_assets, stream_checks
 from mlplatform.assets.transformed import dbt_assets_defs
 from mlplatform.model.mlflow_resource import platform_mlflow
+from mlplatform.profile import TRAINING_QUEUE_ENV
 from mlplatform.resources import (
     ModelSpec, PlatformState, RawIngestPolicy, RetrainPolicy, StreamPolicy, TrainingDevice, settings_from_env,
 )
@@ -53,8 +54,9 @@ defs = dg.Definitions(
                                         **({"model_family": active().model.family} if active().model.family else {})),
         "retrain_policy": settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN"),
         "stream_policy": settings_from_env(StreamPolicy, "MLPLATFORM_STREAM"),
-        "training_device": TrainingDevice(device=os.environ.get("MLPLATFORM_TRAINING_DEVICE", "auto"),
-                                          cpu_threads=os.environ.get("MLPLATFORM_TRAINING_CPU_THREADS", 1)),
+        # MLPLATFORM_TRAINING_DEVICE, MLPLATFORM_TRAINING_CPU_THREADS; the queue is the Celery executor's.
+        "training_device": settings_from_env(TrainingDevice, "MLPLATFORM_TRAINING",
+                                             read_elsewhere=(TRAINING_QUEUE_ENV,)),
     },
 )
 

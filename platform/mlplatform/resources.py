@@ -159,18 +159,29 @@ class StreamPolicy(dg.ConfigurableResource):
                     "before `stream_keeps_up` warns (env MLPLATFORM_STREAM_MAX_SECONDS_BEHIND).")
 
 
-def settings_from_env(resource: type[dg.ConfigurableResource], prefix: str, **defaults) -> dg.ConfigurableResource:
+def settings_from_env(resource: type[dg.ConfigurableResource], prefix: str, *, read_elsewhere: tuple[str, ...] = (),
+                      **defaults) -> dg.ConfigurableResource:
     """The resource with any field overridden by `<PREFIX>_<FIELD>` in the environment (for example
-    MLPLATFORM_RETRAIN_COOLDOWN_MINUTES=5), read when the code location loads."""
+    MLPLATFORM_RETRAIN_COOLDOWN_MINUTES=5), read when the code location loads. `read_elsewhere`: the
+    variables under the prefix that are not this resource's (another part of the platform reads them)."""
     import os
+
+    from pydantic import ValidationError
 
     from mlplatform.profile import ProfileError
 
     known = {f"{prefix}_{name.upper()}": name for name in resource.model_fields}
     # A misspelled or renamed setting would otherwise be ignored without a word.
-    unknown = sorted(k for k in os.environ if k.startswith(f"{prefix}_") and k not in known)
+    unknown = sorted(k for k in os.environ if k.startswith(f"{prefix}_") and k not in known and k not in read_elsewhere)
     if unknown:
         raise ProfileError(f"{', '.join(unknown)}: not a setting of {resource.__name__} (its settings: "
                            f"{', '.join(sorted(known))}; docs/configuration.md)")
     found = {name: os.environ[variable] for variable, name in known.items() if variable in os.environ}
-    return resource(**{**defaults, **found})
+    try:
+        return resource(**{**defaults, **found})
+    except ValidationError as invalid:
+        # Pydantic names the field; the user set an environment variable: name that, its value and the rule.
+        variables = {name: variable for variable, name in known.items()}
+        problems = [f"{variables.get(str(error['loc'][0]), error['loc'][0])}={error.get('input')!r}: {error['msg']}"
+                    for error in invalid.errors()]
+        raise ProfileError(f"{'; '.join(problems)} (a setting of {resource.__name__}; docs/configuration.md)") from None

@@ -199,7 +199,7 @@ def _register(paths, trained, example, run_id: str, registered_model: str, finge
 
     from mlplatform.ml.bundle import save_bundle
     from mlplatform.ml.columns import CATEGORICAL
-    from mlplatform.model.pyfunc import FlightDelayModel
+    from mlplatform.model.pyfunc import UseCaseModel
     from mlplatform.model.tracking import client
 
     pre = trained.pre
@@ -214,7 +214,7 @@ def _register(paths, trained, example, run_id: str, registered_model: str, finge
     with tempfile.TemporaryDirectory() as tmp:
         bundle = save_bundle(Path(tmp) / "bundle", trained)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=FlightDelayModel(), artifacts={"bundle": str(bundle)},
+            name="model", python_model=UseCaseModel(), artifacts={"bundle": str(bundle)},
             signature=signature, input_example=inputs,
             registered_model_name=registered_model,
             pip_requirements=["mlplatform", "torch==2.13.0", "scikit-learn", "pandas", "numpy", "mlflow"])
