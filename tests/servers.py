@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -186,3 +187,35 @@ def start_redis(root: Path) -> RedisServer:
     server = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port, directory=directory)
     server.start()
     return server
+
+
+# The Celery workers of the production profile's tests, by name, each its own process group.
+WORKERS: dict[str, subprocess.Popen] = {}
+
+
+def start_workers(home: Path, env: dict[str, str], *names: str) -> None:
+    """Start the named workers (`mlplatform worker`, each its own process group, its log `<name>.log`
+    in `home`) and wait until each says it is ready."""
+    def ready(name: str) -> int:
+        log = home / f"{name}.log"
+        return log.read_text().count(" ready.") if log.exists() else 0
+
+    before = {name: ready(name) for name in names}
+    for name in names:
+        with open(home / f"{name}.log", "a") as log:
+            WORKERS[name] = subprocess.Popen(
+                [str(Path(sys.executable).parent / "mlplatform"), "worker", "--name", name, "--loglevel", "INFO"],
+                env=env, cwd=Path(__file__).resolve().parents[1], stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not all(ready(name) > before[name] for name in names):
+        assert time.monotonic() < deadline, "the Celery workers did not start:\n" + (home / f"{names[0]}.log").read_text()
+        time.sleep(0.5)
+
+
+def stop_worker(name: str) -> None:
+    """`kill -9` of the worker's process group (mlplatform worker, Celery and its pool processes)."""
+    worker = WORKERS.pop(name)
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()

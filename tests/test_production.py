@@ -18,7 +18,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from servers import PostgresServer, RedisServer, free_port, start_postgres, start_redis
+from servers import (
+    WORKERS, PostgresServer, RedisServer, free_port, start_postgres, start_redis, start_workers, stop_worker,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -61,35 +63,6 @@ def servers(tmp_path_factory):
     redis.stop()
     if not pg.external:
         pg.stop("immediate")
-
-
-# The production state directory's Celery workers by name, each its own process group.
-WORKERS: dict[str, subprocess.Popen] = {}
-
-
-def start_workers(home: Path, env: dict[str, str], *names: str) -> None:
-    """Start the named workers (each its own process group) and wait until each says it is ready."""
-    def ready(name: str) -> int:
-        log = home / f"{name}.log"
-        return log.read_text().count(" ready.") if log.exists() else 0
-
-    before = {name: ready(name) for name in names}
-    for name in names:
-        WORKERS[name] = subprocess.Popen([str(BIN / "mlplatform"), "worker", "--name", name, "--loglevel", "INFO"],
-                                         env=env, cwd=ROOT, stdout=open(home / f"{name}.log", "a"),
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not all(ready(name) > before[name] for name in names):
-        assert time.monotonic() < deadline, "the Celery workers did not start:\n" + (home / f"{names[0]}.log").read_text()
-        time.sleep(0.5)
-
-
-def stop_worker(name: str) -> None:
-    """`kill -9` of the worker's process group (mlplatform worker, Celery and its pool processes)."""
-    worker = WORKERS.pop(name)
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait()
 
 
 @pytest.fixture(scope="module")
@@ -422,6 +395,18 @@ def test_services_that_cannot_be_used_are_named(servers) -> None:
     no_broker = problem(pg.url, f"redis://127.0.0.1:{closed}/0")
     assert "MLPLATFORM_REDIS_URL" in no_broker and "cannot be reached" in no_broker
     assert Profile("production", pg.url, redis.url).check_services()  # the right ones pass
+
+
+def test_the_warehouse_reads_numerics_as_floats(servers) -> None:
+    """A model's average or sum of decimals is NUMERIC in PostgreSQL (a double in DuckDB): the export
+    reads it as float64, nulls kept, not as Decimal objects Arrow refuses."""
+    from mlplatform.warehouse.backends import PostgresWarehouse
+
+    pg, _ = servers
+    table = PostgresWarehouse(pg.url, "raw", "analytics").select(
+        "select avg(x) as mean, sum(x) as total, null::numeric as none from (values (1.5::numeric), (2)) v(x)")
+    assert str(table.schema.field("mean").type) == "double" and table.to_pylist() == [
+        {"mean": 1.75, "total": 3.5, "none": None}]
 
 
 def test_prepare_refuses_a_wrong_password_and_writes_no_instance(servers, tmp_path) -> None:

@@ -98,6 +98,13 @@ _ARROW_OF_OID = {16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(),
                  1082: pa.date32(), 1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC")}
 
 
+def _numeric_as_float():
+    import psycopg2.extensions
+
+    return psycopg2.extensions.new_type(psycopg2.extensions.DECIMAL.values, "NUMERIC_AS_FLOAT",
+                                        lambda value, cursor: float(value) if value is not None else None)
+
+
 def _pg_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_timestamp(arrow_type):
         return "timestamptz" if arrow_type.tz else "timestamp"
@@ -126,7 +133,12 @@ class PostgresWarehouse(Warehouse):
             con.close()
 
     def select(self, sql, params=None):
+        import psycopg2.extensions
+
         with self._connect() as con, con.cursor() as cur:
+            # NUMERIC (an average or a sum of decimals in a model) comes back as Decimal objects, which
+            # Arrow will not put in the float64 column this reading gives it: read them as floats.
+            psycopg2.extensions.register_type(_numeric_as_float(), cur)
             cur.execute(sql, params or None)
             rows = cur.fetchall()
             columns = list(zip(*rows)) if rows else [[] for _ in cur.description]
