@@ -137,6 +137,17 @@ def start_postgres(root: Path) -> PostgresServer:
     return server
 
 
+def psql(url: str, sql: str) -> list[tuple]:
+    """The rows of one query on the PostgreSQL database `url` names."""
+    import psycopg2
+
+    with psycopg2.connect(url) as con, con.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    con.close()
+    return rows
+
+
 @dataclass
 class RedisServer:
     url: str

@@ -18,7 +18,7 @@ import pytest
 from fault_helpers import env_for, start
 from mlplatform.ingest.lake import Lake
 from mlplatform.state import StatePaths
-from servers import WORKERS, free_port, start_postgres, start_redis, start_workers, stop_worker
+from servers import WORKERS, free_port, psql, start_postgres, start_redis, start_workers, stop_worker
 
 pytestmark = pytest.mark.slow
 
@@ -58,28 +58,18 @@ def spend(tmp_path_factory):
             pg.stop("immediate")
 
 
-def _psql(url: str, sql: str) -> list[tuple]:
-    import psycopg2
-
-    with psycopg2.connect(url) as con, con.cursor() as cur:
-        cur.execute(sql)
-        rows = cur.fetchall()
-    con.close()
-    return rows
-
-
 def test_its_stages_run_on_postgres_redis_and_a_worker(spend) -> None:
     import redis as redis_client
 
     pg_url = spend["pg"].url
     assert "champion: version 1" in spend["first"] and "0 failed" in spend["first"], spend["first"]
     # Every step on the worker; Dagster's runs, the registry and the warehouse in PostgreSQL.
-    events = _psql(pg_url, "select event from event_logs where event like '%in celery worker%'")
+    events = psql(pg_url, "select event from event_logs where event like '%in celery worker%'")
     assert events and all("spend1@" in body for (body,) in events)
-    assert set(dict(_psql(pg_url, "select status, count(*) from runs group by status"))) == {"SUCCESS"}
-    assert _psql(pg_url, "select count(*) from mlflow.model_versions")[0][0] == 1
+    assert set(dict(psql(pg_url, "select status, count(*) from runs group by status"))) == {"SUCCESS"}
+    assert psql(pg_url, "select count(*) from mlflow.model_versions")[0][0] == 1
     # Its dbt models on dbt-postgres: one row per customer and day, over every landed day.
-    rows, keys, days = _psql(pg_url, "select count(*), count(distinct customer_day_id), count(distinct purchase_date) "
+    rows, keys, days = psql(pg_url, "select count(*), count(distinct customer_day_id), count(distinct purchase_date) "
                                      "from analytics.fct_customer_purchases")[0]
     assert rows == keys > 1000 and days == 196
     assert redis_client.Redis.from_url(spend["redis"].url).dbsize() > 1000  # Feast's online rows

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from servers import (
-    WORKERS, PostgresServer, RedisServer, free_port, start_postgres, start_redis, start_workers, stop_worker,
+    WORKERS, PostgresServer, RedisServer, free_port, psql, start_postgres, start_redis, start_workers,
+    stop_worker,
 )
 
 pytestmark = pytest.mark.slow
@@ -104,16 +105,6 @@ def both_built(production, tmp_path_factory):
     return {"production": (home, env, produced.stdout), "embedded": (embedded_home, embedded_env, out)}
 
 
-def _psql(url: str, sql: str) -> list[tuple]:
-    import psycopg2
-
-    with psycopg2.connect(url) as con, con.cursor() as cur:
-        cur.execute(sql)
-        rows = cur.fetchall()
-    con.close()
-    return rows
-
-
 def _landed_flights(home: Path) -> int:
     """Data rows of the landed flight files (each has a header line)."""
     return sum(len(path.read_text().splitlines()) - 1 for path in (home / "landing" / "flights").glob("*.csv"))
@@ -124,17 +115,17 @@ def test_the_pipeline_runs_on_postgres_redis_and_two_celery_workers(servers, bot
     home, env, out = both_built["production"]
     assert "0 failed; champion: version 1" in out, out
     # Every store is in PostgreSQL: Dagster's runs, MLflow's registry, Feast's registry, the warehouse.
-    runs = _psql(pg.url, "select status, count(*) from runs group by status")
+    runs = psql(pg.url, "select status, count(*) from runs group by status")
     assert dict(runs).get("SUCCESS", 0) >= 5 and set(dict(runs)) == {"SUCCESS"}, runs
-    assert _psql(pg.url, "select count(*) from mlflow.model_versions")[0][0] == 1
-    assert _psql(pg.url, "select count(*) from feast.feature_views")[0][0] >= 6
+    assert psql(pg.url, "select count(*) from mlflow.model_versions")[0][0] == 1
+    assert psql(pg.url, "select count(*) from feast.feature_views")[0][0] >= 6
     assert not (home / "dagster" / "history").exists() and not (home / "mlflow" / "mlflow.db").exists()
     # Steps ran on both workers, not in the pipeline's process.
-    events = _psql(pg.url, "select event from event_logs where event like '%in celery worker%'")
+    events = psql(pg.url, "select event from event_logs where event like '%in celery worker%'")
     workers = {name for (body,) in events for name in re.findall(r"(worker[12])@", body)}
     assert workers == {"worker1", "worker2"}, workers
     # The warehouse holds each landed flight once.
-    flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    flights, distinct = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
     assert flights == distinct == _landed_flights(home)
     # Feast's online store is Redis: a written key per plane at least.
     import redis as redis_client
@@ -287,11 +278,11 @@ def test_two_refreshes_of_different_days_run_at_once_on_postgres(both_built, ser
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     assert not any("lock" in o.lower() and "error" in o.lower() for o in outputs)
-    started = _psql(pg.url, "select start_time, end_time from runs where status = 'SUCCESS' "
+    started = psql(pg.url, "select start_time, end_time from runs where status = 'SUCCESS' "
                             "order by create_timestamp desc limit 2")
     (start_a, end_a), (start_b, end_b) = started
     assert max(start_a, start_b) < min(end_a, end_b), "the two runs did not overlap"
-    flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    flights, distinct = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
     assert flights == distinct == _landed_flights(home)
 
 
@@ -317,12 +308,12 @@ def test_a_model_is_rebuilt_in_one_transaction_on_postgres(both_built, servers, 
              "--profiles-dir", str(ROOT / "dbt_project"), "--target-path", str(tmp_path / "target")],
             env=dbt_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         deadline = time.monotonic() + 120
-        while not _psql(pg.url, "select 1 from pg_stat_activity where wait_event_type = 'Lock' "
+        while not psql(pg.url, "select 1 from pg_stat_activity where wait_event_type = 'Lock' "
                                 "and query like '%stg_flights%rename%'"):
             assert rebuild.poll() is None, rebuild.stdout.read()
             assert time.monotonic() < deadline, "dbt never reached the rename"
             time.sleep(0.1)
-        visible = _psql(pg.url, "select to_regclass('analytics.stg_flights__dbt_tmp') is not null, "
+        visible = psql(pg.url, "select to_regclass('analytics.stg_flights__dbt_tmp') is not null, "
                                 "to_regclass('analytics.stg_flights') is not null")[0]
     finally:
         reader.rollback()
@@ -330,7 +321,7 @@ def test_a_model_is_rebuilt_in_one_transaction_on_postgres(both_built, servers, 
     out = rebuild.communicate(timeout=120)[0]
     assert rebuild.returncode == 0, out[-3000:]
     assert visible == (False, True), "the rebuild's first statements committed before its rename"
-    leftovers = _psql(pg.url, "select relname from pg_class join pg_namespace n on n.oid = relnamespace "
+    leftovers = psql(pg.url, "select relname from pg_class join pg_namespace n on n.oid = relnamespace "
                               "where nspname = 'analytics' and relname like 'stg_flights%'")
     assert leftovers == [("stg_flights",)]
 
@@ -432,7 +423,7 @@ def _pipeline_with_a_fault(env: dict[str, str], pg: PostgresServer, started: str
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     deadline = time.monotonic() + timeout
-    while not (rows := _psql(pg.url, started)):
+    while not (rows := psql(pg.url, started)):
         assert process.poll() is None and time.monotonic() < deadline, f"nothing matched {started!r} before the end"
         time.sleep(0.1)
     fault(rows)
@@ -471,10 +462,10 @@ def test_services_and_a_worker_lost_mid_run_are_named_and_a_plain_rerun_complete
     others = (b"celery", b"_kombu", b"unacked", b"mlplatform:")
     held = {k for k in client.scan_iter(count=10_000) if not k.startswith(others)}
     assert len(held) > 1000
-    versions = _psql(pg.url, "select count(*) from mlflow.model_versions")
+    versions = psql(pg.url, "select count(*) from mlflow.model_versions")
 
     def last_event() -> int:
-        return _psql(pg.url, "select coalesce(max(id), 0) from event_logs")[0][0]
+        return psql(pg.url, "select coalesce(max(id), 0) from event_logs")[0][0]
 
     from datetime import datetime, timezone
 
@@ -546,12 +537,12 @@ def test_services_and_a_worker_lost_mid_run_are_named_and_a_plain_rerun_complete
 
     rerun = mlplatform(env, "pipeline", "--no-retrain")
     assert "0 failed" in rerun.stdout, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-    flights, distinct = _psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    flights, distinct = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
     assert flights == distinct == _landed_flights(home)
-    assert _psql(pg.url, "select count(distinct flight_date) from analytics.fct_flights")[0][0] == 17
-    assert not _psql(pg.url, "select run_id from runs where status in ('STARTED', 'STARTING', 'QUEUED', 'NOT_STARTED')")
-    assert _psql(pg.url, "select count(*) from mlflow.model_versions") == versions
-    [(event,)] = _psql(pg.url, "select event from event_logs where event like '%rebuilt_views%' "
+    assert psql(pg.url, "select count(distinct flight_date) from analytics.fct_flights")[0][0] == 17
+    assert not psql(pg.url, "select run_id from runs where status in ('STARTED', 'STARTING', 'QUEUED', 'NOT_STARTED')")
+    assert psql(pg.url, "select count(*) from mlflow.model_versions") == versions
+    [(event,)] = psql(pg.url, "select event from event_logs where event like '%rebuilt_views%' "
                               "order by id desc limit 1")
     assert "sampled entities were missing online" in event
     assert held <= set(client.scan_iter(count=10_000))  # every entity held before is online again
