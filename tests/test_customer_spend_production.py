@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -24,10 +27,6 @@ pytestmark = pytest.mark.slow
 
 
 def _run(env: dict[str, str], *args: str) -> str:
-    import subprocess
-    import sys
-    from pathlib import Path
-
     done = subprocess.run([str(Path(sys.executable).parent / "mlplatform"), *args], env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, f"mlplatform {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-4000:]}"

@@ -112,6 +112,10 @@ def prediction_rows(exports: Lake, first_day: str, last_day: str) -> pd.DataFram
 # query; in chunks of this size a million rows take a third less memory in the same time
 # (docs/benchmarks.md).
 RETRIEVAL_CHUNK_ROWS = 250_000
+# The same-day views hold a row per entity and minute, so one query's memory grows with the feature
+# rows its time range covers, many more than a day-ahead view's: smaller chunks bound it at about
+# the same total time (docs/benchmarks.md, "Cold end to end").
+SAME_DAY_RETRIEVAL_CHUNK_ROWS = 25_000
 
 
 def _join_in_chunks(store: FeatureStore, entities: pd.DataFrame, service_name: str, chunk_rows: int,
@@ -139,7 +143,7 @@ def retrieve(store: FeatureStore, rows: pd.DataFrame, service_name: str,
 
 
 def retrieve_same_day(store: FeatureStore, rows: pd.DataFrame, lead_minutes: int,
-                      service_name: str | None = None, chunk_rows: int = RETRIEVAL_CHUNK_ROWS) -> pd.DataFrame:
+                      service_name: str | None = None, chunk_rows: int = SAME_DAY_RETRIEVAL_CHUNK_ROWS) -> pd.DataFrame:
     """The same-day features of each row as of `lead_minutes` before its request time:
     the prediction key and one column per feature (`<view>__<feature>`). A second point-in-time join,
     at an earlier moment than the day-ahead one, so a live model learns from exactly what the
