@@ -113,6 +113,9 @@ def test_a_setting_with_a_wrong_value_names_its_variable_and_rule(monkeypatch) -
     from mlplatform.profile import TRAINING_QUEUE_ENV, ProfileError
     from mlplatform.resources import RetrainPolicy, TrainingDevice, settings_from_env
 
+    # A wrong default (a use case's spec gives some) is named as the field it set.
+    with pytest.raises(ProfileError, match="RetrainPolicy.cooldown_minutes='later': Input should be a valid number"):
+        settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN", cooldown_minutes="later")
     monkeypatch.setenv("MLPLATFORM_RETRAIN_COOLDOWN_MINUTES", "soon")
     with pytest.raises(ProfileError, match="MLPLATFORM_RETRAIN_COOLDOWN_MINUTES='soon': Input should be a valid number"):
         settings_from_env(RetrainPolicy, "MLPLATFORM_RETRAIN")

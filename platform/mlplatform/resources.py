@@ -180,8 +180,11 @@ def settings_from_env(resource: type[dg.ConfigurableResource], prefix: str, *, r
     try:
         return resource(**{**defaults, **found})
     except ValidationError as invalid:
-        # Pydantic names the field; the user set an environment variable: name that, its value and the rule.
-        variables = {name: variable for variable, name in known.items()}
-        problems = [f"{variables.get(str(error['loc'][0]), error['loc'][0])}={error.get('input')!r}: {error['msg']}"
-                    for error in invalid.errors()]
+        # Pydantic names the field; where the value came from an environment variable, name that instead.
+        variables = {name: variable for variable, name in known.items() if variable in os.environ}
+        problems = []
+        for error in invalid.errors():
+            field = str(error["loc"][0])
+            problems.append(f"{variables.get(field, f'{resource.__name__}.{field}')}={error.get('input')!r}: "
+                            f"{error['msg']}")
         raise ProfileError(f"{'; '.join(problems)} (a setting of {resource.__name__}; docs/configuration.md)") from None
