@@ -63,7 +63,7 @@ def landed_flights(home: Path) -> int:
 
 
 def assert_consistent(home: Path) -> dict:
-    """Every reader agrees, and nothing a crash left behind is still in flight. Returns the status."""
+    """Every reader agrees, and nothing a crash left behind is still in progress. Returns the status."""
     from mlplatform.automation.deployments import dagster_champion
     from mlplatform.model.deployment import history, served_champion
     from mlplatform.model.tracking import CHAMPION, EXPERIMENT, client, version_for_alias
@@ -75,9 +75,9 @@ def assert_consistent(home: Path) -> dict:
     assert len(set(flights)) == len(flights), "a flight is stored twice"
 
     with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
-        in_flight = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
+        in_progress = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
                                                               dg.DagsterRunStatus.NOT_STARTED]))
-        assert not in_flight, f"runs left in flight: {[(r.job_name, r.status) for r in in_flight]}"
+        assert not in_progress, f"runs left in progress: {[(r.job_name, r.status) for r in in_progress]}"
         claimed = instance.event_log_storage.get_concurrency_info("warehouse").claimed_slots
         assert not claimed, f"pool slots still held: {claimed}"
         in_dagster = dagster_champion(instance)

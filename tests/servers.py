@@ -200,6 +200,15 @@ def start_redis(root: Path) -> RedisServer:
     return server
 
 
+def mlplatform(env: dict[str, str], *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`mlplatform ARGS` in the checkout with `env`; with `check`, its exit code must be 0 (else its output is shown)."""
+    done = subprocess.run([str(Path(sys.executable).parent / "mlplatform"), *args], env=env,
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert done.returncode == 0, f"mlplatform {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-4000:]}"
+    return done
+
+
 # The Celery workers of the production profile's tests, by name, each its own process group.
 WORKERS: dict[str, subprocess.Popen] = {}
 

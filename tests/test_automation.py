@@ -159,12 +159,12 @@ CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_met
     (RetrainFacts(**CHAMPION, labeled_rows=1500, minutes_since_last_retrain=5), False, "new_labeled_rows",
      "cooling down (5.0 of 30.0 min"),
     (RetrainFacts(**CHAMPION, labeled_rows=1500, minutes_since_last_retrain=45), True, "new_labeled_rows", ""),
-    (RetrainFacts(labeled_rows=5000, retrain_in_flight="abcdef123"), False, "", "already queued or running"),
+    (RetrainFacts(labeled_rows=5000, retrain_in_progress="abcdef123"), False, "", "already queued or running"),
     (RetrainFacts(labeled_rows=5000, built_days=20, days_needed=35), False, "", "waiting for 35 built days"),
     # Days enough, but the training days' rows under model_spec.min_train_rows: training would refuse.
     (RetrainFacts(labeled_rows=4179, built_days=70, days_needed=65, training_rows=726, min_train_rows=1000),
      False, "", "waiting for 1,000 labeled rows in the training days (have 726"),
-    (RetrainFacts(**CHAMPION, labeled_rows=1500, refresh_in_flight="fedcba987"), False, "",
+    (RetrainFacts(**CHAMPION, labeled_rows=1500, refresh_in_progress="fedcba987"), False, "",
      "waiting for the refresh run fedcba98"),
     # The gate refused a challenger trained on the inputs there are now: a decision, not repeated.
     (RetrainFacts(labeled_rows=5000, refused_version=2, refused_reason="failed: ROC AUC 0.6750 <= the best "

@@ -42,7 +42,7 @@ def test_status_reports_landed_quarantined_and_loaded(instance, paths, capsys) -
 
 def test_status_reads_the_embedded_instance_without_dagster_as_dagster_would(paths, tmp_path) -> None:
     """`status` answers from the embedded instance's tables with two queries: the same stored but
-    unrefreshed days as `progress.stored_unrefreshed` through Dagster, and the runs in flight (then
+    unrefreshed days as `progress.stored_unrefreshed` through Dagster, and the runs in progress (then
     Dagster itself judges them). Any other storage is left to Dagster."""
     import dagster as dg
 
@@ -51,12 +51,12 @@ def test_status_reads_the_embedded_instance_without_dagster_as_dagster_would(pat
     from contextlib import closing
 
     from mlplatform.automation import instance_tables
-    from mlplatform.automation.downstream import IN_FLIGHT
+    from mlplatform.automation.downstream import IN_PROGRESS
     from mlplatform.automation.progress import stored_unrefreshed
 
     assert main(["prepare"]) == 0 and main(["replay", "--days", "3"]) == 0
     with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
-        assert instance_tables.read(paths.dagster_home) == {"in_flight": 0, "unrefreshed_days": []}
+        assert instance_tables.read(paths.dagster_home) == {"in_progress": 0, "unrefreshed_days": []}
         for day in ("2013-01-01", "2013-01-02", "2013-01-03"):
             assert materialize_raw(instance, paths, "flights", day).success
         for day in ("2013-01-01", "2013-01-02"):
@@ -69,12 +69,12 @@ def test_status_reads_the_embedded_instance_without_dagster_as_dagster_would(pat
         assert read["unrefreshed_days"] == list(stored_unrefreshed(instance)) == ["2013-01-02"]
 
         instance.add_run(dg.DagsterRun(job_name="daily_refresh", run_id="f" * 36, status=dg.DagsterRunStatus.STARTED))
-        assert instance_tables.read(paths.dagster_home)["in_flight"] == 1
+        assert instance_tables.read(paths.dagster_home)["in_progress"] == 1
         # A run being cancelled is not finished either; a finished one is.
         instance.add_run(dg.DagsterRun(job_name="daily_refresh", run_id="e" * 36, status=dg.DagsterRunStatus.CANCELING))
         instance.add_run(dg.DagsterRun(job_name="daily_refresh", run_id="d" * 36, status=dg.DagsterRunStatus.FAILURE))
-        assert instance_tables.read(paths.dagster_home)["in_flight"] == 2
-        assert len(instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))) == 2  # what the sensors count
+        assert instance_tables.read(paths.dagster_home)["in_progress"] == 2
+        assert len(instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS))) == 2  # what the sensors count
 
     # Tables this code does not know (another Dagster's schema): Dagster answers instead.
     changed = tmp_path / "changed_home"

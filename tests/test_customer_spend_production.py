@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -21,16 +18,9 @@ import pytest
 from fault_helpers import env_for, start
 from mlplatform.ingest.lake import Lake
 from mlplatform.state import StatePaths
-from servers import WORKERS, free_port, psql, start_postgres, start_redis, start_workers, stop_worker
+from servers import WORKERS, mlplatform, free_port, psql, start_postgres, start_redis, start_workers, stop_worker
 
 pytestmark = pytest.mark.slow
-
-
-def _run(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([str(Path(sys.executable).parent / "mlplatform"), *args], env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert done.returncode == 0, f"mlplatform {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-4000:]}"
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +32,12 @@ def spend(tmp_path_factory):
     env = env_for(home, MLPLATFORM_USE_CASES="customer_spend", MLPLATFORM_PROFILE="production",
                   MLPLATFORM_POSTGRES_URL=pg.url, MLPLATFORM_REDIS_URL=redis.url)
     try:
-        _run(env, "prepare")
+        mlplatform(env, "prepare")
         start_workers(home, env, "spend1")
-        _run(env, "replay", "--through", "1997-07-10")
-        first = _run(env, "pipeline")
-        _run(env, "replay", "--days", "5")
-        second = _run(env, "pipeline", "--no-retrain")
+        mlplatform(env, "replay", "--through", "1997-07-10")
+        first = mlplatform(env, "pipeline").stdout
+        mlplatform(env, "replay", "--days", "5")
+        second = mlplatform(env, "pipeline", "--no-retrain").stdout
         yield {"home": home, "env": env, "pg": pg, "redis": redis, "first": first, "second": second}
     finally:
         if "spend1" in WORKERS:
@@ -73,7 +63,7 @@ def test_its_stages_run_on_postgres_redis_and_a_worker(spend) -> None:
     assert rows == keys > 1000 and days == 196
     assert redis_client.Redis.from_url(spend["redis"].url).dbsize() > 1000  # Feast's online rows
     # Gated on its own metric; the retrain decision counts only outcomes known 90 days on.
-    status = json.loads(_run(spend["env"], "status", "--json"))
+    status = json.loads(mlplatform(spend["env"], "status", "--json").stdout)
     champion = status["models"]["aliases"]["champion"]
     assert champion["version"] == 1 and champion["gate"] == "passed" and champion["holdout_rmse"] > 0
     assert "rows labeled since the champion's last training day 1997-04-11" in spend["second"], spend["second"]

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from servers import (
-    WORKERS, PostgresServer, RedisServer, free_port, psql, start_postgres, start_redis, start_workers,
-    stop_worker,
+    WORKERS, PostgresServer, RedisServer, free_port, mlplatform, psql, start_postgres, start_redis,
+    start_workers, stop_worker,
 )
 
 pytestmark = pytest.mark.slow
@@ -46,14 +46,6 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 
 def _production(home: Path, pg: PostgresServer, redis: RedisServer) -> dict[str, str]:
     return _env(home, MLPLATFORM_PROFILE="production", MLPLATFORM_POSTGRES_URL=pg.url, MLPLATFORM_REDIS_URL=redis.url)
-
-
-def mlplatform(env: dict[str, str], *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(BIN / "mlplatform"), *args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-    if check:
-        assert done.returncode == 0, f"mlplatform {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr[-4000:]}"
-    return done
 
 
 @pytest.fixture(scope="module")

@@ -118,10 +118,10 @@ def test_a_requested_file_whose_run_died_is_requested_again(instance, paths, zon
     first = plan_landing_runs(zone, {}, stored)
     assert {r.partition_key for r in first.run_requests} == {None, "2013-01-01"}
     now = time.time()
-    # No run is in flight, nothing was stored: the run died. Not before the backoff ...
+    # No run is in progress, nothing was stored: the run died. Not before the backoff ...
     assert plan_landing_runs(zone, first.seen, stored, now=now + 1).run_requests == []
-    # ... nor while a raw run is in flight ...
-    assert plan_landing_runs(zone, first.seen, stored, now=now + 100, runs_in_flight=True).run_requests == []
+    # ... nor while a raw run is in progress ...
+    assert plan_landing_runs(zone, first.seen, stored, now=now + 100, runs_in_progress=True).run_requests == []
     # ... then again, under new run keys.
     again = plan_landing_runs(zone, first.seen, stored, now=now + 100)
     assert {r.partition_key for r in again.run_requests} == {None, "2013-01-01"}

@@ -88,14 +88,14 @@ def _automation(paths: StatePaths, last: int = 3) -> dict[str, Any]:
 
 
 def _runs(paths: StatePaths) -> dict[str, Any]:
-    """From the Dagster instance: runs in flight whose process is gone, and stored days not refreshed."""
+    """From the Dagster instance: runs in progress whose process is gone, and stored days not refreshed."""
     if not (paths.dagster_home / "dagster.yaml").exists():
         return {"stuck_runs": [], "unrefreshed_days": []}
     from mlplatform.automation import instance_tables
 
-    # Nothing in flight on the embedded instance: its tables answer, without loading Dagster.
+    # Nothing in progress on the embedded instance: its tables answer, without loading Dagster.
     quick = instance_tables.read(paths.dagster_home)
-    if quick is not None and quick["in_flight"] == 0:
+    if quick is not None and quick["in_progress"] == 0:
         return {"stuck_runs": [], "unrefreshed_days": quick["unrefreshed_days"]}
     import dagster as dg
 

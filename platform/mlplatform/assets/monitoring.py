@@ -21,7 +21,7 @@ TRAILING_DAYS = 7
 # WARN when the champion fell further below its own evaluation than the retrain policy allows.
 ABOVE_FLOOR, HOLDS_AUC = "champion_above_floor", "champion_holds_its_auc"
 # feature_drift's check: a WARN when an input of the prediction mix drifted past the threshold.
-INPUTS_STABLE = "flight_mix_stable"
+INPUTS_STABLE = "input_mix_stable"
 
 
 def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:

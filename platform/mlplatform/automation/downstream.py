@@ -26,7 +26,7 @@ from mlplatform.partitions import days_apart, next_day
 from mlplatform.warehouse.project import trailing_window_days
 
 # A run being cancelled still holds its days: no second run of the job starts beside it.
-IN_FLIGHT = [dg.DagsterRunStatus(s) for s in UNFINISHED_STATUSES]
+IN_PROGRESS = [dg.DagsterRunStatus(s) for s in UNFINISHED_STATUSES]
 REFERENCE = "reference"  # the reference refresh's entry in the cursor
 
 
@@ -35,9 +35,9 @@ def _latest_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
     return records[0].storage_id if records else None
 
 
-def runs_in_flight(instance: dg.DagsterInstance, job_names: list[str]) -> list[dg.DagsterRun]:
+def runs_in_progress(instance: dg.DagsterInstance, job_names: list[str]) -> list[dg.DagsterRun]:
     return [r for name in job_names
-            for r in instance.get_runs(dg.RunsFilter(job_name=name, statuses=IN_FLIGHT), limit=5)]
+            for r in instance.get_runs(dg.RunsFilter(job_name=name, statuses=IN_PROGRESS), limit=5)]
 
 
 def first_range(days: list[str]) -> tuple[str, str]:
@@ -73,7 +73,7 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
     now = time.time() if now is None else now
     tried = {day: Attempt.parse(value) for day, value in (attempted or {}).items()}
     plan = DownstreamPlan(attempted={d: a.dump() for d, a in tried.items()})
-    waiting = runs_in_flight(instance, [reference_refresh_job.name, daily_refresh_job.name])
+    waiting = runs_in_progress(instance, [reference_refresh_job.name, daily_refresh_job.name])
     if waiting:
         plan.reason = f"waiting for run {waiting[0].run_id[:8]} ({waiting[0].job_name}) to finish"
         return plan

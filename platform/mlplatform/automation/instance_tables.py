@@ -1,9 +1,9 @@
 """The embedded Dagster instance's SQLite tables, read with plain SQL for `mlplatform status`.
 
 Loading a Dagster instance costs about two seconds of imports before the first query; `status`
-wants two answers that two small queries give: whether any run is in flight, and which stored days
+wants two answers that two small queries give: whether any run is in progress, and which stored days
 were not carried downstream yet (`progress.unrefreshed`, the comparison Dagster's answer goes through).
-When a run is in flight, judging whether its process still lives needs Dagster itself
+When a run is in progress, judging whether its process still lives needs Dagster itself
 (`recovery.dead_runs`), and so does any other storage (the production profile's PostgreSQL, or a
 `storage:` section added to dagster.yaml): then `read` answers None and the caller asks Dagster.
 """
@@ -39,7 +39,7 @@ def _latest_by_partition(index: sqlite3.Connection, asset: str) -> dict[str, int
 
 
 def read(dagster_home: Path) -> dict | None:
-    """{"in_flight": run count, "unrefreshed_days": [day, ...]}, or None where Dagster must answer."""
+    """{"in_progress": run count, "unrefreshed_days": [day, ...]}, or None where Dagster must answer."""
     databases = _embedded(dagster_home)
     if databases is None:
         return None
@@ -48,11 +48,11 @@ def read(dagster_home: Path) -> dict | None:
         # Read-only: status never writes, and never waits on a writer for long.
         with closing(sqlite3.connect(f"file:{runs_db}?mode=ro", uri=True, timeout=5)) as runs:
             marks = ",".join("?" * len(UNFINISHED_STATUSES))
-            in_flight = runs.execute(f"select count(*) from runs where status in ({marks})",
+            in_progress = runs.execute(f"select count(*) from runs where status in ({marks})",
                                     UNFINISHED_STATUSES).fetchone()[0]
         with closing(sqlite3.connect(f"file:{index_db}?mode=ro", uri=True, timeout=5)) as index:
             stored = [_latest_by_partition(index, asset) for asset in RAW_DAILY_ASSETS]
             refreshed = _latest_by_partition(index, DAY_DONE_ASSET)
     except sqlite3.Error:  # a schema this code does not know, or a lock held too long: Dagster answers
         return None
-    return {"in_flight": in_flight, "unrefreshed_days": list(unrefreshed(stored, refreshed))}
+    return {"in_progress": in_progress, "unrefreshed_days": list(unrefreshed(stored, refreshed))}

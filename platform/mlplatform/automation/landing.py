@@ -4,7 +4,7 @@ The cursor remembers every file it requested, by path and modification time, so 
 once, a re-delivered one (a new modification time) again, and nothing landed while the daemon was
 down is missed. A file that breaks its contract is moved to quarantine by its run: it leaves the
 landing zone and is never requested again, unless it is delivered anew. A requested file still
-neither stored nor quarantined once no raw run is in flight (its run crashed, or the disk was full)
+neither stored nor quarantined once no raw run is in progress (its run crashed, or the disk was full)
 is requested again, per the retry policy. A file whose name is no day of the feed is quarantined
 here, before any run.
 """
@@ -98,7 +98,7 @@ def already_stored(instance: dg.DagsterInstance, state: PlatformState) -> Callab
 
 def plan_landing_runs(zone: LandingZone, seen: dict, stored: Callable[[str, str | None], bool] | None = None,
                       ranges: bool = False, *, retry: RetryPolicy = RetryPolicy(), now: float | None = None,
-                      runs_in_flight: bool = False) -> LandingPlan:
+                      runs_in_progress: bool = False) -> LandingPlan:
     """Run requests for the files not requested yet, and for requested files still neither stored nor
     quarantined once their runs ended (a crash, a full disk: tried again per the retry policy): one
     run per day (or, with `ranges`, per run of consecutive days with the same tables: a day whose
@@ -112,8 +112,8 @@ def plan_landing_runs(zone: LandingZone, seen: dict, stored: Callable[[str, str 
         attempt = Attempt.parse(seen.get(rel))
         if attempt is not None and attempt.version == info[2]:  # requested before
             plan.seen[rel] = attempt.dump()
-            if runs_in_flight or stored is None or retry.wait_seconds(attempt.attempts, attempt.at, now) != 0:
-                continue  # in flight, settled, given up or backing off: no need to read the file
+            if runs_in_progress or stored is None or retry.wait_seconds(attempt.attempts, attempt.at, now) != 0:
+                continue  # in progress, settled, given up or backing off: no need to read the file
             if _stored(stored, info):
                 plan.seen[rel] = settled(info[2], retry, now)
                 continue
@@ -198,14 +198,14 @@ def _stored(stored: Callable[[str, str | None], bool], info: tuple[str, str | No
                 "landed since the last tick in one run (a day tried again in a run of its own).",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, state: PlatformState):
-    from mlplatform.automation.downstream import runs_in_flight
+    from mlplatform.automation.downstream import runs_in_progress
 
     zone = state.landing
-    in_flight = bool(runs_in_flight(context.instance, [raw_daily_job.name, *([raw_reference_job.name] if raw_reference_job else [])]))
+    in_progress = bool(runs_in_progress(context.instance, [raw_daily_job.name, *([raw_reference_job.name] if raw_reference_job else [])]))
     # Ranges: a replay or a late feed lands several days between ticks, and a run per day would pay
     # a process start and a code-location load per day.
     plan = plan_landing_runs(zone, json.loads(context.cursor) if context.cursor else {},
-                             already_stored(context.instance, state), ranges=True, runs_in_flight=in_flight)
+                             already_stored(context.instance, state), ranges=True, runs_in_progress=in_progress)
     context.update_cursor(json.dumps(plan.seen, sort_keys=True))
     for path in plan.quarantined:
         context.log.warning(f"quarantined {path}: its name is not a day of the feed (reason beside it)")

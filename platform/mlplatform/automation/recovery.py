@@ -2,7 +2,7 @@
 
 A run killed with `kill -9` (or by the out-of-memory killer, or a power cut) never writes its end:
 Dagster keeps it STARTED, its pool slots claimed and its MLflow run RUNNING, and every planner
-that waits for runs in flight waits forever. Here a run's process is found from the run itself
+that waits for runs in progress waits forever. Here a run's process is found from the run itself
 (the `mlplatform/pid` tag of a headless run, else the process that wrote its RUN_START event) and
 checked: gone, a zombie, or a newer process reusing its pid means dead. Two paths use this:
 
@@ -81,7 +81,7 @@ def liveness(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Liveness:
 
 
 def dead_runs(instance: dg.DagsterInstance) -> list[tuple[dg.DagsterRun, str]]:
-    """Runs in flight whose process is gone, with what was found."""
+    """Runs in progress whose process is gone, with what was found."""
     found = []
     for run in instance.get_runs(dg.RunsFilter(statuses=WATCHED)):
         if run.status == dg.DagsterRunStatus.NOT_STARTED and PID_TAG not in run.tags:

@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from mlplatform.automation.downstream import runs_in_flight
+from mlplatform.automation.downstream import runs_in_progress
 from mlplatform.automation.progress import stored_unrefreshed
 from mlplatform.automation.records import DECISIONS_LOG
 from mlplatform.automation.jobs import (
@@ -49,8 +49,8 @@ class RetrainFacts:
     metric: str = "roc_auc"
     drop_margin: float | None = None  # the use case's task.drop_margin (metric units), if declared
     minutes_since_last_retrain: float | None = None
-    retrain_in_flight: str | None = None  # the run id of a retrain queued or running
-    refresh_in_flight: str | None = None  # the run id of a reference or daily refresh queued or running
+    retrain_in_progress: str | None = None  # the run id of a retrain queued or running
+    refresh_in_progress: str | None = None  # the run id of a reference or daily refresh queued or running
     unrefreshed_days: list[str] = field(default_factory=list)  # stored, not carried downstream (failed or due)
     refused_version: int | None = None  # the newest challenger, refused by the gate, trained on today's inputs
     refused_reason: str | None = None
@@ -66,13 +66,13 @@ class RetrainDecision:
 
 def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
     figures = {k: v for k, v in asdict(facts).items() if v not in (None, [])}
-    if facts.retrain_in_flight:
-        return RetrainDecision(False, "", f"a retrain is already queued or running ({facts.retrain_in_flight[:8]})",
+    if facts.retrain_in_progress:
+        return RetrainDecision(False, "", f"a retrain is already queued or running ({facts.retrain_in_progress[:8]})",
                                figures)
-    if facts.refresh_in_flight:
+    if facts.refresh_in_progress:
         # Its drift and live performance are part of this decision, and a training set read while
         # the refresh still builds would miss the days it is carrying.
-        return RetrainDecision(False, "", f"waiting for the refresh run {facts.refresh_in_flight[:8]} to finish",
+        return RetrainDecision(False, "", f"waiting for the refresh run {facts.refresh_in_progress[:8]} to finish",
                                figures)
     if facts.unrefreshed_days:
         # A training set built now would miss them, or read features a failed refresh left half-built.
@@ -206,10 +206,10 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
     if live and champion and live.get("champion_version") == champion["version"] and live_day > cutoff:
         facts.live_metric = live.get(f"trailing_{facts.metric}")
 
-    in_flight = runs_in_flight(instance, [retrain_job.name, *([retrain_live_job.name] if retrain_live_job else [])])
-    facts.retrain_in_flight = in_flight[0].run_id if in_flight else None
-    refreshing = runs_in_flight(instance, [reference_refresh_job.name, daily_refresh_job.name])
-    facts.refresh_in_flight = refreshing[0].run_id if refreshing else None
+    in_progress = runs_in_progress(instance, [retrain_job.name, *([retrain_live_job.name] if retrain_live_job else [])])
+    facts.retrain_in_progress = in_progress[0].run_id if in_progress else None
+    refreshing = runs_in_progress(instance, [reference_refresh_job.name, daily_refresh_job.name])
+    facts.refresh_in_progress = refreshing[0].run_id if refreshing else None
     facts.unrefreshed_days = list(stored_unrefreshed(instance))
     if spec is not None:
         facts.refused_version, facts.refused_reason = _refused_on_same_inputs(state, spec)

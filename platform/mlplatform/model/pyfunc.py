@@ -21,6 +21,12 @@ class UseCaseModel(mlflow.pyfunc.PythonModel):
         return self.trained.score(model_input)
 
 
-# MLflow pickles the class by its module and name: versions registered before the class had its
-# use-case-neutral name load through this one.
-FlightDelayModel = UseCaseModel
+def __getattr__(name: str):
+    # MLflow pickles the class by its module and name: versions a use case registered under an
+    # earlier name of this class (its hooks' `EARLIER_MODEL_CLASS_NAMES`) load through this one.
+    if not name.startswith("_"):
+        from mlplatform.usecases import enabled
+
+        if any(name in getattr(use_case.module, "EARLIER_MODEL_CLASS_NAMES", ()) for use_case in enabled()):
+            return UseCaseModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """The champion model, loaded once and swapped in place when the `champion` alias moves.
 
 A background thread polls the registry (one small SQLite query); a new champion is loaded beside
-the old one and replaces it in a single reference assignment, so a request in flight finishes with
+the old one and replaces it in a single reference assignment, so a request in progress finishes with
 the model it started with and none ever fails for a reload.
 
 The registry going away (PostgreSQL stopped, on the production profile) costs the API nothing but

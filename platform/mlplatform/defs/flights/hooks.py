@@ -16,7 +16,10 @@ from mlplatform.defs.flights.shifts import Shift
 from mlplatform.defs.flights.stream import STREAM
 
 __all__ = ["Request", "lookup", "CONTRACTS", "STREAM", "daily_file", "parse_shift", "reference_file",
-           "with_derived", "with_derived_record"]
+           "with_derived", "with_derived_record", "EARLIER_MODEL_CLASS_NAMES"]
+
+# The pyfunc class's name when flights was the only use case: versions registered then still load.
+EARLIER_MODEL_CLASS_NAMES = ("FlightDelayModel",)
 
 
 def parse_shift(text: str) -> Shift:
