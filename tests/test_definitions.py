@@ -74,14 +74,14 @@ def test_dagster_validates_the_workspace(paths) -> None:
 def test_trailing_windows_are_partition_mappings_in_the_graph():
     """A model whose windows read earlier days (dbt meta lookback_days) depends on those days of its
     daily parents, so Dagster knows a corrected day feeds the days after it."""
-    from mlplatform.warehouse.project import trailing_window_days
+    from mlplatform.warehouse.project import longest_lookback_days
 
     graph = defs.resolve_asset_graph()
     stats = dg.AssetKey("feat_route_delay_stats")
     [parent] = [p for p in graph.get(stats).parent_keys if p.to_user_string() == "int_flight_outcomes_daily"]
     mapping = graph.get_partition_mapping(stats, parent)
     assert isinstance(mapping, dg.TimeWindowPartitionMapping)
-    assert mapping.start_offset == -trailing_window_days() and mapping.end_offset == 0
+    assert mapping.start_offset == -longest_lookback_days("flights") == -28 and mapping.end_offset == 0
     upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
         graph.get(stats).partitions_def.subset_with_partition_keys(["2013-03-01"]),
         graph.get(parent).partitions_def, graph.get(parent).partitions_def).partitions_subset
@@ -153,3 +153,19 @@ except typeguard.TypeCheckError as refused:
     at_import, rest = out.stdout.split(" ", 1)
     assert int(at_import) < 10
     assert "'Field.__init__'" in rest and 'argument "name" (int) is not an instance of str' in rest
+
+
+@pytest.mark.fast
+def test_every_dbt_build_gets_the_use_cases_calendar_as_vars():
+    """The time zone and the start of the first day come from the use case's spec, not from the
+    shared dbt project: a use case east of UTC starts the day before in UTC."""
+    from mlplatform.usecases import load
+    from mlplatform.warehouse.project import longest_lookback_days, use_case_vars
+
+    assert use_case_vars(load("flights")) == {"local_timezone": "America/New_York",
+                                              "reference_valid_from": "2013-01-01 05:00:00+00"}
+    tokyo = load("customer_spend").model_copy(deep=True)
+    tokyo.calendar.timezone = "Asia/Tokyo"
+    assert use_case_vars(tokyo)["reference_valid_from"] == "1996-12-31 15:00:00+00"
+    # Customer spend's models read no earlier days (their 90 days are the label's, not a window).
+    assert longest_lookback_days("customer_spend") == 0

@@ -424,7 +424,7 @@ def test_training_reads_same_day_features_as_of_lead_minutes_before_departure(bu
                         for p in sorted((built.exports / "feat_origin_departures").glob("date=*/data.parquet")))
     planes = pd.concat(pq.read_table(p).to_pandas()
                        for p in sorted((built.exports / "feat_plane_departures").glob("date=*/data.parquet")))
-    for flight in progresss.itertuples():
+    for flight in flights.itertuples():
         moment = flight.scheduled_departure_utc - pd.Timedelta(minutes=60)
         in_force = origins[(origins.origin_code == flight.origin_code) & (origins.event_timestamp <= moment)]
         expected = in_force.sort_values("event_timestamp").iloc[-1]["mean_delay_last_10"]

@@ -33,7 +33,7 @@ def test_the_flights_spec_loads_with_its_feeds_task_and_lines():
     flights = load("flights")
     assert flights.daily_tables == ("flights", "weather")
     assert flights.task.kind == "binary" and flights.task.higher_is_better
-    assert [line.registered_model for line in progresss.model.lines] == ["flight_delay", "flight_delay_live"]
+    assert [line.registered_model for line in flights.model.lines] == ["flight_delay", "flight_delay_live"]
     assert "CONTRACTS" in dir(flights.module)
 
 

@@ -24,7 +24,7 @@ from mlplatform.preload import preload
 from mlplatform.resources import PlatformState
 from mlplatform.warehouse.exports import export_specs, export_tables
 from mlplatform.warehouse.backends import open_warehouse
-from mlplatform.warehouse.project import dbt_project, require_manifest
+from mlplatform.warehouse.project import dbt_project, require_manifest, use_case_vars
 
 WAREHOUSE_POOL = "warehouse"
 # The use case's own models and seeds (its folders of the shared dbt project); its daily ones are
@@ -125,9 +125,9 @@ def dbt_daily_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, 
                      state: PlatformState) -> Iterator[Any]:
     days = list(context.partition_keys)  # one day, or each day of a range
     if config.full_refresh:
-        args, exported = ["build", "--full-refresh"], None
+        args, exported = ["build", "--full-refresh", "--vars", json.dumps(use_case_vars(active()))], None
     else:
-        args = ["build", "--vars", json.dumps({"min_day": days[0], "max_day": days[-1]})]
+        args = ["build", "--vars", json.dumps({**use_case_vars(active()), "min_day": days[0], "max_day": days[-1]})]
         exported = days
     yield from _build(context, dbt, state, args, exported, target="daily")
 
@@ -155,7 +155,8 @@ def _reference_models() -> dg.AssetsDefinition:
     )
     def dbt_reference_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
                              state: PlatformState) -> Iterator[Any]:
-        yield from _build(context, dbt, state, ["build"], None, target="reference")
+        yield from _build(context, dbt, state, ["build", "--vars", json.dumps(use_case_vars(active()))], None,
+                          target="reference")
 
     return dbt_reference_models
 

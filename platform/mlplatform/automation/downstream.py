@@ -23,7 +23,8 @@ from mlplatform.automation.progress import UNFINISHED_STATUSES, refreshed_days, 
 from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
 from mlplatform.partitions import days_apart, next_day
-from mlplatform.warehouse.project import trailing_window_days
+from mlplatform.usecases import active
+from mlplatform.warehouse.project import longest_lookback_days
 
 # A run being cancelled still holds its days: no second run of the job starts beside it.
 IN_PROGRESS = [dg.DagsterRunStatus(s) for s in UNFINISHED_STATUSES]
@@ -121,7 +122,7 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
     first, last = first_range(list(ready))
     in_range = [d for d in ready if first <= d <= last]
     last = later_days_affected(last, {d: i for d, i in refreshed_days(instance).items() if d not in due},
-                               trailing_window_days())
+                               longest_lookback_days(active().dbt_folder))
     selection = DAILY_MODELS + ONLINE
     extras = []
     if _latest_id(instance, dg.AssetKey("training_set")) is not None:

@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
-from functools import cached_property
+from functools import cache, cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
@@ -122,13 +122,35 @@ def dbt_cli_resource() -> DbtCliResource:
     return PlatformDbtCli(project_dir=dbt_project, dbt_executable=executable)
 
 
-def trailing_window_days() -> int:
-    """The longest trailing window of the feature models (dbt var `trailing_window_days`): a day's
-    features read this many days before it."""
-    import yaml
+def longest_lookback_days(dbt_folder: str) -> int:
+    """The longest trailing window of a use case's daily models (their `meta.lookback_days`, as the
+    partition mappings read it): a day's build reads this many days before it, so a corrected day
+    also changes the days after it, up to this many. 0 when none reads earlier days."""
+    manifest = require_manifest()
+    return _longest_lookback_days(str(manifest), manifest.stat().st_mtime_ns, dbt_folder)
 
-    config = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
-    return int(config["vars"]["trailing_window_days"])
+
+@cache
+def _longest_lookback_days(manifest: str, modified: int, dbt_folder: str) -> int:
+    # Keyed by the manifest's modification: a sensor asks every tick, the manifest changes on a parse.
+    import json
+
+    nodes = json.loads(Path(manifest).read_text())["nodes"].values()
+    return max((int(((n.get("config") or {}).get("meta") or {}).get("lookback_days") or 0) for n in nodes
+                if n["resource_type"] == "model" and n["original_file_path"].split("/")[1:2] == [dbt_folder]
+                and "daily" in (n.get("tags") or [])), default=0)
+
+
+def use_case_vars(use_case) -> dict[str, str]:
+    """The dbt vars every build of a use case passes, from its spec's calendar: the time zone its
+    days are local to (`local_timezone`), and the start of its first day (`reference_valid_from`,
+    as UTC), before any event of its feed, from when its reference rows are valid."""
+    from datetime import datetime, time, timezone
+    from zoneinfo import ZoneInfo
+
+    calendar = use_case.calendar
+    start = datetime.combine(calendar.first_day, time(), tzinfo=ZoneInfo(calendar.timezone)).astimezone(timezone.utc)
+    return {"local_timezone": calendar.timezone, "reference_valid_from": f"{start:%Y-%m-%d %H:%M:%S}+00"}
 
 
 prepare_if_dev()

@@ -1,4 +1,5 @@
 select
     *,
-    {{ var('reference_year') }} - year_built as age_years
+    -- Ages in the data's year, 2013.
+    2013 - year_built as age_years
 from {{ ref('stg_planes') }}

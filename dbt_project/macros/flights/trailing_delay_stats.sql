@@ -7,7 +7,7 @@
 {% macro trailing_delay_stats(grain, key_name) -%}
 with daily as (
     select * from {{ ref('int_flight_outcomes_daily') }}
-    where grain = '{{ grain }}' and {{ in_partition_window('flight_date', lookback_days=var('trailing_window_days')) }}
+    where grain = '{{ grain }}' and {{ in_partition_window('flight_date', lookback_days=delay_stats_window_days()) }}
 ),
 
 as_of_days as (
@@ -30,7 +30,7 @@ windows as (
         sum(s.departed) as departed_28d
     from as_of_days as d
     inner join daily as s
-        on s.flight_date between d.as_of_date - {{ var('trailing_window_days') }} and d.as_of_date - 1
+        on s.flight_date between d.as_of_date - {{ delay_stats_window_days() }} and d.as_of_date - 1
     group by d.as_of_date, s.grain_key
 )
 
@@ -45,4 +45,12 @@ select
     {{ ratio('delayed_28d', 'flights_28d') }} as delay_rate_28d,
     {{ ratio('delay_minutes_28d', 'departed_28d') }} as mean_dep_delay_28d
 from windows
+{%- endmacro %}
+
+
+{#- The longest window of the delay statistics, in days: a day's statistics read this many days
+    before it, so a corrected day also rebuilds the days after it, up to this many (the models
+    declare it as `meta.lookback_days`, which the platform reads). -#}
+{% macro delay_stats_window_days() -%}
+  {{ return(28) }}
 {%- endmacro %}
