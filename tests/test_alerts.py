@@ -205,3 +205,33 @@ def test_a_lost_service_leads_the_failure_alert(home) -> None:
     assert alert_failed_run(paths, instance, entry)
     [sent] = receiver.received
     assert sent["text"].startswith("*daily_refresh failed*\nrun r1") and f": {lost}; online_features" in sent["text"]
+
+
+@dg.op
+def crashing_step() -> None:
+    [][1]  # a bug in a step: an exception of its own, not a dg.Failure
+
+
+@dg.job
+def crashing() -> None:
+    crashing_step()
+
+
+def test_a_step_that_raises_is_recorded_with_its_own_exception(home) -> None:
+    """Dagster wraps a step's exception ("Error occurred while executing op ..."): the record and the
+    alert carry the exception itself."""
+    from mlplatform.automation.failures import failures, run_error, step_error
+
+    paths, instance, _ = home
+    result = crashing.execute_in_process(instance=instance, raise_on_error=False)
+    [event] = [e for e in result.all_events if e.is_step_failure]
+    assert step_error(event) == "IndexError: list index out of range"
+    assert run_error(result.all_events) == "crashing_step: IndexError: list index out of range"
+    failure = next(iter(instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE))).dagster_event
+    from mlplatform.automation.failures import run_failure_sensor
+
+    run_failure_sensor(dg.build_run_status_sensor_context(
+        sensor_name="run_failure_sensor", dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id), dagster_event=failure).for_run_failure())
+    [entry] = failures(paths)
+    assert entry["failed_steps"] == {"crashing_step": "IndexError: list index out of range"}

@@ -168,6 +168,18 @@ def test_compiled_trees_score_as_scikit_learn_does() -> None:
     rows[rng.random(rows.shape) < 0.05] = np.nan
     np.testing.assert_allclose(CompiledTrees(model).probabilities(rows), model.predict_proba(rows)[:, 1],
                                rtol=0, atol=1e-12)
+    # A weak category that some trees split on and the last does not: that tree has no bitsets.
+    rng = np.random.default_rng(3)
+    segment = rng.integers(0, 3, size=5000).astype(float)
+    X = np.column_stack([segment, rng.normal(size=5000)])
+    y = rng.random(5000) < 0.1 * (segment == 1) + 1 / (1 + np.exp(-3 * X[:, 1]))
+    model = HistGradientBoostingClassifier(max_iter=30, categorical_features=[0], max_leaf_nodes=4,
+                                           random_state=0).fit(X, y)
+    bitsets = [len(predictors[0].raw_left_cat_bitsets) for predictors in model._predictors]
+    assert bitsets[-1] == 0 and sum(bitsets) > 0
+    rows = np.column_stack([rng.integers(-1, 4, size=300).astype(float), rng.normal(size=300)])
+    np.testing.assert_allclose(CompiledTrees(model).probabilities(rows), model.predict_proba(rows)[:, 1],
+                               rtol=0, atol=1e-12)
 
 
 @pytest.mark.fast

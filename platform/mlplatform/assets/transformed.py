@@ -24,12 +24,13 @@ from mlplatform.preload import preload
 from mlplatform.resources import PlatformState
 from mlplatform.warehouse.exports import export_specs, export_tables
 from mlplatform.warehouse.backends import open_warehouse
-from mlplatform.warehouse.project import dbt_project, require_manifest, use_case_vars
+from mlplatform.warehouse.project import DBT_PROJECT_DIR, dbt_project, require_manifest, use_case_vars
 
 WAREHOUSE_POOL = "warehouse"
-# The use case's own models and seeds (its folders of the shared dbt project); its daily ones are
-# tagged `daily`.
-USE_CASE_NODES = f"path:models/{active().dbt_folder} path:seeds/{active().dbt_folder}"
+# The use case's own models and seeds (its folders of the shared dbt project; seeds only where it
+# has some, as dbt warns of a selection that matches nothing); its daily ones are tagged `daily`.
+USE_CASE_NODES = " ".join(f"path:{kind}/{active().dbt_folder}" for kind in ("models", "seeds")
+                          if (DBT_PROJECT_DIR / kind / active().dbt_folder).is_dir())
 DAILY = f"path:models/{active().dbt_folder},tag:daily"
 # The libraries of the steps after the daily models, and the assets that need them: imported while
 # dbt runs when the run goes on to those assets.

@@ -91,7 +91,16 @@ def step_error(event: dg.DagsterEvent) -> str:
     data = event.step_failure_data
     if data.user_failure_data and data.user_failure_data.description:
         return data.user_failure_data.description
-    return data.error.message.strip() if data.error else "unknown error"
+    return _own_message(data.error) if data.error else "unknown error"
+
+
+def _own_message(error) -> str:
+    """The error's message; where Dagster wrapped a step's exception ("Error occurred while
+    executing op ..."), the exception's own, `Type: message`."""
+    while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",
+                                                         "DagsterUserCodeExecutionError"):
+        error = error.cause
+    return error.message.strip()
 
 
 @dg.run_failure_sensor(

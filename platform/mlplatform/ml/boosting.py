@@ -136,7 +136,10 @@ class CompiledTrees:
         self.right = nodes["right"].astype(np.int64) + shift
         self.leaf = nodes["is_leaf"].astype(bool)
         self.categorical = nodes["is_categorical"].astype(bool)
-        self.bitset = nodes["bitset_idx"].astype(np.int64) + np.repeat(bitset_offsets, sizes)
+        # A node's bitset row among every tree's; a numeric node has none (row 0, never read as its
+        # split), which keeps the lookup in bounds when its tree has no bitsets of its own.
+        self.bitset = np.where(self.categorical, nodes["bitset_idx"].astype(np.int64)
+                               + np.repeat(bitset_offsets, sizes), 0)
         self.left_bitsets = (np.concatenate([t.raw_left_cat_bitsets for t in trees])
                              if bitset_rows.sum() else np.zeros((1, 8), dtype=np.uint32))
         known, feature_map = estimator._bin_mapper.make_known_categories_bitsets()
