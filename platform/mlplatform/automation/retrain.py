@@ -117,7 +117,8 @@ def decide(policy: RetrainPolicy, facts: RetrainFacts) -> RetrainDecision:
     since = facts.minutes_since_last_retrain
     if since is not None and since < policy.cooldown_minutes:
         return RetrainDecision(False, trigger, f"cooling down ({since:.1f} of {policy.cooldown_minutes} min since "
-                                               f"the last retrain) although: {reason}", figures)
+                                               f"the last retrain; retrain_policy.cooldown_minutes, MLPLATFORM_RETRAIN_COOLDOWN_MINUTES) "
+                                               f"although: {reason}", figures)
     return RetrainDecision(True, trigger, reason, figures)
 
 
