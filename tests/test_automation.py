@@ -141,6 +141,25 @@ def test_downstream_sensor_waits_for_a_run_in_flight(landed) -> None:
         instance.delete_run(run.run_id)
 
 
+def test_edited_feature_definitions_are_applied_again_first(landed, monkeypatch) -> None:
+    """An edit of feature_repo/ (its hash differs from the applied one) is a reference refresh, each
+    edit its own work: edits one after another are not counted as retries of one failure."""
+    from mlplatform.automation.retries import HEADLESS
+    from mlplatform.features import repo
+
+    instance, paths = landed["instance"], landed["paths"]
+    assert plan_downstream_run(instance, {}, paths=paths).run_request is None  # everything is refreshed
+    monkeypatch.setattr(repo, "definitions_hash", lambda: "0123456789abcdef")
+    plan = plan_downstream_run(instance, {}, paths=paths, retry=HEADLESS)
+    assert plan.run_request.job_name == "reference_refresh" and "feature definitions" in plan.reason
+    assert plan.run_request.tags["mlplatform/trigger"] == "feature definitions edited"
+    # That run failed (one attempt headless): given up on this edit, until the next edit.
+    assert plan_downstream_run(instance, plan.attempted, paths=paths, retry=HEADLESS).run_request is None
+    monkeypatch.setattr(repo, "definitions_hash", lambda: "fedcba9876543210")
+    again = plan_downstream_run(instance, plan.attempted, paths=paths, retry=HEADLESS)
+    assert again.run_request is not None and again.run_request.run_key != plan.run_request.run_key
+
+
 POLICY = RetrainPolicy(min_new_labeled_rows=1000, psi_threshold=0.25, max_drifted_features=2, drift_trigger=True,
                        auc_drop_margin=0.03, cooldown_minutes=30)
 CHAMPION = dict(champion_version=3, trained_through="2013-03-01", evaluation_metric=0.72)

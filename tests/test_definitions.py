@@ -159,12 +159,12 @@ except typeguard.TypeCheckError as refused:
 def test_every_dbt_build_gets_the_use_cases_calendar_as_vars():
     """The time zone and the start of the first day come from the use case's spec, not from the
     shared dbt project: a use case east of UTC starts the day before in UTC."""
-    from mlplatform.usecases import load
+    from mlplatform.usecases import UseCaseSpec, load
     from mlplatform.warehouse.project import longest_lookback_days, use_case_vars
 
     assert use_case_vars(load("flights")) == {"local_timezone": "America/New_York",
                                               "reference_valid_from": "2013-01-01 05:00:00+00"}
-    tokyo = load("customer_spend").model_copy(deep=True)
+    tokyo = UseCaseSpec.model_validate(load("customer_spend").model_dump())
     tokyo.calendar.timezone = "Asia/Tokyo"
     assert use_case_vars(tokyo)["reference_valid_from"] == "1996-12-31 15:00:00+00"
     # Customer spend's models read no earlier days (their 90 days are the label's, not a window).

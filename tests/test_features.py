@@ -302,3 +302,32 @@ def test_a_lost_online_store_is_noticed_by_its_check_and_rebuilt_by_the_next_mat
     assert check.passed, plain(check.metadata["examples"])
     assert check.metadata["missing_entities"].value == 0
     test_online_lookups_return_the_latest_values(built)  # the offline store's newest values, online again
+
+
+@pytest.mark.fast
+def test_a_feature_view_naming_a_column_its_table_lacks_is_refused_before_it_is_applied(tmp_path) -> None:
+    import pyarrow as pa
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64
+
+    from mlplatform.features.repo import FeatureDefinitionError, check_sources
+
+    folder = tmp_path / "feat_things" / "date=2020-01-01"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"thing_id": ["a"], "event_timestamp": pd.to_datetime(["2020-01-01"], utc=True),
+                             "value_today": [1.0], "raw_total": [2.0]}), folder / "data.parquet")
+    thing = Entity(name="thing", join_keys=["thing_id"], value_type=ValueType.STRING)
+
+    def view(*features: str, mapping: dict | None = None) -> FeatureView:
+        source = FileSource(name="feat_things", path=str(tmp_path / "feat_things" / "date=*" / "data.parquet"),
+                            timestamp_field="event_timestamp", field_mapping=mapping)
+        return FeatureView(name="things", entities=[thing], source=source,
+                           schema=[Field(name=f, dtype=Float64) for f in features])
+
+    check_sources([view("value_today"), view("total", mapping={"raw_total": "total"})])
+    with pytest.raises(FeatureDefinitionError, match=r"'things' reads 'value_todya', which its source 'feat_things'"):
+        check_sources([view("value_today", "value_todya")])
+    # A table not exported yet is not judged.
+    check_sources([FeatureView(name="later", entities=[thing], schema=[Field(name="x", dtype=Float64)],
+                               source=FileSource(name="x", path=str(tmp_path / "none" / "*.parquet"),
+                                                 timestamp_field="event_timestamp"))])

@@ -47,3 +47,34 @@ def test_a_window_of_unknown_outcomes_is_named(tmp_path):
         labeled_rows(exports, "2013-03-08", None, label_delay_days=3)
     with pytest.raises(TrainingWindowError, match="no outcome is known yet"):
         labeled_rows(exports, None, None, label_delay_days=30)
+
+
+def test_live_performance_of_a_binary_task_with_late_outcomes_judges_the_matured_days(tmp_path, monkeypatch):
+    """A binary use case whose outcomes are 3 days late: the newest days have no outcome yet (null,
+    as its dbt model leaves them). Live performance judges the days that matured, on its metric, and
+    does not fail the run for the days that have not."""
+    import dagster as dg
+
+    from mlplatform.assets import monitoring
+    from mlplatform.model.deployment import PREDICTIONS
+    from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
+    from mlplatform.state import StatePaths
+    from mlplatform.usecases import UseCaseSpec, load
+
+    spec = UseCaseSpec.model_validate(load("flights").model_dump())  # a copy, without its loaded hooks
+    spec.prediction.label_delay_days = 3
+    monkeypatch.setattr(monitoring, "active", lambda: spec)
+    exports = Lake(StatePaths(tmp_path).exports)
+    for i, day in enumerate(DAYS):
+        keys = [f"{day}-{n}" for n in range(6)]
+        labels = [float(n % 2) if i < 7 else None for n in range(6)]
+        exports.write(ENTITY_TABLE, pa.Table.from_pandas(pd.DataFrame({PREDICTION_KEY: keys, LABEL: labels}),
+                                                         preserve_index=False), day)
+        scores = pd.DataFrame({PREDICTION_KEY: keys, spec.prediction.output: [0.2, 0.7, 0.3, 0.6, 0.4, 0.9],
+                               "model_version": 1})
+        exports.write(PREDICTIONS, pa.Table.from_pandas(scores, preserve_index=False), day)
+    result = monitoring.live_performance(dg.build_asset_context(partition_key=DAYS[-1]),
+                                         state=PlatformState(home=str(tmp_path)), model_spec=ModelSpec(),
+                                         retrain_policy=RetrainPolicy())
+    assert result.metadata["judged_days"] == f"{DAYS[6]} .. {DAYS[6]}" and result.metadata["roc_auc"] == 1.0
+    assert all(check.passed for check in result.check_results)

@@ -167,7 +167,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
 
         attempted: dict = {}
         while True:
-            plan = plan_downstream_run(instance, attempted, retry=HEADLESS)
+            plan = plan_downstream_run(instance, attempted, retry=HEADLESS, paths=state.paths)
             attempted = plan.attempted
             if plan.run_request is None:
                 break

@@ -137,7 +137,9 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
     from mlplatform.model.deployment import served_champion
 
     days = context.partition_keys
-    if active().task.kind != "binary":
+    use_case = active()
+    if use_case.task.kind != "binary" or use_case.task.metric != "roc_auc" or use_case.prediction.label_delay_days:
+        # Judged on the days whose outcomes are known, on the use case's own metric.
         return _matured_performance(state, days, model_spec, retrain_policy)
     last = days[-1]
     scored_days = [d for d in state.exports.days(PREDICTIONS) if d <= last][-max(TRAILING_DAYS, len(days)):]
@@ -154,8 +156,12 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
                          allow_retries=False)
     frame = pd.concat([scored(d) for d in scored_days], ignore_index=True)
     window, trailing = frame[frame["day"].isin(days)], frame
-    if window[LABEL].nunique() < 2:
-        raise dg.Failure(f"{days[0]} .. {last} is not labeled with both outcomes yet", allow_retries=False)
+    if window[LABEL].nunique() < 2 or trailing[LABEL].nunique() < 2:
+        # An AUC needs both outcomes: a day with only one (a small use case) is reported, not failed.
+        why = f"{days[0]} .. {last} does not hold both outcomes yet: no AUC to judge"
+        return dg.MaterializeResult(metadata={"days": f"{days[0]} .. {last}", "rows": len(window), "reason": why},
+                                    check_results=[dg.AssetCheckResult(check_name=name, passed=True, description=why)
+                                                   for name in (ABOVE_FLOOR, HOLDS_AUC)])
     now = metrics(window[LABEL].to_numpy(), window[OUTPUT].to_numpy())
     over = metrics(trailing[LABEL].to_numpy(), trailing[OUTPUT].to_numpy())
     champion = served_champion(state.paths) or {}
@@ -169,8 +175,8 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
         "rows": now["rows"],
         "roc_auc": round(now["roc_auc"], 4),
         "log_loss": round(now["log_loss"], 4),
-        "predicted_delay_rate": round(now["predicted_rate"], 4),
-        "realized_delay_rate": round(now["realized_rate"], 4),
+        "predicted_rate": round(now["predicted_rate"], 4),
+        "realized_rate": round(now["realized_rate"], 4),
         "trailing_days": f"{scored_days[0]} .. {last}",
         "trailing_roc_auc": round(over["roc_auc"], 4),
         "model_versions": sorted(int(v) for v in window["model_version"].unique()),
@@ -178,7 +184,7 @@ def live_performance(context: dg.AssetExecutionContext, state: PlatformState, mo
         "champion_evaluation_roc_auc": round(evaluated, 4) if evaluated is not None else "none",
         "auc_drop": round(evaluated - over["roc_auc"], 4) if evaluated is not None else "none",
         # Day by day; the Plots tab charts the top-level rates and AUCs run by run.
-        "by_day": table({"day": str(day), "predicted_delay_rate": row.predicted, "realized_delay_rate": row.realized}
+        "by_day": table({"day": str(day), "predicted_rate": row.predicted, "realized_rate": row.realized}
                         for day, row in by_day.iterrows()),
     })
 
@@ -202,7 +208,7 @@ def _matured_performance(state: PlatformState, days: list[str], model_spec: Mode
     use_case = active()
     task, output, delay = use_case.task, use_case.prediction.output, use_case.prediction.label_delay_days
     metric, higher = task.metric, HIGHER_IS_BETTER[task.metric]
-    known = set(matured_days(state.exports.days(ENTITY_TABLE)))
+    known = set(matured_days(state.exports.days(ENTITY_TABLE), delay))
     shifted = [(date.fromisoformat(d) - timedelta(days=delay)).isoformat() for d in days]
     scored = [d for d in state.exports.days(PREDICTIONS) if d in known and d <= shifted[-1]]
     window = [d for d in scored if shifted[0] <= d]
@@ -225,6 +231,10 @@ def _matured_performance(state: PlatformState, days: list[str], model_spec: Mode
     now = metrics(task.kind, frame[frame["day"].isin(window)][LABEL].to_numpy(float),
                   frame[frame["day"].isin(window)][output].to_numpy())
     over = metrics(task.kind, frame[LABEL].to_numpy(float), frame[output].to_numpy())
+    if over[metric] != over[metric]:  # NaN: an AUC over days of one outcome only
+        why = f"the known outcomes of {trailing[0]} .. {trailing[-1]} give no {metric} yet (one outcome only)"
+        return dg.MaterializeResult(metadata={**common, "judged_days": "none", "reason": why}, check_results=[
+            dg.AssetCheckResult(check_name=name, passed=True, description=why) for name in (ABOVE_FLOOR, HOLDS_AUC)])
     floor = task.min_metric
     above = floor is None or (over[metric] >= floor if higher else over[metric] <= floor)
     drop = task_drop(metric, evaluated, over[metric])

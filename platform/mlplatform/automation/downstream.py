@@ -23,6 +23,7 @@ from mlplatform.automation.progress import UNFINISHED_STATUSES, refreshed_days, 
 from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
 from mlplatform.partitions import days_apart, next_day
+from mlplatform.state import StatePaths
 from mlplatform.usecases import active
 from mlplatform.warehouse.project import longest_lookback_days
 
@@ -68,10 +69,16 @@ class DownstreamPlan:
 
 
 def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = None, *,
-                        retry: RetryPolicy = RetryPolicy(), now: float | None = None) -> DownstreamPlan:
+                        retry: RetryPolicy = RetryPolicy(), now: float | None = None,
+                        paths: StatePaths | None = None) -> DownstreamPlan:
     """The next refresh to run, if any. A day whose refresh failed is tried again after the retry
-    policy's backoff, up to its attempts; days are refreshed in order, so later days wait for it."""
+    policy's backoff, up to its attempts; days are refreshed in order, so later days wait for it.
+    Feature definitions edited since they were applied are applied again first (a reference refresh)."""
+    from mlplatform.features.repo import applied_hash, definitions_hash
+
     now = time.time() if now is None else now
+    applied, wanted = applied_hash(paths or StatePaths.resolve(None)), definitions_hash()
+    edited = applied is not None and applied != wanted
     tried = {day: Attempt.parse(value) for day, value in (attempted or {}).items()}
     plan = DownstreamPlan(attempted={d: a.dump() for d, a in tried.items()})
     waiting = runs_in_progress(instance, [reference_refresh_job.name, daily_refresh_job.name])
@@ -84,22 +91,28 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
         return plan
     built = [_latest_id(instance, k) for k in keys(REFERENCE_MODELS) + [dg.AssetKey("feature_definitions")]]
     newest_reference = max(raw_reference, default=0)  # a use case may have no reference tables
-    if None in built or newest_reference > min(built):
+    if None in built or newest_reference > min(built) or edited:
+        # The work's version: the newest reference data, or the edited definitions (each edit its own
+        # attempts, so that edits made one after another are never taken for retries of one failure).
+        version = int(wanted[:12], 16) if edited else newest_reference
         attempt = tried.get(REFERENCE) or Attempt(0)
-        wait = retry.wait_seconds(attempt.attempts if attempt.version == newest_reference else 0, attempt.at, now)
+        wait = retry.wait_seconds(attempt.attempts if attempt.version == version else 0, attempt.at, now)
         if wait is None:
             plan.given_up = [REFERENCE]
             plan.reason = (f"the reference refresh failed {attempt.attempts} time(s) on this data: see the "
-                           "failed runs; storing the reference tables again or `mlplatform pipeline` retries it")
+                           "failed runs; storing the reference tables again, editing the feature definitions "
+                           "or `mlplatform pipeline` retries it")
             return plan
         if wait > 0:
             plan.reason = f"the reference refresh failed; trying again in {wait:.0f} s"
             return plan
-        plan.attempted[REFERENCE] = attempt.next(newest_reference, now).dump()
+        plan.attempted[REFERENCE] = attempt.next(version, now).dump()
         plan.run_request = dg.RunRequest(
-            run_key=f"reference:{newest_reference}:{plan.attempted[REFERENCE][1]}",
-            job_name=reference_refresh_job.name, tags={"mlplatform/trigger": "new reference data"})
-        plan.reason = "reference tables stored since the last reference refresh"
+            run_key=f"reference:{version}:{plan.attempted[REFERENCE][1]}",
+            job_name=reference_refresh_job.name,
+            tags={"mlplatform/trigger": "feature definitions edited" if edited else "new reference data"})
+        plan.reason = ("the feature definitions (feature_repo/) changed since they were applied" if edited else
+                       "reference tables stored since the last reference refresh")
         return plan
     due = stored_unrefreshed(instance)
     ready = {}

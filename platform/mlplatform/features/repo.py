@@ -63,7 +63,7 @@ def applied_hash(paths: StatePaths) -> str | None:
 def apply_definitions(paths: StatePaths) -> dict:
     """`feast apply` for this state directory; records the definitions' hash it applied."""
     from feast.repo_config import load_repo_config
-    from feast.repo_operations import apply_total
+    from feast.repo_operations import apply_total, parse_repo
 
     open_store(paths)  # sets the environment the repository reads
     if str(FEATURE_REPO) not in sys.path:
@@ -74,6 +74,11 @@ def apply_definitions(paths: StatePaths) -> dict:
         sys.modules.pop(module.stem, None)
     config = load_repo_config(FEATURE_REPO, store_yaml())
     cwd = os.getcwd()
+    os.chdir(FEATURE_REPO)  # Feast imports the files as modules of the working directory
+    try:
+        check_sources(parse_repo(FEATURE_REPO).feature_views)  # before anything is applied
+    finally:
+        os.chdir(cwd)
     try:
         apply_total(config, FEATURE_REPO, skip_source_validation=True)
     finally:
@@ -81,3 +86,37 @@ def apply_definitions(paths: StatePaths) -> dict:
     applied = {"definitions_hash": definitions_hash()}
     (paths.feast / APPLIED_FILE).write_text(json.dumps(applied))
     return applied
+
+
+class FeatureDefinitionError(ValueError):
+    """A feature view that does not fit the table it reads; the message names both and the column."""
+
+
+def check_sources(views) -> None:
+    """Every feature view over an exported table names columns that table has: its features, its
+    join keys and its timestamp (a column renamed by the source's `field_mapping` by its own name).
+    Feast applies a view without looking at its files, and a misspelt feature would only surface
+    as a failed retrieval, or be served as missing. A table not exported yet is checked next time."""
+    import glob
+
+    import pyarrow.parquet as pq
+    from feast import FileSource
+
+    problems = []
+    for view in views:
+        source = view.batch_source
+        if not isinstance(source, FileSource):
+            continue
+        files = sorted(glob.glob(source.path))
+        if not files:
+            continue
+        columns = set(pq.read_schema(files[-1]).names)
+        by_feature = {feature: column for column, feature in (source.field_mapping or {}).items()}
+        wanted = dict.fromkeys([*(f.name for f in view.features), *view.join_keys, source.timestamp_field])
+        missing = [name for name in wanted if by_feature.get(name, name) not in columns]
+        if missing:
+            problems.append(f"feature view {view.name!r} reads {', '.join(map(repr, missing))}, which its source "
+                            f"{source.name!r} ({files[-1]}) does not have (its columns: {', '.join(sorted(columns))})")
+    if problems:
+        raise FeatureDefinitionError("; ".join(problems) + ". Nothing was applied: fix feature_repo/ (or the dbt "
+                                     "model that exports the table) and run again")

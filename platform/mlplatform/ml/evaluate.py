@@ -15,7 +15,10 @@ def metrics(label: np.ndarray, probability: np.ndarray) -> dict[str, float]:
 
     label = np.asarray(label).astype(int)
     p = np.clip(np.asarray(probability, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return {"roc_auc": float(roc_auc_score(label, p)), "pr_auc": float(average_precision_score(label, p)),
+    # Rows of one outcome have no ranking to judge: their AUCs are NaN (scikit-learn raises).
+    both = len(np.unique(label)) == 2
+    return {"roc_auc": float(roc_auc_score(label, p)) if both else float("nan"),
+            "pr_auc": float(average_precision_score(label, p)) if both else float("nan"),
             "log_loss": float(log_loss(label, p, labels=[0, 1])), "brier": float(brier_score_loss(label, p)),
             "predicted_rate": float(p.mean()), "realized_rate": float(label.mean()), "rows": int(len(label))}
 

@@ -36,7 +36,9 @@ def metrics(task: str, label, prediction) -> dict[str, float]:
     if task == BINARY:
         from mlplatform.ml.evaluate import metrics as binary_metrics
 
-        return binary_metrics(label, prediction)
+        figures = binary_metrics(label, prediction)
+        # The same names as a regression's, for what reads either task's figures.
+        return {**figures, "mean_predicted": figures["predicted_rate"], "mean_realized": figures["realized_rate"]}
     y = np.asarray(label, dtype=np.float64)
     p = np.asarray(prediction, dtype=np.float64)
     error = p - y
