@@ -535,3 +535,43 @@ def test_predict_live_answers_with_the_live_model_and_the_streamed_features(serv
     assert again["delay_probability"] != body["delay_probability"]
     # The day-ahead model reads none of this.
     assert httpx.post(f"{url}/predict", json=FLIGHT, timeout=10).json()["model_version"] == 1
+
+
+@pytest.mark.fast
+def test_a_view_of_two_entities_is_read_by_both_keys(tmp_path: Path, monkeypatch) -> None:
+    """A use case whose features hang off a pair of entities (a store and an item): the reader asks
+    Feast by both keys, and flags each entity of a pair it does not know."""
+    from datetime import datetime, timezone
+
+    import pandas as pd
+    from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64
+
+    from mlplatform.features import repo
+    from mlplatform.serving import features
+    from mlplatform.serving.lookup import Lookup
+
+    (tmp_path / "feature_store.yaml").write_text(
+        "project: pairs\nprovider: local\nregistry: registry.db\nentity_key_serialization_version: 3\n"
+        "online_store: {type: sqlite, path: online.db}\noffline_store: {type: file}\n")
+    store_entity = Entity(name="store", join_keys=["store_id"], value_type=ValueType.STRING)
+    item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.STRING)
+    sales = FeatureView(name="store_item_sales", entities=[store_entity, item], ttl=None,
+                        schema=[Field(name="units_7d", dtype=Float64)],
+                        source=FileSource(path=str(tmp_path / "sales.parquet"), timestamp_field="event_timestamp"))
+    store = FeatureStore(repo_path=str(tmp_path))
+    store.apply([store_entity, item, sales, FeatureService(name="pairs_v1", features=[sales])])
+    at = pd.Timestamp("2020-01-02", tz="UTC")
+    store.write_to_online_store("store_item_sales", pd.DataFrame(
+        {"store_id": ["s1", "s1", "s2"], "item_id": ["i1", "i2", "i1"], "units_7d": [3.0, 5.0, 7.0],
+         "event_timestamp": [at] * 3}))
+    monkeypatch.setattr(repo, "open_store", lambda paths: FeatureStore(repo_path=str(tmp_path)))
+    monkeypatch.setattr(features, "SERVICE_NAME", "pairs_v1")
+    monkeypatch.setattr(features, "lookup_of", lambda: lambda r: Lookup(
+        key=f"{r['store']}-{r['item']}", entities={"store_id": r["store"], "item_id": r["item"]},
+        event_time=datetime(2020, 1, 3, tzinfo=timezone.utc)))
+    reader = features.OnlineFeatureReader(StatePaths(tmp_path))
+    asked = [{"store": "s1", "item": "i2"}, {"store": "s2", "item": "i1"}, {"store": "s9", "item": "i1"}]
+    records, keys, unknown = reader.records(asked)
+    assert [r["store_item_sales__units_7d"] for r in records] == [5.0, 7.0, None]
+    assert keys == ["s1-i2", "s2-i1", "s9-i1"] and unknown == [[], [], ["store", "item"]]

@@ -42,10 +42,15 @@ def later_than(moments: dict[str, str | None], event_time: datetime) -> list[str
             and datetime.fromisoformat(moment) > event_time]
 
 
+def _key(view: "BatchView", entities: dict[str, str]) -> tuple:
+    """The values of the view's join keys in a request (absent ones empty: an unknown entity)."""
+    return tuple(entities.get(k, "") for k in view.join_keys)
+
+
 @dataclass(frozen=True)
 class BatchView:
     name: str
-    join_key: str
+    join_keys: tuple[str, ...]  # one, or several for a view of several entities (a store and an item)
     references: list[str]  # "view:feature", as Feast takes them
     columns: list[str]  # "view__feature", as the model reads them
 
@@ -65,16 +70,16 @@ class OnlineFeatureReader:
             if projection.name in on_demand:
                 continue
             view = self.store.get_feature_view(projection.name)
-            (join_key,) = view.join_keys  # every view of the service has one entity
             names = [f.name for f in projection.features]
-            self.views.append(BatchView(projection.name, join_key, [f"{projection.name}:{n}" for n in names],
+            self.views.append(BatchView(projection.name, tuple(view.join_keys), [f"{projection.name}:{n}" for n in names],
                                         [f"{projection.name}__{n}" for n in names]))
         store_path = getattr(self.store.config.online_store, "path", None)
         self.store_file = Path(self.store.repo_path, store_path) if store_path else None
         self.max_age_seconds = max_age_seconds
         self.check_seconds = check_seconds
-        # view -> entity key -> (its feature values, the UTC time of the online row they came from)
-        self._cache: dict[str, dict[str, tuple[dict[str, Any], str | None]]] = {v.name: {} for v in self.views}
+        # view -> entity key (its join keys' values) -> (its feature values, the UTC time of the online
+        # row they came from)
+        self._cache: dict[str, dict[tuple, tuple[dict[str, Any], str | None]]] = {v.name: {} for v in self.views}
         self._version: float | None = None
         self._checked = self._filled = 0.0
 
@@ -94,19 +99,19 @@ class OnlineFeatureReader:
             self._cache = {v.name: {} for v in self.views}
             self._version, self._filled = version, now
 
-    def _fill(self, view: BatchView, cache: dict[str, tuple[dict[str, Any], str | None]], wanted: set[str]) -> None:
+    def _fill(self, view: BatchView, cache: dict[tuple, tuple[dict[str, Any], str | None]], wanted: set[tuple]) -> None:
         if len(cache) + len(wanted) > MAX_KEYS_PER_VIEW:
             cache.clear()
         keys = wanted - cache.keys()
         if not keys:
             return
         response = self.store.get_online_features(features=view.references,
-                                                  entity_rows=[{view.join_key: k} for k in keys],
+                                                  entity_rows=[dict(zip(view.join_keys, k)) for k in keys],
                                                   full_feature_names=True)
         found = response.to_dict()
         names = list(response.proto.metadata.feature_names.val)
         positions = [i for i, name in enumerate(names) if name in view.columns]
-        for n, key in enumerate(found[view.join_key]):
+        for n, key in enumerate(zip(*(found[k] for k in view.join_keys))):
             newest = max((response.proto.results[i].event_timestamps[n].seconds for i in positions), default=0)
             cache[key] = ({column: found[column][n] for column in view.columns},
                           datetime.fromtimestamp(newest, timezone.utc).isoformat() if newest else None)
@@ -127,7 +132,7 @@ class OnlineFeatureReader:
         cache = self._cache  # one generation for the whole request, even if another thread drops it
         found = [self.lookup(request) for request in requests]
         for view in self.views:
-            self._fill(view, cache[view.name], {f.entities.get(view.join_key, "") for f in found})
+            self._fill(view, cache[view.name], {_key(view, f.entities) for f in found})
         records, ids, unknown, as_of, after_event = [], [], [], [], []
         for lookup in found:
             key = lookup.entities
@@ -135,10 +140,11 @@ class OnlineFeatureReader:
             known: dict[str, bool] = {}
             moments: dict[str, str | None] = {}
             for view in self.views:
-                values, moments[view.name] = cache[view.name][key.get(view.join_key, "")]
+                values, moments[view.name] = cache[view.name][_key(view, key)]
                 record.update(values)
                 seen = any(v is not None for v in values.values())
-                known[view.join_key] = known.get(view.join_key, False) or seen
+                for join_key in view.join_keys:
+                    known[join_key] = known.get(join_key, False) or seen
             record.update(lookup.request_features)
             records.append(record)
             ids.append(lookup.key)
