@@ -212,6 +212,16 @@ def crashing_step() -> None:
     [][1]  # a bug in a step: an exception of its own, not a dg.Failure
 
 
+@dg.op
+def coloured_step() -> None:
+    raise dg.Failure("1 of 3 \x1b[31mERROR\x1b[0m creating model")  # as dbt logs its errors
+
+
+@dg.job
+def coloured() -> None:
+    coloured_step()
+
+
 @dg.job
 def crashing() -> None:
     crashing_step()
@@ -235,3 +245,12 @@ def test_a_step_that_raises_is_recorded_with_its_own_exception(home) -> None:
         dagster_run=instance.get_run_by_id(result.run_id), dagster_event=failure).for_run_failure())
     [entry] = failures(paths)
     assert entry["failed_steps"] == {"crashing_step": "IndexError: list index out of range"}
+
+
+def test_a_coloured_error_is_recorded_as_its_text(home) -> None:
+    from mlplatform.automation.failures import step_error
+
+    _, instance, _ = home
+    result = coloured.execute_in_process(instance=instance, raise_on_error=False)
+    [event] = [e for e in result.all_events if e.is_step_failure]
+    assert step_error(event) == "1 of 3 ERROR creating model"

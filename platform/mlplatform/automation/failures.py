@@ -90,7 +90,7 @@ def step_error(event: dg.DagsterEvent) -> str:
     """A failed step's own message: its `Failure` description, else the error."""
     data = event.step_failure_data
     if data.user_failure_data and data.user_failure_data.description:
-        return data.user_failure_data.description
+        return _TERMINAL_COLOURS.sub("", data.user_failure_data.description)
     return _own_message(data.error) if data.error else "unknown error"
 
 
@@ -100,7 +100,11 @@ def _own_message(error) -> str:
     while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError",
                                                          "DagsterUserCodeExecutionError"):
         error = error.cause
-    return error.message.strip()
+    return _TERMINAL_COLOURS.sub("", error.message).strip()
+
+
+# dbt colours the errors it logs: records, alerts and the pipeline's lines carry the text alone.
+_TERMINAL_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dg.run_failure_sensor(
