@@ -21,7 +21,8 @@ def test_the_scaffold_writes_a_use_case_that_loads(tmp_path, task):
     names = {p.relative_to(tmp_path).as_posix() for p in written}
     assert {"platform/mlplatform/defs/bikes/defs.yaml", "platform/mlplatform/defs/bikes/hooks.py",
             "dbt_project/models/bikes/marts/fct_bikes.sql", "feature_repo/bikes.py",
-            "platform/mlplatform/defs/bikes/source.csv"} <= names
+            "platform/mlplatform/defs/bikes/source.csv", "platform/mlplatform/defs/bikes/entities.csv",
+            "dbt_project/models/bikes/features/feat_bikes_entity.sql"} <= names
     document = yaml.safe_load((tmp_path / "platform/mlplatform/defs/bikes/defs.yaml").read_text())
     assert document["type"] == "mlplatform.usecases.UseCase"
     spec = UseCaseSpec(**document["attributes"])
@@ -36,6 +37,9 @@ def test_the_scaffold_writes_a_use_case_that_loads(tmp_path, task):
             assert "bikes" in text, path
     source = (tmp_path / "platform/mlplatform/defs/bikes/source.csv").read_text().splitlines()
     assert source[0] == "entity_id,event_date,value" and len(source) > 5000
+    entities = (tmp_path / "platform/mlplatform/defs/bikes/entities.csv").read_text().splitlines()
+    assert entities[0] == "entity_id,segment" and len(entities) == 301
+    assert spec.reference_tables == ("bikes_entities",) and spec.model.categorical == ["bikes_entity_attrs__segment"]
 
 
 def test_the_scaffold_refuses_what_it_cannot_write(tmp_path):

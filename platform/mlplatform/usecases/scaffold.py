@@ -1,8 +1,10 @@
 """`mlplatform new-use-case NAME`: the files of a new use case, runnable as they are.
 
 It writes a use case of the simplest useful shape, to be adapted to your data (docs/use_cases.md):
-one daily table of events (an entity, a day, a value), read from `source.csv` beside the spec (an
-example is written, 150 days of made-up events, so the new use case runs end to end at once); a
+one daily table of events (an entity, a day, a value), read from `source.csv` beside the spec, and
+one reference table of the entities (their segment, a categorical input), read from
+`entities.csv` (examples of both are written, 150 days of made-up events by 300 entities, so the
+new use case runs end to end at once); a
 prediction at the end of each day an entity had events: `regression`, the sum of its values over the
 next HORIZON days, or `binary`, whether it has any event in them (labels HORIZON days late); its
 features, the entity's history as of that day. Every name is prefixed with the use case's, so it
@@ -28,6 +30,7 @@ class ScaffoldError(ValueError):
 
 def _files(name: str, task: str, horizon: int) -> dict[str, str]:
     table, label = f"{name}_events", ("value_next_days" if task == "regression" else "active_next_days")
+    entities = f"{name}_entities"
     metric = "rmse" if task == "regression" else "roc_auc"
     last_day = FIRST_DAY + timedelta(days=DAYS - 1)
     label_sql = ("coalesce(value_after, 0)" if task == "regression" else "coalesce(value_after, 0) > 0")
@@ -48,6 +51,7 @@ attributes:
     last_day: "{last_day}"
   feeds:
     - {{table: {table}, daily: true}}
+    - {{table: {entities}}}
   prediction:
     model: fct_{name}
     key: {name}_day_id
@@ -64,11 +68,13 @@ attributes:
     request_time: predicted_at_utc
     tables:
       daily: [feat_{name}_history]
+      reference: [feat_{name}_entity]
   model:
     experiment: {name}
     lines:
       - {{name: main, registered_model: {name}}}
-    categorical: []
+    # Training-set columns are `<feature view>__<feature>`.
+    categorical: [{name}_entity_attrs__segment]
     not_inputs: [{name}_day_id, entity_id, event_date]
     # Every family fitted, the best on the validation days registered (the linear one suits little data).
     family: auto
@@ -87,7 +93,7 @@ from mlplatform.defs.{name}.feed import daily_file, reference_file
 
 __all__ = ["CONTRACTS", "Request", "daily_file", "lookup", "reference_file"]
 ''',
-        f"{defs}/contracts.py": f'''"""The contract of the daily events file."""
+        f"{defs}/contracts.py": f'''"""The contracts of the daily events file and of the entities' reference file."""
 
 from __future__ import annotations
 
@@ -108,10 +114,21 @@ EVENTS = TableContract(
     row_day=lambda frame: frame["event_date"].astype("string"),
 )
 
-CONTRACTS = {{EVENTS.table: EVENTS}}
+ENTITIES = TableContract(
+    table="{entities}",
+    description="Who the entities are (a reference table, delivered whole): each one's segment.",
+    columns=(
+        Column("entity_id", "string", "The entity", required=True),
+        Column("segment", "string", "Its segment (a categorical input of the model)", required=True),
+    ),
+    key=("entity_id",),
+)
+
+CONTRACTS = {{EVENTS.table: EVENTS, ENTITIES.table: ENTITIES}}
 ''',
         f"{defs}/feed.py": f'''"""The feed: `source.csv` beside this file (entity_id,event_date,value; replace it with your data),
-cut into one file a day, byte for byte the same each time."""
+cut into one file a day, byte for byte the same each time; and `entities.csv` (entity_id,segment),
+the reference table, delivered whole."""
 
 from __future__ import annotations
 
@@ -121,6 +138,7 @@ from functools import cache
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("source.csv")
+ENTITIES = Path(__file__).with_name("entities.csv")
 HEADER = b"entity_id,event_date,event_number,value\\n"
 
 
@@ -144,7 +162,9 @@ def daily_file(table: str, day: date, scale: int = 1) -> bytes:
 
 
 def reference_file(table: str, scale: int = 1) -> bytes:
-    raise ValueError(f"this use case has no reference tables (asked for {{table!r}})")
+    if table != "{entities}":
+        raise ValueError(f"no reference table {{table!r}} (this use case has {entities})")
+    return ENTITIES.read_bytes()
 ''',
         f"{defs}/api.py": f'''"""What `/predict` takes for the {name} use case, and the feature lookup it makes."""
 
@@ -179,6 +199,21 @@ sources:
           external_location: >-
             read_parquet('{{{{ env_var('MLPLATFORM_HOME', '../.mlplatform') }}}}/lake/{table}/date=*/data.parquet',
             hive_partitioning = true)
+      - name: {entities}
+        meta:
+          external_location: "read_parquet('{{{{ env_var('MLPLATFORM_HOME', '../.mlplatform') }}}}/lake/{entities}/data.parquet')"
+""",
+        f"{models}/staging/stg_{entities}.sql": f"""select entity_id, segment from {{{{ source('raw_{name}', '{entities}') }}}}
+""",
+        f"{models}/features/feat_{name}_entity.sql": f"""{{{{ config(meta={{'export': 'whole'}}) }}}}
+
+-- The entity's attributes. The table has no dates: its rows are valid from the start of the feed
+-- (the var the platform sets from the spec's calendar).
+select
+    entity_id,
+    cast('{{{{ var("reference_valid_from") }}}}' as timestamptz) as event_timestamp,
+    segment
+from {{{{ ref('stg_{entities}') }}}}
 """,
         f"{models}/staging/stg_{table}.sql": f"""{{{{ config(tags=['daily'], materialized='view') }}}}
 
@@ -254,7 +289,8 @@ select * from history
 where event_date between cast('{{{{ var("min_day") }}}}' as date) and cast('{{{{ var("max_day") }}}}' as date)
 {{% endif %}}
 """,
-        f"feature_repo/{name}.py": f'''"""Feast definitions of the {name} use case: the entity, the view over its history, the service."""
+        f"feature_repo/{name}.py": f'''"""Feast definitions of the {name} use case: the entity, the views over its history and its
+attributes, the service."""
 
 import os
 from datetime import timedelta
@@ -262,7 +298,7 @@ from pathlib import Path
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.data_format import ParquetFormat
-from feast.types import Float64
+from feast.types import Float64, String
 
 from mlplatform.usecases import load
 
@@ -279,13 +315,21 @@ EXPORTS = Path(os.environ.get("MLPLATFORM_HOME", Path(__file__).resolve().parent
     schema=[Field(name=n, dtype=Float64) for n in (
         "value_today", "days_to_date", "value_to_date", "tenure_days", "days_since_previous", "value_last_30d")])
 
-{name}_service = FeatureService(name=_FEATURES.service, features=[{name}_history])
+# The reference table's view: valid from the start of the feed, never expiring (ttl 0).
+{name}_entity_attrs = FeatureView(
+    name="{name}_entity_attrs", entities=[{name}_entity], ttl=timedelta(0),
+    source=FileSource(name="feat_{name}_entity", path=str(EXPORTS / "feat_{name}_entity" / "data.parquet"),
+                      file_format=ParquetFormat(), timestamp_field="event_timestamp"),
+    schema=[Field(name="segment", dtype=String)])
+
+{name}_service = FeatureService(name=_FEATURES.service, features=[{name}_history, {name}_entity_attrs])
 ''',
     }
 
 
-def example_source(seed: int = 7) -> str:
-    """150 days of made-up events for 300 entities: some come back often, some rarely."""
+def example_source(seed: int = 7) -> tuple[str, str]:
+    """150 days of made-up events for 300 entities, some coming back often, some rarely; and the
+    entities' segments (which tell their rate, most of the time)."""
     rng = random.Random(seed)
     lines = ["entity_id,event_date,value"]
     rates = {f"e{i:03d}": rng.choice([0.05, 0.15, 0.4]) for i in range(300)}
@@ -294,7 +338,10 @@ def example_source(seed: int = 7) -> str:
         for entity, rate in rates.items():
             if rng.random() < rate:
                 lines.append(f"{entity},{day},{round(rng.uniform(1, 50) * (1 + rate * 4), 2)}")
-    return "\n".join(lines) + "\n"
+    names = {0.05: "rare", 0.15: "occasional", 0.4: "frequent"}
+    segments = ["entity_id,segment", *(f"{entity},{names[rate] if rng.random() < 0.7 else rng.choice(list(names.values()))}"
+                                       for entity, rate in rates.items())]
+    return "\n".join(lines) + "\n", "\n".join(segments) + "\n"
 
 
 def scaffold(name: str, task: str = "regression", horizon: int = 30, root: Path | None = None) -> list[Path]:
@@ -306,7 +353,9 @@ def scaffold(name: str, task: str = "regression", horizon: int = 30, root: Path 
     if not 1 <= horizon <= 365:
         raise ScaffoldError(f"--horizon {horizon}: between 1 and 365 days")
     root = root or project_root()
-    files = {**_files(name, task, horizon), f"platform/mlplatform/defs/{name}/source.csv": example_source()}
+    source, entities = example_source()
+    files = {**_files(name, task, horizon), f"platform/mlplatform/defs/{name}/source.csv": source,
+             f"platform/mlplatform/defs/{name}/entities.csv": entities}
     existing = [path for path in files if (root / path).exists()]
     if existing:
         raise ScaffoldError(f"the use case {name!r} exists already ({root / existing[0]}); nothing was written")
