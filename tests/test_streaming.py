@@ -408,6 +408,43 @@ def test_redis_stream_topic_feeds_the_consumer_and_keeps_its_position(tmp_path, 
         redis.stop()
 
 
+def test_a_consumer_whose_redis_restarted_empty_keeps_its_counts_and_reads_the_new_events(tmp_path, monkeypatch) -> None:
+    """Redis restarted without its data: the stream and the consumer's commit are gone, the consumer
+    process is not. It says so, keeps what it counted, reads the events published since from the
+    first, and its lag is the new topic's."""
+    from servers import start_redis
+
+    from mlplatform.profile import Profile
+    from mlplatform.state import HOME_ENV
+    from mlplatform.streaming.consumer import Consumer
+    from mlplatform.streaming.topic import open_topic
+
+    redis = start_redis(tmp_path)
+    try:
+        paths = StatePaths.resolve(tmp_path / "home").ensure()
+        monkeypatch.setenv(HOME_ENV, str(paths.home))
+        topic = open_topic(paths, Profile("production", "postgresql://u:p@127.0.0.1:5432/db", redis.url))
+        day = departures_between(local_midnight(date(2013, 1, 2)), local_midnight(date(2013, 1, 3)))
+        topic.publish([d.to_json() for d in day[:400]])
+        consumer = Consumer(topic, _store_with_definitions(paths), batch_size=300)
+        while consumer.poll().events:
+            pass
+        topic._redis.flushall()  # what a restart without its snapshot leaves
+        topic.publish([d.to_json() for d in day[400:]])
+        first = consumer.poll()
+        assert first.reset and "the 400 events taken before still count" in first.reset
+        while consumer.poll().events:
+            pass
+        assert consumer.checkpoint.consumed == len(day) - 400 and consumer.lag() == 0
+        clean = SameDayState()
+        for d in day:
+            clean.apply(d)
+        assert consumer.state.to_dict() == clean.to_dict()  # every departure counted once
+        assert consumer.poll().reset is None
+    finally:
+        redis.stop()
+
+
 def test_training_reads_same_day_features_as_of_lead_minutes_before_departure(built: StatePaths) -> None:
     """`retrieve_same_day` joins each flight with the rows in force `lead` minutes before its
     scheduled departure: the newest departure at its origin (and of its plane) by then, none later."""

@@ -39,6 +39,7 @@ class Poll:
     position: str | None = None
     published_at: list[float] = field(default_factory=list)  # each event's publication (wall clock)
     committed_at: float | None = None  # its features were online before this
+    reset: str | None = None  # the topic lost what it held (its server restarted empty): what was done
 
 
 def _stored(row: dict[str, Any]) -> dict[str, Any]:
@@ -66,8 +67,9 @@ class Consumer:
 
     def poll(self) -> Poll:
         """One batch: read, apply, push, commit. On any error the state goes back to the last commit."""
+        reset = self._after_a_lost_topic()
         entries = self.topic.read(self.checkpoint.position, self.batch_size)
-        report = Poll(events=len(entries), position=self.checkpoint.position)
+        report = Poll(events=len(entries), position=self.checkpoint.position, reset=reset)
         if not entries:
             return report
         try:
@@ -95,6 +97,23 @@ class Consumer:
         report.position, report.committed_at = checkpoint.position, checkpoint.committed_at
         report.published_at = [e.published_at for e in entries]
         return report
+
+    def _after_a_lost_topic(self) -> str | None:
+        """When the topic lost what it held (Redis restarted empty: its stream, this consumer's
+        commit), start over on the new topic from its first event, keeping the state: the events
+        taken before the loss still count in the same-day features. The events published before
+        the loss and not yet taken are gone; the days' files rebuild those features when they land.
+        Returns what happened, or None."""
+        if self.checkpoint.position is None:
+            return None
+        stored, published = self.topic.checkpoint(self.name), self.topic.published()
+        if stored.position is not None and published >= self.checkpoint.consumed:
+            return None
+        lost = self.checkpoint.consumed
+        self.checkpoint = Checkpoint(None, 0, self.state.to_dict(), time.time())
+        self.topic.commit(self.name, self.checkpoint, [], [])
+        return (f"the topic {self.topic.where} lost its events and this consumer's position (its server restarted "
+                f"empty): the {lost} events taken before still count; reading its new events from the first")
 
     def _push(self, produced: list[dict[str, Any]]) -> int:
         """Push each entity's newest row (the online store keeps one per entity)."""
@@ -125,6 +144,8 @@ class Consumer:
                       f"every {max(2.0, poll_interval_s):g} s ({type(err).__name__}: {err})", flush=True)
                 time.sleep(max(2.0, poll_interval_s))
                 continue
+            if report.reset:
+                print(report.reset, flush=True)
             if on_poll and report.events:
                 on_poll(report)
             if report.events < self.batch_size:
