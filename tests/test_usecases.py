@@ -84,3 +84,17 @@ def test_the_component_class_is_the_spec_with_dagster_s_component_interface():
     from mlplatform.usecases import UseCase
 
     assert issubclass(UseCase, dg.Component) and issubclass(UseCase, usecases.UseCaseSpec)
+
+
+def test_a_categorical_input_the_training_set_lacks_is_named(monkeypatch):
+    import pandas as pd
+
+    from mlplatform.ml import columns
+
+    frame = pd.DataFrame({"plane__plane_type": ["a"], "route": ["EWR-IAH"], "origin_weather__wind_speed": [3.0]})
+    monkeypatch.setattr(columns, "CATEGORICAL", ("plane__plane_type", "dest_code"))
+    columns.require_inputs(frame)  # dest_code is derived from the route by the use case's hooks
+    monkeypatch.setattr(columns, "CATEGORICAL", ("plane__plane_typo",))
+    with pytest.raises(columns.InputColumnError, match=r"names 'plane__plane_typo', which the training set does not "
+                                                       r"have \(its feature columns.*plane__plane_type"):
+        columns.require_inputs(frame)

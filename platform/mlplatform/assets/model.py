@@ -48,10 +48,11 @@ def _load_split(spec: ModelSpec, manifest: dict):
     set is let go here, which is a training set's worth of memory during training."""
     import pandas as pd
 
-    from mlplatform.ml.columns import numeric_inputs
+    from mlplatform.ml.columns import numeric_inputs, require_inputs
     from mlplatform.ml.split import split_by_time
 
     frame = pd.read_parquet(manifest["path"])
+    require_inputs(frame)
     return numeric_inputs(frame), split_by_time(frame, holdout_days=spec.holdout_days,
                                                 validation_days=spec.validation_days,
                                                 holdout_first_day=spec.holdout_first_day,

@@ -27,6 +27,22 @@ def with_derived_record(record: dict) -> dict:
     return derive(record) if derive else record
 
 
+class InputColumnError(ValueError):
+    """The spec names a model input the training set does not have; the message names both."""
+
+
+def require_inputs(frame: pd.DataFrame) -> None:
+    """Every categorical input the spec names is a column of the training set (or one its hooks
+    derive): a misspelt name would otherwise end a training run with a bare KeyError."""
+    columns = with_derived(frame.head(0)).columns
+    missing = [c for c in CATEGORICAL if c not in columns]
+    if missing:
+        features = ", ".join(sorted(c for c in columns if "__" in c))
+        raise InputColumnError(f"model.categorical of the use case {_USE_CASE.name!r} names "
+                               f"{', '.join(map(repr, missing))}, which the training set does not have (its "
+                               f"feature columns, named <feature view>__<feature>: {features})")
+
+
 def numeric_inputs(frame: pd.DataFrame) -> list[str]:
     """Every numeric feature column (Feast's `<view>__<feature>` names), in a stable order."""
     return sorted(c for c in frame.columns
