@@ -331,3 +331,14 @@ def test_a_feature_view_naming_a_column_its_table_lacks_is_refused_before_it_is_
     check_sources([FeatureView(name="later", entities=[thing], schema=[Field(name="x", dtype=Float64)],
                                source=FileSource(name="x", path=str(tmp_path / "none" / "*.parquet"),
                                                  timestamp_field="event_timestamp"))])
+
+
+@pytest.mark.fast
+def test_the_definitions_hash_follows_the_specs_the_feast_files_read() -> None:
+    """A Feast file takes names from its use case's spec (its service's): a spec edit is an edit of
+    the definitions, which the planner applies again."""
+    from mlplatform.features import repo
+    from mlplatform.usecases import DEFS_DIR
+
+    specs = set(DEFS_DIR.glob("*/defs.yaml"))
+    assert specs and specs <= set(repo._DEFINITION_CODE)

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 FEATURE_REPO = project_root() / "feature_repo"
-# Code the definitions run at retrieval time (the use cases' own code, such as on-demand features).
-_DEFINITION_CODE = (*sorted(Path(__file__).parents[1].joinpath("defs").rglob("*.py")), Path(__file__).with_name("service.py"))
+# What the definitions read besides their own files: the use cases' specs (a Feast file takes its
+# service's name from its spec) and the code they run at retrieval time (such as on-demand features).
+_DEFS = Path(__file__).parents[1].joinpath("defs")
+_DEFINITION_CODE = (*sorted([*_DEFS.rglob("*.py"), *_DEFS.rglob("defs.yaml")]), Path(__file__).with_name("service.py"))
 APPLIED_FILE = "applied_definitions.json"
 
 
