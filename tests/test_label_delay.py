@@ -78,3 +78,17 @@ def test_live_performance_of_a_binary_task_with_late_outcomes_judges_the_matured
                                          retrain_policy=RetrainPolicy())
     assert result.metadata["judged_days"] == f"{DAYS[6]} .. {DAYS[6]}" and result.metadata["roc_auc"] == 1.0
     assert all(check.passed for check in result.check_results)
+
+
+def test_a_prediction_column_the_model_does_not_export_is_named_with_its_field(tmp_path):
+    from mlplatform.features.training import PredictionContractError, prediction_rows
+
+    lake = Lake(tmp_path)
+    rows = pd.DataFrame({PREDICTION_KEY: ["a"], REQUEST_TIMESTAMP: [pd.Timestamp(DAYS[0], tz="UTC")],
+                         **{key: ["k"] for key in JOIN_KEYS}, "outcome": [1.0]})
+    lake.write(ENTITY_TABLE, pa.Table.from_pandas(rows, preserve_index=False), DAYS[0])
+    with pytest.raises(PredictionContractError, match=rf"prediction.label '{LABEL}', which its dbt model "
+                                                      rf"'{ENTITY_TABLE}' does not export \(its columns: .*outcome"):
+        labeled_rows(lake, None, None, label_delay_days=0)
+    with pytest.raises(PredictionContractError, match="prediction.label"):
+        prediction_rows(lake, DAYS[0], DAYS[0])

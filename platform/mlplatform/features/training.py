@@ -54,6 +54,26 @@ def matured_days(days: list[str], label_delay_days: int | None = None) -> list[s
     return [d for d in days if d <= known_through]
 
 
+class PredictionContractError(ValueError):
+    """The spec names a column of the prediction grain that its dbt model does not export."""
+
+
+def _prediction_columns(exports: Lake, day: str) -> list[str]:
+    """The prediction grain's columns the platform reads (its key, event time, join keys, label),
+    each checked against the dbt model's export: a name the spec misspells is named, with the
+    field that holds it, instead of failing in Arrow."""
+    columns = [PREDICTION_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
+    exported = pq.read_schema(exports.path(ENTITY_TABLE, day)).names
+    missing = [c for c in dict.fromkeys(columns) if c not in exported]
+    if missing:
+        fields = {**{k: "prediction.entity_keys" for k in JOIN_KEYS}, PREDICTION_KEY: "prediction.key",
+                  REQUEST_TIMESTAMP: "features.request_time", LABEL: "prediction.label"}
+        named = ", ".join(f"{fields[c]} {c!r}" for c in missing)
+        raise PredictionContractError(f"the use case's spec names {named}, which its dbt model {ENTITY_TABLE!r} does "
+                                      f"not export (its columns: {', '.join(exported)})")
+    return columns
+
+
 def labeled_rows(exports: Lake, first_day: str | None, last_day: str | None,
                     max_rows: int | None = None, seed: int = 0,
                     label_delay_days: int | None = None) -> tuple[pd.DataFrame, list[str]]:
@@ -78,7 +98,7 @@ def labeled_rows(exports: Lake, first_day: str | None, last_day: str | None,
             "; no outcome is known yet" if available and not matured else "")
         raise TrainingWindowError(f"the training window {window} has no labeled rows "
                                   f"(days built in the warehouse: {built}{known})")
-    columns = [PREDICTION_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
+    columns = _prediction_columns(exports, days[-1])
     table = pa.concat_tables([pq.read_table(exports.path(ENTITY_TABLE, d), columns=columns) for d in days])
     table = table.filter(pc.is_valid(table[LABEL]))
     if table.num_rows == 0:
@@ -100,7 +120,7 @@ def prediction_rows(exports: Lake, first_day: str, last_day: str) -> pd.DataFram
     days = [d for d in exports.days(ENTITY_TABLE) if first_day <= d <= last_day]
     if not days:
         raise TrainingWindowError(f"no rows built for {first_day} .. {last_day}")
-    columns = [PREDICTION_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
+    columns = _prediction_columns(exports, days[-1])
     frame = pa.concat_tables([pq.read_table(exports.path(ENTITY_TABLE, d), columns=columns) for d in days]).to_pandas()
     frame[EVENT_TIMESTAMP] = frame[REQUEST_TIMESTAMP]
     frame = frame.sort_values([REQUEST_TIMESTAMP, PREDICTION_KEY]).reset_index(drop=True)
