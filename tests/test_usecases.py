@@ -98,3 +98,26 @@ def test_a_categorical_input_the_training_set_lacks_is_named(monkeypatch):
     with pytest.raises(columns.InputColumnError, match=r"names 'plane__plane_typo', which the training set does not "
                                                        r"have \(its feature columns.*plane__plane_type"):
         columns.require_inputs(frame)
+
+
+def test_a_dbt_model_the_spec_names_and_its_folder_lacks_is_refused_at_load(monkeypatch):
+    from mlplatform.assets import transformed
+    from mlplatform.usecases import UseCaseSpec
+
+    spec = UseCaseSpec.model_validate(load("flights").model_dump())
+    nodes = transformed._use_case_nodes()
+    transformed.check_declared_models(nodes)  # flights' own names are its models
+    spec.features.tables.daily = [*spec.features.tables.daily, "feat_route_delay_statz"]
+    monkeypatch.setattr(transformed, "active", lambda: spec)
+    with pytest.raises(UseCaseError, match=r"flights/defs.yaml: features.tables.daily: 'feat_route_delay_statz': "
+                                           r"no such dbt model in dbt_project/models/flights/ \(its models: .*"
+                                           r"feat_route_delay_stats"):
+        transformed.check_declared_models(nodes)
+
+
+def test_a_command_on_a_use_case_that_does_not_exist_says_so_and_exits_2(monkeypatch, capsys):
+    from mlplatform.cli import main
+
+    monkeypatch.setenv("MLPLATFORM_USE_CASES", "nowhere_at_all")
+    assert main(["status"]) == 2
+    assert "no use case 'nowhere_at_all'" in capsys.readouterr().err

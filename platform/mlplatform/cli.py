@@ -366,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlplatform.locks import InUse
     from mlplatform.profile import ProfileError
     from mlplatform.state import StateDirectoryError
+    from mlplatform.usecases import UseCaseError
 
     args = build_parser().parse_args(argv)
     if args.home:
@@ -377,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProfileError as err:
         print(f"mlplatform {args.command}: {err}", file=sys.stderr)
         return 2
-    except (StateDirectoryError, InUse) as err:
+    except (StateDirectoryError, InUse, UseCaseError) as err:  # UseCaseError: a spec that breaks a rule
         print(f"mlplatform {args.command}: {err}", file=sys.stderr)
         return 2
     except OSError as err:

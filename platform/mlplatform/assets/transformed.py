@@ -133,12 +133,32 @@ def dbt_daily_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, 
     yield from _build(context, dbt, state, args, exported, target="daily")
 
 
-def _has_reference_nodes() -> bool:
-    """Whether the use case has models or seeds that are not daily (a use case may have none)."""
+def _use_case_nodes() -> list[dict]:
+    """The models and seeds of the use case's folders of the dbt project."""
     manifest = json.loads(require_manifest().read_text())
     folder = active().dbt_folder
-    return any(node["resource_type"] in ("model", "seed") and node["original_file_path"].split("/")[1:2] == [folder]
-               and "daily" not in node.get("tags", []) for node in manifest["nodes"].values())
+    return [node for node in manifest["nodes"].values() if node["resource_type"] in ("model", "seed")
+            and node["original_file_path"].split("/")[1:2] == [folder]]
+
+
+def check_declared_models(nodes: list[dict]) -> None:
+    """Every dbt model the spec names (its prediction grain, its feature tables) is one of its
+    folder's: a misspelt one would be a dependency on an asset that nothing builds."""
+    from mlplatform.usecases import DEFS_DIR, SPEC_FILE, UseCaseError
+
+    use_case, models = active(), {node["name"] for node in nodes}
+    tables = use_case.features.tables
+    named = {"prediction.model": [use_case.prediction.model], "features.tables.daily": tables.daily,
+             "features.tables.reference": tables.reference, "features.tables.same_day": tables.same_day}
+    missing = [f"{field}: {table!r}" for field, names in named.items() for table in names if table not in models]
+    if missing:
+        raise UseCaseError(f"{DEFS_DIR / use_case.name / SPEC_FILE}: {'; '.join(missing)}: no such dbt model in "
+                           f"dbt_project/models/{use_case.dbt_folder}/ (its models: {', '.join(sorted(models)) or 'none'})")
+
+
+def _has_reference_nodes(nodes: list[dict]) -> bool:
+    """Whether the use case has models or seeds that are not daily (a use case may have none)."""
+    return any("daily" not in node.get("tags", []) for node in nodes)
 
 
 def _reference_models() -> dg.AssetsDefinition:
@@ -162,5 +182,7 @@ def _reference_models() -> dg.AssetsDefinition:
     return dbt_reference_models
 
 
-dbt_reference_models = _reference_models() if _has_reference_nodes() else None
+_NODES = _use_case_nodes()
+check_declared_models(_NODES)
+dbt_reference_models = _reference_models() if _has_reference_nodes(_NODES) else None
 dbt_assets_defs = [a for a in (dbt_daily_models, dbt_reference_models) if a is not None]
