@@ -121,3 +121,12 @@ def test_a_command_on_a_use_case_that_does_not_exist_says_so_and_exits_2(monkeyp
     monkeypatch.setenv("MLPLATFORM_USE_CASES", "nowhere_at_all")
     assert main(["status"]) == 2
     assert "no use case 'nowhere_at_all'" in capsys.readouterr().err
+
+
+def test_consume_for_a_use_case_without_a_stream_says_there_is_none(monkeypatch, capsys, tmp_path):
+    from mlplatform.cli import main
+
+    monkeypatch.setenv("MLPLATFORM_USE_CASES", "customer_spend")
+    monkeypatch.setenv("MLPLATFORM_HOME", str(tmp_path / "home"))
+    assert main(["consume"]) == 2
+    assert "the use case 'customer_spend' has no same-day stream" in capsys.readouterr().err

@@ -206,7 +206,12 @@ def cmd_consume(args: argparse.Namespace) -> int:
     from mlplatform.features.repo import applied_hash, open_store
     from mlplatform.streaming.consumer import Consumer, describe
     from mlplatform.streaming.topic import open_topic
+    from mlplatform.usecases import active
 
+    if not _has_stream():
+        print(f"mlplatform consume: the use case {active().name!r} has no same-day stream (its hooks, "
+              f"{active().hooks}, define no STREAM): there is nothing to consume", file=sys.stderr)
+        return 2
     paths = _paths(args).ensure()
     if args.follow:  # one following consumer per state directory: a second would push every event twice
         from mlplatform.locks import hold_alone
