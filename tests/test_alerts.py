@@ -43,16 +43,21 @@ def home(tmp_path, monkeypatch) -> Iterator[tuple[StatePaths, dg.DagsterInstance
 
 def _run(instance: dg.DagsterInstance, job: dg.JobDefinition, fail: bool) -> None:
     """Run the job; a failure goes through the run-failure sensor as the daemon would hand it over."""
-    from mlplatform.automation.failures import run_failure_sensor
-
     result = job.execute_in_process(instance=instance, raise_on_error=False,
                                     run_config={"ops": {"step": {"config": {"fail": fail}}}})
     assert result.success is not fail
     if fail:
-        failure = next(iter(instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE))).dagster_event
-        run_failure_sensor(dg.build_run_status_sensor_context(
-            sensor_name="run_failure_sensor", dagster_instance=instance,
-            dagster_run=instance.get_run_by_id(result.run_id), dagster_event=failure).for_run_failure())
+        _hand_to_the_failure_sensor(instance, result)
+
+
+def _hand_to_the_failure_sensor(instance: dg.DagsterInstance, result) -> None:
+    """What the daemon does with a failed run: its run-failure sensor gets the run and its event."""
+    from mlplatform.automation.failures import run_failure_sensor
+
+    failure = next(iter(instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE))).dagster_event
+    run_failure_sensor(dg.build_run_status_sensor_context(
+        sensor_name="run_failure_sensor", dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(result.run_id), dagster_event=failure).for_run_failure())
 
 
 def test_a_failing_job_alerts_once_until_it_succeeds(home) -> None:
@@ -237,12 +242,7 @@ def test_a_step_that_raises_is_recorded_with_its_own_exception(home) -> None:
     [event] = [e for e in result.all_events if e.is_step_failure]
     assert step_error(event) == "IndexError: list index out of range"
     assert run_error(result.all_events) == "crashing_step: IndexError: list index out of range"
-    failure = next(iter(instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE))).dagster_event
-    from mlplatform.automation.failures import run_failure_sensor
-
-    run_failure_sensor(dg.build_run_status_sensor_context(
-        sensor_name="run_failure_sensor", dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(result.run_id), dagster_event=failure).for_run_failure())
+    _hand_to_the_failure_sensor(instance, result)
     [entry] = failures(paths)
     assert entry["failed_steps"] == {"crashing_step": "IndexError: list index out of range"}
 

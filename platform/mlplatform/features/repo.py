@@ -64,8 +64,9 @@ def applied_hash(paths: StatePaths) -> str | None:
 
 def apply_definitions(paths: StatePaths) -> dict:
     """`feast apply` for this state directory; records the definitions' hash it applied."""
+    from feast import FeatureStore, Project
     from feast.repo_config import load_repo_config
-    from feast.repo_operations import apply_total, parse_repo
+    from feast.repo_operations import apply_total_with_repo_instance, parse_repo
 
     open_store(paths)  # sets the environment the repository reads
     if str(FEATURE_REPO) not in sys.path:
@@ -78,13 +79,15 @@ def apply_definitions(paths: StatePaths) -> dict:
     cwd = os.getcwd()
     os.chdir(FEATURE_REPO)  # Feast imports the files as modules of the working directory
     try:
-        check_sources(parse_repo(FEATURE_REPO).feature_views)  # before anything is applied
+        # Parsed once (it imports every file), checked, then applied: `feast apply`'s own steps.
+        repo = parse_repo(FEATURE_REPO)
+        check_sources(repo.feature_views)  # before anything is applied
+        if not repo.projects:  # the project is the one feature_store.yaml names
+            repo.projects.append(Project(name=config.project, description=""))
+        store = FeatureStore(config=config)
+        apply_total_with_repo_instance(store, config.project, store.registry, repo, skip_source_validation=True)
     finally:
         os.chdir(cwd)
-    try:
-        apply_total(config, FEATURE_REPO, skip_source_validation=True)
-    finally:
-        os.chdir(cwd)  # apply_total changes into the repository
     applied = {"definitions_hash": definitions_hash()}
     (paths.feast / APPLIED_FILE).write_text(json.dumps(applied))
     return applied
