@@ -409,38 +409,58 @@ def test_redis_stream_topic_feeds_the_consumer_and_keeps_its_position(tmp_path, 
 
 
 def test_a_consumer_whose_redis_restarted_empty_keeps_its_counts_and_reads_the_new_events(tmp_path, monkeypatch) -> None:
-    """Redis restarted without its data: the stream and the consumer's commit are gone, the consumer
-    process is not. It says so, keeps what it counted, reads the events published since from the
-    first, and its lag is the new topic's."""
+    """Redis killed and started again without its data (it keeps no snapshot here): the stream and
+    the consumer's commit are gone. The consumer that kept running says so, keeps what it counted and
+    reads the events published since from the first. A consumer started after such a restart starts
+    from the copy of the last commit in the state directory. Every departure counts once."""
     from servers import start_redis
 
     from mlplatform.profile import Profile
     from mlplatform.state import HOME_ENV
-    from mlplatform.streaming.consumer import Consumer
+    from mlplatform.streaming.consumer import KEPT_COPY, Consumer
     from mlplatform.streaming.topic import open_topic
 
     redis = start_redis(tmp_path)
     try:
         paths = StatePaths.resolve(tmp_path / "home").ensure()
         monkeypatch.setenv(HOME_ENV, str(paths.home))
-        topic = open_topic(paths, Profile("production", "postgresql://u:p@127.0.0.1:5432/db", redis.url))
-        day = departures_between(local_midnight(date(2013, 1, 2)), local_midnight(date(2013, 1, 3)))
-        topic.publish([d.to_json() for d in day[:400]])
-        consumer = Consumer(topic, _store_with_definitions(paths), batch_size=300)
-        while consumer.poll().events:
-            pass
-        topic._redis.flushall()  # what a restart without its snapshot leaves
-        topic.publish([d.to_json() for d in day[400:]])
+        profile = Profile("production", "postgresql://u:p@127.0.0.1:5432/db", redis.url)
+        store, kept = _store_with_definitions(paths), paths.stream / KEPT_COPY
+        departures = departures_between(local_midnight(date(2013, 1, 2)), local_midnight(date(2013, 1, 3)))
+        day = [d.to_json() for d in departures]
+        thirds = [day[:300], day[300:600], day[600:]]
+
+        def drain(consumer: Consumer) -> None:
+            while consumer.poll().events:
+                pass
+
+        topic = open_topic(paths, profile)
+        topic.publish(thirds[0])
+        consumer = Consumer(topic, store, batch_size=300, kept_copy=kept)
+        drain(consumer)
+        redis.stop()
+        redis.start()
+        topic = open_topic(paths, profile)
+        topic.publish(thirds[1])
+        consumer.topic = topic  # the same process, reconnected
         first = consumer.poll()
-        assert first.reset and "the 400 events taken before still count" in first.reset
-        while consumer.poll().events:
-            pass
-        assert consumer.checkpoint.consumed == len(day) - 400 and consumer.lag() == 0
+        assert first.reset and "the 300 events taken before still count" in first.reset
+        drain(consumer)
+        assert consumer.checkpoint.consumed == 300 and consumer.lag() == 0
+
+        # Lost again, and the consumer's process with it: a new one starts from the kept copy.
+        redis.stop()
+        redis.start()
+        topic = open_topic(paths, profile)
+        topic.publish(thirds[2])
+        restarted = Consumer(topic, store, batch_size=300, kept_copy=kept)
+        assert restarted.poll().reset
+        drain(restarted)
         clean = SameDayState()
-        for d in day:
-            clean.apply(d)
-        assert consumer.state.to_dict() == clean.to_dict()  # every departure counted once
-        assert consumer.poll().reset is None
+        for departure in departures:
+            clean.apply(departure)
+        assert restarted.state.to_dict() == clean.to_dict()  # every departure counted once
+        assert restarted.poll().reset is None and restarted.lag() == 0
     finally:
         redis.stop()
 

@@ -204,7 +204,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     import time
 
     from mlplatform.features.repo import applied_hash, open_store
-    from mlplatform.streaming.consumer import Consumer, describe
+    from mlplatform.streaming.consumer import KEPT_COPY, Consumer, describe
     from mlplatform.streaming.topic import open_topic
     from mlplatform.usecases import active
 
@@ -232,7 +232,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
         time.sleep(5)
         if stopping:
             return 0
-    consumer = Consumer(topic, open_store(paths), batch_size=args.batch_size)
+    consumer = Consumer(topic, open_store(paths), batch_size=args.batch_size, kept_copy=paths.stream / KEPT_COPY)
     print(f"consuming {topic.where} from position {consumer.checkpoint.position or 'the start'} "
           f"({consumer.lag()} event(s) waiting)", flush=True)
     try:

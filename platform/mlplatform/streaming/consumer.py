@@ -13,10 +13,13 @@ dbt models, rebuilt from the end-of-day file, which stays the source of truth.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from mlplatform.faults import crash_point
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
 
 CONSUMER = "same_day_features"
+KEPT_COPY = "same_day_features.last_commit.json"  # under the state directory's stream/
 BATCH_SIZE = 5_000
 
 
@@ -59,11 +63,26 @@ def active_stream() -> SameDayStream:
 
 class Consumer:
     def __init__(self, topic: Topic, store: FeatureStore, name: str = CONSUMER, batch_size: int = BATCH_SIZE,
-                 stream: SameDayStream | None = None):
+                 stream: SameDayStream | None = None, kept_copy: Path | None = None):
+        """`kept_copy`: a file (in the state directory) that keeps a copy of each commit. A consumer
+        started after the topic's server came back empty (Redis restarted without its data, the
+        commit with it) starts from that copy's counts instead of from nothing."""
         self.topic, self.store, self.name, self.batch_size = topic, store, name, batch_size
         self.stream = stream or active_stream()
+        self.kept_copy = kept_copy
         self.checkpoint = topic.checkpoint(name)
+        if self.checkpoint.position is None and kept_copy is not None and kept_copy.exists():
+            # The topic has no commit of ours, and we had one: it lost it. The first poll says so.
+            self.checkpoint = Checkpoint(**json.loads(kept_copy.read_text()))
         self.state = self.stream.state(self.checkpoint.state)
+
+    def _commit(self, checkpoint: Checkpoint, set_aside: list[dict[str, Any]], produced: list[dict[str, Any]]) -> None:
+        self.topic.commit(self.name, checkpoint, set_aside, produced)
+        if self.kept_copy is not None:  # after the topic's commit: the copy is never ahead of it
+            self.kept_copy.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.kept_copy.with_name(self.kept_copy.name + ".partial")
+            partial.write_text(json.dumps(checkpoint.__dict__))
+            os.replace(partial, self.kept_copy)
 
     def poll(self) -> Poll:
         """One batch: read, apply, push, commit. On any error the state goes back to the last commit."""
@@ -88,8 +107,7 @@ class Consumer:
             crash_point("stream_pushed")  # pushed, not committed: a restart pushes the same values again
             checkpoint = Checkpoint(entries[-1].position, self.checkpoint.consumed + len(entries),
                                     self.state.to_dict(), time.time())
-            self.topic.commit(self.name, checkpoint, set_aside,
-                              [{**p, "row": _stored(p["row"])} for p in produced])
+            self._commit(checkpoint, set_aside, [{**p, "row": _stored(p["row"])} for p in produced])
         except BaseException:
             self.state = self.stream.state(self.checkpoint.state)
             raise
@@ -111,7 +129,7 @@ class Consumer:
             return None
         lost = self.checkpoint.consumed
         self.checkpoint = Checkpoint(None, 0, self.state.to_dict(), time.time())
-        self.topic.commit(self.name, self.checkpoint, [], [])
+        self._commit(self.checkpoint, [], [])
         return (f"the topic {self.topic.where} lost its events and this consumer's position (its server restarted "
                 f"empty): the {lost} events taken before still count; reading its new events from the first")
 
