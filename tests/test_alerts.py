@@ -222,6 +222,40 @@ def coloured_step() -> None:
     raise dg.Failure("1 of 3 \x1b[31mERROR\x1b[0m creating model")  # as dbt logs its errors
 
 
+@dg.op
+def online_write_step() -> None:
+    """What a step meets when Redis goes away under it: the client's own error (a port nothing
+    listens on)."""
+    import redis
+
+    from servers import free_port
+
+    redis.Redis(port=free_port(), socket_connect_timeout=1).ping()
+
+
+@dg.job
+def online_write() -> None:
+    online_write_step()
+
+
+def test_a_service_lost_during_a_run_is_named_though_it_answers_when_the_run_is_reported(home) -> None:
+    """Under the daemon, the run-failure sensor reports a run seconds after it failed; its server may
+    answer again by then (here: no production service is configured at all, so none is unreachable
+    now). The step's own error still names the lost service's setting, in the record and the alert."""
+    from mlplatform.automation.failures import failures
+
+    paths, instance, receiver = home
+    result = online_write.execute_in_process(instance=instance, raise_on_error=False)
+    _hand_to_the_failure_sensor(instance, result)
+    [entry] = failures(paths)
+    [lost] = entry["lost_services"]
+    assert lost.startswith("MLPLATFORM_REDIS_URL: its server stopped answering during the run (online_write_step: "
+                           "redis.exceptions.ConnectionError: ")
+    assert "rerun once it answers" in lost and entry["error"].startswith(lost)
+    [sent] = receiver.received
+    assert "MLPLATFORM_REDIS_URL: its server stopped answering" in sent["text"]
+
+
 @dg.job
 def coloured() -> None:
     coloured_step()

@@ -24,6 +24,7 @@ dbt target, the instance configuration) instead of testing the profile's name.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -315,6 +316,20 @@ def lost_service(err: BaseException) -> str | None:
             return REDIS_URL_ENV
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+# The same client errors as `lost_service`, as a recorded error writes them (`module.Type: message`):
+# a failed step's error read back from Dagster's event log, after the run.
+_LOST_IN_TEXT = (
+    (re.compile(r"\b(?:psycopg2?|sqlalchemy)(?:\.\w+)*\.(?:OperationalError|InterfaceError)\b"), POSTGRES_URL_ENV),
+    (re.compile(r"\b(?:redis|kombu)(?:\.\w+)*\.(?:ConnectionError|TimeoutError|OperationalError)\b"), REDIS_URL_ENV),
+)
+
+
+def lost_service_in(text: str) -> str | None:
+    """The setting of the service a recorded error says was lost (`redis.exceptions.ConnectionError:
+    ...`), or None."""
+    return next((setting for pattern, setting in _LOST_IN_TEXT if pattern.search(text)), None)
 
 
 def current() -> Profile:

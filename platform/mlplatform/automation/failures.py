@@ -57,6 +57,22 @@ def record_failure(paths: StatePaths, run: dg.DagsterRun, error: str, failed_ste
     return entry
 
 
+def lost_during_the_run(failed_steps: dict[str, str], error: str, named: list[str]) -> list[str]:
+    """Each service a failed step's error says was lost, and that `named` (the services that cannot
+    be reached now) does not name already: the run-failure sensor reports a run some seconds after
+    it failed, and a server may answer again by then."""
+    from mlplatform.profile import lost_service_in
+
+    found = []
+    for where, text in [*failed_steps.items(), ("the run", error)]:
+        setting = lost_service_in(text or "")
+        if setting and not any(message.startswith(setting) for message in [*named, *found]):
+            first = (text.strip().splitlines() or [""])[0]
+            found.append(f"{setting}: its server stopped answering during the run ({where}: {first}); "
+                         "rerun once it answers (`mlplatform pipeline`, or the sensors' next tick)")
+    return found
+
+
 def lost_services() -> list[str]:
     """Each production service that cannot be reached now, as a message naming its setting: a run
     whose Redis or PostgreSQL went away fails with the client's bare error, or with none at all
@@ -130,6 +146,7 @@ def report_failure(paths: StatePaths, instance: dg.DagsterInstance, run: dg.Dags
     import logging
 
     lost = lost_services()
+    lost += lost_during_the_run(failed_steps, error, lost)
     entry = record_failure(paths, run, "; ".join([*lost, error] if error else lost), failed_steps, lost)
     if entry is None:
         return None
