@@ -54,10 +54,14 @@ def test_every_raw_asset_has_its_contract_checks() -> None:
         assert (key, "rejected_rows_within_limit") in checks
 
 
-def test_loading_the_code_location_imports_no_heavy_library() -> None:
-    code = ("import sys, mlplatform.definitions; "
-            "print(','.join(m for m in ('torch', 'mlflow', 'feast') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+@pytest.mark.parametrize("use_case", ["flights", "customer_spend"])
+def test_loading_the_code_location_imports_no_heavy_library(use_case) -> None:
+    """Every process of the platform (the webserver's, the daemon's, each run's) loads the code
+    location: the libraries of the steps are imported by the steps that use them."""
+    heavy = ("torch", "mlflow", "feast", "sklearn", "pandas", "pyarrow", "numpy", "duckdb")
+    code = f"import sys, mlplatform.definitions; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "MLPLATFORM_USE_CASES": use_case})
     assert out.stdout.strip() == ""
 
 

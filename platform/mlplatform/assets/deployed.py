@@ -7,12 +7,10 @@ The champion itself (`deployed_model`) lives with the model stage's assets; the 
 import dagster as dg
 
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
-from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.usecases import active
 from mlplatform.model.deployment import PREDICTIONS
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import PlatformState
-from mlplatform.warehouse.backends import open_warehouse
 
 
 @dg.asset(
@@ -20,7 +18,7 @@ from mlplatform.warehouse.backends import open_warehouse
     kinds={"pytorch", "duckdb"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
-    deps=["deployed_model", ENTITY_TABLE, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
+    deps=["deployed_model", active().prediction.model, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     pool="warehouse",
     description="The day's rows of the prediction grain scored by the champion with point-in-time features "
                 "(through Feast), written to the warehouse table `predictions` with the model version (and exported "
@@ -42,6 +40,7 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
     from mlplatform.ml.task import BINARY, metrics
     from mlplatform.model.shadow import SHADOW_PREDICTIONS, current as current_shadow
     from mlplatform.model.tracking import CHAMPION, REGISTERED_MODEL, client, version_for_alias
+    from mlplatform.warehouse.backends import open_warehouse
 
     use_case = active()
     output, task = use_case.prediction.output, use_case.task
@@ -57,7 +56,7 @@ def batch_predictions(context: dg.AssetExecutionContext, state: PlatformState) -
     store = open_store(paths)
     warehouse = open_warehouse(paths)
     # Outcomes are read only for days whose outcomes are known (the use case's label_delay_days).
-    known = set(matured_days(state.exports.days(ENTITY_TABLE)))
+    known = set(matured_days(state.exports.days(use_case.prediction.model)))
     scored_days, labels = [], []
     for day in context.partition_keys:  # one day, or each day of a catch-up run
         try:

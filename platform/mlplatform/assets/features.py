@@ -16,11 +16,7 @@ from mlplatform.assets.ui import table
 from mlplatform.partitions import TIMEZONE
 from mlplatform.features.repo import applied_hash, apply_definitions, definitions_hash, open_store
 from mlplatform.features.service import PREDICTION_KEY, LIVE_SERVICE_NAME, SERVICE_NAME, SERVICE_VERSION
-from mlplatform.features.training import (
-    ENTITY_TABLE, TrainingWindowError, labeled_rows, retrieve, retrieve_same_day, write_training_set,
-)
 from mlplatform.model.lines import LINES, ModelLine
-from mlplatform.ml.drift import training_set_profile
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState
 from mlplatform.usecases import active
@@ -166,7 +162,7 @@ def training_set_asset(line: ModelLine) -> dg.AssetsDefinition:
         name=line.key("training_set"),
         group_name=GROUP,
         kinds=KINDS | {"parquet"},
-        deps=[feature_definitions, ENTITY_TABLE, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES,
+        deps=[feature_definitions, active().prediction.model, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES,
               *(SAME_DAY_FEATURE_TABLES if line.same_day else [])],
         description="Every labeled row of the training window (a seeded sample beyond the model spec's "
                     "`max_training_rows`) joined point-in-time, through Feast, with the feature service"
@@ -182,6 +178,12 @@ def training_set_asset(line: ModelLine) -> dg.AssetsDefinition:
 
 def _build_training_set(context: dg.AssetExecutionContext, config: TrainingWindow, state: PlatformState,
                         model_spec: ModelSpec, line: ModelLine) -> dg.MaterializeResult:
+    # Imported here: pyarrow and pandas cost the code location's load otherwise, in every process.
+    from mlplatform.features.training import (
+        TrainingWindowError, labeled_rows, retrieve, retrieve_same_day, write_training_set,
+    )
+    from mlplatform.ml.drift import training_set_profile
+
     paths = state.paths
     try:
         rows, days = labeled_rows(state.exports, config.first_day, config.last_day,

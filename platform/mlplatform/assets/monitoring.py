@@ -9,7 +9,6 @@ import dagster as dg
 from mlplatform.assets.deployed import PREDICTIONS, batch_predictions
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
 from mlplatform.assets.ui import table
-from mlplatform.features.training import ENTITY_TABLE
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
 from mlplatform.usecases import active
@@ -39,7 +38,7 @@ def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:
     kinds={"feast", "python"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
-    deps=["training_set", ENTITY_TABLE, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
+    deps=["training_set", active().prediction.model, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     description=f"Population stability index of every model input on the prediction rows of the {TRAILING_DAYS} days "
                 "ending on the day (features as of each row's request time, through Feast) against the latest training set. Drift is judged on the "
                 "mix of what is predicted (the spec's inputs that are not `conditions`); the conditions (spec "

@@ -9,15 +9,18 @@ of rejected rows.
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from mlplatform.usecases import active
 from mlplatform.faults import crash_point
 from mlplatform.ingest.contract import TableContract
-from mlplatform.ingest.load import LandingFileError, LoadResult, conformance_problems, load_landing_file
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import PlatformState, RawIngestPolicy
+
+if TYPE_CHECKING:  # the loader (pandas, pyarrow) is imported when a raw asset runs, not at load
+    from mlplatform.ingest.load import LoadResult
 
 GROUP = "raw"
 CONFORMS = "conforms_to_contract"
@@ -39,7 +42,7 @@ class LoadedDay:
     reject_reasons: dict[str, int]
 
     @classmethod
-    def of(cls, load: LoadResult) -> "LoadedDay":
+    def of(cls, load: "LoadResult") -> "LoadedDay":
         validated = load.validated
         return cls(load.source, load.source_sha256, load.lake_path, load.rejects_path, validated.rows.num_rows,
                    validated.rows_read, len(validated.rejects), dict(validated.reject_reasons))
@@ -77,6 +80,8 @@ def build_raw_asset(contract: TableContract) -> dg.AssetsDefinition:
 
     def raw_table(context: dg.AssetExecutionContext, state: PlatformState,
                   raw_ingest: RawIngestPolicy) -> dg.MaterializeResult:
+        from mlplatform.ingest.load import LandingFileError, conformance_problems, load_landing_file
+
         # One day, or each day of a range (a catch-up or `mlplatform pipeline`: one run, not one a day).
         days = list(context.partition_keys) if partitions else [None]
         loads, problems = [], []

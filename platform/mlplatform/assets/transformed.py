@@ -22,8 +22,6 @@ from mlplatform.partitions import daily_partitions
 from mlplatform.faults import crash_point
 from mlplatform.preload import preload
 from mlplatform.resources import PlatformState
-from mlplatform.warehouse.exports import export_specs, export_tables
-from mlplatform.warehouse.backends import open_warehouse
 from mlplatform.warehouse.project import DBT_PROJECT_DIR, dbt_project, require_manifest, use_case_vars
 
 WAREHOUSE_POOL = "warehouse"
@@ -85,6 +83,10 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
     it exported (counting in DuckDB while dbt still holds the file is not possible); test results
     and logs stream as they come.
     """
+    # Imported here: pyarrow costs the code location's load otherwise, in every process.
+    from mlplatform.warehouse.backends import open_warehouse
+    from mlplatform.warehouse.exports import export_specs, export_tables
+
     paths = state.paths.activate()  # dbt finds the warehouse and the lake through MLPLATFORM_HOME
     held: list[dg.Output] = []
     later = LATER_STEP_ASSETS & context.job_def.asset_layer.selected_asset_keys

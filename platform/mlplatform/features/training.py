@@ -14,15 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from mlplatform.features.service import EVENT_TIMESTAMP, PREDICTION_KEY, JOIN_KEYS, LABEL, REQUEST_TIMESTAMP
 from mlplatform.ingest.files import write_atomically, write_bytes_atomically
 from mlplatform.ingest.lake import Lake
 from mlplatform.usecases import active
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pyarrow too is imported where used: the code location's load reads this module
     import pandas as pd
     from feast import FeatureStore
 
@@ -62,6 +59,8 @@ def _prediction_columns(exports: Lake, day: str) -> list[str]:
     """The prediction grain's columns the platform reads (its key, event time, join keys, label),
     each checked against the dbt model's export: a name the spec misspells is named, with the
     field that holds it, instead of failing in Arrow."""
+    import pyarrow.parquet as pq
+
     columns = [PREDICTION_KEY, REQUEST_TIMESTAMP, *JOIN_KEYS, LABEL]
     exported = pq.read_schema(exports.path(ENTITY_TABLE, day)).names
     missing = [c for c in dict.fromkeys(columns) if c not in exported]
@@ -84,7 +83,9 @@ def labeled_rows(exports: Lake, first_day: str | None, last_day: str | None,
     set), drawn before the rows become a DataFrame: what a training set holds, and the memory it
     takes, stay bounded however many rows the window has. `frame.attrs["labeled_rows"]`
     says how many there were before sampling."""
+    import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     from mlplatform.ml.split import sample_positions
 
@@ -117,6 +118,9 @@ def labeled_rows(exports: Lake, first_day: str | None, last_day: str | None,
 def prediction_rows(exports: Lake, first_day: str, last_day: str) -> pd.DataFrame:
     """Every row of the prediction grain of the days (what batch scoring and drift read), whether or
     not its outcome is known; the label column is there, null where it is not known yet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     days = [d for d in exports.days(ENTITY_TABLE) if first_day <= d <= last_day]
     if not days:
         raise TrainingWindowError(f"no rows built for {first_day} .. {last_day}")
@@ -182,6 +186,9 @@ def retrieve_same_day(store: FeatureStore, rows: pd.DataFrame, lead_minutes: int
 
 def write_training_set(frame: pd.DataFrame, root: Path, manifest: dict[str, Any]) -> TrainingSet:
     """Write the set under a folder named by its content hash, with its manifest; point latest at it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     staging = root / ".staging.parquet"
     write_atomically(staging, lambda tmp: pq.write_table(table, tmp))

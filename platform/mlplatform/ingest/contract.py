@@ -13,17 +13,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: contracts are read when the code location loads
+    import pandas as pd
+    import pyarrow as pa
 
 ColumnType = Literal["int", "float", "string", "timestamp"]
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "string": pa.string(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
+
+def arrow_type_of(kind: ColumnType) -> pa.DataType:
+    """The Arrow type a column of this kind is stored as in the lake."""
+    import pyarrow as pa
+
+    return {"int": pa.int64(), "float": pa.float64(), "string": pa.string(),
+            "timestamp": pa.timestamp("us", tz="UTC")}[kind]
 
 # Spellings of "no value" in landing files (R writes NA).
 NULL_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "NULL", "null"})
@@ -43,7 +47,7 @@ class Column:
 
     @property
     def arrow_type(self) -> pa.DataType:
-        return ARROW_TYPES[self.type]
+        return arrow_type_of(self.type)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class TableContract:
         return [c.name for c in self.columns]
 
     def arrow_schema(self) -> pa.Schema:
+        import pyarrow as pa
+
         return pa.schema([pa.field(c.name, c.arrow_type) for c in self.columns])
 
     def fingerprint(self) -> str:

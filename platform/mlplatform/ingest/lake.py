@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from mlplatform.ingest.files import write_atomically
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pyarrow is imported where used: the code location's load reads this module
     import pandas as pd
+    import pyarrow as pa
 
 DATA_FILE = "data.parquet"
 SOURCE_FILE = "source.json"  # beside each data file: the checksum of the landing file it came from
@@ -49,6 +47,8 @@ class Lake:
         return str(self.table_dir(table) / f"{PARTITION_KEY}=*" / DATA_FILE)
 
     def write(self, table: str, rows: pa.Table, day: str | None = None) -> Path:
+        import pyarrow.parquet as pq
+
         return write_atomically(self.path(table, day), lambda tmp: pq.write_table(rows, tmp))
 
     def write_rejects(self, table: str, rejects: pd.DataFrame, day: str | None = None) -> Path | None:
@@ -57,6 +57,9 @@ class Lake:
         if rejects.empty:
             path.unlink(missing_ok=True)
             return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         table_ = pa.Table.from_pandas(rejects, preserve_index=False)
         return write_atomically(path, lambda tmp: pq.write_table(table_, tmp))
 
@@ -73,6 +76,8 @@ class Lake:
             return None
 
     def read(self, table: str, day: str | None = None) -> pa.Table:
+        import pyarrow.parquet as pq
+
         return pq.read_table(self.path(table, day))
 
     def days(self, table: str) -> list[str]:

@@ -8,7 +8,10 @@ Everything else (the splits, the preprocessing, the families, early stopping, th
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported where used: the sensors' module reads this one at load
+    import numpy as np
 
 BINARY, REGRESSION = "binary", "regression"
 TASKS = (BINARY, REGRESSION)
@@ -27,6 +30,8 @@ def check(task: str) -> str:
 
 def target(task: str, label) -> np.ndarray:
     """The label as the models learn it: 0/1 for binary, float for regression."""
+    import numpy as np
+
     values = np.asarray(label)
     return values.astype(bool).astype(np.float32) if task == BINARY else values.astype(np.float64)
 
@@ -39,6 +44,8 @@ def metrics(task: str, label, prediction) -> dict[str, float]:
         figures = binary_metrics(label, prediction)
         # The same names as a regression's, for what reads either task's figures.
         return {**figures, "mean_predicted": figures["predicted_rate"], "mean_realized": figures["realized_rate"]}
+    import numpy as np
+
     y = np.asarray(label, dtype=np.float64)
     p = np.asarray(prediction, dtype=np.float64)
     error = p - y

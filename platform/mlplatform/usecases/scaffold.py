@@ -93,11 +93,11 @@ from mlplatform.defs.{name}.feed import daily_file, reference_file
 
 __all__ = ["CONTRACTS", "Request", "daily_file", "lookup", "reference_file"]
 ''',
-        f"{defs}/contracts.py": f'''"""The contracts of the daily events file and of the entities' reference file."""
+        f"{defs}/contracts.py": f'''"""The contracts of the daily events file and of the entities' reference file.
+
+The code location reads them when it loads: a row rule that needs pandas imports it in its body."""
 
 from __future__ import annotations
-
-import pandas as pd
 
 from mlplatform.ingest.contract import Column, TableContract
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mlplatform.ingest.contract import Column, TableContract
+
+if TYPE_CHECKING:  # imported where a rule runs: the code location reads the contracts when it loads
+    import pandas as pd
 
 
 def _purchase_day(frame: pd.DataFrame) -> pd.Series:
@@ -12,6 +15,8 @@ def _purchase_day(frame: pd.DataFrame) -> pd.Series:
 
 
 def _is_iso_day(frame: pd.DataFrame) -> pd.Series:
+    import pandas as pd
+
     parsed = pd.to_datetime(frame["purchase_date"], format="%Y-%m-%d", errors="coerce")
     return parsed.notna() | frame["purchase_date"].isna()
 

@@ -7,10 +7,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 from pydantic import BaseModel, Field, field_validator
 
-from mlplatform.defs.flights.calendar import calendar_features
 from mlplatform.serving.lookup import Lookup
 from mlplatform.usecases import load
 
@@ -64,6 +62,10 @@ def departure_utc(flight: Flight) -> datetime:
 def calendar_for_hour(utc_hour: int) -> dict[str, int]:
     """The calendar features of any departure in this UTC hour (New York's offsets are whole hours,
     so the local hour and date follow from it)."""
+    import pandas as pd  # here: the code location loads this module, and pandas costs its load
+
+    from mlplatform.defs.flights.calendar import calendar_features
+
     frame = calendar_features(pd.Series([pd.Timestamp(utc_hour * 3600, unit="s", tz="UTC")]))
     return {f"{CALENDAR_VIEW}__{name}": int(value) for name, value in frame.iloc[0].items()}
 

@@ -9,13 +9,18 @@ operational plausibility, wide enough for any real day, narrow enough to catch a
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mlplatform.ingest.contract import Column, RowRule, TableContract
+
+if TYPE_CHECKING:  # imported where a rule runs: the code location reads the contracts when it loads
+    import pandas as pd
 
 
 def _day_of(frame: pd.DataFrame) -> pd.Series:
     """The ISO date of the row's local year/month/day columns (null where they are no date)."""
+    import pandas as pd
+
     parts = frame[["year", "month", "day"]].astype("Int64")
     days = pd.to_datetime(
         {"year": parts["year"].astype("float"), "month": parts["month"].astype("float"),
