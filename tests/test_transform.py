@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,13 +60,33 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatePaths]:
             single = materialize_dbt(instance, paths, day="2013-01-12")
             assert single.success
             snapshot = {t: _rows(paths, t, f"{c} = date '2013-01-12'") for t, c in DAILY_TABLES.items()}
-            _STATE.update(instance_events=single, incremental_day12=snapshot)
+            _STATE.update(instance_events=single, incremental_day12=snapshot,
+                          day12_parse=_last_invocation_messages(paths.dbt_target / "daily" / "dbt.log"),
+                          day12_sql=(paths.dbt_target / "daily" / "compiled" / "mlplatform" / "models" / "flights"
+                                     / "features" / "feat_plane_departures.sql").read_text())
             assert materialize_dbt(instance, paths, full_refresh=True, first="2013-01-01",
                                    last="2013-01-12").success
         yield paths
 
 
 _STATE: dict = {}
+
+
+def _last_invocation_messages(log: Path) -> list[str]:
+    """What dbt logged (its JSON log) in its last invocation."""
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    last = events[-1]["info"]["invocation_id"]
+    return [e["info"]["msg"] for e in events if e["info"]["invocation_id"] == last]
+
+
+def test_a_new_days_build_reuses_dbts_last_parse(home: StatePaths) -> None:
+    """The day a build writes reaches dbt in its environment, read only when dbt executes: a build of
+    another day than the last parses nothing again (as vars, each new day made dbt parse the whole
+    project), and its SQL still reads that day."""
+    messages = _STATE["day12_parse"]
+    assert any("Partial parsing enabled, no changes found" in m for m in messages), messages[:5]
+    assert not any("Unable to do partial parsing" in m for m in messages)
+    assert "cast('2013-01-12' as date)" in _STATE["day12_sql"]
 
 
 def test_one_partition_run_builds_that_day_and_exports_it(home: StatePaths) -> None:

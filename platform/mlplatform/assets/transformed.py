@@ -3,14 +3,17 @@
 Two sets of dbt assets share the warehouse: the daily models (tag `daily`: staging views of the
 daily raw tables, incremental marts, intermediates and feature tables), partitioned like the raw
 stage, and the reference models (dimensions, features of the reference tables, seeds), built whole.
-A run for day D passes D to dbt as vars, so incremental models build only that day (reading the
-lookback their windows need). Both sets take the `warehouse` pool and the warehouse's writer
+A run for day D gives dbt D in its environment (not as vars, which would make dbt parse the
+project again for every day), so incremental models build only that day (reading the lookback
+their windows need). Both sets take the `warehouse` pool and the warehouse's writer
 (on DuckDB a lock, since it allows one writer; on PostgreSQL the lake is loaded into `raw` first),
 and after each build export the tables other stages read as Parquet.
 """
 
 import json
+import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -76,8 +79,11 @@ class DbtBuildConfig(dg.Config):
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: PlatformState,
-           args: list[str], days: list[str] | None, target: str) -> Iterator[Any]:
-    """Run dbt under the warehouse lock, stream its events, then export what it built.
+           args: list[str], days: list[str] | None, target: str,
+           window: tuple[str, str] | None = None) -> Iterator[Any]:
+    """Run dbt under the warehouse lock, stream its events, then export what it built. `window`:
+    the first and last day a partitioned build writes, set in dbt's environment
+    (`MLPLATFORM_DBT_MIN_DAY`, `MLPLATFORM_DBT_MAX_DAY`; macros/partition_window.sql reads them).
 
     Materializations are held back until the exports are written, so each carries the row count
     it exported (counting in DuckDB while dbt still holds the file is not possible); test results
@@ -95,7 +101,8 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
         loaded = warehouse.load_lake(state.lake, {t: c.is_daily for t, c in active().module.CONTRACTS.items()})
         if any(loaded.values()):
             context.log.info(f"loaded lake partitions into the warehouse's raw schema: {loaded}")
-        invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)  # dbt's process starts
+        with _window_in_environment(window):  # dbt's process starts with the environment of this call
+            invocation = dbt.cli(args, context=context, target_path=paths.dbt_target / target)
         preload(LATER_STEP_LIBRARIES if later else ())  # while dbt starts up and parses; its output waits in the pipe
         crash_point("dbt_build")  # dbt runs in a child process of the run: a test kills both here
         for event in invocation.stream():
@@ -127,12 +134,34 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
 def dbt_daily_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource,
                      state: PlatformState) -> Iterator[Any]:
     days = list(context.partition_keys)  # one day, or each day of a range
+    args = ["build", "--vars", json.dumps(use_case_vars(active()))]
     if config.full_refresh:
-        args, exported = ["build", "--full-refresh", "--vars", json.dumps(use_case_vars(active()))], None
+        yield from _build(context, dbt, state, [*args, "--full-refresh"], None, target="daily")
     else:
-        args = ["build", "--vars", json.dumps({**use_case_vars(active()), "min_day": days[0], "max_day": days[-1]})]
-        exported = days
-    yield from _build(context, dbt, state, args, exported, target="daily")
+        yield from _build(context, dbt, state, args, days, target="daily", window=(days[0], days[-1]))
+
+
+WINDOW_ENV = ("MLPLATFORM_DBT_MIN_DAY", "MLPLATFORM_DBT_MAX_DAY")
+
+
+@contextmanager
+def _window_in_environment(window: tuple[str, str] | None) -> Iterator[None]:
+    """The build's days for dbt's process. Not as vars: dbt parses the whole project again whenever
+    its vars change, and a day's build would pay that parse every time."""
+    saved = {name: os.environ.get(name) for name in WINDOW_ENV}
+    for name, day in zip(WINDOW_ENV, window or (None, None)):
+        if day is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = day
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _use_case_nodes() -> list[dict]:

@@ -226,13 +226,13 @@ from {{{{ source('raw_{name}', '{table}') }}}}
 -- One row per entity and day with events: a prediction at the end of the day, and its label over the
 -- next {horizon} days, null until they have landed.
 {{% set horizon = {horizon} %}}
-{{% set windowed = var('min_day') is not none and not flags.FULL_REFRESH %}}
+{{% set windowed = partition_min_day() is not none and not flags.FULL_REFRESH %}}
 
 with events as (
     select * from {{{{ ref('stg_{table}') }}}}
     {{% if windowed %}}
-    where event_date between cast('{{{{ var("min_day") }}}}' as date) - {{{{ horizon }}}}
-                         and cast('{{{{ var("max_day") }}}}' as date) + {{{{ horizon }}}}
+    where event_date between cast('{{{{ partition_min_day() }}}}' as date) - {{{{ horizon }}}}
+                         and cast('{{{{ partition_max_day() }}}}' as date) + {{{{ horizon }}}}
     {{% endif %}}
 ),
 days as (
@@ -253,19 +253,19 @@ select
     case when event_date + {{{{ horizon }}}} <= through then {label_sql} end as {label}
 from labelled
 {{% if windowed %}}
-where event_date between cast('{{{{ var("min_day") }}}}' as date) - {{{{ horizon }}}} and cast('{{{{ var("max_day") }}}}' as date)
+where event_date between cast('{{{{ partition_min_day() }}}}' as date) - {{{{ horizon }}}} and cast('{{{{ partition_max_day() }}}}' as date)
 {{% endif %}}
 """,
         f"{models}/features/feat_{name}_history.sql": f"""{{{{ config(materialized='incremental', unique_key='event_date', tags=['daily'],
           meta={{'export': 'event_date'}}) }}}}
 
 -- The entity's history as of the end of each day it had events (that day and the days before only).
-{{% set windowed = var('min_day') is not none and not flags.FULL_REFRESH %}}
+{{% set windowed = partition_min_day() is not none and not flags.FULL_REFRESH %}}
 
 with days as (
     select entity_id, event_date, sum(value) as value
     from {{{{ ref('stg_{table}') }}}}
-    {{% if windowed %}}where event_date <= cast('{{{{ var("max_day") }}}}' as date){{% endif %}}
+    {{% if windowed %}}where event_date <= cast('{{{{ partition_max_day() }}}}' as date){{% endif %}}
     group by entity_id, event_date
 ),
 history as (
@@ -286,7 +286,7 @@ window to_date as (partition by entity_id order by event_date rows between unbou
 )
 select * from history
 {{% if windowed %}}
-where event_date between cast('{{{{ var("min_day") }}}}' as date) and cast('{{{{ var("max_day") }}}}' as date)
+where event_date between cast('{{{{ partition_min_day() }}}}' as date) and cast('{{{{ partition_max_day() }}}}' as date)
 {{% endif %}}
 """,
         f"feature_repo/{name}.py": f'''"""Feast definitions of the {name} use case: the entity, the views over its history and its

@@ -8,13 +8,13 @@
 -- The customer's history as of the end of each day they bought: how often and how much, how long
 -- a customer, how long since the previous purchase, and trailing 30/90/365-day spend. Only that day
 -- and the days before it are read, so a row is known at its event_timestamp.
-{% set windowed = var('min_day') is not none and not flags.FULL_REFRESH %}
+{% set windowed = partition_min_day() is not none and not flags.FULL_REFRESH %}
 
 with days as (
     select customer_id, purchase_date, sum(dollar_value) as spend, sum(number_of_cds) as cds
     from {{ ref('stg_purchases') }}
     {% if windowed %}
-    where purchase_date <= cast('{{ var("max_day") }}' as date)
+    where purchase_date <= cast('{{ partition_max_day() }}' as date)
     {% endif %}
     group by customer_id, purchase_date
 ),
@@ -45,5 +45,5 @@ history as (
 
 select * from history
 {% if windowed %}
-where purchase_date between cast('{{ var("min_day") }}' as date) and cast('{{ var("max_day") }}' as date)
+where purchase_date between cast('{{ partition_min_day() }}' as date) and cast('{{ partition_max_day() }}' as date)
 {% endif %}

@@ -10,13 +10,13 @@
 -- label is null until those 90 days have landed; so a run for days D also rewrites the 90 days
 -- before them, whose labels the new days complete (meta export_lookback_days exports them again).
 {% set horizon = 90 %}
-{% set windowed = var('min_day') is not none and not flags.FULL_REFRESH %}
+{% set windowed = partition_min_day() is not none and not flags.FULL_REFRESH %}
 
 with purchases as (
     select * from {{ ref('stg_purchases') }}
     {% if windowed %}
-    where purchase_date between cast('{{ var("min_day") }}' as date) - {{ horizon }}
-                            and cast('{{ var("max_day") }}' as date) + {{ horizon }}
+    where purchase_date between cast('{{ partition_min_day() }}' as date) - {{ horizon }}
+                            and cast('{{ partition_max_day() }}' as date) + {{ horizon }}
     {% endif %}
 ),
 
@@ -56,5 +56,5 @@ select
     case when purchase_date + {{ horizon }} <= through then coalesce(spend_after, 0) end as spend_next_90d
 from labelled
 {% if windowed %}
-where purchase_date between cast('{{ var("min_day") }}' as date) - {{ horizon }} and cast('{{ var("max_day") }}' as date)
+where purchase_date between cast('{{ partition_min_day() }}' as date) - {{ horizon }} and cast('{{ partition_max_day() }}' as date)
 {% endif %}
