@@ -302,34 +302,41 @@ class Profile:
         return where
 
 
+# The client errors that mean a service went away, by the top-level package that raises them and
+# the error's class name, and the setting that names the service.
+_LOST_SERVICE_ERRORS = (
+    (("psycopg2", "psycopg", "sqlalchemy"), ("OperationalError", "InterfaceError"), POSTGRES_URL_ENV),
+    (("redis", "kombu"), ("ConnectionError", "TimeoutError", "OperationalError"), REDIS_URL_ENV),
+)
+
+
+def _setting_for(package: str, name: str) -> str | None:
+    return next((setting for packages, names, setting in _LOST_SERVICE_ERRORS
+                 if package in packages and name in names), None)
+
+
 def lost_service(err: BaseException) -> str | None:
     """The setting of the service an error says was lost mid-command (PostgreSQL or Redis going
     away), or None: looked for along the error's causes, by the client libraries' own error types."""
     seen = err
     while seen is not None:
-        module, name = type(seen).__module__, type(seen).__name__
-        if module.split(".")[0] in ("psycopg2", "psycopg", "sqlalchemy") and name in (
-                "OperationalError", "InterfaceError"):
-            return POSTGRES_URL_ENV
-        if module.split(".")[0] in ("redis", "kombu") and name in (
-                "ConnectionError", "TimeoutError", "OperationalError"):
-            return REDIS_URL_ENV
+        setting = _setting_for(type(seen).__module__.split(".")[0], type(seen).__name__)
+        if setting:
+            return setting
         seen = seen.__cause__ or seen.__context__
     return None
 
 
-# The same client errors as `lost_service`, as a recorded error writes them (`module.Type: message`):
-# a failed step's error read back from Dagster's event log, after the run.
-_LOST_IN_TEXT = (
-    (re.compile(r"\b(?:psycopg2?|sqlalchemy)(?:\.\w+)*\.(?:OperationalError|InterfaceError)\b"), POSTGRES_URL_ENV),
-    (re.compile(r"\b(?:redis|kombu)(?:\.\w+)*\.(?:ConnectionError|TimeoutError|OperationalError)\b"), REDIS_URL_ENV),
-)
+# A recorded error (a failed step's, read back from Dagster's event log after the run) names its
+# class as `package.module.Type: message`.
+_QUALIFIED_ERROR = re.compile(r"\b([a-z_][\w]*)(?:\.\w+)*\.(\w+(?:Error|Exception))\b")
 
 
 def lost_service_in(text: str) -> str | None:
     """The setting of the service a recorded error says was lost (`redis.exceptions.ConnectionError:
     ...`), or None."""
-    return next((setting for pattern, setting in _LOST_IN_TEXT if pattern.search(text)), None)
+    return next((setting for package, name in _QUALIFIED_ERROR.findall(text)
+                 if (setting := _setting_for(package, name))), None)
 
 
 def current() -> Profile:
