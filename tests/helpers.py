@@ -64,7 +64,7 @@ def materialize_dbt(instance: dg.DagsterInstance, paths: StatePaths, *, day: str
     tags = {}
     if first:
         tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    config = {"ops": {"dbt_daily_models": {"config": {"full_refresh": full_refresh}}}}
+    config = {"ops": {dbt_daily_models.op.name: {"config": {"full_refresh": full_refresh}}}}
     return dg.materialize([dbt_daily_models], instance=instance, resources=resources, partition_key=day,
                           tags=tags, run_config=config)
 

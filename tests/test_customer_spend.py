@@ -17,6 +17,7 @@ from mlplatform.ingest.lake import Lake
 from mlplatform.state import StatePaths
 
 USE_CASE = {"MLPLATFORM_USE_CASES": "customer_spend"}
+PREDICTIONS = "customer_spend_predictions"  # the warehouse's table of its batch predictions, in its namespace
 
 
 @pytest.mark.fast
@@ -84,7 +85,8 @@ def test_a_regression_is_trained_gated_on_rmse_and_deployed(spend):
     from mlplatform.features.training import latest_manifest
 
     assert "retrain: no champion yet" in spend["first"] and "champion: version 1" in spend["first"]
-    manifest = latest_manifest(spend["paths"].training_sets)
+    # Its own folder of the state directory, in its namespace (`mlplatform.usecases.named`).
+    manifest = latest_manifest(spend["paths"].home / "customer_spend" / "training_sets")
     # The training set reads only days whose outcomes were known (90 days before the newest day).
     assert manifest["window"]["last_day"] == "1997-04-11"
     status = json.loads(mlplatform(spend["paths"].home, "status", "--json", **USE_CASE).stdout)
@@ -92,8 +94,8 @@ def test_a_regression_is_trained_gated_on_rmse_and_deployed(spend):
     assert champion["version"] == 1 and champion["gate"] == "passed" and champion["holdout_rmse"] > 0
     assert status["live_model"] == {} and status["lake"]["purchases"]["count"] == 196
     predictions = Lake(spend["paths"].exports)
-    newest = predictions.days("predictions")[-1]
-    scored = pq.read_table(predictions.path("predictions", newest)).to_pandas()
+    newest = predictions.days(PREDICTIONS)[-1]
+    scored = pq.read_table(predictions.path(PREDICTIONS, newest)).to_pandas()
     assert newest == "1997-07-15" and scored["predicted_spend_90d"].notna().all() and len(scored) > 10
 
 
@@ -120,7 +122,7 @@ def test_its_route_answers_from_online_features_as_its_batch_did(spend):
     from servers import free_port
 
     exports = Lake(spend["paths"].exports)
-    scored = pq.read_table(exports.path("predictions", "1997-07-15")).to_pandas().iloc[0]
+    scored = pq.read_table(exports.path(PREDICTIONS, "1997-07-15")).to_pandas().iloc[0]
     customer = scored["customer_id"]
     port = free_port()
     server = start(spend["paths"].home, "serve", "--port", str(port), "--quiet", **USE_CASE)

@@ -67,14 +67,14 @@ def test_its_stages_run_on_postgres_redis_and_a_worker(spend) -> None:
     champion = status["models"]["aliases"]["champion"]
     assert champion["version"] == 1 and champion["gate"] == "passed" and champion["holdout_rmse"] > 0
     assert "rows labeled since the champion's last training day 1997-04-11" in spend["second"], spend["second"]
-    scored = pq.read_table(Lake(StatePaths.resolve(spend["home"]).exports).path("predictions", "1997-07-15"))
+    scored = pq.read_table(Lake(StatePaths.resolve(spend["home"]).exports).path("customer_spend_predictions", "1997-07-15"))
     assert scored.num_rows > 10 and scored.column("predicted_spend_90d").null_count == 0
 
 
 def test_its_route_answers_from_redis_as_its_batch_did(spend) -> None:
     import httpx
 
-    scored = pq.read_table(Lake(StatePaths.resolve(spend["home"]).exports).path("predictions", "1997-07-15"))
+    scored = pq.read_table(Lake(StatePaths.resolve(spend["home"]).exports).path("customer_spend_predictions", "1997-07-15"))
     row = scored.slice(0, 1).to_pylist()[0]
     port, token = free_port(), "spend-" + os.urandom(12).hex()
     server = start(spend["home"], "serve", "--port", str(port), "--quiet",

@@ -190,6 +190,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "celery", "-A", "mlplatform.automation.celery_app", "worker",
                "--queues", ",".join(args.queue or [DEFAULT_QUEUE]), "--prefetch-multiplier", "1", "--concurrency", str(args.concurrency),
                "--hostname", f"{name}@%h", "--loglevel", args.loglevel]
+    from mlplatform.usecases import enabled_names
+
+    if len(enabled_names()) > 1:
+        # A step's process builds one use case's definitions: with several enabled, each step gets a
+        # fresh process, whichever use case it is of.
+        command += ["--max-tasks-per-child", "1"]
     from mlplatform.automation.celery_app import app
     from mlplatform.automation.lost_workers import watching
 
@@ -216,7 +222,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     if args.follow:  # one following consumer per state directory: a second would push every event twice
         from mlplatform.locks import hold_alone
 
-        held = hold_alone(paths.home / "consumer.lock", "mlplatform consume --follow", {})  # noqa: F841 (the lock)
+        held = hold_alone(paths.own / "consumer.lock", "mlplatform consume --follow", {})  # noqa: F841 (the lock)
     topic = open_topic(paths)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -274,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplatform", description=__doc__)
     parser.add_argument("--home", default=None,
                         help=f"state directory (default: ${HOME_ENV}, else .mlplatform/ in the checkout)")
+    parser.add_argument("--use-case", default=None, metavar="NAME",
+                        help="the enabled use case to act on (default: each enabled one in turn for replay, pipeline "
+                             "and status; serve gives each its own port)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     prepare = sub.add_parser("prepare", help="create the state directory and the Dagster instance config")
@@ -377,6 +386,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.home:
         os.environ[HOME_ENV] = args.home
     try:
+        if args.use_case:
+            from mlplatform.usecases import USE_CASE_ENV, enabled_names
+
+            if args.use_case not in enabled_names():
+                raise UseCaseError(f"--use-case {args.use_case}: not an enabled use case (enabled: "
+                                   f"{', '.join(enabled_names())})")
+            os.environ[USE_CASE_ENV] = args.use_case
+        elif args.command in EACH_USE_CASE and _several_unbound():
+            return _each_use_case(args, list(sys.argv[1:] if argv is None else argv))
+        elif args.command in ONE_USE_CASE and _several_unbound():
+            _choose_one(args.command)
         if args.command in WRITERS:
             _paths(args).check_writable()
         return args.func(args)
@@ -411,6 +431,80 @@ def _service_lost(args: argparse.Namespace, err: BaseException) -> int:
     return 2
 
 
+def _several_unbound() -> bool:
+    from mlplatform.usecases import USE_CASE_ENV, enabled_names
+
+    return len(enabled_names()) > 1 and not os.environ.get(USE_CASE_ENV)
+
+
+def _each_use_case(args: argparse.Namespace, argv: list[str]) -> int:
+    """The command once per enabled use case, each in a process of its own (a process serves one use
+    case): one after another, or for `serve` side by side, each on its own port."""
+    import subprocess
+
+    from mlplatform.usecases import USE_CASE_ENV, enabled
+
+    use_cases = enabled()
+    if args.command == "replay" and args.through:  # only the use cases whose calendar holds the day
+        from mlplatform.ingest.replay import ReplayError, parse_day
+
+        try:
+            day = parse_day(args.through)
+        except ReplayError as err:
+            print(f"mlplatform replay: {err}", file=sys.stderr)
+            return 2
+        use_cases = [u for u in use_cases if u.calendar.first_day <= day]
+        if not use_cases:
+            print(f"mlplatform replay: --through {args.through} is before every enabled use case's first day",
+                  file=sys.stderr)
+            return 2
+    command = [sys.executable, "-m", "mlplatform.cli", *argv]
+    if args.command == "serve":
+        servers = []
+        for offset, use_case in enumerate(use_cases):
+            print(f"mlplatform serve: {use_case.name} on port {args.port + offset}", flush=True)
+            servers.append(subprocess.Popen([*command, "--port", str(args.port + offset)],
+                                            env={**os.environ, USE_CASE_ENV: use_case.name}))
+        try:
+            return max(server.wait() for server in servers)
+        except KeyboardInterrupt:
+            return max(server.wait() for server in servers)
+        finally:
+            for server in servers:
+                if server.poll() is None:
+                    server.terminate()
+    if args.command == "status" and args.json:  # one document, by use case
+        documents, worst = {}, 0
+        for use_case in use_cases:
+            done = subprocess.run(command, env={**os.environ, USE_CASE_ENV: use_case.name}, stdout=subprocess.PIPE,
+                                  text=True)
+            worst = max(worst, done.returncode)
+            documents[use_case.name] = json.loads(done.stdout) if done.returncode == 0 else None
+        print(json.dumps({"use_cases": documents}, indent=2))
+        return worst
+    worst = 0
+    for use_case in use_cases:
+        print(f"== {use_case.name} ==", flush=True)
+        worst = max(worst, subprocess.call(command, env={**os.environ, USE_CASE_ENV: use_case.name}))
+    return worst
+
+
+def _choose_one(command: str) -> None:
+    """The one use case a command acts on, when several are enabled: the only one it applies to
+    (`consume`: the only one with a stream), else the user must say (`--use-case`)."""
+    from mlplatform.usecases import USE_CASE_ENV, UseCaseError, enabled
+
+    candidates = [u.name for u in enabled() if command != "consume" or getattr(u.module, "STREAM", None) is not None]
+    if len(candidates) != 1:
+        raise UseCaseError(f"several use cases are enabled ({', '.join(u.name for u in enabled())}): say which "
+                           f"one to {command} with --use-case NAME")
+    os.environ[USE_CASE_ENV] = candidates[0]
+
+
+# Commands that act on one use case; with several enabled, the only one they apply to or `--use-case`.
+ONE_USE_CASE = ("rollback", "consume")
+# Commands run once per enabled use case when several are and none is chosen (`--use-case`).
+EACH_USE_CASE = ("replay", "pipeline", "status", "serve")
 # Commands that write to the state directory: checked for a writable, not full, directory first.
 WRITERS = ("prepare", "replay", "pipeline", "rollback", "consume", "dev")
 

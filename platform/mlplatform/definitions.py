@@ -1,4 +1,6 @@
-"""The platform's one Dagster code location: every stage's assets, checks and resources."""
+"""A use case's Dagster code location: every stage's assets, checks, jobs, sensors and resources, for the
+use case this process serves (`mlplatform.usecases.active`; one location per use case:
+`mlplatform.locations`)."""
 
 from __future__ import annotations
 
@@ -62,16 +64,13 @@ defs = dg.Definitions(
 
 
 def job_named(name: str) -> dg.JobDefinition:
-    """A job of the code location, rebuilt by name in another process (`dg.build_reconstructable_job`):
-    how a run started by `mlplatform pipeline` hands its steps to the production profile's workers."""
+    """A job of the code location, rebuilt by name in another process (`dg.build_reconstructable_job`)."""
     return defs.resolve_job_def(name)
 
 
 def use_case_definitions(use_case) -> dg.Definitions:
-    """The definitions of one use case (what its `UseCase` component builds). The code location
-    builds the active use case's today (`mlplatform.usecases.active`); several side by side, each
-    namespaced, is the next step (docs/use_cases.md)."""
-    if use_case.name != active().name:
-        raise NotImplementedError(f"this code location builds the use case {active().name!r}; enable "
-                                  f"{use_case.name!r} alone (MLPLATFORM_USE_CASES={use_case.name}) to build it")
-    return defs
+    """The definitions of one use case (what its `UseCase` component builds): in its own process,
+    as each code location of `mlplatform.locations` is."""
+    from mlplatform.locations import definitions
+
+    return definitions(use_case.name)

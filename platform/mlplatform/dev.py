@@ -1,7 +1,9 @@
 """`mlplatform dev` (what `make run` starts): the platform on one state directory, once.
 
-It prepares the state directory, starts the same-day stream's consumer (for a use case with a
-stream) and `dagster dev` (webserver and daemon) on the workspace, and stops the consumer with it.
+It prepares the state directory, starts the same-day stream's consumer (for each use case with a
+stream) and `dagster dev` (webserver and daemon) on the workspace, and stops the consumers with it.
+With one use case enabled the workspace is the checkout's `workspace.yaml`; with several, one code
+location per use case (`mlplatform.locations`), written to the Dagster home.
 A second `mlplatform dev` on the same state directory would start a second daemon (Dagster then
 warns of "multiple daemon processes" every 30 s and both tick the sensors) and a second consumer:
 it refuses instead, naming the one running. The consumer guards itself the same way
@@ -25,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_dev(paths: StatePaths, host: str, port: int) -> int:
+    from mlplatform.ingest.files import write_bytes_atomically
+    from mlplatform.locations import workspace_yaml
     from mlplatform.prepare import prepare
-    from mlplatform.usecases import active
+    from mlplatform.usecases import USE_CASE_ENV, enabled
 
     held = hold_alone(paths.ensure().home / DEV_LOCK, "mlplatform dev", {"url": f"http://{host}:{port}"})
     for line in prepare(paths):
@@ -36,15 +40,25 @@ def run_dev(paths: StatePaths, host: str, port: int) -> int:
     env = {**os.environ, "MLPLATFORM_HOME": str(paths.home), "DAGSTER_HOME": str(paths.dagster_home),
            "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
     cli = str(Path(sys.executable).with_name("mlplatform"))
-    consumer = None
-    if active().features.same_day_service is not None:
+    use_cases = enabled()
+    workspace = ROOT / "workspace.yaml"
+    if len(use_cases) > 1:
+        workspace = paths.dagster_home / "workspace.yaml"
+        write_bytes_atomically(workspace, workspace_yaml().encode())
+        print(f"one code location per use case ({', '.join(u.name for u in use_cases)}): {workspace}", flush=True)
+    consumers = []
+    for use_case in use_cases:
+        if use_case.features.same_day_service is None:
+            continue
         # Appended, not truncated: the log of an earlier session stays readable.
-        with open(paths.home / CONSUMER_LOG, "a") as log:
-            consumer = subprocess.Popen([cli, "consume", "--follow"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        print(f"the stream's consumer runs beside it (pid {consumer.pid}; log {paths.home / CONSUMER_LOG})", flush=True)
+        log_path = paths.home / (CONSUMER_LOG if len(use_cases) == 1 else f"{use_case.name}-{CONSUMER_LOG}")
+        with open(log_path, "a") as log:
+            consumers.append(subprocess.Popen([cli, "--use-case", use_case.name, "consume", "--follow"],
+                                              env=env, stdout=log, stderr=subprocess.STDOUT))
+        print(f"{use_case.name}'s stream consumer runs beside it (pid {consumers[-1].pid}; log {log_path})", flush=True)
     dagster = str(Path(sys.executable).with_name("dagster"))
-    server = subprocess.Popen([dagster, "dev", "-h", host, "-p", str(port), "-w", str(ROOT / "workspace.yaml")],
-                              env=env, cwd=ROOT)
+    server = subprocess.Popen([dagster, "dev", "-h", host, "-p", str(port), "-w", str(workspace)],
+                              env={k: v for k, v in env.items() if k != USE_CASE_ENV}, cwd=ROOT)
     # Ctrl-C reaches the whole foreground group; a TERM to this process is passed on as the Ctrl-C
     # that `dagster dev` shuts its webserver, daemon and code server down on.
     signal.signal(signal.SIGTERM, lambda *_: server.send_signal(signal.SIGINT))
@@ -53,7 +67,8 @@ def run_dev(paths: StatePaths, host: str, port: int) -> int:
     except KeyboardInterrupt:
         return server.wait()
     finally:
-        if consumer is not None:
+        for consumer in consumers:
             consumer.terminate()
+        for consumer in consumers:
             consumer.wait(timeout=30)
         held.close()

@@ -120,7 +120,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
     from mlplatform.automation.downstream import plan_downstream_run
     from mlplatform.automation.alerts import clear_jobs_that_succeeded
     from mlplatform.automation.failures import report_failure
-    from mlplatform.automation.jobs import SCORING, keys, retrain_job, retrain_live_job, run_target
+    from mlplatform.automation.jobs import SCORING, daily_refresh_job, keys, retrain_job, retrain_live_job, run_target
     from mlplatform.automation.recovery import fail_dead_runs, process_tags
     from mlplatform.automation.retrain import decide, gather_facts, record_decision, shadow_decision_request
     from mlplatform.automation.retries import HEADLESS
@@ -195,7 +195,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
                 say(f"not deployed: version {challenger.version}: {challenger.tags.get('gate_reason', 'refused')}")
             newest = decision.figures.get("newest_day")
             if trained and newest and served_champion(paths) is not None:  # the newest day, scored by the champion
-                execute(dg.RunRequest(job_name="daily_refresh", partition_key=newest, asset_selection=keys(SCORING),
+                execute(dg.RunRequest(job_name=daily_refresh_job.name, partition_key=newest, asset_selection=keys(SCORING),
                                       tags={"mlplatform/trigger": "new champion"}))
         elif retrain and (shadow := shadow_decision_request(state, defs.resources["model_spec"])) is not None:
             execute(shadow)
@@ -241,7 +241,10 @@ def _execute(job: "dg.JobDefinition", instance: "dg.DagsterInstance", request: "
     from mlplatform.automation.celery_app import app
     from mlplatform.automation.lost_workers import watching
 
-    recon = dg.build_reconstructable_job("mlplatform.definitions", "job_named", (request.job_name,))
+    from mlplatform.usecases import active
+
+    # Rebuilt by the use case's name: a worker's process may serve any enabled use case.
+    recon = dg.build_reconstructable_job("mlplatform.locations", "job_of", (active().name, request.job_name))
     with warnings.catch_warnings(), watching(app):  # a step whose worker died fails instead of hanging
         # dagster-celery registers its step task again for every run it executes (Celery says so,
         # and keeps the first, which is the same task).

@@ -91,22 +91,33 @@ class StatePaths:
 
     @property
     def dbt_target(self) -> Path:
-        """dbt's run artifacts and logs."""
-        return self.home / "dbt"
+        """dbt's run artifacts and logs, the use case's own: each keeps its partial parse, which the
+        other's variables would otherwise discard on every build."""
+        return self.own / "dbt"
 
     @property
     def feast(self) -> Path:
         return self.home / "feast"
 
     @property
+    def own(self) -> Path:
+        """The folder of what the machinery keeps for the use case this process serves (its
+        namespace's folder, or the root for the empty namespace): training sets, the stream's
+        commits, deployments, answers, retrain decisions. What the use cases share stays at the
+        root: landing, lake and warehouse (one folder per table), Feast, MLflow, Dagster."""
+        from mlplatform.usecases import active
+
+        return self.home / active().state_folder if active().state_folder else self.home
+
+    @property
     def stream(self) -> Path:
         """The embedded topic of the same-day events and its consumer's commits."""
-        return self.home / "stream"
+        return self.own / "stream"
 
     @property
     def training_sets(self) -> Path:
         """Training sets built through Feast, each with its manifest."""
-        return self.home / "training_sets"
+        return self.own / "training_sets"
 
     @property
     def mlflow(self) -> Path:

@@ -53,7 +53,7 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     exports = Lake(paths.exports)
     built: dict[str, Any] = {}
     if paths.exports.exists():
-        for folder in sorted(p for p in paths.exports.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in paths.exports.iterdir() if p.is_dir() and p.name in _own_tables()):
             days = exports.days(folder.name)
             files = [exports.path(folder.name, d) for d in days] or [exports.path(folder.name)]
             built[folder.name] = {**(_span(days) if days else {"count": None}),
@@ -63,6 +63,17 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
             "warehouse": built, "training_set": training, "models": _models(paths),
             "live_model": _models(paths, LIVE_MODEL) if LIVE_MODEL else {}, "stream": _stream(paths), "automation": _automation(paths)}
+
+
+def _own_tables() -> set[str]:
+    """The warehouse tables of the use case this process serves (use cases share the warehouse): its
+    dbt models, by their files' names (dbt is not loaded here), and its predictions."""
+    from mlplatform.model.deployment import PREDICTIONS
+    from mlplatform.model.shadow import SHADOW_PREDICTIONS
+    from mlplatform.warehouse.project import DBT_PROJECT_DIR
+
+    models = {p.stem for p in (DBT_PROJECT_DIR / "models" / active().dbt_folder).rglob("*.sql")}
+    return models | {PREDICTIONS, SHADOW_PREDICTIONS}
 
 
 def _stream(paths: StatePaths) -> dict[str, Any] | None:
@@ -81,7 +92,7 @@ def _automation(paths: StatePaths, last: int = 3) -> dict[str, Any]:
     """The latest retrain decisions that requested a run, and the latest failed runs."""
     from mlplatform.automation.records import decisions, failures
 
-    return {"retrains": [{k: d[k] for k in ("at", "trigger", "reason")} for d in decisions(paths.home)[-last:]],
+    return {"retrains": [{k: d[k] for k in ("at", "trigger", "reason")} for d in decisions(paths.own)[-last:]],
             "failures": [{k: f.get(k) for k in ("at", "job", "partition", "trigger", "failed_steps", "error")}
                          for f in failures(paths.home)[-last:]],
             **_runs(paths)}

@@ -7,18 +7,19 @@ The champion itself (`deployed_model`) lives with the model stage's assets; the 
 import dagster as dg
 
 from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 from mlplatform.model.deployment import PREDICTIONS
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import PlatformState
 
 
 @dg.asset(
+    name=named("batch_predictions"),
     group_name="deployed",
     kinds={"pytorch", "duckdb"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
-    deps=["deployed_model", active().prediction.model, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
+    deps=[named("deployed_model"), active().prediction.model, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     pool="warehouse",
     description="The day's rows of the prediction grain scored by the champion with point-in-time features "
                 "(through Feast), written to the warehouse table `predictions` with the model version (and exported "

@@ -19,7 +19,7 @@ from mlplatform.features.service import PREDICTION_KEY, LIVE_SERVICE_NAME, SERVI
 from mlplatform.model.lines import LINES, ModelLine
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 from mlplatform.warehouse.project import dbt_code_version
 
 GROUP = "features"
@@ -30,6 +30,7 @@ DAILY_FEATURE_TABLES, REFERENCE_FEATURE_TABLES, SAME_DAY_FEATURE_TABLES = _TABLE
 
 
 @dg.asset(
+    name=named("feature_definitions"),
     group_name=GROUP,
     kinds=KINDS,
     code_version=definitions_hash(),
@@ -64,6 +65,7 @@ class OnlineMaterializationConfig(dg.Config):
 
 
 @dg.asset(
+    name=named("online_features"),
     group_name=GROUP,
     kinds=KINDS | {"sqlite"},
     partitions_def=daily_partitions,

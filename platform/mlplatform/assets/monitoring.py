@@ -11,7 +11,7 @@ from mlplatform.assets.features import DAILY_FEATURE_TABLES, REFERENCE_FEATURE_T
 from mlplatform.assets.ui import table
 from mlplatform.partitions import daily_partitions
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 
 GROUP = "monitoring"
 OUTPUT = active().prediction.output  # the predictions' column
@@ -34,17 +34,18 @@ def _check_specs(asset: str, specs: dict[str, str]) -> list[dg.AssetCheckSpec]:
 
 
 @dg.asset(
+    name=named("feature_drift"),
     group_name=GROUP,
     kinds={"feast", "python"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
-    deps=["training_set", active().prediction.model, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
+    deps=[named("training_set"), active().prediction.model, *DAILY_FEATURE_TABLES, *REFERENCE_FEATURE_TABLES],
     description=f"Population stability index of every model input on the prediction rows of the {TRAILING_DAYS} days "
                 "ending on the day (features as of each row's request time, through Feast) against the latest training set. Drift is judged on the "
                 "mix of what is predicted (the spec's inputs that are not `conditions`); the conditions (spec "
                 "delay statistics) move every week by construction and are shown apart. Metadata: the "
                 "largest PSI, the inputs over the retrain policy's threshold, and a table of every input's PSI, largest first.",
-    check_specs=_check_specs("feature_drift", {
+    check_specs=_check_specs(named("feature_drift"), {
         INPUTS_STABLE: "WARN when an input of the prediction mix drifted past retrain_policy.psi_threshold "
                        "(calibrated on the replayed year: docs/drift_calibration.md)."}),
 )
@@ -110,6 +111,7 @@ def _psi_table(values: dict[str, float], threshold: float) -> dg.MetadataValue:
 
 
 @dg.asset(
+    name=named("live_performance"),
     group_name=GROUP,
     kinds={"python"},
     partitions_def=daily_partitions,
@@ -119,7 +121,7 @@ def _psi_table(values: dict[str, float], threshold: float) -> dg.MetadataValue:
                 f"rate of the day's batch predictions, the same over the trailing {TRAILING_DAYS} days, "
                 "and the drop from the AUC the champion had at its evaluation; beside them, the API's logged "
                 "answers for the day's rows joined to their outcomes (online_roc_auc).",
-    check_specs=_check_specs("live_performance", {
+    check_specs=_check_specs(named("live_performance"), {
         ABOVE_FLOOR: "ERROR, and an alert, when the champion's trailing realized ROC AUC is below the floor "
                      "every challenger must reach (model_spec.min_first_auc).",
         HOLDS_AUC: "WARN when the champion's trailing realized ROC AUC fell further below its evaluation AUC "
@@ -263,7 +265,7 @@ def _logged_answers(paths, labels) -> dict:
     from mlplatform.model.tracking import REGISTERED_MODEL
     from mlplatform.serving.prediction_log import FOLDER, SHADOW_SUFFIX, read_log
 
-    logged = read_log(paths.home / FOLDER, set(labels[PREDICTION_KEY]))
+    logged = read_log(paths.own / FOLDER, set(labels[PREDICTION_KEY]))
     logged = logged[logged["model"] == REGISTERED_MODEL]
     # An answer that read online values from after its event saw what no prediction made in time
     # could: counted, and left out of the realized figures.
@@ -294,7 +296,7 @@ def _performance_checks(state: PlatformState, trailing_auc: float, evaluated: fl
         check_name=ABOVE_FLOOR, passed=bool(trailing_auc >= floor), severity=dg.AssetCheckSeverity.ERROR,
         description=f"trailing ROC AUC {trailing_auc:.4f} over {window}, floor {floor}",
         metadata={"trailing_roc_auc": round(trailing_auc, 4), "floor": floor, "champion_version": version or "none"})
-    alert_on_check(state.paths, "live_performance", above,
+    alert_on_check(state.paths, named("live_performance"), above,
                    f"the champion (version {version}) scored ROC AUC {trailing_auc:.4f} on {window}, below the "
                    f"floor of {floor} every challenger must reach: its predictions are no longer worth serving. "
                    "Look at feature_drift and the day files of those days; roll back or retrain.")

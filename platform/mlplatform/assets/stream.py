@@ -15,6 +15,7 @@ from mlplatform.assets.features import SAME_DAY_FEATURE_TABLES as SAME_DAY_TABLE
 from mlplatform.assets.ui import table
 from mlplatform.resources import PlatformState, StreamPolicy
 from mlplatform.partitions import daily_partitions
+from mlplatform.usecases import named
 
 GROUP = "features"
 
@@ -26,11 +27,12 @@ def _status(state: PlatformState) -> dict:
 
 
 @dg.asset(
+    name=named("same_day_stream"),
     group_name=GROUP,
     kinds={"python", "redis", "sqlite"},
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run: each handles several days
-    deps=["feature_definitions", *SAME_DAY_TABLES],
+    deps=[named("feature_definitions"), *SAME_DAY_TABLES],
     description="The same-day stream as of the day's build: events published and consumed, the "
                 "consumer's lag and last commit, events set aside by reason. The consumer itself "
                 "(`mlplatform consume`) pushes same-day features to Feast's online store as events come.",

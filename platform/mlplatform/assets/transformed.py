@@ -20,7 +20,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from mlplatform.assets.raw import raw_asset_key
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 from mlplatform.partitions import daily_partitions
 from mlplatform.faults import crash_point
 from mlplatform.preload import preload
@@ -37,7 +37,7 @@ DAILY = f"path:models/{active().dbt_folder},tag:daily"
 # dbt runs when the run goes on to those assets.
 LATER_STEP_LIBRARIES = ("feast", "mlflow.pyfunc", "mlflow.store.tracking.sqlalchemy_store", "torch",
                         "sklearn.metrics")
-LATER_STEP_ASSETS = {dg.AssetKey(name) for name in ("online_features", "feature_drift", "batch_predictions")}
+LATER_STEP_ASSETS = {dg.AssetKey(named(name)) for name in ("online_features", "feature_drift", "batch_predictions")}
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
@@ -129,7 +129,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, state: Platfo
     backfill_policy=dg.BackfillPolicy.single_run(),
     dagster_dbt_translator=translator,
     pool=WAREHOUSE_POOL,
-    name="dbt_daily_models",
+    name=named("dbt_daily_models"),
 )
 def dbt_daily_models(context: dg.AssetExecutionContext, config: DbtBuildConfig, dbt: DbtCliResource,
                      state: PlatformState) -> Iterator[Any]:
@@ -203,7 +203,7 @@ def _reference_models() -> dg.AssetsDefinition:
         exclude="tag:daily source:*",
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
-        name="dbt_reference_models",
+        name=named("dbt_reference_models"),
     )
     def dbt_reference_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
                              state: PlatformState) -> Iterator[Any]:

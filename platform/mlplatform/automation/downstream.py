@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from mlplatform.automation.jobs import (
-    DAILY_MODELS, DRIFT, ONLINE, RANGE_END, RANGE_START, RAW_REFERENCE, REFERENCE_MODELS, SCORING,
+    DAILY_MODELS, DRIFT, FEATURE_DEFINITIONS, ONLINE, RANGE_END, RANGE_START, RAW_REFERENCE, REFERENCE_MODELS, RETRAIN,
+    SCORING,
     daily_refresh_job, keys, reference_refresh_job,
 )
 from mlplatform.automation.progress import UNFINISHED_STATUSES, refreshed_days, stored_unrefreshed
@@ -24,7 +25,7 @@ from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
 from mlplatform.partitions import days_apart, next_day
 from mlplatform.state import StatePaths
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 from mlplatform.warehouse.project import longest_lookback_days
 
 # A run being cancelled still holds its days: no second run of the job starts beside it.
@@ -89,7 +90,7 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
     if None in raw_reference:
         plan.reason = "waiting for the reference tables to be landed and stored"
         return plan
-    built = [_latest_id(instance, k) for k in keys(REFERENCE_MODELS) + [dg.AssetKey("feature_definitions")]]
+    built = [_latest_id(instance, k) for k in keys(REFERENCE_MODELS) + [dg.AssetKey(FEATURE_DEFINITIONS)]]
     newest_reference = max(raw_reference, default=0)  # a use case may have no reference tables
     if None in built or newest_reference > min(built) or edited:
         # The work's version: the newest reference data, or the edited definitions (each edit its own
@@ -138,9 +139,9 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
                                longest_lookback_days(active().dbt_folder))
     selection = DAILY_MODELS + ONLINE
     extras = []
-    if _latest_id(instance, dg.AssetKey("training_set")) is not None:
+    if _latest_id(instance, dg.AssetKey(RETRAIN[0])) is not None:
         extras += DRIFT
-    if _latest_id(instance, dg.AssetKey("deployed_model")) is not None:
+    if _latest_id(instance, dg.AssetKey(RETRAIN[-1])) is not None:
         extras += SCORING
     newest = max(ready[d] for d in in_range)
     for day in in_range:
@@ -160,7 +161,7 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
 
 
 @dg.sensor(
-    name="downstream_sensor",
+    name=named("downstream_sensor"),
     jobs=[reference_refresh_job, daily_refresh_job],
     minimum_interval_seconds=5,
     default_status=sensor_status(),

@@ -20,6 +20,7 @@ import dagster as dg
 from mlplatform.automation.records import FAILURES_LOG, read_jsonl
 from mlplatform.automation.settings import sensor_status
 from mlplatform.state import StatePaths
+from mlplatform.usecases import named
 from mlplatform.model.tracking import store_exists as tracking_store_exists
 
 
@@ -124,7 +125,7 @@ _TERMINAL_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dg.run_failure_sensor(
-    name="run_failure_sensor",
+    name=named("run_failure_sensor"),
     minimum_interval_seconds=5,
     default_status=sensor_status(),
     description=f"Records every failed run in $MLPLATFORM_HOME/{FAILURES_LOG} and alerts once per failing job "

@@ -27,11 +27,11 @@ from datetime import timedelta
 import dagster as dg
 
 from mlplatform.automation.settings import sensor_status
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 
-DAILY = (*(f"raw_{t}" for t in active().daily_tables), "online_features", "batch_predictions",
-         *(["same_day_stream"] if active().features.same_day_service else []))
-CHAMPIONS = tuple(f"{line.asset_prefix}deployed_model" for line in active().model.lines)
+DAILY = (*(f"raw_{t}" for t in active().daily_tables), named("online_features"), named("batch_predictions"),
+         *([named("same_day_stream")] if active().features.same_day_service else []))
+CHAMPIONS = tuple(named(f"{line.asset_prefix}deployed_model") for line in active().model.lines)
 DAILY_ENV, CHAMPION_ENV = "MLPLATFORM_FRESHNESS_DAILY_HOURS", "MLPLATFORM_FRESHNESS_CHAMPION_DAYS"
 
 
@@ -92,6 +92,7 @@ def alert_overdue(instance: dg.DagsterInstance, paths) -> dict[str, str]:
 
 
 @dg.sensor(
+    name=named("freshness_sensor"),
     minimum_interval_seconds=60,
     default_status=sensor_status(),
     description="Alerts (MLPLATFORM_ALERT_WEBHOOK_URL, and alerts.jsonl) once for each watched asset that is "

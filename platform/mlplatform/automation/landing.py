@@ -23,7 +23,7 @@ from mlplatform.automation.jobs import RANGE_END, RANGE_START, raw_daily_job, ra
 from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
 from mlplatform.partitions import FIRST_DAY, LAST_DAY
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 
 DAILY_TABLES, REFERENCE_TABLES = active().daily_tables, active().reference_tables
 from mlplatform.ingest.landing import LandingZone, sha256
@@ -190,7 +190,7 @@ def _stored(stored: Callable[[str, str | None], bool], info: tuple[str, str | No
 
 
 @dg.sensor(
-    name="landing_sensor",
+    name=named("landing_sensor"),
     jobs=[job for job in (raw_daily_job, raw_reference_job) if job is not None],
     minimum_interval_seconds=5,
     default_status=sensor_status(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -19,7 +19,7 @@ RAW_DAILY_ASSETS = [f"raw_{t}" for t in active().daily_tables]
 # launch a job's run beside one of these, and `mlplatform status` counts them.
 UNFINISHED_STATUSES = ("NOT_STARTED", "QUEUED", "STARTING", "STARTED", "CANCELING")
 # The refresh of a day ends with its online features: newer than them, its raw data is not carried yet.
-DAY_DONE_ASSET = "online_features"
+DAY_DONE_ASSET = named("online_features")
 
 
 def unrefreshed(stored: list[dict[str, int]], refreshed: dict[str, int]) -> dict[str, int]:

@@ -27,7 +27,7 @@ from mlplatform.automation.settings import sensor_status
 from mlplatform.features.training import ENTITY_TABLE, matured_days
 from mlplatform.ml import task
 from mlplatform.resources import ModelSpec, PlatformState, RetrainPolicy
-from mlplatform.usecases import active
+from mlplatform.usecases import active, named
 
 
 
@@ -199,11 +199,11 @@ def gather_facts(instance: dg.DagsterInstance, state: PlatformState, now: dateti
     facts.labeled_rows = sum(rows[d] for d in days)
     facts.newest_day = days[-1] if days else None
 
-    drift, drift_day = _latest_metadata(instance, "feature_drift")
+    drift, drift_day = _latest_metadata(instance, named("feature_drift"))
     if drift and champion and drift_day > cutoff:
         facts.drift_days, facts.max_psi = drift["days"], drift.get("max_psi")
         facts.drifted_features = list(drift.get("drifted_features") or [])
-    live, live_day = _latest_metadata(instance, "live_performance")
+    live, live_day = _latest_metadata(instance, named("live_performance"))
     if live and champion and live.get("champion_version") == champion["version"] and live_day > cutoff:
         facts.live_metric = live.get(f"trailing_{facts.metric}")
 
@@ -267,12 +267,12 @@ def shadow_decision_request(state: PlatformState, model_spec: ModelSpec) -> dg.R
 
 
 def record_decision(state: PlatformState, decision: RetrainDecision, at: datetime) -> None:
-    with open(state.paths.home / DECISIONS_LOG, "a") as log:
+    with open(state.paths.own / DECISIONS_LOG, "a") as log:
         log.write(json.dumps({"at": at.isoformat(), **asdict(decision)}) + "\n")
 
 
 @dg.sensor(
-    name="retrain_sensor",
+    name=named("retrain_sensor"),
     jobs=[job for job in (retrain_job, retrain_live_job, shadow_decision_job) if job is not None],
     minimum_interval_seconds=15,
     default_status=sensor_status(),

@@ -48,7 +48,12 @@ def parse_shift(text: str) -> Shift:
     except ValueError as err:
         raise ReplayError(str(err)) from None
 
-CURSOR_FILE = "_replay.json"
+
+
+def cursor_file() -> str:
+    """The cursor of the use case this process serves: use cases share the landing zone (a folder
+    per table), and each replays its own calendar."""
+    return f"_{active().key_prefix}replay.json"
 
 
 class ReplayError(ValueError):
@@ -96,7 +101,7 @@ class Replayer:
         self.shift = shift
         if shift is not None:
             self.topic = None
-        self.cursor_path = zone.root / CURSOR_FILE
+        self.cursor_path = zone.root / cursor_file()
 
     def _cursor(self) -> dict:
         return json.loads(self.cursor_path.read_text()) if self.cursor_path.exists() else {}

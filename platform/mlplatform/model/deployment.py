@@ -21,10 +21,13 @@ from mlplatform.model.tracking import (
 from mlplatform.model.tracking import store_exists as tracking_store_exists
 from mlplatform.faults import crash_point
 from mlplatform.state import StatePaths
+from mlplatform.usecases import named
 
 LOG = "deployments.jsonl"
 # The export of the champion's scores of each day's rows (assets/deployed.py writes it).
-PREDICTIONS = "predictions"
+# The warehouse table (and export) of the batch predictions, in the use case's namespace: the use
+# cases share the warehouse.
+PREDICTIONS = named("predictions")
 LINEAGE_TAGS = ("training_window", "trained_through", "raw_partitions", "training_set_content_hash", "feature_service",
                 "feature_service_version", "feature_definitions_hash", "dbt_code_version", "dagster_run_id")
 
@@ -35,7 +38,7 @@ class DeploymentError(RuntimeError):
 
 def _log_path(paths: StatePaths, model: str = REGISTERED_MODEL) -> Path:
     # The live model keeps a log of its own: each log is one model's sequence of champions.
-    return paths.home / (LOG if model == REGISTERED_MODEL else f"deployments-{model}.jsonl")
+    return paths.own / (LOG if model == REGISTERED_MODEL else f"deployments-{model}.jsonl")
 
 
 def record(paths: StatePaths, entry: dict[str, Any], model: str = REGISTERED_MODEL) -> dict[str, Any]:

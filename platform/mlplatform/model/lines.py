@@ -1,7 +1,7 @@
 """The use case's model lines (`model.lines` in its spec): each a registered model with its own
 training set, challenger, gate and champion, trained by the same code. A line with `same_day` also
 reads the same-day features of the stream, as of `model_spec.same_day_lead_minutes` before the
-event; each line's assets carry its `asset_prefix`.
+event; each line's assets carry its `asset_prefix`, after the use case's namespace.
 """
 
 from __future__ import annotations
@@ -16,14 +16,16 @@ from mlplatform.state import StatePaths
 @dataclass(frozen=True)
 class ModelLine:
     model: str        # the MLflow registered model
-    prefix: str       # of its asset keys
+    prefix: str       # of its asset keys: the use case's namespace, then the line's own prefix
     same_day: bool    # trained (and served) with the same-day features
+    folder: str = ""  # of its training sets, below the use case's (its own prefix, for a second line)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
     def training_sets(self, paths: StatePaths) -> Path:
-        return paths.training_sets if not self.prefix else paths.training_sets / self.prefix.rstrip("_")
+        return paths.training_sets / self.folder if self.folder else paths.training_sets
 
 
-LINES = tuple(ModelLine(line.registered_model, line.asset_prefix, line.same_day) for line in active().model.lines)
+LINES = tuple(ModelLine(line.registered_model, active().key_prefix + line.asset_prefix, line.same_day,
+                        line.asset_prefix.rstrip("_")) for line in active().model.lines)

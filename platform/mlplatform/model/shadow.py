@@ -22,8 +22,9 @@ from mlplatform.ingest.lake import Lake
 from mlplatform.model.deployment import PREDICTIONS
 from mlplatform.model.tracking import CHAMPION, REGISTERED_MODEL, SHADOW, client, version_for_alias
 from mlplatform.state import StatePaths
+from mlplatform.usecases import named
 
-SHADOW_PREDICTIONS = "shadow_predictions"
+SHADOW_PREDICTIONS = named("shadow_predictions")
 SINCE_TAG = "shadow_since"
 
 

@@ -116,7 +116,7 @@ def create_app(paths: StatePaths, reload_seconds: float = 2.0, max_body_bytes: i
     spec = settings_from_env(ModelSpec, "MLPLATFORM_MODEL")
     shadow = (ChampionHolder(paths, poll_seconds=reload_seconds, alias=SHADOW)
               if log_predictions and spec.shadow_days > 0 else None)
-    log = (PredictionLog(paths.home / LOG_FOLDER, shadow=(lambda: shadow.current) if shadow else None)
+    log = (PredictionLog(paths.own / LOG_FOLDER, shadow=(lambda: shadow.current) if shadow else None)
            if log_predictions else None)
     holders = [h for h in (champion, live_champion, shadow) if h is not None]
     lead = spec.same_day_lead_minutes

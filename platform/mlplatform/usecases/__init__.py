@@ -3,6 +3,10 @@
 Which use cases run is one line of configuration, `[tool.mlplatform] use_cases` in pyproject.toml
 (or `MLPLATFORM_USE_CASES=a,b` in the environment); each is read from
 `platform/mlplatform/defs/<name>/defs.yaml`.
+
+A process serves one use case: the one `MLPLATFORM_USE_CASE` names, else the first enabled. Several
+enabled run side by side as one code location each in the one workspace, on one Dagster instance
+and state directory (`mlplatform.locations`); the commands run once per use case.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ from pathlib import Path
 
 from mlplatform.usecases.spec import BINARY, REGRESSION, UseCaseSpec
 
-__all__ = ["BINARY", "REGRESSION", "UseCase", "UseCaseSpec", "UseCaseError", "active", "enabled", "enabled_names", "load"]
+__all__ = ["BINARY", "REGRESSION", "UseCase", "UseCaseSpec", "UseCaseError", "active", "enabled", "enabled_names",
+           "load", "named"]
 
 DEFS_DIR = Path(__file__).resolve().parents[1] / "defs"
 SPEC_FILE = "defs.yaml"
 COMPONENT_TYPE = "mlplatform.usecases.UseCase"
 USE_CASES_ENV = "MLPLATFORM_USE_CASES"
+# The use case this process serves, of those enabled (set for each code location and each command
+# that runs once per use case).
+USE_CASE_ENV = "MLPLATFORM_USE_CASE"
 
 
 class UseCaseError(ValueError):
@@ -82,12 +90,54 @@ def load(name: str) -> UseCaseSpec:
 
 
 def enabled() -> list[UseCaseSpec]:
-    return [load(name) for name in enabled_names()]
+    return _side_by_side(tuple(enabled_names()))
+
+
+@cache
+def _side_by_side(names: tuple[str, ...]) -> list[UseCaseSpec]:
+    """The enabled use cases, checked to share no name: they share one Dagster instance and one
+    state directory, so their namespaces (asset keys, jobs, folders) and their tables must differ."""
+    if len(set(names)) < len(names):
+        raise UseCaseError(f"{_configured()[1]} enables a use case twice: {', '.join(names)}")
+    specs = [load(name) for name in names]
+    namespaces: dict[str, str] = {}
+    tables: dict[str, str] = {}
+    models: dict[str, str] = {}
+    for spec in specs:
+        for model in (spec.model.experiment, *(line.registered_model for line in spec.model.lines)):
+            if (other := models.setdefault(model, spec.name)) != spec.name:
+                raise UseCaseError(f"the use cases {other!r} and {spec.name!r} both name {model!r} as an MLflow "
+                                   "experiment or registered model: their runs and champions would be one; rename it "
+                                   f"in {DEFS_DIR / spec.name / SPEC_FILE}")
+        if (other := namespaces.setdefault(spec.key_prefix, spec.name)) != spec.name:
+            raise UseCaseError(f"the use cases {other!r} and {spec.name!r} have the same namespace "
+                               f"({spec.key_prefix.rstrip('_') or 'empty'}): their asset keys, jobs and state folders "
+                               f"would be one; give one of them its own `namespace:` in {DEFS_DIR / spec.name / SPEC_FILE}")
+        for table in (*spec.daily_tables, *spec.reference_tables):
+            if (other := tables.setdefault(table, spec.name)) != spec.name:
+                raise UseCaseError(f"the use cases {other!r} and {spec.name!r} both land a table {table!r}: its "
+                                   f"landing folder, lake folder and raw_{table} asset would be one; rename it in one "
+                                   "of their specs and contracts")
+    return specs
 
 
 def active() -> UseCaseSpec:
-    """The use case the code location builds (the first enabled one)."""
-    return enabled()[0]
+    """The use case this process serves: the one `MLPLATFORM_USE_CASE` names, else the first enabled."""
+    specs = enabled()
+    bound = os.environ.get(USE_CASE_ENV, "").strip()
+    if not bound:
+        return specs[0]
+    for spec in specs:
+        if spec.name == bound:
+            return spec
+    raise UseCaseError(f"{USE_CASE_ENV}={bound} is not an enabled use case ({_configured()[1]} enables "
+                       f"{', '.join(s.name for s in specs)})")
+
+
+def named(name: str) -> str:
+    """The machinery's name `name` (an asset, job or sensor) for the use case this process serves:
+    `<namespace>_<name>`, or `name` itself in the empty namespace."""
+    return f"{active().key_prefix}{name}"
 
 
 def __getattr__(name: str):

@@ -147,7 +147,14 @@ class UseCaseSpec(_Spec):
 
     model_config = ConfigDict(extra="forbid", ignored_types=(cached_property,))
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Namespace of the use case.")
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="The use case's name: its folders' and its code location's.")
+    namespace: str | None = Field(
+        default=None, pattern=r"^([a-z][a-z0-9_]*)?$",
+        description="What the names the machinery gives this use case's things start with: asset keys, jobs, "
+                    "sensors (`<namespace>_training_set`, `<namespace>_daily_refresh`) and its own folder of "
+                    "the state directory (`<namespace>/`). Its name when unset. Empty: the machinery's bare "
+                    "names and the state directory's root, as a state directory built before namespaces "
+                    "has them; at most one enabled use case may have it empty.")
     title: str = ""
     hooks: str = Field(description="The use case's Python module: CONTRACTS, the feed (reference_file, "
                                    "daily_file) and with_derived / with_derived_record.")
@@ -172,6 +179,17 @@ class UseCaseSpec(_Spec):
     @property
     def reference_tables(self) -> tuple[str, ...]:
         return tuple(f.table for f in self.feeds if not f.daily)
+
+    @property
+    def key_prefix(self) -> str:
+        """What its asset keys, jobs and sensors start with ("" for the empty namespace)."""
+        namespace = self.name if self.namespace is None else self.namespace
+        return f"{namespace}_" if namespace else ""
+
+    @property
+    def state_folder(self) -> str:
+        """Its own folder below the state directory's root ("" for the empty namespace)."""
+        return self.name if self.namespace is None else self.namespace
 
     def line(self, name: str) -> ModelLine:
         return next(line for line in self.model.lines if line.name == name)

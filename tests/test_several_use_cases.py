@@ -1,0 +1,149 @@
+"""Several use cases at once: flights and customer spend enabled side by side on one state directory
+and one Dagster instance, each a code location of its own (`mlplatform.locations`) with its own
+names (`mlplatform.usecases.named`), the commands acting on each in turn or on one alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from fault_helpers import mlplatform, start
+from mlplatform.ingest.lake import Lake
+
+BOTH = {"MLPLATFORM_USE_CASES": "flights,customer_spend"}
+
+_NAMES = """
+import json, sys
+import mlplatform.locations as locations
+defs = getattr(locations, sys.argv[1])
+print(json.dumps({"assets": sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()),
+                  "jobs": sorted(j.name for j in defs.jobs), "sensors": sorted(s.name for s in defs.sensors)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory):
+    """Three days of each landed and refreshed by one `mlplatform pipeline` (no model: each use case's
+    own modules train theirs), then a second pipeline with nothing new."""
+    home = tmp_path_factory.mktemp("several") / "home"
+    landed = mlplatform(home, "replay", "--days", "3", "--no-events", **BOTH)
+    assert landed.returncode == 0, landed.stderr
+    first = mlplatform(home, "pipeline", "--no-retrain", **BOTH)
+    assert first.returncode == 0, first.stdout + first.stderr[-3000:]
+    again = mlplatform(home, "pipeline", "--no-retrain", **BOTH)
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    return {"home": home, "landed": landed.stdout, "first": first.stdout, "again": again.stdout}
+
+
+@pytest.mark.slow
+def test_each_use_case_is_a_code_location_with_names_of_its_own():
+    """Each location builds in a process of its own; no asset key, job or sensor is in both, and the
+    empty namespace (flights) keeps the machinery's bare names."""
+    env = {**os.environ, **BOTH}
+    loads = {name: subprocess.Popen([sys.executable, "-c", _NAMES, name], env=env, stdout=subprocess.PIPE, text=True)
+             for name in ("flights", "customer_spend")}
+    names = {name: json.loads(process.communicate(timeout=300)[0]) for name, process in loads.items()}
+    flights, spend = names["flights"], names["customer_spend"]
+    for kind in ("assets", "jobs", "sensors"):
+        assert not set(flights[kind]) & set(spend[kind]), kind
+    assert {"training_set", "deployed_model", "online_features"} <= set(flights["assets"])
+    assert {"customer_spend_training_set", "customer_spend_deployed_model", "raw_purchases",
+            "fct_customer_purchases"} <= set(spend["assets"])
+    assert "customer_spend_daily_refresh" in spend["jobs"] and "daily_refresh" in flights["jobs"]
+    assert "customer_spend_retrain_sensor" in spend["sensors"] and "landing_sensor" in flights["sensors"]
+    # A process builds one use case: asked for a second, it says so instead of mixing them.
+    mixed = subprocess.run([sys.executable, "-c", "import mlplatform.locations as l; l.flights; l.customer_spend"],
+                           env=env, capture_output=True, text=True, timeout=300)
+    assert mixed.returncode != 0 and "already built the use case 'flights'" in mixed.stderr
+
+
+@pytest.mark.slow
+def test_one_pipeline_runs_each_use_case_into_one_instance_under_its_own_names(both):
+    import dagster as dg
+
+    from mlplatform.state import StatePaths
+
+    assert "== flights ==" in both["first"] and "== customer_spend ==" in both["first"]
+    assert "customer_spend_daily_refresh 1997-01-01..1997-01-03" in both["first"]
+    assert "daily_refresh      2013-01-01..2013-01-03" in both["first"], both["first"]
+    # Each replay keeps its own cursor in the shared landing zone.
+    assert "landed through 2013-01-03" in both["landed"] and "landed through 1997-01-03" in both["landed"]
+    paths = StatePaths.resolve(both["home"])
+    with dg.DagsterInstance.from_config(str(paths.dagster_home)) as instance:
+        flights = instance.get_materialized_partitions(dg.AssetKey("online_features"))
+        spend = instance.get_materialized_partitions(dg.AssetKey("customer_spend_online_features"))
+        runs = {r.job_name for r in instance.get_runs()}
+    assert flights == {"2013-01-01", "2013-01-02", "2013-01-03"}
+    assert spend == {"1997-01-01", "1997-01-02", "1997-01-03"}
+    assert {"daily_refresh", "customer_spend_daily_refresh", "raw_daily", "customer_spend_raw_daily"} <= runs
+    # Nothing new: the second pipeline runs nothing for either, and every row is stored once.
+    assert both["again"].count("0 run(s), 0 failed") == 2, both["again"]
+    lake = Lake(paths.lake)
+    facts = [pq.read_table(lake.path("purchases", d)).to_pandas() for d in lake.days("purchases")]
+    assert sum(len(f) for f in facts) == len(set().union(*(set(zip(f.customer_id, f.purchase_date, f.purchase_number))
+                                                          for f in facts)))
+    status = json.loads(mlplatform(both["home"], "status", "--json", **BOTH).stdout)["use_cases"]
+    assert set(status["flights"]["warehouse"]) >= {"fct_flights"} and "fct_customer_purchases" not in status["flights"]["warehouse"]
+    assert set(status["customer_spend"]["warehouse"]) == {"fct_customer_purchases", "feat_customer_history"}
+    assert status["customer_spend"]["lake"]["purchases"]["count"] == 3 and status["flights"]["lake"]["flights"]["count"] == 3
+
+
+@pytest.mark.slow
+def test_a_command_acts_on_one_use_case_when_told_and_serve_gives_each_its_port(both):
+    import httpx
+
+    from servers import free_port
+
+    alone = mlplatform(both["home"], "--use-case", "customer_spend", "replay", "--days", "1", "--no-events", **BOTH)
+    assert alone.returncode == 0 and "landed 1 day(s) 1997-01-04" in alone.stdout and "==" not in alone.stdout
+    unknown = mlplatform(both["home"], "--use-case", "bikes", "status", **BOTH)
+    assert unknown.returncode == 2 and "--use-case bikes: not an enabled use case (enabled: flights, customer_spend)" in unknown.stderr
+    ambiguous = mlplatform(both["home"], "rollback", **BOTH)
+    assert ambiguous.returncode == 2 and "say which one to rollback with --use-case" in ambiguous.stderr
+
+    port = free_port()
+    server = start(both["home"], "serve", "--port", str(port), "--quiet", **BOTH)
+    try:
+        titles = {}
+        deadline = time.monotonic() + 120
+        while len(titles) < 2 and time.monotonic() < deadline:
+            for offset in (0, 1):
+                try:
+                    titles[offset] = httpx.get(f"http://127.0.0.1:{port + offset}/openapi.json", timeout=2).json()["info"]["title"]
+                except httpx.HTTPError:
+                    pass
+            assert server.poll() is None, server.log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert "Flight" in titles[0] and "spend" in titles[1].lower(), titles
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_use_cases_that_would_share_a_name_are_refused(monkeypatch):
+    """They share one instance and state directory: a namespace, a table or a registered model in two
+    would make their assets, folders or champions one."""
+    import mlplatform.usecases as usecases
+
+    real = usecases.load
+
+    def load(name):
+        spec = real(name)
+        return spec.model_copy(update={"namespace": ""}) if name == "customer_spend" else spec
+
+    monkeypatch.setattr(usecases, "load", load)
+    usecases._side_by_side.cache_clear()
+    try:
+        with pytest.raises(usecases.UseCaseError, match="'flights' and 'customer_spend' have the same namespace"):
+            usecases._side_by_side(("flights", "customer_spend"))
+        with pytest.raises(usecases.UseCaseError, match="enables a use case twice"):
+            usecases._side_by_side(("flights", "flights"))
+    finally:
+        usecases._side_by_side.cache_clear()
