@@ -96,7 +96,7 @@ def test_one_pipeline_runs_each_use_case_into_one_instance_under_its_own_names(b
 
 
 @pytest.mark.slow
-def test_a_command_acts_on_one_use_case_when_told_and_serve_gives_each_its_port(both):
+def test_a_command_acts_on_one_use_case_when_told_and_serve_answers_for_each_under_its_namespace(both):
     import httpx
 
     from servers import free_port
@@ -109,22 +109,86 @@ def test_a_command_acts_on_one_use_case_when_told_and_serve_gives_each_its_port(
     assert ambiguous.returncode == 2 and "say which one to rollback with --use-case" in ambiguous.stderr
 
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     server = start(both["home"], "serve", "--port", str(port), "--quiet", **BOTH)
     try:
-        titles = {}
         deadline = time.monotonic() + 120
-        while len(titles) < 2 and time.monotonic() < deadline:
-            for offset in (0, 1):
-                try:
-                    titles[offset] = httpx.get(f"http://127.0.0.1:{port + offset}/openapi.json", timeout=2).json()["info"]["title"]
-                except httpx.HTTPError:
-                    pass
-            assert server.poll() is None, server.log.read_text()[-3000:]
-            time.sleep(0.5)
-        assert "Flight" in titles[0] and "spend" in titles[1].lower(), titles
+        listed = None
+        while listed is None and time.monotonic() < deadline:
+            try:
+                listed = httpx.get(f"{url}/use_cases", timeout=5).json()
+            except httpx.HTTPError:
+                assert server.poll() is None, server.log.read_text()[-3000:]
+                time.sleep(0.5)
+        assert listed["/"]["health"]["status"] == listed["customer_spend"]["health"]["status"] == "no model", listed
+        # The empty namespace keeps the root; the other answers under its own, with its own request.
+        assert "Flight" in httpx.get(f"{url}/openapi.json").json()["info"]["title"]
+        assert "spend" in httpx.get(f"{url}/customer_spend/openapi.json").json()["info"]["title"].lower()
+        wrong = httpx.post(f"{url}/customer_spend/predict", json={"carrier": "UA", "flight_number": 1})
+        assert wrong.status_code == 422 and "customer_id" in wrong.text
+        spend = httpx.post(f"{url}/customer_spend/predict", json={"customer_id": "1", "purchase_date": "1997-01-02"})
+        assert spend.status_code == 503 and "no champion" in spend.text, spend.text
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_dagster_dev_runs_a_location_per_use_case_and_their_sensors_carry_each_ones_day(both):
+    """`mlplatform dev` with both enabled: one code location each in the one UI and daemon, every
+    sensor of each on, and a day landed for customer spend carried by its own sensors, in runs of
+    its own jobs, while flights' sensors find nothing to do."""
+    import httpx
+
+    from servers import free_port
+
+    landed = mlplatform(both["home"], "--use-case", "customer_spend", "replay", "--days", "1", "--no-events", **BOTH)
+    assert landed.returncode == 0, landed.stderr
+    day = landed.stdout.split("landed through ")[-1].strip()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start(both["home"], "dev", "--port", str(port), **BOTH, MLPLATFORM_SENSORS="running")
+    sensors_of = ('{ sensorsOrError(repositorySelector: {repositoryName: "__repository__", repositoryLocationName: '
+                  '"%s"}) { ... on Sensors { results { name sensorState { status } } } } }')
+    runs = "{ runsOrError(limit: 50) { ... on Runs { results { jobName status tags { key value } } } } }"
+    try:
+        deadline = time.monotonic() + 180
+        sensors = {}
+        while len(sensors) < 2:
+            for location in ("flights", "customer_spend"):
+                try:
+                    found = httpx.post(f"{url}/graphql", json={"query": sensors_of % location}, timeout=10).json()
+                    sensors[location] = {s["name"]: s["sensorState"]["status"]
+                                         for s in found["data"]["sensorsOrError"]["results"]}
+                except (httpx.HTTPError, KeyError, TypeError, ValueError):
+                    pass
+            assert time.monotonic() < deadline and server.poll() is None, server.log.read_text()[-3000:]
+            time.sleep(1)
+        assert set(sensors["flights"]) == {"landing_sensor", "downstream_sensor", "retrain_sensor",
+                                           "run_failure_sensor", "freshness_sensor"}
+        assert set(sensors["customer_spend"]) == {f"customer_spend_{n}" for n in sensors["flights"]}
+        assert set(sensors["flights"].values()) == set(sensors["customer_spend"].values()) == {"RUNNING"}
+        deadline = time.monotonic() + 300
+        while True:
+            found = httpx.post(f"{url}/graphql", json={"query": runs}, timeout=10).json()["data"]["runsOrError"]["results"]
+            launched = [(r["jobName"], r["status"]) for r in found
+                        if any(t["key"] == "dagster/sensor_name" for t in r["tags"])]
+            assert not [r for r in launched if r[1] == "FAILURE"], launched
+            if ("customer_spend_daily_refresh", "SUCCESS") in launched:
+                break
+            assert time.monotonic() < deadline and server.poll() is None, f"not there in time: {launched}"
+            time.sleep(2)
+        assert ("customer_spend_raw_daily", "SUCCESS") in launched
+        assert {job for job, _ in launched} <= {"customer_spend_raw_daily", "customer_spend_daily_refresh"}, launched
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    import dagster as dg
+
+    from mlplatform.state import StatePaths
+
+    with dg.DagsterInstance.from_config(str(StatePaths.resolve(both["home"]).dagster_home)) as instance:
+        assert day in instance.get_materialized_partitions(dg.AssetKey("customer_spend_online_features"))
 
 
 def test_use_cases_that_would_share_a_name_are_refused(monkeypatch):

@@ -103,29 +103,40 @@ def _record_rollback(paths: StatePaths, entry: dict) -> None:
         record_in_dagster(instance, entry)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+def _serve_checks(args: argparse.Namespace) -> tuple[int, str | None]:
+    """Whether `serve` may start: its token, an open address, the profile's servers. (exit code, token)"""
     from mlplatform.profile import current
-    from mlplatform.serving.app import create_app
     from mlplatform.serving.auth import TOKEN_ENV, TOKEN_FILE_ENV, TokenError, api_token, why_open_is_refused
 
     try:
         token = api_token()
     except TokenError as err:
         print(f"mlplatform serve: {err}", file=sys.stderr)
-        return 2
-    refused = None if token else why_open_is_refused(args.host, current().production)
+        return 2, None
+    refused = None if token or args.uds else why_open_is_refused(args.host, current().production)
     if refused:
         print(f"mlplatform serve: {refused}: set {TOKEN_ENV}, or {TOKEN_FILE_ENV} to a file holding it "
               "(every endpoint but /health then needs `Authorization: Bearer <token>`)", file=sys.stderr)
-        return 2
+        return 2, None
     lost = current().unreachable()  # production: the registry and the online store must answer first
     if lost:
         print(f"mlplatform serve: cannot start: {'; '.join(lost)}. Once it answers, run `mlplatform serve` "
               "again (a server lost while serving is survived: see docs/production.md)", file=sys.stderr)
-        return 2
-    address = f"http://{args.host}:{args.port}"
+        return 2, None
+    return 0, token
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mlplatform.serving.app import create_app
+
+    refused, token = _serve_checks(args)
+    if refused:
+        return refused
+    address = args.public_url or f"http://{args.host}:{args.port}"
+    # Behind the router of several use cases (`--uds`): on its socket, under its namespace's path.
+    where = {"uds": args.uds, "root_path": args.root_path} if args.uds else {"host": args.host, "port": args.port}
     log_level = "warning" if args.quiet else "info"  # each request in the access log; --quiet: warnings only
     if args.workers > 1:
         # Several processes on one socket (uvicorn's workers), each building the app from the
@@ -138,7 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                                       "banner": f"on {address} (docs: {address}/docs"
                                                                 + (", bearer token required)" if token else ")")})
         uvicorn.run("mlplatform.serving.app:app_from_environment", factory=True, workers=args.workers,
-                    host=args.host, port=args.port, log_level=log_level, access_log=not args.quiet)
+                    log_level=log_level, access_log=not args.quiet, **where)
         return 0
 
     def ready(health: dict) -> None:
@@ -149,8 +160,63 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     app = create_app(_paths(args), reload_seconds=args.reload_seconds, log_predictions=not args.no_prediction_log,
                      on_ready=ready, api_token=token)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, access_log=not args.quiet)
+    uvicorn.run(app, log_level=log_level, access_log=not args.quiet, **where)
     return 0
+
+
+def _serve_each(args: argparse.Namespace, command: list[str], use_cases: list) -> int:
+    """`serve` with several use cases: a server each, on a Unix socket, behind one router on the
+    address asked for (`/<namespace>/...`; the empty namespace keeps the root)."""
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import uvicorn
+
+    from mlplatform.serving.router import create_router
+    from mlplatform.usecases import USE_CASE_ENV
+
+    refused, _ = _serve_checks(args)
+    if refused:
+        return refused
+    address = f"http://{args.host}:{args.port}"
+    folder = Path(tempfile.mkdtemp(prefix="mlplatform-serve-"))  # short: a socket's path has a length limit
+    sockets, servers = {}, []
+    try:
+        for use_case in use_cases:
+            namespace = use_case.state_folder
+            sockets[namespace] = folder / f"{use_case.name}.sock"
+            prefix = f"/{namespace}" if namespace else ""
+            print(f"mlplatform serve: {use_case.name} under {address}{prefix or '/'}", flush=True)
+            servers.append(subprocess.Popen([*command, "--uds", str(sockets[namespace]), "--root-path", prefix,
+                                             "--public-url", address + prefix],
+                                            env={**os.environ, USE_CASE_ENV: use_case.name}))
+        while not all(socket.exists() for socket in sockets.values()):
+            for server, use_case in zip(servers, use_cases):
+                if server.poll() is not None:
+                    print(f"mlplatform serve: {use_case.name}'s server exited ({server.returncode}) before it "
+                          "answered: see its output above", file=sys.stderr)
+                    return server.returncode or 1
+            time.sleep(0.2)
+        # uvicorn raises the signal it stopped on again once stopped: as an exit, so that the servers
+        # behind the router are stopped and their sockets removed here.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(create_router(sockets), host=args.host, port=args.port,
+                    log_level="warning" if args.quiet else "info", access_log=not args.quiet)
+        return 0
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.terminate()
+        for server in servers:
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cmd_mlflow_ui(args: argparse.Namespace) -> int:
@@ -282,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"state directory (default: ${HOME_ENV}, else .mlplatform/ in the checkout)")
     parser.add_argument("--use-case", default=None, metavar="NAME",
                         help="the enabled use case to act on (default: each enabled one in turn for replay, pipeline "
-                             "and status; serve gives each its own port)")
+                             "and status; serve answers for each, under /<namespace>/)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     prepare = sub.add_parser("prepare", help="create the state directory and the Dagster instance config")
@@ -340,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how often to check the registry for a new champion")
     serve.add_argument("--workers", type=int, default=1,
                        help="processes answering on the same port (default 1; about one per core under load)")
+    # Set by `serve` for each use case's server behind its router (several use cases), not by hand.
+    serve.add_argument("--uds", default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--root-path", default="", help=argparse.SUPPRESS)
+    serve.add_argument("--public-url", default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     mlflow_ui = sub.add_parser("mlflow-ui", help="MLflow's UI on the platform's tracking store: runs, metrics, "
@@ -460,19 +530,7 @@ def _each_use_case(args: argparse.Namespace, argv: list[str]) -> int:
             return 2
     command = [sys.executable, "-m", "mlplatform.cli", *argv]
     if args.command == "serve":
-        servers = []
-        for offset, use_case in enumerate(use_cases):
-            print(f"mlplatform serve: {use_case.name} on port {args.port + offset}", flush=True)
-            servers.append(subprocess.Popen([*command, "--port", str(args.port + offset)],
-                                            env={**os.environ, USE_CASE_ENV: use_case.name}))
-        try:
-            return max(server.wait() for server in servers)
-        except KeyboardInterrupt:
-            return max(server.wait() for server in servers)
-        finally:
-            for server in servers:
-                if server.poll() is None:
-                    server.terminate()
+        return _serve_each(args, command, use_cases)
     if args.command == "status" and args.json:  # one document, by use case
         documents, worst = {}, 0
         for use_case in use_cases:
