@@ -1,6 +1,6 @@
 """Customer spend on the production profile: the same machinery that runs flights on PostgreSQL, Redis
-and Celery runs the second use case there unchanged. Its own servers (one use case per database and
-Redis while use cases are not yet namespaced), one Celery worker, the slice of test_customer_spend.py
+and Celery runs the second use case there unchanged. Enabled alone, on servers of its own (both use
+cases on shared servers: test_several_use_cases.py), one Celery worker, the slice of test_customer_spend.py
 (1997-01-01 .. 1997-07-15): replay, raw, its dbt models on dbt-postgres, Feast's registry in PostgreSQL
 and its online store in Redis, a regression gated on RMSE, batch predictions, the retrain decision
 counting matured outcomes, and `/predict` answered from Redis."""
