@@ -465,6 +465,56 @@ def test_a_consumer_whose_redis_restarted_empty_keeps_its_counts_and_reads_the_n
         redis.stop()
 
 
+def test_a_consumer_whose_state_directory_refuses_the_copy_of_its_commit_goes_on(tmp_path, monkeypatch, caplog) -> None:
+    """The kept copy is a backup: with `stream/` read-only (a read-only mount), the commits go to
+    Redis, the consumer says once that it cannot keep the copy and counts every event; once the
+    folder is writable again the copy follows the topic's commit."""
+    import json
+    import logging
+    import subprocess
+
+    from fault_helpers import mount_tmpfs
+    from servers import start_redis
+
+    from mlplatform.profile import Profile
+    from mlplatform.state import HOME_ENV
+    from mlplatform.streaming.consumer import KEPT_COPY, Consumer
+    from mlplatform.streaming.topic import open_topic
+
+    redis = start_redis(tmp_path)
+    paths = StatePaths.resolve(tmp_path / "home").ensure()
+    paths.stream.mkdir(parents=True, exist_ok=True)
+    mount_tmpfs(paths.stream, "1m")
+    try:
+        monkeypatch.setenv(HOME_ENV, str(paths.home))
+        profile = Profile("production", "postgresql://u:p@127.0.0.1:5432/db", redis.url)
+        store, kept = _store_with_definitions(paths), paths.stream / KEPT_COPY
+        departures = departures_between(local_midnight(date(2013, 1, 2)), local_midnight(date(2013, 1, 3)))
+        day = [d.to_json() for d in departures]
+        topic = open_topic(paths, profile)
+        topic.publish(day[:600])
+        subprocess.run(["mount", "-o", "remount,ro", str(paths.stream)], check=True)
+        consumer = Consumer(topic, store, batch_size=300, kept_copy=kept)
+        with caplog.at_level(logging.WARNING, logger="mlplatform.streaming.consumer"):
+            assert consumer.poll().events == 300 and consumer.poll().events == 300
+        said = [r.getMessage() for r in caplog.records if "cannot keep a copy" in r.getMessage()]
+        assert len(said) == 1 and str(kept) in said[0] and "the stream goes on" in said[0]
+        assert not kept.exists() and topic.checkpoint(consumer.name).consumed == 600 and consumer.lag() == 0
+        subprocess.run(["mount", "-o", "remount,rw", str(paths.stream)], check=True)
+        topic.publish(day[600:])
+        while consumer.poll().events:
+            pass
+        assert consumer.copy_problem is None
+        assert json.loads(kept.read_text())["consumed"] == len(day) == topic.checkpoint(consumer.name).consumed
+        clean = SameDayState()
+        for departure in departures:
+            clean.apply(departure)
+        assert consumer.state.to_dict() == clean.to_dict()
+    finally:
+        subprocess.run(["umount", "-l", str(paths.stream)], capture_output=True)
+        redis.stop()
+
+
 def test_training_reads_same_day_features_as_of_lead_minutes_before_departure(built: StatePaths) -> None:
     """`retrieve_same_day` joins each flight with the rows in force `lead` minutes before its
     scheduled departure: the newest departure at its origin (and of its plane) by then, none later."""

@@ -14,7 +14,7 @@ dbt models, rebuilt from the end-of-day file, which stays the source of truth.
 from __future__ import annotations
 
 import json
-import os
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from mlplatform.streaming.topic import Checkpoint, Topic
 if TYPE_CHECKING:
     from feast import FeatureStore
 
+logger = logging.getLogger(__name__)
 CONSUMER = "same_day_features"
 KEPT_COPY = "same_day_features.last_commit.json"  # under the state directory's stream/
 BATCH_SIZE = 5_000
@@ -70,6 +71,7 @@ class Consumer:
         self.topic, self.store, self.name, self.batch_size = topic, store, name, batch_size
         self.stream = stream or active_stream()
         self.kept_copy = kept_copy
+        self.copy_problem: str | None = None  # why the last copy could not be kept, said once
         self.checkpoint = topic.checkpoint(name)
         if self.checkpoint.position is None and kept_copy is not None and kept_copy.exists():
             # The topic has no commit of ours, and we had one: it lost it. The first poll says so.
@@ -79,10 +81,26 @@ class Consumer:
     def _commit(self, checkpoint: Checkpoint, set_aside: list[dict[str, Any]], produced: list[dict[str, Any]]) -> None:
         self.topic.commit(self.name, checkpoint, set_aside, produced)
         if self.kept_copy is not None:  # after the topic's commit: the copy is never ahead of it
+            self._keep_copy(checkpoint)
+
+    def _keep_copy(self, checkpoint: Checkpoint) -> None:
+        """The copy is a backup of what the topic holds: a state directory that cannot take it (full,
+        read-only) is said once, and the stream goes on; the next copy that can be written replaces it."""
+        from mlplatform.ingest.files import write_bytes_atomically
+
+        try:
             self.kept_copy.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.kept_copy.with_name(self.kept_copy.name + ".partial")
-            partial.write_text(json.dumps(checkpoint.__dict__))
-            os.replace(partial, self.kept_copy)
+            write_bytes_atomically(self.kept_copy, json.dumps(checkpoint.__dict__).encode())
+        except OSError as err:
+            if self.copy_problem is None:
+                self.copy_problem = (f"cannot keep a copy of the commit in {self.kept_copy} ({err.strerror or err}): "
+                                     "the stream goes on; a consumer started after its topic's server came back "
+                                     "empty would start from an older copy")
+                logger.warning(self.copy_problem)
+            return
+        if self.copy_problem is not None:
+            logger.warning(f"the copy of the commit is kept again in {self.kept_copy}")
+            self.copy_problem = None
 
     def poll(self) -> Poll:
         """One batch: read, apply, push, commit. On any error the state goes back to the last commit."""
