@@ -37,6 +37,8 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     quarantine = []
     if paths.quarantine.exists():
         for reason_file in sorted(paths.quarantine.rglob(f"*{REASON_SUFFIX}")):
+            if not _own_quarantine(reason_file.relative_to(paths.quarantine).parts):
+                continue  # another use case's table (they share the landing zone)
             reason = json.loads(reason_file.read_text())
             quarantine.append({"file": reason.get("quarantined_path"), "kind": reason.get("kind"),
                                "problem": reason.get("problem")})
@@ -63,6 +65,14 @@ def collect_status(paths: StatePaths) -> dict[str, Any]:
     return {"home": str(paths.home), "landing": landing, "quarantine": quarantine, "lake": loaded,
             "warehouse": built, "training_set": training, "models": _models(paths),
             "live_model": _models(paths, LIVE_MODEL) if LIVE_MODEL else {}, "stream": _stream(paths), "automation": _automation(paths)}
+
+
+def _own_quarantine(parts: tuple[str, ...]) -> bool:
+    """Whether a quarantined file is of this use case's tables: `<table>/<day>...` or
+    `reference/<table>...`, as the landing zone lays them out."""
+    if parts[0] in DAILY_TABLES:
+        return True
+    return len(parts) > 1 and parts[0] == "reference" and parts[1].split(".")[0] in REFERENCE_TABLES
 
 
 def _own_tables() -> set[str]:
