@@ -538,3 +538,62 @@ def test_services_and_a_worker_lost_mid_run_are_named_and_a_plain_rerun_complete
                               "order by id desc limit 1")
     assert "sampled entities were missing online" in event
     assert held <= set(client.scan_iter(count=10_000))  # every entity held before is online again
+
+
+def test_a_service_lost_under_dagster_dev_is_named_by_the_daemon_and_a_rerun_completes(both_built, servers) -> None:
+    """`mlplatform dev` on the production profile, its sensors on: a landed day goes through the
+    landing sensor's run and the downstream sensor's refresh, and Redis (the steps' broker and
+    result backend, the online store, the stream) is killed as that refresh starts. The run fails;
+    the daemon's run-failure sensor records it naming MLPLATFORM_REDIS_URL and alerts once at a
+    webhook on 127.0.0.1, with no traceback for a reason. Redis back (empty), a plain rerun
+    completes: every landed flight once, no run in flight."""
+    import json
+
+    from webhook import Receiver
+
+    pg, redis = servers
+    if pg.external or redis.external:
+        pytest.skip("stops the test's own Redis")
+    home, env, _ = both_built["production"]
+    failures = home / "run_failures.jsonl"
+    recorded = len(failures.read_text().splitlines()) if failures.exists() else 0
+    mlplatform(env, "replay", "--through", "2013-01-18")
+    receiver, port = Receiver(), free_port()
+    log = home.parent / "dev-production.log"
+    dev = subprocess.Popen([str(BIN / "mlplatform"), "dev", "--port", str(port)], cwd=ROOT, stdout=log.open("w"),
+                           stderr=subprocess.STDOUT, start_new_session=True,
+                           env={**env, "MLPLATFORM_SENSORS": "running", "MLPLATFORM_ALERT_WEBHOOK_URL": receiver.url})
+    try:
+        deadline = time.monotonic() + 300
+        while not psql(pg.url, "select 1 from runs where status = 'STARTED' and run_body like '%daily_refresh%' "
+                               "and run_body like '%downstream_sensor%'"):
+            assert dev.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        redis.stop()
+        lost = time.monotonic()
+        while len(entries := failures.read_text().splitlines() if failures.exists() else []) <= recorded:
+            assert dev.poll() is None and time.monotonic() < lost + 240, log.read_text()[-3000:]
+            time.sleep(1)
+        entry = json.loads(entries[-1])
+        assert entry["job"] == "daily_refresh" and "MLPLATFORM_REDIS_URL" in entry["lost_services"][0], entry
+        assert entry["error"].startswith(entry["lost_services"][0]) and "Traceback" not in entry["error"], entry
+        while not [a for a in receiver.received if "daily_refresh" in json.dumps(a)]:
+            assert time.monotonic() < lost + 300, receiver.received
+            time.sleep(1)
+        [alert] = [a for a in receiver.received if "daily_refresh" in json.dumps(a)]
+        assert "MLPLATFORM_REDIS_URL" in json.dumps(alert), alert
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+        receiver.close()
+        if redis.process.poll() is not None:
+            redis.start()
+    rerun = mlplatform(env, "pipeline", "--no-retrain")
+    assert "0 failed" in rerun.stdout, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    flights, distinct = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
+    assert flights == distinct == _landed_flights(home)
+    assert not psql(pg.url, "select run_id from runs where status in ('STARTED', 'STARTING', 'QUEUED', 'NOT_STARTED')")
