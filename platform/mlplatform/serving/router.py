@@ -3,7 +3,7 @@
 `mlplatform serve` with several use cases enabled starts one server per use case (a process serves
 one use case: `mlplatform.usecases`), each on a Unix socket of its own, and this router on the
 address asked for. A use case with the empty namespace keeps the root (`/predict`); the others answer
-under their namespace (`/customer_spend/predict`, its docs at `/customer_spend/docs`). `GET /use_cases`
+under their namespace (`/<namespace>/predict`, their docs at `/<namespace>/docs`). `GET /use_cases`
 lists them with each one's health. Authentication stays with each server: the router passes the
 request's headers on as they came.
 """
