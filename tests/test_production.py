@@ -595,5 +595,5 @@ def test_a_service_lost_under_dagster_dev_is_named_by_the_daemon_and_a_rerun_com
     rerun = mlplatform(env, "pipeline", "--no-retrain")
     assert "0 failed" in rerun.stdout, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     flights, distinct = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]
-    assert flights == distinct == _landed_flights(home)
+    assert flights == distinct == _landed_flights(home), rerun.stdout
     assert not psql(pg.url, "select run_id from runs where status in ('STARTED', 'STARTING', 'QUEUED', 'NOT_STARTED')")

@@ -144,3 +144,43 @@ def test_a_nearly_full_state_directory_is_refused_before_any_write(tmp_path, cap
     err = capsys.readouterr().err
     assert expected in err and str(home) in err and "MLPLATFORM_MIN_FREE_MB" in err
     assert not (home / "landing" / "flights").exists()
+
+
+def test_queued_runs_that_no_daemon_will_launch_are_canceled_with_the_reason(instance) -> None:
+    """Runs the sensors requested wait QUEUED for the daemon; with `dagster dev` stopped before it
+    launched them, a headless pipeline would wait on them for good. They are canceled, saying why,
+    unless the daemon is alive (its heartbeat recent)."""
+    import dagster as dg
+    # What a sensor's request and the daemon write, written here as they do (no public API makes them).
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._daemon.types import DaemonHeartbeat
+
+    from mlplatform.automation.recovery import QUEUE_DAEMON, cancel_queued_runs_without_a_daemon
+
+    @dg.op
+    def step() -> None:
+        pass
+
+    @dg.job
+    def requested() -> None:
+        step()
+
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("flights"), "__repository__"),
+                             "requested")
+
+    def queue():
+        return instance.create_run_for_job(requested, status=dg.DagsterRunStatus.QUEUED, remote_job_origin=origin)
+
+    first = queue()
+    beat = time.time()
+    instance.add_daemon_heartbeat(DaemonHeartbeat(beat, QUEUE_DAEMON, "daemon-1", None))
+    assert cancel_queued_runs_without_a_daemon(instance, now=beat + 30) == []  # alive: its queue
+    assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.QUEUED
+    [(run, message)] = cancel_queued_runs_without_a_daemon(instance, now=beat + 600)
+    assert run.run_id == first.run_id and "the daemon was last seen 600 s ago" in message
+    assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.CANCELED
+    instance.wipe_daemon_heartbeats()
+    second = queue()
+    [(_, message)] = cancel_queued_runs_without_a_daemon(instance)
+    assert "no daemon has run on this instance" in message and "canceled by mlplatform" in message
+    assert instance.get_run_by_id(second.run_id).status == dg.DagsterRunStatus.CANCELED

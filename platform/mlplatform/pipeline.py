@@ -121,7 +121,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
     from mlplatform.automation.alerts import clear_jobs_that_succeeded
     from mlplatform.automation.failures import report_failure
     from mlplatform.automation.jobs import SCORING, daily_refresh_job, keys, retrain_job, retrain_live_job, run_target
-    from mlplatform.automation.recovery import fail_dead_runs, process_tags
+    from mlplatform.automation.recovery import cancel_queued_runs_without_a_daemon, fail_dead_runs, process_tags
     from mlplatform.automation.retrain import decide, gather_facts, record_decision, shadow_decision_request
     from mlplatform.automation.retries import HEADLESS
     from mlplatform.definitions import defs
@@ -135,6 +135,8 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
     with dg.DagsterInstance.get() as instance:
         for run, message in fail_dead_runs(instance):
             report_failure(paths, instance, run, message, {})
+            say(f"recovered: {message}")
+        for _, message in cancel_queued_runs_without_a_daemon(instance):
             say(f"recovered: {message}")
         for line in reconcile_champion(paths, instance):
             say(f"recovered: {line}")

@@ -9,12 +9,17 @@ checked: gone, a zombie, or a newer process reusing its pid means dead. Two path
 - the daemon's run monitoring, through `LocalRunLauncher.check_run_worker_health`
   (`run_launcher.py`), then the run-failure sensor ends the MLflow run and records the failure;
 - `mlplatform pipeline`, which has no daemon, calls `fail_dead_runs` before planning anything.
+
+A run the sensors requested waits QUEUED until the daemon launches it; when `dagster dev` (and its
+daemon) stopped first, nothing ever will, and a headless pipeline would wait on it for good:
+`cancel_queued_runs_without_a_daemon` cancels those, saying why, and the pipeline does their work.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +33,8 @@ ORPHANED_TAG = "mlplatform/orphaned"
 # Runs that may be waiting on a process: the unfinished ones but QUEUED (no process yet);
 # NOT_STARTED only for headless runs (which name theirs).
 WATCHED = [dg.DagsterRunStatus(s) for s in UNFINISHED_STATUSES if s != "QUEUED"]
+# The daemon that launches queued runs writes a heartbeat every 30 s: four missed, and it is gone.
+QUEUE_DAEMON, DAEMON_GONE_AFTER_S = "QUEUED_RUN_COORDINATOR", 120
 
 
 def process_tags() -> dict[str, str]:
@@ -112,3 +119,25 @@ def fail_dead_runs(instance: dg.DagsterInstance, on_failed: Callable[[dg.Dagster
         if on_failed:
             on_failed(run, message)
     return failed
+
+
+def cancel_queued_runs_without_a_daemon(instance: dg.DagsterInstance, now: float | None = None
+                                        ) -> list[tuple[dg.DagsterRun, str]]:
+    """Cancel the QUEUED runs that no daemon will launch (its last heartbeat is older than
+    `DAEMON_GONE_AFTER_S`, or it never ran), each with the reason; a live daemon's queue is left alone."""
+    queued = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+    if not queued:
+        return []
+    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+    since = None if beat is None else (now or time.time()) - beat.timestamp
+    if since is not None and since < DAEMON_GONE_AFTER_S:
+        return []
+    gone = "no daemon has run on this instance" if since is None else f"the daemon was last seen {since:.0f} s ago"
+    canceled = []
+    for run in queued:
+        message = (f"run {run.run_id[:8]} ({run.job_name}) was QUEUED and {gone}, so nothing would launch it: "
+                   "canceled by mlplatform, which does its work now")
+        instance.report_run_canceled(run, message=message)
+        release_run(instance, run.run_id)
+        canceled.append((run, message))
+    return canceled
