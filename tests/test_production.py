@@ -592,6 +592,12 @@ def test_a_service_lost_under_dagster_dev_is_named_by_the_daemon_and_a_rerun_com
         receiver.close()
         if redis.process.poll() is not None:
             redis.start()
+    # A run the daemon launched before it stopped has a process of its own, which outlives `dagster
+    # dev`: it ends (Redis is back) before the rerun, which would otherwise leave its days to it.
+    deadline = time.monotonic() + 300
+    while running := psql(pg.url, "select run_id, status from runs where status in ('STARTED', 'STARTING', 'CANCELING')"):
+        assert time.monotonic() < deadline, f"runs still in flight 300 s after dagster dev stopped: {running}"
+        time.sleep(2)
     rerun = mlplatform(env, "pipeline", "--no-retrain")
     assert "0 failed" in rerun.stdout, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     flights, distinct = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")[0]

@@ -146,16 +146,17 @@ def test_a_nearly_full_state_directory_is_refused_before_any_write(tmp_path, cap
     assert not (home / "landing" / "flights").exists()
 
 
-def test_queued_runs_that_no_daemon_will_launch_are_canceled_with_the_reason(instance) -> None:
+def test_queued_runs_that_no_daemon_will_launch_are_canceled_with_the_reason(instance, paths) -> None:
     """Runs the sensors requested wait QUEUED for the daemon; with `dagster dev` stopped before it
     launched them, a headless pipeline would wait on them for good. They are canceled, saying why,
-    unless the daemon is alive (its heartbeat recent)."""
+    unless a daemon may still launch them (its heartbeat recent, and not from a stopped dev's)."""
     import dagster as dg
     # What a sensor's request and the daemon write, written here as they do (no public API makes them).
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
     from dagster._daemon.types import DaemonHeartbeat
 
     from mlplatform.automation.recovery import QUEUE_DAEMON, cancel_queued_runs_without_a_daemon
+    from mlplatform.dev import DEV_STOPPED
 
     @dg.op
     def step() -> None:
@@ -171,16 +172,29 @@ def test_queued_runs_that_no_daemon_will_launch_are_canceled_with_the_reason(ins
     def queue():
         return instance.create_run_for_job(requested, status=dg.DagsterRunStatus.QUEUED, remote_job_origin=origin)
 
+    def status(run):
+        return instance.get_run_by_id(run.run_id).status
+
+    home = paths.ensure().home
     first = queue()
     beat = time.time()
     instance.add_daemon_heartbeat(DaemonHeartbeat(beat, QUEUE_DAEMON, "daemon-1", None))
-    assert cancel_queued_runs_without_a_daemon(instance, now=beat + 30) == []  # alive: its queue
-    assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.QUEUED
-    [(run, message)] = cancel_queued_runs_without_a_daemon(instance, now=beat + 600)
+    assert cancel_queued_runs_without_a_daemon(instance, home, now=beat + 30) == []  # alive: its queue
+    assert status(first) == dg.DagsterRunStatus.QUEUED
+    [(run, message)] = cancel_queued_runs_without_a_daemon(instance, home, now=beat + 600)
     assert run.run_id == first.run_id and "the daemon was last seen 600 s ago" in message
-    assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.CANCELED
-    instance.wipe_daemon_heartbeats()
+    assert status(first) == dg.DagsterRunStatus.CANCELED
+    # `mlplatform dev` stopped after its daemon's last heartbeat: its queue is gone at once.
     second = queue()
-    [(_, message)] = cancel_queued_runs_without_a_daemon(instance)
+    (home / DEV_STOPPED).write_text(str(beat + 5))
+    [(_, message)] = cancel_queued_runs_without_a_daemon(instance, home, now=beat + 30)
+    assert "`mlplatform dev`, whose daemon launched runs, stopped 25 s ago" in message
+    assert status(second) == dg.DagsterRunStatus.CANCELED
+    # A dev started again: its daemon's heartbeats are newer than the stop.
+    third = queue()
+    instance.add_daemon_heartbeat(DaemonHeartbeat(beat + 40, QUEUE_DAEMON, "daemon-2", None))
+    assert cancel_queued_runs_without_a_daemon(instance, home, now=beat + 50) == []
+    instance.wipe_daemon_heartbeats()
+    [(_, message)] = cancel_queued_runs_without_a_daemon(instance, home)
     assert "no daemon has run on this instance" in message and "canceled by mlplatform" in message
-    assert instance.get_run_by_id(second.run_id).status == dg.DagsterRunStatus.CANCELED
+    assert status(third) == dg.DagsterRunStatus.CANCELED

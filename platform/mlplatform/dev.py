@@ -16,12 +16,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mlplatform.locks import hold_alone
 from mlplatform.state import StatePaths
 
 DEV_LOCK = "dev.lock"
+# When the last `mlplatform dev` stopped (seconds since the epoch): the daemon's queue stopped with
+# it, and a headless pipeline need not wait for the runs it left queued (automation/recovery.py).
+DEV_STOPPED = "dev.stopped"
 CONSUMER_LOG = "stream-consumer.log"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,4 +75,6 @@ def run_dev(paths: StatePaths, host: str, port: int) -> int:
             consumer.terminate()
         for consumer in consumers:
             consumer.wait(timeout=30)
+        if server.poll() is not None:  # its daemon is gone: the runs it left queued wait for nothing
+            write_bytes_atomically(paths.home / DEV_STOPPED, str(time.time()).encode())
         held.close()

@@ -136,7 +136,7 @@ def _run(paths: StatePaths, say: Callable[[str], None], retrain: bool) -> Pipeli
         for run, message in fail_dead_runs(instance):
             report_failure(paths, instance, run, message, {})
             say(f"recovered: {message}")
-        for _, message in cancel_queued_runs_without_a_daemon(instance):
+        for _, message in cancel_queued_runs_without_a_daemon(instance, paths.home):
             say(f"recovered: {message}")
         for line in reconcile_champion(paths, instance):
             say(f"recovered: {line}")

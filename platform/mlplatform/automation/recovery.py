@@ -22,6 +22,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
@@ -121,18 +122,35 @@ def fail_dead_runs(instance: dg.DagsterInstance, on_failed: Callable[[dg.Dagster
     return failed
 
 
-def cancel_queued_runs_without_a_daemon(instance: dg.DagsterInstance, now: float | None = None
+def queue_daemon_gone(instance: dg.DagsterInstance, home: Path, now: float) -> str | None:
+    """Why no daemon will launch queued runs (none ever ran; `mlplatform dev`, whose daemon wrote the
+    last heartbeat, stopped since; or its heartbeat is `DAEMON_GONE_AFTER_S` old), or None while one may."""
+    from mlplatform.dev import DEV_STOPPED
+
+    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
+    if beat is None:
+        return "no daemon has run on this instance"
+    try:
+        stopped = float((home / DEV_STOPPED).read_text())
+    except (OSError, ValueError):
+        stopped = None
+    if stopped is not None and beat.timestamp <= stopped:
+        return f"`mlplatform dev`, whose daemon launched runs, stopped {now - stopped:.0f} s ago"
+    if now - beat.timestamp >= DAEMON_GONE_AFTER_S:
+        return f"the daemon was last seen {now - beat.timestamp:.0f} s ago"
+    return None
+
+
+def cancel_queued_runs_without_a_daemon(instance: dg.DagsterInstance, home: Path, now: float | None = None
                                         ) -> list[tuple[dg.DagsterRun, str]]:
-    """Cancel the QUEUED runs that no daemon will launch (its last heartbeat is older than
-    `DAEMON_GONE_AFTER_S`, or it never ran), each with the reason; a live daemon's queue is left alone."""
+    """Cancel the QUEUED runs that no daemon will launch, each with the reason; a live daemon's queue
+    is left alone."""
     queued = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
     if not queued:
         return []
-    beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
-    since = None if beat is None else (now or time.time()) - beat.timestamp
-    if since is not None and since < DAEMON_GONE_AFTER_S:
+    gone = queue_daemon_gone(instance, home, now or time.time())
+    if gone is None:
         return []
-    gone = "no daemon has run on this instance" if since is None else f"the daemon was last seen {since:.0f} s ago"
     canceled = []
     for run in queued:
         message = (f"run {run.run_id[:8]} ({run.job_name}) was QUEUED and {gone}, so nothing would launch it: "
