@@ -55,6 +55,29 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _module_cpu(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With MLPLATFORM_TEST_CPU_LOG set, the CPU seconds each module costs (its worker's and its waited
+    children's: servers it starts and stops, commands it runs) appended to that file as JSON lines.
+    On two cores the suite's CPU, not its workers' count, bounds its time (docs/tests.md)."""
+    import json
+    import os
+    import time
+
+    log = os.environ.get("MLPLATFORM_TEST_CPU_LOG")
+    if not log:
+        yield
+        return
+    before, started = os.times(), time.monotonic()
+    yield
+    after = os.times()
+    own, children = (after.user + after.system) - (before.user + before.system), \
+        (after.children_user + after.children_system) - (before.children_user + before.children_system)
+    with open(log, "a") as out:
+        out.write(json.dumps({"module": request.module.__name__, "own": round(own, 1), "children": round(children, 1),
+                              "wall": round(time.monotonic() - started, 1)}) + "\n")
+
+
 @pytest.fixture
 def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StatePaths:
     home = tmp_path / "mlplatform-home"

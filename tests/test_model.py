@@ -16,17 +16,15 @@ from helpers import (
     rows_by,
     materialization_metadata,
     materialize_model,
-    module_home,
-    build_through,
     materialize_asset,
     materialize_dbt,
 )
+from shared_state import FLIGHTS_THROUGH as LAST_DAY, flights_copy
 from mlplatform.ml.device import DeviceUnavailable, select_device
 from mlplatform.ml.split import NotEnoughData, require_trainable, split_by_time
 from mlplatform.resources import ModelSpec
 from mlplatform.state import StatePaths
 
-LAST_DAY = "2013-02-04"
 # The tour's split (a fortnight each of holdout and validation) on its five weeks.
 SMALL = {"holdout_days": 14, "validation_days": 14, "max_epochs": 12, "min_train_rows": 500}
 
@@ -38,11 +36,8 @@ def _run(instance, paths: StatePaths, keys: list[str], spec: dict | None = None)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """35 real days through dbt and Feast, a training set, and a first model trained and evaluated."""
-    with module_home(tmp_path_factory, "model") as paths:
+    with flights_copy(tmp_path_factory, "model") as paths:
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
-            build_through(instance, paths, LAST_DAY)
-            assert materialize_asset(instance, paths, "feature_definitions").success
-            assert materialize_asset(instance, paths, "training_set").success
             first = _run(instance, paths, ["trained_model", "model_evaluation"])
             assert first.success, failure_message(first)
             yield {"paths": paths, "instance": instance, "first": first}

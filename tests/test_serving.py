@@ -15,11 +15,11 @@ import dagster as dg
 import httpx
 import pytest
 
-from helpers import build_through, materialize_asset, materialize_model, module_home
+from helpers import materialize_asset, materialize_model
 from servers import free_port
+from shared_state import FLIGHTS_THROUGH as LAST_DAY, flights_copy
 from mlplatform.state import StatePaths
 
-LAST_DAY = "2013-02-04"
 # A small model: serving, not model quality, is the point (the gate reports the baselines only).
 SPEC = {"holdout_days": 7, "validation_days": 7, "max_epochs": 4, "min_train_rows": 500,
         "gate_against_baselines": False}
@@ -48,11 +48,8 @@ def _stream_days(paths: StatePaths, first: str, last: str) -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A deployed champion and the last day online; then `mlplatform serve` in its own process."""
-    with module_home(tmp_path_factory, "serving") as paths:
+    with flights_copy(tmp_path_factory, "serving") as paths:
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
-            build_through(instance, paths, LAST_DAY)
-            for key in ("feature_definitions", "training_set"):
-                assert materialize_asset(instance, paths, key).success
             assert materialize_asset(instance, paths, "online_features", partition=LAST_DAY).success
             models = materialize_model(instance, paths, ["trained_model", "model_evaluation", "deployed_model"], SPEC,
                                        raise_on_error=True)

@@ -9,18 +9,16 @@ import dagster as dg
 import pytest
 
 from helpers import (
-    build_through,
     failure_message,
     materialization_metadata,
     materialize_asset,
     materialize_model,
-    module_home,
 )
 from mlplatform.model import shadow
+from shared_state import FLIGHTS_THROUGH as LAST_DAY, flights_copy
 from mlplatform.model.shadow import ShadowResults, verdict
 
-LAST_DAY = "2013-01-20"
-SCORED = ["2013-01-19", "2013-01-20"]
+SCORED = ["2013-02-03", LAST_DAY]
 SPEC = {"holdout_days": 4, "validation_days": 4, "max_epochs": 3, "min_train_rows": 100,
         "gate_against_baselines": False, "min_first_auc": 0.5, "shadow_days": 2}
 MODEL = ["trained_model", "model_evaluation", "deployed_model"]
@@ -29,11 +27,8 @@ MODEL = ["trained_model", "model_evaluation", "deployed_model"]
 @pytest.fixture(scope="module")
 def shadowed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Champion v1; then v2, gated, goes into shadow; then two days scored by both."""
-    with module_home(tmp_path_factory, "shadow") as paths:
+    with flights_copy(tmp_path_factory, "shadow") as paths:
         with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
-            build_through(instance, paths, LAST_DAY)
-            for key in ("feature_definitions", "training_set"):
-                assert materialize_asset(instance, paths, key).success
             assert materialize_asset(instance, paths, "online_features", partition=LAST_DAY).success
             first = materialize_model(instance, paths, MODEL, SPEC)
             assert first.success, failure_message(first)
@@ -83,7 +78,7 @@ def test_the_api_answers_with_the_champion_and_logs_the_shadow_beside_it(shadowe
 
     paths = shadowed["paths"]
     flight = {"carrier": "UA", "flight_number": 1545, "origin": "EWR", "dest": "IAH",
-              "scheduled_departure": "2013-01-20T17:15:00", "tail_number": "N14228"}
+              "scheduled_departure": f"{LAST_DAY}T17:15:00", "tail_number": "N14228"}
     monkeypatch.setenv("MLPLATFORM_MODEL_SHADOW_DAYS", "2")  # the API watches the shadow where shadow runs are on
     with TestClient(create_app(paths)) as client:
         health = client.get("/health").json()
