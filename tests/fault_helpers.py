@@ -47,6 +47,20 @@ def start(home: Path, *args: str, **extra: str) -> subprocess.Popen:
     return process
 
 
+def stop_group(process: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM to the process group a test started (`start_new_session`), as Ctrl-C would stop it;
+    SIGKILL of the group if it is not gone within `timeout` (a busy machine stops it slowly)."""
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def kill_at(home: Path, point: str, *args: str, **extra: str) -> None:
     """Start `mlplatform pipeline`, wait for it to reach `point`, and `kill -9` its process group."""
     from mlplatform.faults import kill_at_point

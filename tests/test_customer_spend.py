@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from fault_helpers import mlplatform
+from fault_helpers import mlplatform, stop_group
 from mlplatform.ingest.lake import Lake
 from mlplatform.state import StatePaths
 
@@ -112,8 +112,6 @@ def test_the_retrain_decision_counts_only_matured_outcomes(spend):
 def test_its_route_answers_from_online_features_as_its_batch_did(spend):
     """`mlplatform serve` takes the use case's own request (a customer and a purchase day) and answers
     with its prediction key and output; with the day's features online it is the batch's prediction."""
-    import os
-    import signal
     import time
 
     import httpx
@@ -150,5 +148,4 @@ def test_its_route_answers_from_online_features_as_its_batch_did(spend):
                                                                         "purchase_date": "1997-07-15"}]})
         assert batch.status_code == 200 and batch.json()["predictions"][0]["customer_day_id"] == body["customer_day_id"]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server)

@@ -8,7 +8,6 @@ carry them through the raw stage, dbt, the online store and a retrain to a new c
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from fault_helpers import stop_group
 from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,9 +173,5 @@ def test_sensors_carry_new_days_through_every_stage_to_a_new_champion(tmp_path: 
             assert time.monotonic() < deadline, f"freshness not evaluated as fresh: {statuses}"
             time.sleep(3)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_group(server)
         log.close()

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from fault_helpers import stop_group
 from helpers import (
     failure_message,
     rows_by,
@@ -666,8 +667,6 @@ def pa_table(frame: pd.DataFrame, schema):
 def test_mlflow_ui_serves_the_platforms_runs_and_the_metadata_links_them(trained) -> None:
     """`mlplatform mlflow-ui` starts MLflow's own server on the platform's store: the registered model
     is there, and the run trained_model's metadata links to is the one MLflow knows."""
-    import os
-    import signal
     import subprocess
     import sys
     import time
@@ -702,5 +701,4 @@ def test_mlflow_ui_serves_the_platforms_runs_and_the_metadata_links_them(trained
                         timeout=10).json()["run"]
         assert model["mlflow_run"].split("/experiments/")[1].split("/")[0] == run["info"]["experiment_id"]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server)

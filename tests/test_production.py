@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from fault_helpers import stop_group
 from servers import (
     WORKERS, PostgresServer, RedisServer, free_port, mlplatform, psql, start_postgres, start_redis,
     start_workers, stop_worker,
@@ -583,12 +584,7 @@ def test_a_service_lost_under_dagster_dev_is_named_by_the_daemon_and_a_rerun_com
         [alert] = [a for a in receiver.received if "daily_refresh" in json.dumps(a)]
         assert "MLPLATFORM_REDIS_URL" in json.dumps(alert), alert
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.wait()
+        stop_group(dev)
         receiver.close()
         if redis.process.poll() is not None:
             redis.start()

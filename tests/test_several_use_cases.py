@@ -10,11 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from fault_helpers import mlplatform, start
+from fault_helpers import mlplatform, start, stop_group
 from mlplatform.ingest.lake import Lake
 
 BOTH = {"MLPLATFORM_USE_CASES": "flights,customer_spend"}
@@ -128,9 +129,32 @@ def test_a_command_acts_on_one_use_case_when_told_and_serve_answers_for_each_und
         assert wrong.status_code == 422 and "customer_id" in wrong.text
         spend = httpx.post(f"{url}/customer_spend/predict", json={"customer_id": "1", "purchase_date": "1997-01-02"})
         assert spend.status_code == 503 and "no champion" in spend.text, spend.text
+        # A use case's server gone: the router answers for it with a 503 naming it, the other still
+        # answers. Then `serve` itself killed alone (not its group): its servers stop with it.
+        children = [int(pid) for pid in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+        assert len(children) == 2, children
+        spend_server = next(pid for pid in children
+                            if "MLPLATFORM_USE_CASE=customer_spend" in Path(f"/proc/{pid}/environ").read_text().split("\0"))
+        os.kill(spend_server, signal.SIGKILL)
+        gone = httpx.post(f"{url}/customer_spend/predict", json={"customer_id": "1", "purchase_date": "1997-01-02"})
+        assert gone.status_code == 503 and "the server of /customer_spend does not answer" in gone.text, gone.text
+        assert httpx.get(f"{url}/health").status_code == 200
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+        deadline = time.monotonic() + 30
+        while _running(next(pid for pid in children if pid != spend_server)):
+            assert time.monotonic() < deadline, "flights' server outlived the serve process"
+            time.sleep(0.2)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process is there and not a zombie left for its new parent to reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except FileNotFoundError:
+        return False
 
 
 @pytest.mark.slow
@@ -190,29 +214,82 @@ def test_dagster_dev_runs_a_location_per_use_case_and_their_sensors_carry_each_o
         assert ("customer_spend_raw_daily", "SUCCESS") in launched
         assert {job for job, _ in launched} <= {"customer_spend_raw_daily", "customer_spend_daily_refresh"}, launched
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:  # dagster dev stopping its processes slowly on a busy machine
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_group(server)
 
 
-def test_use_cases_that_would_share_a_name_are_refused(monkeypatch):
-    """They share one instance and state directory: a namespace, a table or a registered model in two
-    would make their assets, folders or champions one."""
+@pytest.mark.slow
+def test_both_run_on_the_production_profile_through_one_worker(tmp_path_factory, monkeypatch):
+    """PostgreSQL and Redis shared by both use cases, one Celery worker taking the steps of either
+    (a fresh process per step: a process builds one use case), every row once in each."""
+    import dagster as dg
+
+    from fault_helpers import env_for
+    from mlplatform.state import StatePaths
+    from servers import WORKERS, mlplatform as run, psql, start_postgres, start_redis, start_workers, stop_worker
+
+    # A short path: PostgreSQL's socket lives below it, and a socket's path has a length limit.
+    root = tmp_path_factory.mktemp("pg")
+    pg, redis = start_postgres(root), start_redis(root)
+    home = root / "home"
+    home.mkdir()
+    env = env_for(home, **BOTH, MLPLATFORM_PROFILE="production", MLPLATFORM_POSTGRES_URL=pg.url,
+                  MLPLATFORM_REDIS_URL=redis.url)
+    try:
+        run(env, "prepare")
+        start_workers(home, env, "both1")
+        run(env, "replay", "--days", "2", "--no-events")
+        done = run(env, "pipeline", "--no-retrain").stdout
+        assert done.count("0 failed") == 2 and "customer_spend_daily_refresh 1997-01-01..1997-01-02" in done, done
+        again = run(env, "pipeline", "--no-retrain").stdout
+        assert again.count("0 run(s), 0 failed") == 2, again
+        monkeypatch.setenv("MLPLATFORM_POSTGRES_URL", pg.url)  # the instance's storage
+        with dg.DagsterInstance.from_config(str(StatePaths.resolve(home).dagster_home)) as instance:
+            assert instance.get_materialized_partitions(dg.AssetKey("online_features")) == {"2013-01-01", "2013-01-02"}
+            assert instance.get_materialized_partitions(dg.AssetKey("customer_spend_online_features")) == {
+                "1997-01-01", "1997-01-02"}
+        steps = psql(pg.url, "select event from event_logs where event like '%in celery worker%'")
+        assert steps and all("both1@" in body for (body,) in steps)
+        # The warehouse in PostgreSQL holds both use cases' models, each day's rows once.
+        flights = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")
+        spend = psql(pg.url, "select count(*), count(distinct customer_day_id) from analytics.fct_customer_purchases")
+        assert flights[0][0] == flights[0][1] > 1000 and spend[0][0] == spend[0][1] > 100, (flights, spend)
+    finally:
+        if "both1" in WORKERS:
+            stop_worker("both1")
+        redis.stop()
+        if not pg.external:
+            pg.stop("immediate")
+
+
+def _sharing(flights, spend, name: str):
+    """Customer spend's spec with one of flights' names in it."""
+    if name == "namespace":
+        return spend.model_copy(update={"namespace": ""})
+    if name == "table":
+        return spend.model_copy(update={"feeds": [*spend.feeds, flights.feeds[0]]})
+    return spend.model_copy(update={"model": spend.model.model_copy(update={"experiment": flights.model.experiment})})
+
+
+@pytest.mark.parametrize("name, refusal", [
+    ("namespace", "'flights' and 'customer_spend' have the same namespace"),
+    ("table", "'flights' and 'customer_spend' both land a table 'flights'"),
+    ("experiment", "'flights' and 'customer_spend' both name 'flight_delay' as an MLflow experiment"),
+])
+def test_use_cases_that_would_share_a_name_are_refused(monkeypatch, name, refusal):
+    """They share one instance and state directory: a namespace, a table or an MLflow experiment or
+    model in two would make their assets, folders or champions one."""
     import mlplatform.usecases as usecases
 
     real = usecases.load
 
-    def load(name):
-        spec = real(name)
-        return spec.model_copy(update={"namespace": ""}) if name == "customer_spend" else spec
+    def load(use_case):
+        spec = real(use_case)
+        return _sharing(real("flights"), spec, name) if use_case == "customer_spend" else spec
 
     monkeypatch.setattr(usecases, "load", load)
     usecases._side_by_side.cache_clear()
     try:
-        with pytest.raises(usecases.UseCaseError, match="'flights' and 'customer_spend' have the same namespace"):
+        with pytest.raises(usecases.UseCaseError, match=refusal):
             usecases._side_by_side(("flights", "customer_spend"))
         with pytest.raises(usecases.UseCaseError, match="enables a use case twice"):
             usecases._side_by_side(("flights", "flights"))

@@ -77,6 +77,19 @@ ONE_USE_CASE = ("rollback", "consume")
 EACH_USE_CASE = ("replay", "pipeline", "status", "serve")
 
 
+def _stopped_with_parent() -> None:
+    """In a server's process before it starts: SIGTERM when the `serve` process dies, even by
+    SIGKILL, so that no server is left on its socket behind a router that is gone (Linux's
+    PR_SET_PDEATHSIG; elsewhere only a `serve` that stops itself stops them)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def serve_each(args: argparse.Namespace, command: list[str], use_cases: list) -> int:
     """`serve` with several use cases: a server each, on a Unix socket, behind one router on the
     address asked for (`/<namespace>/...`; the empty namespace keeps the root)."""
@@ -107,7 +120,8 @@ def serve_each(args: argparse.Namespace, command: list[str], use_cases: list) ->
             print(f"mlplatform serve: {use_case.name} under {address}{prefix or '/'}", flush=True)
             servers.append(subprocess.Popen([*command, "--uds", str(sockets[namespace]), "--root-path", prefix,
                                              "--public-url", address + prefix],
-                                            env={**os.environ, USE_CASE_ENV: use_case.name}))
+                                            env={**os.environ, USE_CASE_ENV: use_case.name},
+                                            preexec_fn=_stopped_with_parent))
         while not all(socket.exists() for socket in sockets.values()):
             for server, use_case in zip(servers, use_cases):
                 if server.poll() is not None:
