@@ -49,11 +49,11 @@ run-production: install
 	trap 'kill $$workers 2>/dev/null' EXIT INT TERM; \
 	MLPLATFORM_PROFILE=production $(BIN)/mlplatform dev --host $(HOST) --port $(PORT)
 
-# Four workers on two cores: the longest modules (production, the end-to-end test, dagster dev and
-# its sensors, real servers) spend most of their time waiting, and their waits leave a core idle
-# when only three run (MLPLATFORM_TEST_CPU_LOG=FILE writes each module's CPU seconds beside its
-# wall time: docs/tests.md). PYTEST_ARGS="-n 0" runs in one process.
-PYTEST_WORKERS ?= 4
+# Three workers on two cores: the slowest modules (the end-to-end test, the sensors' waits, the
+# benchmarks' smoke run) spend much of their time waiting; a fourth gained nothing, the suite's CPU
+# bounds it (MLPLATFORM_TEST_CPU_LOG=FILE writes each module's CPU and wall seconds: docs/tests.md).
+# PYTEST_ARGS="-n 0" runs in one process.
+PYTEST_WORKERS ?= 3
 
 test: install docs
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
