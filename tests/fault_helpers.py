@@ -52,13 +52,20 @@ def stop_group(process: subprocess.Popen, timeout: float = 60) -> None:
     SIGKILL of the group if it is not gone within `timeout` (a busy machine stops it slowly)."""
     import signal
 
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+    # The group, not only its leader: a leader that has exited may leave children running in it.
+    _signal_group(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        _signal_group(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _signal_group(pgid: int, signal_number: int) -> None:
+    try:
+        os.killpg(pgid, signal_number)
+    except ProcessLookupError:  # every process of the group is gone already
+        pass
 
 
 def kill_at(home: Path, point: str, *args: str, **extra: str) -> None:

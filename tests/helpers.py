@@ -98,22 +98,29 @@ def materialize_asset(instance: dg.DagsterInstance, paths: StatePaths, key: str,
 
 
 @contextmanager
-def module_home(tmp_path_factory, name: str) -> Iterator[StatePaths]:
-    """A state directory for a module's shared fixture, with MLPLATFORM_HOME pointed at it meanwhile."""
+def home_env(home: Path) -> Iterator[None]:
+    """MLPLATFORM_HOME pointed at `home` meanwhile, as it was after."""
     import os
 
     from mlplatform.state import HOME_ENV
 
-    paths = StatePaths.resolve(tmp_path_factory.mktemp(name) / "home").ensure()
     previous = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = str(paths.home)
+    os.environ[HOME_ENV] = str(home)
     try:
-        yield paths
+        yield
     finally:
         if previous is None:
             os.environ.pop(HOME_ENV, None)
         else:
             os.environ[HOME_ENV] = previous
+
+
+@contextmanager
+def module_home(tmp_path_factory, name: str) -> Iterator[StatePaths]:
+    """A state directory for a module's shared fixture, with MLPLATFORM_HOME pointed at it meanwhile."""
+    paths = StatePaths.resolve(tmp_path_factory.mktemp(name) / "home").ensure()
+    with home_env(paths.home):
+        yield paths
 
 
 def materialize_model(instance: dg.DagsterInstance, paths: StatePaths, keys: list[str], spec: dict,

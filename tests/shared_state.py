@@ -36,22 +36,13 @@ def _build_flights(home: Path) -> None:
     applied and a training set retrieved through Feast."""
     import dagster as dg
 
-    from helpers import build_through, materialize_asset
-    from mlplatform.state import HOME_ENV
+    from helpers import build_through, home_env, materialize_asset
 
     paths = StatePaths.resolve(home).ensure()
-    previous = os.environ.get(HOME_ENV)
-    os.environ[HOME_ENV] = str(home)
-    try:
-        with dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
-            build_through(instance, paths, FLIGHTS_THROUGH)
-            for key in ("feature_definitions", "training_set"):
-                assert materialize_asset(instance, paths, key).success, key
-    finally:
-        if previous is None:
-            os.environ.pop(HOME_ENV, None)
-        else:
-            os.environ[HOME_ENV] = previous
+    with home_env(home), dg.instance_for_test(temp_dir=str(paths.dagster_home)) as instance:
+        build_through(instance, paths, FLIGHTS_THROUGH)
+        for key in ("feature_definitions", "training_set"):
+            assert materialize_asset(instance, paths, key).success, key
 
 
 def _built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
@@ -96,12 +87,11 @@ def relocate(built: Path, copy: Path) -> StatePaths:
 def flights_copy(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[StatePaths]:
     """A module's own copy of the shared flights state (FLIGHTS_THROUGH), its feature definitions
     applied, with MLPLATFORM_HOME pointed at it meanwhile."""
-    from helpers import module_home
+    from helpers import home_env
     from mlplatform.features.repo import apply_definitions
 
     built = _built_once(tmp_path_factory, "flights", _build_flights)
-    with module_home(tmp_path_factory, name) as paths:
-        shutil.rmtree(paths.home)
-        copied = relocate(built, paths.home)
+    copied = relocate(built, tmp_path_factory.mktemp(name) / "home")
+    with home_env(copied.home):
         apply_definitions(copied)
         yield copied

@@ -510,6 +510,14 @@ def test_predict_live_answers_with_the_live_model_and_the_streamed_features(serv
     assert body["same_day_features_as_of"]["plane_departures"] == (plane.isoformat() if plane else None)
     health = httpx.get(f"{url}/health", timeout=5).json()
     assert health["live_model_version"] == 1 and health["model_family"] == "blend"
+    # Trained by its line's own network settings (the spec's `network:`), the day-ahead by the platform's.
+    from mlplatform.model.tracking import client
+
+    registry = client(paths)
+    params = {m: registry.get_run(registry.get_model_version_by_alias(m, "champion").run_id).data.params
+              for m in ("flight_delay", "flight_delay_live")}
+    assert (params["flight_delay_live"]["train_patience"], params["flight_delay_live"]["train_dropout"]) == ("6", "0.1")
+    assert (params["flight_delay"]["train_patience"], params["flight_delay"]["train_dropout"]) == ("3", "0.3")
 
     # Ten very late departures from Newark, streamed now (flights of a day after the last built
     # one: the stream runs ahead of the end-of-day files).

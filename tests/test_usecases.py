@@ -37,6 +37,18 @@ def test_the_flights_spec_loads_with_its_feeds_task_and_lines():
     assert "CONTRACTS" in dir(flights.module)
 
 
+def test_a_line_s_own_network_settings_reach_its_training_and_its_inputs():
+    """The live line's `network:` settings are what it trains by, and a part of what decides that its
+    inputs changed (`model/inputs.py`); the day-ahead line's settings are the model spec's alone."""
+    from mlplatform.model.lines import LINES
+
+    day_ahead, live = LINES
+    assert dict(live.network) == {"patience": 6, "dropout": 0.1} and day_ahead.network == ()
+    spec = {"patience": 3, "max_epochs": 30}
+    assert day_ahead.settings(spec) == spec
+    assert live.settings(spec) == {**spec, "network": {"patience": 6, "dropout": 0.1}}
+
+
 @pytest.mark.parametrize("change, problem", [
     (lambda s: s["attributes"].update(colour="blue"), "colour: Extra inputs are not permitted"),
     (lambda s: s["attributes"]["task"].update(metric="rmse"), "task: Value error, task.metric 'rmse' is not a binary metric"),
@@ -45,6 +57,10 @@ def test_the_flights_spec_loads_with_its_feeds_task_and_lines():
     (lambda s: s["attributes"]["prediction"].update(label_delay_days=-1), "prediction.label_delay_days"),
     (lambda s: s["attributes"].update(name="other"), "its name 'other' is not its folder's, 'bad'"),
     (lambda s: s.update(type="something.Else"), "must be a component instance with `type: mlplatform.usecases.UseCase`"),
+    (lambda s: s["attributes"]["model"]["lines"][1]["network"].update(dropout=1.5),
+     "model.lines.1.network.dropout: Input should be less than 1"),
+    (lambda s: s["attributes"]["model"]["lines"][1]["network"].update(epochs=9),
+     "model.lines.1.network.epochs: Extra inputs are not permitted"),
 ])
 def test_a_wrong_spec_names_its_file_and_the_problem(defs_dir, change, problem):
     target, spec = defs_dir

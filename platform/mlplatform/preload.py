@@ -14,6 +14,12 @@ module 'sqlalchemy.orm.exc'" while the thread imported MLflow's SQLAlchemy store
 import importlib
 from collections.abc import Iterable
 
+# What the steps of a run import beyond Dagster: the code location's (dbt's integration, DuckDB) and
+# the later steps' (Feast, MLflow, PyTorch, scikit-learn's metrics).
+LATER_STEP_LIBRARIES = ("feast", "mlflow.pyfunc", "mlflow.store.tracking.sqlalchemy_store", "torch",
+                        "sklearn.metrics")
+STEP_LIBRARIES = ("dagster_dbt", "duckdb", *LATER_STEP_LIBRARIES)
+
 
 def preload(modules: Iterable[str]) -> None:
     """Import `modules` now; one that fails is left for the step that needs it to import and report."""

@@ -94,8 +94,9 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         families = parts_of(model_spec.model_family)
     except ValueError as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
-    config = TrainConfig(max_epochs=model_spec.max_epochs, patience=model_spec.patience,
-                         learning_rate=model_spec.learning_rate, seed=model_spec.seed, task=task)
+    config = TrainConfig(**{"max_epochs": model_spec.max_epochs, "patience": model_spec.patience,
+                            "learning_rate": model_spec.learning_rate, "seed": model_spec.seed, "task": task,
+                            **dict(line.network)})
     boosting_config = BoostingConfig(seed=model_spec.seed, task=task)
     fitted_on = FITTED_ON_ALL if model_spec.refit else FITTED_ON_TRAIN
     mlf = context.resources.mlflow
@@ -109,7 +110,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
                         **{f"split_{k}": v for k, v in split.describe().items()},
                         "holdout_first_day": split.holdout_first_day, FITTED_ON_PARAM: fitted_on,
                         "same_day_lead_minutes": manifest.get("same_day_lead_minutes", "none")})
-        inputs = training_inputs(state.exports, model_spec.model_dump())
+        inputs = training_inputs(state.exports, line.settings(model_spec.model_dump()))
         mlflow.set_tags({INPUTS_TAG: inputs, "training_set_content_hash": manifest["content_hash"],
                          "training_set_manifest": str(Path(manifest["path"]).with_name("manifest.json")),
                          "training_window": f"{manifest['window']['first_day']}..{manifest['window']['last_day']}",

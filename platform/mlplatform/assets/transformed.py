@@ -23,7 +23,7 @@ from mlplatform.assets.raw import raw_asset_key
 from mlplatform.usecases import active, named
 from mlplatform.partitions import daily_partitions
 from mlplatform.faults import crash_point
-from mlplatform.preload import preload
+from mlplatform.preload import LATER_STEP_LIBRARIES, preload
 from mlplatform.resources import PlatformState
 from mlplatform.warehouse.project import DBT_PROJECT_DIR, dbt_project, require_manifest, use_case_vars
 
@@ -35,8 +35,6 @@ USE_CASE_NODES = " ".join(f"path:{kind}/{active().dbt_folder}" for kind in ("mod
 DAILY = f"path:models/{active().dbt_folder},tag:daily"
 # The libraries of the steps after the daily models, and the assets that need them: imported while
 # dbt runs when the run goes on to those assets.
-LATER_STEP_LIBRARIES = ("feast", "mlflow.pyfunc", "mlflow.store.tracking.sqlalchemy_store", "torch",
-                        "sklearn.metrics")
 LATER_STEP_ASSETS = {dg.AssetKey(named(name)) for name in ("online_features", "feature_drift", "batch_predictions")}
 
 

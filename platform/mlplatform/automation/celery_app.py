@@ -6,10 +6,12 @@ A worker runs a step by rebuilding its job from the code location, so it needs t
 the image), the environment of the profile and the state directory's volume.
 """
 
+from celery.signals import worker_init
 from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task, create_task
 
+from mlplatform.preload import STEP_LIBRARIES, preload
 from mlplatform.profile import current
 
 _profile = current()
@@ -21,3 +23,12 @@ app.conf.update(task_track_started=True, worker_disable_prefetch=True)
 execute_plan = create_task(app)
 execute_job = create_execute_job_task(app)
 resume_job = create_resume_job_task(app)
+
+
+@worker_init.connect
+def _import_step_libraries(**_) -> None:
+    """The libraries steps use, imported once in the worker's main process: its pool's processes
+    are forked from it and start with them (with several use cases enabled each step gets a fresh
+    process, which would otherwise import them all again). Only libraries: which use case a step
+    builds is decided in its own process (mlplatform/locations.py)."""
+    preload(STEP_LIBRARIES)

@@ -224,6 +224,7 @@ def _refused_on_same_inputs(state: PlatformState, spec: ModelSpec) -> tuple[int 
     """The newest registered version, if the gate refused it and it was trained on the inputs there
     are now (`model/inputs.py`)."""
     from mlplatform.model.inputs import INPUTS_TAG, training_inputs
+    from mlplatform.model.lines import LINES
     from mlplatform.model.tracking import REGISTERED_MODEL, client, store_exists
 
     if not store_exists(state.paths):
@@ -232,8 +233,8 @@ def _refused_on_same_inputs(state: PlatformState, spec: ModelSpec) -> tuple[int 
     if not versions:
         return None, None
     newest = max(versions, key=lambda v: int(v.version))
-    if newest.tags.get("gate") != "failed" or newest.tags.get(INPUTS_TAG) != training_inputs(state.exports,
-                                                                                             spec.model_dump()):
+    settings = LINES[0].settings(spec.model_dump())
+    if newest.tags.get("gate") != "failed" or newest.tags.get(INPUTS_TAG) != training_inputs(state.exports, settings):
         return None, None
     return int(newest.version), newest.tags.get("gate_reason", "refused")
 

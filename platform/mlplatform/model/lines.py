@@ -19,6 +19,12 @@ class ModelLine:
     prefix: str       # of its asset keys: the use case's namespace, then the line's own prefix
     same_day: bool    # trained (and served) with the same-day features
     folder: str = ""  # of its training sets, below the use case's (its own prefix, for a second line)
+    network: tuple[tuple[str, object], ...] = ()  # its own network settings (the spec's `network`)
+
+    def settings(self, model_spec: dict) -> dict:
+        """What this line trains by: the model spec's settings and the line's own network settings.
+        A change to either is a change of the training inputs (`model/inputs.py`)."""
+        return {**model_spec, "network": dict(self.network)} if self.network else model_spec
 
     def key(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -28,4 +34,5 @@ class ModelLine:
 
 
 LINES = tuple(ModelLine(line.registered_model, active().key_prefix + line.asset_prefix, line.same_day,
-                        line.asset_prefix.rstrip("_")) for line in active().model.lines)
+                        line.asset_prefix.rstrip("_"), tuple(line.network.overrides().items()))
+              for line in active().model.lines)

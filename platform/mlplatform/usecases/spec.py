@@ -109,11 +109,29 @@ class Features(_Spec):
     tables: FeatureTables = Field(default_factory=FeatureTables)
 
 
+class NetworkSettings(_Spec):
+    """A line's network settings where they differ from the platform's (`ml/train.py`, `TrainConfig`;
+    `patience` from the model spec): a line whose data differs in size or kind may need its own,
+    chosen on its validation days (docs/use_cases.md)."""
+
+    patience: int | None = Field(default=None, ge=1, description="Epochs without validation improvement before stopping.")
+    dropout: float | None = Field(default=None, ge=0, lt=1, description="After each hidden layer.")
+    weight_decay: float | None = Field(default=None, ge=0, description="AdamW's.")
+    hidden: list[int] | None = Field(default=None, min_length=1, description="The hidden layers' widths.")
+
+    def overrides(self) -> dict:
+        """The settings given, as `TrainConfig` fields."""
+        given = self.model_dump(exclude_none=True)
+        return {**given, "hidden": tuple(given["hidden"])} if "hidden" in given else given
+
+
 class ModelLine(_Spec):
     name: str = Field(description="The line's name, e.g. day_ahead.")
     registered_model: str = Field(description="The MLflow registered model of this line.")
     asset_prefix: str = Field(default="", description="Prefix of the line's asset keys.")
     same_day: bool = Field(default=False, description="Trained and served with the same-day features too.")
+    network: NetworkSettings = Field(default_factory=NetworkSettings,
+                                     description="This line's network settings, where they differ from the platform's.")
 
 
 class Models(_Spec):
