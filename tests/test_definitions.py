@@ -65,6 +65,16 @@ def test_loading_the_code_location_imports_no_heavy_library(use_case) -> None:
     assert out.stdout.strip() == ""
 
 
+def test_feast_imports_pytorch_only_when_it_asks_for_it() -> None:
+    """A process that imports Feast through the platform does not import PyTorch with it (it costs
+    seconds in each: lazy_torch.py); Feast's own `get_torch` still hands PyTorch over."""
+    code = ("import sys, mlplatform, feast; from feast.feature_store import FeatureStore; before = 'torch' in sys.modules; "
+            "from feast.torch_wrapper import get_torch, TORCH_AVAILABLE; "
+            "print(before, TORCH_AVAILABLE, get_torch().tensor([1.0]).sum().item())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "1.0"], out.stderr[-2000:]
+
+
 def test_dagster_validates_the_workspace(paths) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(paths.dagster_home)}
     dagster = Path(sys.executable).with_name("dagster")

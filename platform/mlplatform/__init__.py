@@ -54,3 +54,9 @@ _quiet_feast_registry_note()
 from mlplatform.deferred_typechecks import install as _defer_typechecks  # noqa: E402
 
 _defer_typechecks()
+
+# And PyTorch, which Feast imports at its own import for methods the platform never calls, is
+# imported when Feast first asks for it (lazy_torch.py says why).
+from mlplatform.lazy_torch import install as _defer_feasts_torch  # noqa: E402
+
+_defer_feasts_torch()
