@@ -2,8 +2,9 @@
 
 Feast imports PyTorch at its own import (`feast.torch_wrapper`) for the few methods that hand
 features over as tensors (`to_tensor`, the RAG retriever), none of which the platform calls. Every
-process that imports Feast paid PyTorch's import with it: `prepare`, `status`, the stream's
-consumer, a refresh whose champion needs no network, each of the production profile's workers.
+process that imports Feast paid PyTorch's import with it, whether or not it scores a network: the
+stream's consumer, `serve` for a champion without one, a run that applies the feature definitions.
+(A daily refresh imports PyTorch on purpose while dbt runs, for its scoring step: preload.py.)
 
 `install()` puts a module of the same name and interface (`get_torch`, `TORCH_AVAILABLE`) in its
 place before Feast is imported: `get_torch()` imports PyTorch at its first call, and raises

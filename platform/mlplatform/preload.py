@@ -1,4 +1,5 @@
-"""Import the libraries a run's later steps need while an earlier step waits on a subprocess.
+"""Import the libraries steps need before they need them: in a run, while an earlier step waits on a
+subprocess; in a Celery worker, once, before it forks its pool (automation/celery_app.py).
 
 A `daily_refresh` run spends its first seconds waiting on dbt (a subprocess), then its online,
 drift and scoring steps import Feast, MLflow and PyTorch, seconds of work, in a process the
