@@ -190,6 +190,12 @@ def test_queued_runs_that_no_daemon_will_launch_are_canceled_with_the_reason(ins
     [(_, message)] = cancel_queued_runs_without_a_daemon(instance, home, now=beat + 30)
     assert "`mlplatform dev`, whose daemon launched runs, stopped 25 s ago" in message
     assert status(second) == dg.DagsterRunStatus.CANCELED
+    # The stopping daemon's last heartbeat, written just after dev marked the stop, is still its own.
+    late = queue()
+    instance.add_daemon_heartbeat(DaemonHeartbeat(beat + 8, QUEUE_DAEMON, "daemon-1", None))
+    [(_, message)] = cancel_queued_runs_without_a_daemon(instance, home, now=beat + 30)
+    assert "`mlplatform dev`, whose daemon launched runs, stopped 25 s ago" in message
+    assert status(late) == dg.DagsterRunStatus.CANCELED
     # A dev started again: its daemon's heartbeats are newer than the stop.
     third = queue()
     instance.add_daemon_heartbeat(DaemonHeartbeat(beat + 40, QUEUE_DAEMON, "daemon-2", None))

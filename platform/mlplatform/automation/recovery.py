@@ -35,7 +35,7 @@ ORPHANED_TAG = "mlplatform/orphaned"
 # NOT_STARTED only for headless runs (which name theirs).
 WATCHED = [dg.DagsterRunStatus(s) for s in UNFINISHED_STATUSES if s != "QUEUED"]
 # The daemon that launches queued runs writes a heartbeat every 30 s: four missed, and it is gone.
-QUEUE_DAEMON, DAEMON_GONE_AFTER_S = "QUEUED_RUN_COORDINATOR", 120
+QUEUE_DAEMON, HEARTBEAT_INTERVAL_S, DAEMON_GONE_AFTER_S = "QUEUED_RUN_COORDINATOR", 30, 120
 
 
 def process_tags() -> dict[str, str]:
@@ -134,7 +134,9 @@ def queue_daemon_gone(instance: dg.DagsterInstance, home: Path, now: float) -> s
         stopped = float((home / DEV_STOPPED).read_text())
     except (OSError, ValueError):
         stopped = None
-    if stopped is not None and beat.timestamp <= stopped:
+    # The daemon gets the stop signal with `mlplatform dev` and may write one more heartbeat while it
+    # shuts down, after dev marked the stop: within one heartbeat interval, that beat is its own.
+    if stopped is not None and beat.timestamp <= stopped + HEARTBEAT_INTERVAL_S:
         return f"`mlplatform dev`, whose daemon launched runs, stopped {now - stopped:.0f} s ago"
     if now - beat.timestamp >= DAEMON_GONE_AFTER_S:
         return f"the daemon was last seen {now - beat.timestamp:.0f} s ago"
