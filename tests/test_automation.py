@@ -352,3 +352,22 @@ def test_pipeline_loads_consecutive_days_in_one_run_and_a_bad_day_alone(tmp_path
                                                                  dg.DagsterEventType.ASSET_MATERIALIZATION)
             assert {"2013-01-05", "2013-01-06"} <= set(stored)
             assert state.lake.source_sha256("weather", "2013-01-06") is not None
+
+
+def test_a_refresh_scores_only_once_a_champion_is_held() -> None:
+    """A first challenger the gate refused records the decision with no champion: the daily refresh
+    then leaves scoring out instead of failing every day on it."""
+    from mlplatform.automation.downstream import holds_a_champion
+
+    key = dg.AssetKey("deployed_model")
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert not holds_a_champion(instance, key)
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={
+            "action": "refused", "challenger_version": 1, "reason": "not deployed: failed: ..."}))
+        assert not holds_a_champion(instance, key)
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={
+            "action": "promoted", "champion_version": 2}))
+        assert holds_a_champion(instance, key)
+        instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={  # refused, the champion stays
+            "action": "refused", "challenger_version": 3, "champion_version": 2}))
+        assert holds_a_champion(instance, key)

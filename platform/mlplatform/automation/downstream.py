@@ -38,6 +38,13 @@ def _latest_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
     return records[0].storage_id if records else None
 
 
+def holds_a_champion(instance: dg.DagsterInstance, key: dg.AssetKey) -> bool:
+    """Whether the newest materialization of a line's `deployed_model` names a champion: a first
+    challenger the gate refused records the decision with none, and there is nothing to score with."""
+    records = instance.fetch_materializations(key, limit=1).records
+    return bool(records) and "champion_version" in records[0].asset_materialization.metadata
+
+
 def runs_in_progress(instance: dg.DagsterInstance, job_names: list[str]) -> list[dg.DagsterRun]:
     return [r for name in job_names
             for r in instance.get_runs(dg.RunsFilter(job_name=name, statuses=IN_PROGRESS), limit=5)]
@@ -141,7 +148,7 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
     extras = []
     if _latest_id(instance, dg.AssetKey(RETRAIN[0])) is not None:
         extras += DRIFT
-    if _latest_id(instance, dg.AssetKey(RETRAIN[-1])) is not None:
+    if holds_a_champion(instance, dg.AssetKey(RETRAIN[-1])):
         extras += SCORING
     newest = max(ready[d] for d in in_range)
     for day in in_range:
