@@ -196,6 +196,19 @@ def test_queued_runs_that_no_daemon_will_launch_are_canceled_with_the_reason(ins
     [(_, message)] = cancel_queued_runs_without_a_daemon(instance, home, now=beat + 30)
     assert "`mlplatform dev`, whose daemon launched runs, stopped 25 s ago" in message
     assert status(late) == dg.DagsterRunStatus.CANCELED
+    # A dev started again at once holds the state directory: a heartbeat that soon is its daemon's.
+    from mlplatform.dev import DEV_LOCK
+    from mlplatform.locks import hold_alone
+
+    again = hold_alone(home / DEV_LOCK, "mlplatform dev", {})
+    try:
+        kept = queue()
+        assert cancel_queued_runs_without_a_daemon(instance, home, now=beat + 30) == []
+        assert status(kept) == dg.DagsterRunStatus.QUEUED
+    finally:
+        again.close()
+    [(_, message)] = cancel_queued_runs_without_a_daemon(instance, home, now=beat + 30)  # and once it stopped
+    assert status(kept) == dg.DagsterRunStatus.CANCELED
     # A dev started again: its daemon's heartbeats are newer than the stop.
     third = queue()
     instance.add_daemon_heartbeat(DaemonHeartbeat(beat + 40, QUEUE_DAEMON, "daemon-2", None))

@@ -74,3 +74,19 @@ def hold_alone(path: Path, what: str, about: dict[str, str]) -> "object":
                              "since": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}))
     handle.flush()
     return handle
+
+
+def held(path: Path) -> bool:
+    """Whether another open file holds the lock on `path` now (a `hold_alone` holder, alive). A
+    path that cannot be opened (none yet, a read-only state directory) is not held."""
+    try:
+        handle = open(path)
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

@@ -125,7 +125,8 @@ def fail_dead_runs(instance: dg.DagsterInstance, on_failed: Callable[[dg.Dagster
 def queue_daemon_gone(instance: dg.DagsterInstance, home: Path, now: float) -> str | None:
     """Why no daemon will launch queued runs (none ever ran; `mlplatform dev`, whose daemon wrote the
     last heartbeat, stopped since; or its heartbeat is `DAEMON_GONE_AFTER_S` old), or None while one may."""
-    from mlplatform.dev import DEV_STOPPED
+    from mlplatform.dev import DEV_LOCK, DEV_STOPPED
+    from mlplatform.locks import held
 
     beat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON)
     if beat is None:
@@ -135,8 +136,9 @@ def queue_daemon_gone(instance: dg.DagsterInstance, home: Path, now: float) -> s
     except (OSError, ValueError):
         stopped = None
     # The daemon gets the stop signal with `mlplatform dev` and may write one more heartbeat while it
-    # shuts down, after dev marked the stop: within one heartbeat interval, that beat is its own.
-    if stopped is not None and beat.timestamp <= stopped + HEARTBEAT_INTERVAL_S:
+    # shuts down, after dev marked the stop: within one heartbeat interval, that beat is its own,
+    # unless a `mlplatform dev` holds the state directory again (its daemon wrote it).
+    if stopped is not None and beat.timestamp <= stopped + HEARTBEAT_INTERVAL_S and not held(home / DEV_LOCK):
         return f"`mlplatform dev`, whose daemon launched runs, stopped {now - stopped:.0f} s ago"
     if now - beat.timestamp >= DAEMON_GONE_AFTER_S:
         return f"the daemon was last seen {now - beat.timestamp:.0f} s ago"
