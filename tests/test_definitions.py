@@ -65,14 +65,20 @@ def test_loading_the_code_location_imports_no_heavy_library(use_case) -> None:
     assert out.stdout.strip() == ""
 
 
-def test_feast_imports_pytorch_only_when_it_asks_for_it() -> None:
+def test_feast_imports_pytorch_only_when_it_asks_for_it(tmp_path) -> None:
     """A process that imports Feast through the platform does not import PyTorch with it (it costs
-    seconds in each: lazy_torch.py); Feast's own `get_torch` still hands PyTorch over."""
-    code = ("import sys, mlplatform, feast; from feast.feature_store import FeatureStore; before = 'torch' in sys.modules; "
+    seconds in each: lazy_torch.py); Feast's own `get_torch` still hands PyTorch over. And a process
+    that ends without its exit handlers, as a killed one does, leaves no folder of Feast's metrics
+    behind: every process shares one."""
+    code = ("import os, sys, mlplatform, feast; from feast.feature_store import FeatureStore; before = 'torch' in sys.modules; "
             "from feast.torch_wrapper import get_torch, TORCH_AVAILABLE; "
-            "print(before, TORCH_AVAILABLE, get_torch().tensor([1.0]).sum().item())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "True", "1.0"], out.stderr[-2000:]
+            "print(before, TORCH_AVAILABLE, get_torch().tensor([1.0]).sum().item(), flush=True); os._exit(0)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR")}
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**env, "TMPDIR": str(tmp_path)})
+        assert out.stdout.split() == ["False", "True", "1.0"], out.stderr[-2000:]
+    assert [p.name for p in tmp_path.iterdir()] == [f"mlplatform-feast-metrics-{os.getuid()}"]
 
 
 def test_dagster_validates_the_workspace(paths) -> None:
@@ -183,3 +189,27 @@ def test_every_dbt_build_gets_the_use_cases_calendar_as_vars():
     assert use_case_vars(tokyo)["reference_valid_from"] == "1996-12-31 15:00:00+00"
     # Customer spend's models read no earlier days (their 90 days are the label's, not a window).
     assert longest_lookback_days("customer_spend") == 0
+
+
+@pytest.mark.fast
+def test_a_removed_or_renamed_model_makes_the_manifest_stale(tmp_path, monkeypatch) -> None:
+    """Removing a model or a use case's folder leaves no file newer than the manifest: the folder's
+    own change counts, so the code location does not load models that are gone."""
+    from mlplatform.warehouse import project
+
+    models = tmp_path / "models"
+    (models / "spend").mkdir(parents=True)
+    (models / "spend" / "fct_spend.sql").write_text("select 1 as x")
+    (models / "flights.sql").write_text("select 2 as x")
+    (tmp_path / "dbt_project.yml").write_text("name: x\n")
+    for path in [tmp_path / "dbt_project.yml", models, *models.rglob("*")]:
+        os.utime(path, (1_000_000, 1_000_000))
+    monkeypatch.setattr(project, "DBT_PROJECT_DIR", tmp_path)
+    assert project._newest_source_mtime() == 1_000_000
+    (models / "flights.sql").rename(models / "flights_v2.sql")  # a rename keeps the file's own time
+    assert project._newest_source_mtime() > 1_000_000
+    os.utime(models, (1_000_000, 1_000_000))
+    for path in (models / "spend").iterdir():
+        path.unlink()
+    (models / "spend").rmdir()
+    assert project._newest_source_mtime() > 1_000_000

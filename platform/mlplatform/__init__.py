@@ -60,3 +60,26 @@ _defer_typechecks()
 from mlplatform.lazy_torch import install as _defer_feasts_torch  # noqa: E402
 
 _defer_feasts_torch()
+
+
+def _one_feast_metrics_folder() -> None:
+    """Feast's metrics module makes a temporary folder for prometheus_client's multiprocess files at
+    its import and removes it at exit: every process that ends otherwise (`kill -9`, a forked
+    worker's `os._exit`) leaves one in the temporary directory, and the daemon, the tests and the
+    Celery pools end many that way. The platform never turns Feast's metrics on, so the folder stays
+    empty: one per user serves every process. Set before Feast is imported; one already set is kept."""
+    import os
+    import tempfile
+
+    if "PROMETHEUS_MULTIPROCESS_DIR" in os.environ or "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    folder = os.path.join(tempfile.gettempdir(), f"mlplatform-feast-metrics-{os.getuid()}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:  # no writable temporary directory: Feast fails or copes as it would anyway
+        return
+    os.environ["PROMETHEUS_MULTIPROCESS_DIR"] = folder
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
+_one_feast_metrics_folder()

@@ -35,11 +35,13 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 
 
 def _newest_source_mtime() -> float:
+    """The newest change to the project's sources: a file's edit, or a folder's (a file or a use
+    case's folder added, removed or renamed there, which leaves no file newer)."""
     newest = 0.0
     for name in _SOURCES:
         path = DBT_PROJECT_DIR / name
-        files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
-        newest = max([newest, *(f.stat().st_mtime for f in files)])
+        if path.exists():
+            newest = max([newest, *(p.stat().st_mtime for p in [path, *path.rglob("*")])])
     return newest
 
 
