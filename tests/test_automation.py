@@ -357,17 +357,17 @@ def test_pipeline_loads_consecutive_days_in_one_run_and_a_bad_day_alone(tmp_path
 def test_a_refresh_scores_only_once_a_champion_is_held() -> None:
     """A first challenger the gate refused records the decision with no champion: the daily refresh
     then leaves scoring out instead of failing every day on it."""
-    from mlplatform.automation.downstream import holds_a_champion
+    from mlplatform.automation.deployments import dagster_champion
 
     key = dg.AssetKey("deployed_model")
     with dg.DagsterInstance.ephemeral() as instance:
-        assert not holds_a_champion(instance, key)
+        assert dagster_champion(instance, key) is None
         instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={
             "action": "refused", "challenger_version": 1, "reason": "not deployed: failed: ..."}))
-        assert not holds_a_champion(instance, key)
+        assert dagster_champion(instance, key) is None
         instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={
             "action": "promoted", "champion_version": 2}))
-        assert holds_a_champion(instance, key)
+        assert dagster_champion(instance, key) == 2
         instance.report_runless_asset_event(dg.AssetMaterialization(key, metadata={  # refused, the champion stays
             "action": "refused", "challenger_version": 3, "champion_version": 2}))
-        assert holds_a_champion(instance, key)
+        assert dagster_champion(instance, key) == 2

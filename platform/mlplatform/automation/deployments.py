@@ -27,8 +27,10 @@ def record_in_dagster(instance: dg.DagsterInstance, entry: dict[str, Any]) -> No
                   "reason": entry.get("reason", "")}))
 
 
-def dagster_champion(instance: dg.DagsterInstance) -> int | None:
-    event = instance.get_latest_materialization_event(DEPLOYED)
+def dagster_champion(instance: dg.DagsterInstance, key: dg.AssetKey = DEPLOYED) -> int | None:
+    """The champion the newest `deployed_model` materialization names (None: none yet, or a first
+    challenger the gate refused, recorded with no champion)."""
+    event = instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return None
     value = event.asset_materialization.metadata.get("champion_version")

@@ -20,6 +20,7 @@ from mlplatform.automation.jobs import (
     SCORING,
     daily_refresh_job, keys, reference_refresh_job,
 )
+from mlplatform.automation.deployments import dagster_champion
 from mlplatform.automation.progress import UNFINISHED_STATUSES, refreshed_days, stored_unrefreshed
 from mlplatform.automation.retries import Attempt, RetryPolicy
 from mlplatform.automation.settings import sensor_status
@@ -36,13 +37,6 @@ REFERENCE = "reference"  # the reference refresh's entry in the cursor
 def _latest_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
     records = instance.fetch_materializations(key, limit=1).records
     return records[0].storage_id if records else None
-
-
-def holds_a_champion(instance: dg.DagsterInstance, key: dg.AssetKey) -> bool:
-    """Whether the newest materialization of a line's `deployed_model` names a champion: a first
-    challenger the gate refused records the decision with none, and there is nothing to score with."""
-    records = instance.fetch_materializations(key, limit=1).records
-    return bool(records) and "champion_version" in records[0].asset_materialization.metadata
 
 
 def runs_in_progress(instance: dg.DagsterInstance, job_names: list[str]) -> list[dg.DagsterRun]:
@@ -148,7 +142,7 @@ def plan_downstream_run(instance: dg.DagsterInstance, attempted: dict | None = N
     extras = []
     if _latest_id(instance, dg.AssetKey(RETRAIN[0])) is not None:
         extras += DRIFT
-    if holds_a_champion(instance, dg.AssetKey(RETRAIN[-1])):
+    if dagster_champion(instance, dg.AssetKey(RETRAIN[-1])) is not None:  # a refused first has none to score with
         extras += SCORING
     newest = max(ready[d] for d in in_range)
     for day in in_range:
