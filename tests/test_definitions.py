@@ -69,15 +69,18 @@ def test_feast_imports_pytorch_only_when_it_asks_for_it(tmp_path) -> None:
     """A process that imports Feast through the platform does not import PyTorch with it (it costs
     seconds in each: lazy_torch.py); Feast's own `get_torch` still hands PyTorch over. And a process
     that ends without its exit handlers, as a killed one does, leaves no folder of Feast's metrics
-    behind: every process shares one."""
+    behind: every process shares one. Arrow, which Feast imports, allocates from the C library's heap,
+    which NumPy and PyTorch reuse (mlplatform/__init__.py says why)."""
     code = ("import os, sys, mlplatform, feast; from feast.feature_store import FeatureStore; before = 'torch' in sys.modules; "
-            "from feast.torch_wrapper import get_torch, TORCH_AVAILABLE; "
-            "print(before, TORCH_AVAILABLE, get_torch().tensor([1.0]).sum().item(), flush=True); os._exit(0)")
-    env = {k: v for k, v in os.environ.items() if k not in ("PROMETHEUS_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR")}
+            "from feast.torch_wrapper import get_torch, TORCH_AVAILABLE; import pyarrow; "
+            "print(before, TORCH_AVAILABLE, get_torch().tensor([1.0]).sum().item(), "
+            "pyarrow.default_memory_pool().backend_name, flush=True); os._exit(0)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PROMETHEUS_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR", "ARROW_DEFAULT_MEMORY_POOL")}
     for _ in range(2):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={**env, "TMPDIR": str(tmp_path)})
-        assert out.stdout.split() == ["False", "True", "1.0"], out.stderr[-2000:]
+        assert out.stdout.split() == ["False", "True", "1.0", "system"], out.stderr[-2000:]
     assert [p.name for p in tmp_path.iterdir()] == [f"mlplatform-feast-metrics-{os.getuid()}"]
 
 

@@ -179,6 +179,44 @@ def test_compiled_trees_score_as_scikit_learn_does() -> None:
 
 
 @pytest.mark.fast
+def test_the_evaluations_inputs_are_the_matrices_the_baselines_were_fitted_on_before() -> None:
+    """The one-hot matrix built in place equals one stacked block by block (numerics with zeros and
+    a missing one, a one-category input), and HistGradientBoosting fitted on the float32 matrix is
+    the model fitted on float64: the baselines and the boosting family learn what they learned."""
+    from types import SimpleNamespace
+
+    from scipy import sparse
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlplatform.ml.boosting import arrays_to_inputs, fit_matrix
+    from mlplatform.ml.evaluate import _one_hot
+
+    rng = np.random.default_rng(5)
+    cardinalities = [3, 17, 1, 250]
+    cats = np.stack([rng.integers(0, c, 4000) for c in cardinalities], axis=1)
+    nums = rng.normal(size=(4000, 9)).astype(np.float32)
+    nums[rng.random(nums.shape) < 0.3] = 0
+    nums[:, 4], nums[7, 2] = 0, np.nan
+    pre = SimpleNamespace(cardinalities=cardinalities)
+    stacked = sparse.hstack([sparse.csr_matrix(nums)] + [
+        sparse.csr_matrix((np.ones(len(cats)), (np.arange(len(cats)), cats[:, j])), shape=(len(cats), c))
+        for j, c in enumerate(cardinalities)]).tocsr()
+    built = _one_hot(pre, cats, nums)
+    assert built.shape == stacked.shape and built.dtype == np.float64 and built.nnz == stacked.nnz
+    assert np.array_equal(built.toarray(), stacked.toarray(), equal_nan=True)
+
+    nums[7, 2] = 0
+    y = (nums[:, 0] + (cats[:, 1] % 3) + rng.normal(size=len(cats))) > 1
+
+    def fitted(matrix):
+        return HistGradientBoostingClassifier(categorical_features=[0, 1, 2, 3], max_iter=40,
+                                              random_state=13).fit(matrix, y)
+
+    wide = arrays_to_inputs(cats, nums)
+    assert fit_matrix(cats, nums).dtype == np.float32
+    assert np.array_equal(fitted(fit_matrix(cats, nums)).predict_proba(wide), fitted(wide).predict_proba(wide))
+
+@pytest.mark.fast
 def test_versions_registered_under_the_pyfunc_class_old_name_still_load() -> None:
     """MLflow pickles the pyfunc class by module and name; a version registered when the class was
     `FlightDelayModel` must load after the rename to a use-case-neutral name."""

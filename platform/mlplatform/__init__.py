@@ -83,3 +83,18 @@ def _one_feast_metrics_folder() -> None:
 
 
 _one_feast_metrics_folder()
+
+
+def _arrow_on_the_system_allocator() -> None:
+    """Arrow's default memory pool (mimalloc in the Linux wheels) keeps the pages of every Parquet
+    file read or written in a heap of its own, where NumPy, pandas and PyTorch, which use the C
+    library's allocator, cannot reuse them: in a process that reads a training set, trains and then
+    evaluates, each read added to the peak instead of reusing what the last step freed. One
+    allocator for all of them (docs/benchmarks.md, "Cold end to end"). Set before pyarrow is
+    imported; a pool already chosen is kept."""
+    import os
+
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
+_arrow_on_the_system_allocator()

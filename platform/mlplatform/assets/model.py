@@ -283,10 +283,13 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     # yardsticks (a sample would make them weaker than they are).
     fitted = split.fitting_rows(with_validation=run.data.params.get(FITTED_ON_PARAM) == FITTED_ON_ALL)
     pre = Preprocessor.fit(fitted, list(CATEGORICAL), numeric)
-    cats, nums = pre.transform(fitted)
+    fitting_inputs = (*pre.transform(fitted), target(task, fitted[LABEL]))
+    holdout_inputs, described, fitted_rows = pre.transform(split.holdout), split.describe(), len(fitted)
+    # The frames are let go before the baselines fit: they are the step's largest holding, and the
+    # fits' own arrays, the step's peak, can then reuse their memory.
+    del fitted, split
     opponents = baselines if task == BINARY else regression_baselines
-    scores.update(opponents(pre, (cats, nums, target(task, fitted[LABEL])), pre.transform(split.holdout),
-                            seed=model_spec.seed))
+    scores.update(opponents(pre, fitting_inputs, holdout_inputs, seed=model_spec.seed))
 
     figures = {name: metrics(task, label, p) for name, p in scores.items()}
     bins = ({name: calibration(label, scores[name]) for name in ("challenger", "champion") if name in scores}
@@ -319,7 +322,7 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
                                 "reason": reason, "metric": metric, "tolerance": model_spec.gate_tolerance,
                                 "best_on_holdout": best_on_holdout,
                                 "challenger_family": run.data.tags.get(FAMILY_TAG, "network"),
-                                "baselines_fitted_on": f"{len(fitted)} rows"}
+                                "baselines_fitted_on": f"{fitted_rows} rows"}
     return dg.MaterializeResult(
         # What a reader wants first comes first: the verdict, the figures beside the opponents', the plots.
         metadata={"reason": reason, f"challenger_{metric}": round(figures["challenger"][metric], 4),
@@ -327,7 +330,7 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
                   **{name: plots.in_ui(png, name.replace("_", " ")) for name, (_, png) in pictures.items()},
                   **{f"{name}_in_mlflow": artifact_link(challenger.run_id, artifact)
                      for name, (artifact, _) in pictures.items()},
-                  **evidence, "holdout": f"{split.describe()['holdout']} ({len(label)} rows)",
+                  **evidence, "holdout": f"{described['holdout']} ({len(label)} rows)",
                   # Each opponent's figure at the top level too: the Plots tab charts them run by run.
                   **{f"{name}_{metric}": values[metric] for name, values in table.items() if name != "challenger"},
                   **({"calibration": ui_table({"model": name, **row} for name, rows in bins.items() for row in rows)}

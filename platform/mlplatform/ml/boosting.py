@@ -43,6 +43,18 @@ def arrays_to_inputs(cats: np.ndarray, nums: np.ndarray) -> np.ndarray:
     return np.hstack([cats, nums]).astype(np.float64)
 
 
+def fit_matrix(cats: np.ndarray, nums: np.ndarray) -> np.ndarray:
+    """The same matrix for a fit, in float32. HistGradientBoosting copies its input to float64
+    itself (encoding the categorical columns on the way), so a float64 matrix of ours would be one
+    more copy held through the fit, the model stage's largest; the values (small integers, float32
+    numerics) are exact either way, and so is the fitted model."""
+    return np.concatenate([cats.astype(np.float32), nums.astype(np.float32, copy=False)], axis=1)
+
+
+def _fit_inputs(pre: Preprocessor, frame) -> np.ndarray:
+    return fit_matrix(*pre.transform(frame))
+
+
 def _estimator(config: BoostingConfig, n_categorical: int, iterations: int, stop_early: bool):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
@@ -73,7 +85,8 @@ def fit_boosting(split: TimeSplit, numeric: list[str], config: BoostingConfig = 
     validation = inputs(pre, split.validation)
     label = target(config.task, split.validation[LABEL])
     watched = _estimator(config, len(categorical), config.max_iterations, stop_early=True)
-    watched.fit(inputs(pre, split.train), target(config.task, split.train[LABEL]), X_val=validation, y_val=label)
+    watched.fit(_fit_inputs(pre, split.train), target(config.task, split.train[LABEL]), X_val=validation,
+                y_val=label)
     # validation_score_ is the negative loss before the first iteration and after each one.
     losses = [-float(s) for s in watched.validation_score_]
     iterations = max(1, int(np.argmin(losses)))
@@ -85,12 +98,12 @@ def fit_boosting(split: TimeSplit, numeric: list[str], config: BoostingConfig = 
     probability = probability[:, 1] if config.task == BINARY else probability
     if not with_refit:
         stopped = _estimator(config, len(categorical), iterations, stop_early=False)
-        stopped.fit(inputs(pre, split.train), target(config.task, split.train[LABEL]))
+        stopped.fit(_fit_inputs(pre, split.train), target(config.task, split.train[LABEL]))
         return FittedBoosting(pre, stopped, iterations, losses[1:], probability, len(split.train))
     rows = split.fitting_rows(with_validation=True)
     pre = Preprocessor.fit(rows, categorical, numeric)
     model = _estimator(config, len(categorical), iterations, stop_early=False)
-    model.fit(inputs(pre, rows), target(config.task, rows[LABEL]))
+    model.fit(_fit_inputs(pre, rows), target(config.task, rows[LABEL]))
     return FittedBoosting(pre, model, iterations, losses[1:], probability, len(rows))
 
 
