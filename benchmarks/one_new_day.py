@@ -24,7 +24,9 @@ from pathlib import Path
 
 from common import Context, figure, platform_env
 
-TARGET_S, TARGET_RATIO = 15.0, 1.2
+# Issue 32: one new day, landing to online features and the retrain decision, in at most 10 s; a
+# year of history costs at most a fifth more than a month.
+TARGET_S, TARGET_RATIO = 10.0, 1.2
 
 
 def measure_in_process(home: Path, day: str, redeliver: bool) -> dict:
@@ -74,7 +76,7 @@ def bench(ctx: Context) -> dict:
         results[name] = measure(ctx, ctx.history_home(before), day)
         seconds = [t["seconds"] for t in results[name]]
         figures.append(figure(f"{name} of history ({day} lands): online and decided", seconds, "s",
-                              target=f"< {TARGET_S:g}", met=max(seconds) < TARGET_S))
+                              target=f"<= {TARGET_S:g}", met=max(seconds) <= TARGET_S))
     if len(figures) == 2:
         ratio = figures[1]["median"] / figures[0]["median"]
         figures.append(figure("year / month", [ratio], "x", target=f"< {TARGET_RATIO}", met=ratio < TARGET_RATIO))
