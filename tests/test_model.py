@@ -188,7 +188,7 @@ def test_the_evaluations_inputs_are_the_matrices_the_baselines_were_fitted_on_be
     from scipy import sparse
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from mlplatform.ml.boosting import arrays_to_inputs, fit_matrix
+    from mlplatform.ml.boosting import arrays_to_inputs
     from mlplatform.ml.evaluate import _one_hot
 
     rng = np.random.default_rng(5)
@@ -212,9 +212,9 @@ def test_the_evaluations_inputs_are_the_matrices_the_baselines_were_fitted_on_be
         return HistGradientBoostingClassifier(categorical_features=[0, 1, 2, 3], max_iter=40,
                                               random_state=13).fit(matrix, y)
 
-    wide = arrays_to_inputs(cats, nums)
-    assert fit_matrix(cats, nums).dtype == np.float32
-    assert np.array_equal(fitted(fit_matrix(cats, nums)).predict_proba(wide), fitted(wide).predict_proba(wide))
+    narrow, wide = arrays_to_inputs(cats, nums), np.hstack([cats, nums]).astype(np.float64)
+    assert narrow.dtype == np.float32
+    assert np.array_equal(fitted(narrow).predict_proba(wide), fitted(wide).predict_proba(wide))
 
 @pytest.mark.fast
 def test_versions_registered_under_the_pyfunc_class_old_name_still_load() -> None:

@@ -40,19 +40,11 @@ def inputs(pre: Preprocessor, frame) -> np.ndarray:
 
 
 def arrays_to_inputs(cats: np.ndarray, nums: np.ndarray) -> np.ndarray:
-    return np.hstack([cats, nums]).astype(np.float64)
-
-
-def fit_matrix(cats: np.ndarray, nums: np.ndarray) -> np.ndarray:
-    """The same matrix for a fit, in float32. HistGradientBoosting copies its input to float64
-    itself (encoding the categorical columns on the way), so a float64 matrix of ours would be one
-    more copy held through the fit, the model stage's largest; the values (small integers, float32
-    numerics) are exact either way, and so is the fitted model."""
+    """In float32: HistGradientBoosting, and serving's walk of its trees, convert their input to
+    float64 themselves (scikit-learn encoding the categorical columns on the way), so a float64
+    matrix of ours would be one more copy held through a fit, the model stage's largest. The values
+    (small integers, float32 numerics) are exact either way, and so are the fit and the scores."""
     return np.concatenate([cats.astype(np.float32), nums.astype(np.float32, copy=False)], axis=1)
-
-
-def _fit_inputs(pre: Preprocessor, frame) -> np.ndarray:
-    return fit_matrix(*pre.transform(frame))
 
 
 def _estimator(config: BoostingConfig, n_categorical: int, iterations: int, stop_early: bool):
@@ -85,7 +77,7 @@ def fit_boosting(split: TimeSplit, numeric: list[str], config: BoostingConfig = 
     validation = inputs(pre, split.validation)
     label = target(config.task, split.validation[LABEL])
     watched = _estimator(config, len(categorical), config.max_iterations, stop_early=True)
-    watched.fit(_fit_inputs(pre, split.train), target(config.task, split.train[LABEL]), X_val=validation,
+    watched.fit(inputs(pre, split.train), target(config.task, split.train[LABEL]), X_val=validation,
                 y_val=label)
     # validation_score_ is the negative loss before the first iteration and after each one.
     losses = [-float(s) for s in watched.validation_score_]
@@ -98,12 +90,12 @@ def fit_boosting(split: TimeSplit, numeric: list[str], config: BoostingConfig = 
     probability = probability[:, 1] if config.task == BINARY else probability
     if not with_refit:
         stopped = _estimator(config, len(categorical), iterations, stop_early=False)
-        stopped.fit(_fit_inputs(pre, split.train), target(config.task, split.train[LABEL]))
+        stopped.fit(inputs(pre, split.train), target(config.task, split.train[LABEL]))
         return FittedBoosting(pre, stopped, iterations, losses[1:], probability, len(split.train))
     rows = split.fitting_rows(with_validation=True)
     pre = Preprocessor.fit(rows, categorical, numeric)
     model = _estimator(config, len(categorical), iterations, stop_early=False)
-    model.fit(_fit_inputs(pre, rows), target(config.task, rows[LABEL]))
+    model.fit(inputs(pre, rows), target(config.task, rows[LABEL]))
     return FittedBoosting(pre, model, iterations, losses[1:], probability, len(rows))
 
 

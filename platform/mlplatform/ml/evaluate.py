@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from mlplatform.ml.boosting import fit_matrix
+from mlplatform.ml.boosting import arrays_to_inputs
 from mlplatform.ml.preprocess import Preprocessor
 
 
@@ -71,11 +71,11 @@ def baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray
     n_cat = cats.shape[1]
     boosting = HistGradientBoostingClassifier(categorical_features=list(range(n_cat)), random_state=seed,
                                               max_iter=300, learning_rate=0.1, early_stopping=True)
-    boosting.fit(fit_matrix(cats, nums), label)
+    boosting.fit(arrays_to_inputs(cats, nums), label)
     return {
         "base_rate": base_rate,
         "logistic_regression": logistic.predict_proba(_one_hot(pre, h_cats, h_nums))[:, 1],
-        "hist_gradient_boosting": boosting.predict_proba(fit_matrix(h_cats, h_nums))[:, 1],
+        "hist_gradient_boosting": boosting.predict_proba(arrays_to_inputs(h_cats, h_nums))[:, 1],
     }
 
 
@@ -99,9 +99,9 @@ def regression_baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray,
     ridge = Ridge(alpha=1.0).fit(_one_hot(pre, cats, nums), label)
     boosting = HistGradientBoostingRegressor(categorical_features=list(range(cats.shape[1])), random_state=seed,
                                              max_iter=300, learning_rate=0.1, early_stopping=True)
-    boosting.fit(fit_matrix(cats, nums), label)
+    boosting.fit(arrays_to_inputs(cats, nums), label)
     return {
         TRAINING_MEAN: np.full(len(h_cats), float(label.mean())),
         "ridge_regression": ridge.predict(_one_hot(pre, h_cats, h_nums)),
-        "hist_gradient_boosting": boosting.predict(fit_matrix(h_cats, h_nums)),
+        "hist_gradient_boosting": boosting.predict(arrays_to_inputs(h_cats, h_nums)),
     }
