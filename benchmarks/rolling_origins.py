@@ -25,7 +25,7 @@ def fit_parts(split, numeric, settings, config, refit: bool) -> tuple[dict, dict
     from mlplatform.ml.boosting import BoostingConfig, fit_boosting
     from mlplatform.ml.bundle import GRADIENT_BOOSTING, NETWORK, TrainedModel
     from mlplatform.ml.columns import CATEGORICAL
-    from mlplatform.ml.linear import STRENGTHS, _fit
+    from mlplatform.ml.linear import STRENGTHS, fit_at_strength
     from mlplatform.ml.preprocess import Preprocessor
     from mlplatform.ml.train import fit_network
 
@@ -42,10 +42,11 @@ def fit_parts(split, numeric, settings, config, refit: bool) -> tuple[dict, dict
     rows = split.fitting_rows(with_validation=True)
     refit_pre = Preprocessor.fit(rows, list(CATEGORICAL), numeric)
     for strength in STRENGTHS:
-        validation[f"linear {strength}"] = _fit(pre, cats, nums, split.train[LABEL].to_numpy().astype(int),
-                                                "binary", strength).predict(v_cats, v_nums)
+        validation[f"linear {strength}"] = fit_at_strength(
+            pre, cats, nums, split.train[LABEL].to_numpy().astype(int), "binary", strength).predict(v_cats, v_nums)
         if refit:
-            model = _fit(refit_pre, *refit_pre.transform(rows), rows[LABEL].to_numpy().astype(int), "binary", strength)
+            model = fit_at_strength(refit_pre, *refit_pre.transform(rows), rows[LABEL].to_numpy().astype(int),
+                                    "binary", strength)
             holdout[f"linear {strength}"] = model.predict(*refit_pre.transform(split.holdout))
     return validation, holdout
 
@@ -71,13 +72,13 @@ def main() -> None:
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from mlplatform.assets.model import _load_split
+    from mlplatform.assets.model import load_split
     from mlplatform.features.service import LABEL
     from mlplatform.ml.columns import CATEGORICAL
     from mlplatform.ml.device import select_device
     from mlplatform.ml.evaluate import baselines
     from mlplatform.ml.preprocess import Preprocessor
-    from mlplatform.ml.split import TimeSplit, _local_day
+    from mlplatform.ml.split import TimeSplit, local_day
     from mlplatform.ml.train import TrainConfig
     from mlplatform.resources import ModelSpec
     from mlplatform.state import StatePaths
@@ -85,12 +86,12 @@ def main() -> None:
     paths = StatePaths.resolve()
     manifest = json.loads((Path(json.loads((paths.training_sets / "latest.json").read_text())["manifest"])).read_text())
     spec = ModelSpec()
-    numeric, split = _load_split(spec, manifest)
+    numeric, split = load_split(spec, manifest)
     settings = select_device("cpu", batch_size=spec.batch_size, cpu_threads=1)
     config = TrainConfig(max_epochs=spec.max_epochs, patience=spec.patience, learning_rate=spec.learning_rate,
                          seed=spec.seed)
     before = pd.concat([split.train, split.validation])
-    days = _local_day(before)
+    days = local_day(before)
     ordered = sorted(days.unique())
     folds: dict[str, list[float]] = {}
     for k in range(args.folds):

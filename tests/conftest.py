@@ -68,14 +68,15 @@ def _module_cpu(request: pytest.FixtureRequest) -> Iterator[None]:
     if not log:
         yield
         return
-    before, started = os.times(), time.monotonic()
+    before, started, began_at = os.times(), time.monotonic(), time.time()
     yield
     after = os.times()
     own, children = (after.user + after.system) - (before.user + before.system), \
         (after.children_user + after.children_system) - (before.children_user + before.children_system)
     with open(log, "a") as out:
         out.write(json.dumps({"module": request.module.__name__, "own": round(own, 1), "children": round(children, 1),
-                              "wall": round(time.monotonic() - started, 1)}) + "\n")
+                              "wall": round(time.monotonic() - started, 1), "began_at": round(began_at, 1),
+                              "worker": os.environ.get("PYTEST_XDIST_WORKER", "")}) + "\n")
 
 
 @pytest.fixture

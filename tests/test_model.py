@@ -189,7 +189,7 @@ def test_the_evaluations_inputs_are_the_matrices_the_baselines_were_fitted_on_be
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from mlplatform.ml.boosting import arrays_to_inputs
-    from mlplatform.ml.evaluate import _one_hot
+    from mlplatform.ml.evaluate import one_hot
 
     rng = np.random.default_rng(5)
     cardinalities = [3, 17, 1, 250]
@@ -201,7 +201,7 @@ def test_the_evaluations_inputs_are_the_matrices_the_baselines_were_fitted_on_be
     stacked = sparse.hstack([sparse.csr_matrix(nums)] + [
         sparse.csr_matrix((np.ones(len(cats)), (np.arange(len(cats)), cats[:, j])), shape=(len(cats), c))
         for j, c in enumerate(cardinalities)]).tocsr()
-    built = _one_hot(pre, cats, nums)
+    built = one_hot(pre, cats, nums)
     assert built.shape == stacked.shape and built.dtype == np.float64 and built.nnz == stacked.nnz
     assert np.array_equal(built.toarray(), stacked.toarray(), equal_nan=True)
 

@@ -153,10 +153,14 @@ def test_queued_runs_that_no_daemon_will_launch_are_canceled_with_the_reason(ins
     import dagster as dg
     # What a sensor's request and the daemon write, written here as they do (no public API makes them).
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._daemon.controller import DEFAULT_HEARTBEAT_INTERVAL_SECONDS
     from dagster._daemon.types import DaemonHeartbeat
 
-    from mlplatform.automation.recovery import QUEUE_DAEMON, cancel_queued_runs_without_a_daemon
+    from mlplatform.automation.recovery import HEARTBEAT_INTERVAL_S, QUEUE_DAEMON, cancel_queued_runs_without_a_daemon
     from mlplatform.dev import DEV_STOPPED
+
+    # The platform's copy of the daemon's heartbeat interval (Dagster's constant is private).
+    assert HEARTBEAT_INTERVAL_S == DEFAULT_HEARTBEAT_INTERVAL_SECONDS
 
     @dg.op
     def step() -> None:

@@ -127,8 +127,8 @@ def test_the_linear_family_serves_a_binary_probability_as_scikit_learn_computes_
     """A logistic regression on the same inputs, served as a dot product and a sigmoid."""
     from sklearn.linear_model import LogisticRegression
 
-    from mlplatform.ml.evaluate import _one_hot
-    from mlplatform.ml.linear import _fit
+    from mlplatform.ml.evaluate import one_hot
+    from mlplatform.ml.linear import fit_at_strength
     from mlplatform.ml.preprocess import Preprocessor
     from mlplatform.ml.task import BINARY
 
@@ -136,8 +136,8 @@ def test_the_linear_family_serves_a_binary_probability_as_scikit_learn_computes_
     pre = Preprocessor.fit(rows, list(CATEGORICAL), ["stats__noise", "stats__x"])
     cats, nums = pre.transform(rows)
     label = (rows[LABEL] > rows[LABEL].median()).to_numpy().astype(int)
-    model = _fit(pre, cats, nums, label, BINARY, 1.0)
-    reference = LogisticRegression(C=1.0, max_iter=500).fit(_one_hot(pre, cats, nums), label)
-    expected = reference.predict_proba(_one_hot(pre, cats, nums))[:, 1]
+    model = fit_at_strength(pre, cats, nums, label, BINARY, 1.0)
+    reference = LogisticRegression(C=1.0, max_iter=500).fit(one_hot(pre, cats, nums), label)
+    expected = reference.predict_proba(one_hot(pre, cats, nums))[:, 1]
     got = model.predict(cats, nums)
     assert ((0 <= got) & (got <= 1)).all() and np.allclose(got, expected, atol=1e-5)

@@ -1,6 +1,7 @@
 """`mlplatform new-use-case NAME` writes a use case that the platform can load as it is: its spec
 validates, its Python compiles, its dbt models and Feast file name only its own things; it refuses a
-bad name, a bad task and a use case that exists. (Run end to end by hand: docs/use_cases.md.)"""
+bad name, a bad task and a use case that exists. `tests/test_scaffold_end_to_end.py` runs one to a
+champion and `/predict`."""
 
 from __future__ import annotations
 

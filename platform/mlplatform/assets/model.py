@@ -43,7 +43,7 @@ TRAINING_STEP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {
                       "dagster-celery/queue": current_profile().training_queue}
 
 
-def _load_split(spec: ModelSpec, manifest: dict):
+def load_split(spec: ModelSpec, manifest: dict):
     """The training set's numeric inputs and its split in time. The splits are copies: the whole
     set is let go here, which is a training set's worth of memory during training."""
     import pandas as pd
@@ -82,7 +82,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     if manifest is None:
         raise dg.Failure(f"no training set yet: materialize `{line.key('training_set')}` first", allow_retries=False)
     try:
-        numeric, split = _load_split(model_spec, manifest)
+        numeric, split = load_split(model_spec, manifest)
         require_trainable(split.train, LABEL, "training split", model_spec.min_train_rows, task=task)
         require_trainable(split.validation, LABEL, "validation split", 10, task=task)
         settings = select_device(training_device.device, batch_size=model_spec.batch_size,
@@ -268,7 +268,7 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     run = tracker.get_run(challenger.run_id)
     manifest = json.loads(Path(run.data.tags["training_set_manifest"]).read_text())
     spec = model_spec.model_copy(update={"holdout_first_day": run.data.params["holdout_first_day"]})
-    numeric, split = _load_split(spec, manifest)
+    numeric, split = load_split(spec, manifest)
     try:
         require_trainable(split.holdout, LABEL, "holdout", 10, task=task)
     except NotEnoughData as err:

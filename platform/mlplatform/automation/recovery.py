@@ -34,7 +34,9 @@ ORPHANED_TAG = "mlplatform/orphaned"
 # Runs that may be waiting on a process: the unfinished ones but QUEUED (no process yet);
 # NOT_STARTED only for headless runs (which name theirs).
 WATCHED = [dg.DagsterRunStatus(s) for s in UNFINISHED_STATUSES if s != "QUEUED"]
-# The daemon that launches queued runs writes a heartbeat every 30 s: four missed, and it is gone.
+# The daemon that launches queued runs writes a heartbeat every 30 s (Dagster's private
+# `dagster._daemon.controller.DEFAULT_HEARTBEAT_INTERVAL_SECONDS`; tests/test_recovery.py holds the
+# two equal): four missed, and it is gone.
 QUEUE_DAEMON, HEARTBEAT_INTERVAL_S, DAEMON_GONE_AFTER_S = "QUEUED_RUN_COORDINATOR", 30, 120
 
 

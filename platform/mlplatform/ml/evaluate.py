@@ -32,7 +32,7 @@ def calibration(label: np.ndarray, probability: np.ndarray, bins: int = 10) -> l
     return [{"bin": int(b), **{k: float(v) for k, v in row.items()}} for b, row in grouped.iterrows()]
 
 
-def _one_hot(pre: Preprocessor, cats: np.ndarray, nums: np.ndarray) -> sparse.csr_matrix:
+def one_hot(pre: Preprocessor, cats: np.ndarray, nums: np.ndarray) -> sparse.csr_matrix:
     """The numeric inputs, then one column per category of each categorical input (float64, CSR).
 
     Built row by row in place: every row holds its numerics and one 1 per categorical input, so the
@@ -67,14 +67,14 @@ def baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray
     h_cats, h_nums = holdout
     base_rate = np.full(len(h_cats), float(label.mean()))
     logistic = LogisticRegression(max_iter=300, C=1.0)
-    logistic.fit(_one_hot(pre, cats, nums), label)
+    logistic.fit(one_hot(pre, cats, nums), label)
     n_cat = cats.shape[1]
     boosting = HistGradientBoostingClassifier(categorical_features=list(range(n_cat)), random_state=seed,
                                               max_iter=300, learning_rate=0.1, early_stopping=True)
     boosting.fit(arrays_to_inputs(cats, nums), label)
     return {
         "base_rate": base_rate,
-        "logistic_regression": logistic.predict_proba(_one_hot(pre, h_cats, h_nums))[:, 1],
+        "logistic_regression": logistic.predict_proba(one_hot(pre, h_cats, h_nums))[:, 1],
         "hist_gradient_boosting": boosting.predict_proba(arrays_to_inputs(h_cats, h_nums))[:, 1],
     }
 
@@ -96,12 +96,12 @@ def regression_baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray,
     cats, nums, label = train
     label = np.asarray(label, dtype=np.float64)
     h_cats, h_nums = holdout
-    ridge = Ridge(alpha=1.0).fit(_one_hot(pre, cats, nums), label)
+    ridge = Ridge(alpha=1.0).fit(one_hot(pre, cats, nums), label)
     boosting = HistGradientBoostingRegressor(categorical_features=list(range(cats.shape[1])), random_state=seed,
                                              max_iter=300, learning_rate=0.1, early_stopping=True)
     boosting.fit(arrays_to_inputs(cats, nums), label)
     return {
         TRAINING_MEAN: np.full(len(h_cats), float(label.mean())),
-        "ridge_regression": ridge.predict(_one_hot(pre, h_cats, h_nums)),
+        "ridge_regression": ridge.predict(one_hot(pre, h_cats, h_nums)),
         "hist_gradient_boosting": boosting.predict(arrays_to_inputs(h_cats, h_nums)),
     }

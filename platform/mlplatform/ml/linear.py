@@ -47,13 +47,14 @@ class FittedLinear:
     fitted_rows: int
 
 
-def _fit(pre: Preprocessor, cats: np.ndarray, nums: np.ndarray, label: np.ndarray, task: str,
-         strength: float) -> LinearModel:
+def fit_at_strength(pre: Preprocessor, cats: np.ndarray, nums: np.ndarray, label: np.ndarray, task: str,
+                    strength: float) -> LinearModel:
+    """One linear model at one regularization strength, on the rows `pre` encodes."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    from mlplatform.ml.evaluate import _one_hot
+    from mlplatform.ml.evaluate import one_hot
 
-    x = _one_hot(pre, cats, nums)
+    x = one_hot(pre, cats, nums)
     if task == BINARY:
         estimator = LogisticRegression(C=strength, max_iter=500).fit(x, label)
         coef, intercept = estimator.coef_[0], float(estimator.intercept_[0])
@@ -79,14 +80,15 @@ def fit_linear(split: TimeSplit, categorical: list[str], numeric: list[str], tas
     v_label = target(task, split.validation[LABEL])
     tried = {}
     for strength in STRENGTHS:
-        model = _fit(pre, cats, nums, label, task, strength)
+        model = fit_at_strength(pre, cats, nums, label, task, strength)
         predicted = model.predict(v_cats, v_nums)
         tried[strength] = (predicted, metrics(task, v_label, predicted))
     chosen = best(VALIDATION_METRICS[task][0], {s: m for s, (_, m) in tried.items()})
     probability = tried[chosen][0]
     if not with_refit:
-        return FittedLinear(pre, _fit(pre, cats, nums, label, task, chosen), chosen, probability, len(split.train))
+        return FittedLinear(pre, fit_at_strength(pre, cats, nums, label, task, chosen), chosen, probability,
+                            len(split.train))
     rows = split.fitting_rows(with_validation=True)
     pre = Preprocessor.fit(rows, categorical, numeric)
-    model = _fit(pre, *pre.transform(rows), target(task, rows[LABEL]), task, chosen)
+    model = fit_at_strength(pre, *pre.transform(rows), target(task, rows[LABEL]), task, chosen)
     return FittedLinear(pre, model, chosen, probability, len(rows))

@@ -47,14 +47,14 @@ class TimeSplit:
 
     def describe(self) -> dict:
         def span(frame: pd.DataFrame) -> str:
-            days = _local_day(frame)
+            days = local_day(frame)
             return f"{days.min()} .. {days.max()}" if len(frame) else "empty"
         return {"train": span(self.train), "validation": span(self.validation), "holdout": span(self.holdout),
                 "train_rows": len(self.train), "validation_rows": len(self.validation),
                 "holdout_rows": len(self.holdout)}
 
 
-def _local_day(frame: pd.DataFrame) -> pd.Series:
+def local_day(frame: pd.DataFrame) -> pd.Series:
     from mlplatform.usecases import active
 
     TIMEZONE = active().calendar.timezone
@@ -69,7 +69,7 @@ def split_by_time(frame: pd.DataFrame, *, holdout_days: int = 14, validation_day
     holdout); training is everything earlier. With outcomes known `label_delay_days` late, the days
     within that many of the holdout are left out: a model learns only from outcomes known before
     its holdout starts."""
-    days = _local_day(frame)
+    days = local_day(frame)
     ordered = sorted(days.unique())
     if holdout_first_day is None:
         least = validation_days or SHORT_VALIDATION_DAYS
