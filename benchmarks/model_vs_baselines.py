@@ -1,10 +1,13 @@
 """The gate's comparison on any training set, without Dagster or MLflow: every candidate family as
 `trained_model` fits it (early stopping, then the refit on training and validation days), the one it
-would register, against the baselines `model_evaluation` fits on the same rows, on the same holdout.
-Optionally the network's previous defaults beside it, to measure a change of the training configuration.
+would register, against the baselines `model_evaluation` fits on the same rows, on the same holdout;
+each with the seconds its fits took, so what a family or a baseline costs is read beside what it
+adds. Optionally the network's previous defaults beside it, to measure a change of the training
+configuration.
 
     python benchmarks/model_vs_baselines.py --training-set <training_set.parquet> \
-        [--holdout-days 14] [--validation-days 14] [--holdout-first-day 2013-11-01] [--compare-old-defaults]
+        [--holdout-days 14] [--validation-days 14] [--holdout-first-day 2013-11-01] [--compare-old-defaults] \
+        [--line flight_delay_live] [--threads 1]
 
 A training set is in any state directory after a pipeline run: `training_sets/<hash>/training_set.parquet`.
 """
@@ -25,11 +28,12 @@ OLD_DEFAULTS = {"hidden": (128, 64), "dropout": 0.1, "weight_decay": 1e-5}
 
 
 def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_day: str | None,
-            old_defaults: bool) -> dict:
+            old_defaults: bool, threads: int = 1, line_model: str | None = None) -> dict:
     """Every family as `trained_model` fits it (the network, gradient boosting, their blend), which one it
     registers by default, and the baselines, on the holdout."""
     import pandas as pd
 
+    from mlplatform.assets.model import network_config
     from mlplatform.features.service import LABEL
     from mlplatform.ml.boosting import BoostingConfig
     from mlplatform.ml.bundle import FAMILIES
@@ -39,6 +43,7 @@ def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_d
     from mlplatform.ml.evaluate import baselines, metrics
     from mlplatform.ml.split import split_by_time
     from mlplatform.ml.train import TrainConfig, fit_network, predict_proba
+    from mlplatform.model.lines import LINES
     from mlplatform.resources import ModelSpec
 
     frame = pd.read_parquet(path)
@@ -47,13 +52,15 @@ def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_d
                           holdout_first_day=holdout_first_day)
     label = split.holdout[LABEL].astype(bool).to_numpy()
     scores, seconds = {}, {}
-    started = time.perf_counter()
-    candidates = fit_candidates(split, numeric, list(FAMILIES), settings=select_device("cpu"),
-                                train_config=TrainConfig(), boosting_config=BoostingConfig(), with_refit=True)
-    seconds["candidates"] = time.perf_counter() - started
+    # The line's network settings, as `trained_model` trains it (the first line unless named).
+    line = next(candidate for candidate in LINES if line_model in (None, candidate.model))
+    candidates = fit_candidates(split, numeric, list(FAMILIES), settings=select_device("cpu", cpu_threads=threads),
+                                train_config=network_config(ModelSpec(), line, "binary"),
+                                boosting_config=BoostingConfig(), with_refit=True)
     chosen = registered(candidates, ModelSpec().model_family)
     for candidate in candidates:
         scores[candidate.family] = candidate.trained.score(split.holdout)
+        seconds[candidate.family] = candidate.fit_seconds
     if old_defaults:
         started = time.perf_counter()
         fitted = fit_network(split, numeric, select_device("cpu"), TrainConfig(**OLD_DEFAULTS))
@@ -62,11 +69,9 @@ def compare(path: Path, holdout_days: int, validation_days: int, holdout_first_d
     # The baselines as `model_evaluation` fits them: the rows the challenger learned from, its preprocessing.
     pre = chosen.trained.pre
     rows = split.fitting_rows(with_validation=True)
-    started = time.perf_counter()
     scores.update(baselines(pre, (*pre.transform(rows), rows[LABEL].astype(bool).to_numpy()),
-                            pre.transform(split.holdout)))
-    seconds["baselines"] = time.perf_counter() - started
-    return {"training_set": str(path), "split": split.describe(), "fitted_rows": chosen.fitted_rows,
+                            pre.transform(split.holdout), seconds=seconds))
+    return {"training_set": str(path), "line": line.model, "split": split.describe(), "fitted_rows": chosen.fitted_rows,
             "chosen": chosen.family,
             "validation": validation_table(candidates),
             "metrics": {name: metrics(label, p) for name, p in scores.items()},
@@ -80,15 +85,21 @@ def main() -> None:
     parser.add_argument("--validation-days", type=int, help="default: as the platform chooses (ml/split.py)")
     parser.add_argument("--holdout-first-day")
     parser.add_argument("--compare-old-defaults", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="the fits' threads (the platform's default: 1)")
+    parser.add_argument("--line", help="the registered model whose network settings to train with (default: the first line)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
-    result = compare(args.training_set, args.holdout_days, args.validation_days, args.holdout_first_day,
-                     args.compare_old_defaults)
+    from mlplatform.ml.device import limited_threads
+
+    with limited_threads(args.threads):  # as `trained_model` and `model_evaluation` bound their fits
+        result = compare(args.training_set, args.holdout_days, args.validation_days, args.holdout_first_day,
+                         args.compare_old_defaults, args.threads, args.line)
     print(json.dumps({k: v for k, v in result.items() if k != "metrics"}, indent=1))
-    print("| model | ROC AUC | PR AUC | log loss | Brier |\n|---|---|---|---|---|")
+    print("| model | fit seconds | ROC AUC | PR AUC | log loss | Brier |\n|---|---|---|---|---|---|")
     for name, m in result["metrics"].items():
         shown = f"{name} (registered)" if name == result["chosen"] else name
-        print(f"| {shown} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['log_loss']:.4f} | {m['brier']:.4f} |")
+        spent = result["seconds"].get(name, "")
+        print(f"| {shown} | {spent} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | {m['log_loss']:.4f} | {m['brier']:.4f} |")
 
 
 if __name__ == "__main__":

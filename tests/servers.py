@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -186,6 +188,20 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+@contextmanager
+def production_servers(root: Path) -> Iterator[tuple[PostgresServer, RedisServer]]:
+    """PostgreSQL and Redis started below `root` (or the ones MLPLATFORM_TEST_POSTGRES_URL and
+    MLPLATFORM_TEST_REDIS_URL name), stopped when the block ends: PostgreSQL at once, as a crash
+    would, since what it holds is the test's."""
+    pg, redis = start_postgres(root), start_redis(root)
+    try:
+        yield pg, redis
+    finally:
+        redis.stop()
+        if not pg.external:
+            pg.stop("immediate")
 
 
 def start_redis(root: Path) -> RedisServer:

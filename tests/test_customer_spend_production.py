@@ -17,7 +17,7 @@ import pytest
 from fault_helpers import env_for, start, stop_group
 from mlplatform.ingest.lake import Lake
 from mlplatform.state import StatePaths
-from servers import WORKERS, mlplatform, free_port, psql, start_postgres, start_redis, start_workers, stop_worker
+from servers import WORKERS, free_port, mlplatform, production_servers, psql, start_workers, stop_worker
 
 pytestmark = pytest.mark.slow
 
@@ -25,25 +25,22 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def spend(tmp_path_factory):
     root = tmp_path_factory.mktemp("spend_production")
-    pg, redis = start_postgres(root / "servers"), start_redis(root / "servers")
     home = root / "home"
     home.mkdir()
-    env = env_for(home, MLPLATFORM_USE_CASES="customer_spend", MLPLATFORM_PROFILE="production",
-                  MLPLATFORM_POSTGRES_URL=pg.url, MLPLATFORM_REDIS_URL=redis.url)
-    try:
-        mlplatform(env, "prepare")
-        start_workers(home, env, "spend1")
-        mlplatform(env, "replay", "--through", "1997-07-10")
-        first = mlplatform(env, "pipeline").stdout
-        mlplatform(env, "replay", "--days", "5")
-        second = mlplatform(env, "pipeline", "--no-retrain").stdout
-        yield {"home": home, "env": env, "pg": pg, "redis": redis, "first": first, "second": second}
-    finally:
-        if "spend1" in WORKERS:
-            stop_worker("spend1")
-        redis.stop()
-        if not pg.external:
-            pg.stop("immediate")
+    with production_servers(root / "servers") as (pg, redis):
+        env = env_for(home, MLPLATFORM_USE_CASES="customer_spend", MLPLATFORM_PROFILE="production",
+                      MLPLATFORM_POSTGRES_URL=pg.url, MLPLATFORM_REDIS_URL=redis.url)
+        try:
+            mlplatform(env, "prepare")
+            start_workers(home, env, "spend1")
+            mlplatform(env, "replay", "--through", "1997-07-10")
+            first = mlplatform(env, "pipeline").stdout
+            mlplatform(env, "replay", "--days", "5")
+            second = mlplatform(env, "pipeline", "--no-retrain").stdout
+            yield {"home": home, "env": env, "pg": pg, "redis": redis, "first": first, "second": second}
+        finally:
+            if "spend1" in WORKERS:
+                stop_worker("spend1")
 
 
 def test_its_stages_run_on_postgres_redis_and_a_worker(spend) -> None:

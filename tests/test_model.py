@@ -252,6 +252,12 @@ def test_training_is_tracked_registered_and_beats_the_base_rate(trained) -> None
     assert set(candidates) == {"network", "gradient_boosting", "blend"} and model["model_family"] == "blend"
     assert model["validation_log_loss"] == candidates["blend"]["log_loss"]
     assert candidates["gradient_boosting"]["iterations"] >= 1 and candidates["network"]["best_epoch"] >= 1
+    # What each family cost beside what it scored; the blend's cost is its two parts'.
+    seconds = {family: row["fit_seconds"] for family, row in candidates.items()}
+    assert seconds["network"] > 0 and seconds["gradient_boosting"] > 0
+    assert seconds["blend"] == pytest.approx(seconds["network"] + seconds["gradient_boosting"], abs=0.11)
+    assert set(evaluation["baselines_fit_seconds"]) == {"base_rate", "logistic_regression", "hist_gradient_boosting"}
+    assert evaluation["baselines_fit_seconds"]["hist_gradient_boosting"] > 0
     version = version_for_alias(paths, CHALLENGER)
     assert int(version.version) == model["model_version"] == 1
 

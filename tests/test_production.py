@@ -20,8 +20,7 @@ import pytest
 
 from fault_helpers import stop_group
 from servers import (
-    WORKERS, PostgresServer, RedisServer, free_port, mlplatform, psql, start_postgres, start_redis,
-    start_workers, stop_worker,
+    WORKERS, PostgresServer, RedisServer, free_port, mlplatform, production_servers, psql, start_workers, stop_worker,
 )
 
 pytestmark = pytest.mark.slow
@@ -51,12 +50,8 @@ def _production(home: Path, pg: PostgresServer, redis: RedisServer) -> dict[str,
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    root = tmp_path_factory.mktemp("servers")
-    pg, redis = start_postgres(root), start_redis(root)
-    yield pg, redis
-    redis.stop()
-    if not pg.external:
-        pg.stop("immediate")
+    with production_servers(tmp_path_factory.mktemp("servers")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -584,10 +579,17 @@ def test_a_service_lost_under_dagster_dev_is_named_by_the_daemon_and_a_rerun_com
         [alert] = [a for a in receiver.received if "daily_refresh" in json.dumps(a)]
         assert "MLPLATFORM_REDIS_URL" in json.dumps(alert), alert
     finally:
-        stop_group(dev)
+        # `dagster dev` gives its webserver and its daemon up to 60 s each to stop before it kills
+        # them, and a loaded machine takes that long: stopped by SIGKILL instead, `mlplatform dev`
+        # could not mark the stop (dev.stopped), and the runs its daemon left queued would be left
+        # to the daemon's heartbeat to age (automation/recovery.py).
+        stop_group(dev, timeout=150)
         receiver.close()
         if redis.process.poll() is not None:
             redis.start()
+    from mlplatform.dev import DEV_STOPPED
+
+    assert (home / DEV_STOPPED).exists(), log.read_text()[-3000:]  # the queue it left is known to be orphaned
     # A run the daemon launched before it stopped has a process of its own, which outlives `dagster
     # dev`: it ends (Redis is back) before the rerun, which would otherwise leave its days to it.
     deadline = time.monotonic() + 300

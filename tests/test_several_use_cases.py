@@ -225,40 +225,37 @@ def test_both_run_on_the_production_profile_through_one_worker(tmp_path_factory,
 
     from fault_helpers import env_for
     from mlplatform.state import StatePaths
-    from servers import WORKERS, mlplatform as run, psql, start_postgres, start_redis, start_workers, stop_worker
+    from servers import WORKERS, mlplatform as run, production_servers, psql, start_workers, stop_worker
 
     # A short path: PostgreSQL's socket lives below it, and a socket's path has a length limit.
     root = tmp_path_factory.mktemp("pg")
-    pg, redis = start_postgres(root), start_redis(root)
     home = root / "home"
     home.mkdir()
-    env = env_for(home, **BOTH, MLPLATFORM_PROFILE="production", MLPLATFORM_POSTGRES_URL=pg.url,
-                  MLPLATFORM_REDIS_URL=redis.url)
-    try:
-        run(env, "prepare")
-        start_workers(home, env, "both1")
-        run(env, "replay", "--days", "2", "--no-events")
-        done = run(env, "pipeline", "--no-retrain").stdout
-        assert done.count("0 failed") == 2 and "customer_spend_daily_refresh 1997-01-01..1997-01-02" in done, done
-        again = run(env, "pipeline", "--no-retrain").stdout
-        assert again.count("0 run(s), 0 failed") == 2, again
-        monkeypatch.setenv("MLPLATFORM_POSTGRES_URL", pg.url)  # the instance's storage
-        with dg.DagsterInstance.from_config(str(StatePaths.resolve(home).dagster_home)) as instance:
-            assert instance.get_materialized_partitions(dg.AssetKey("online_features")) == {"2013-01-01", "2013-01-02"}
-            assert instance.get_materialized_partitions(dg.AssetKey("customer_spend_online_features")) == {
-                "1997-01-01", "1997-01-02"}
-        steps = psql(pg.url, "select event from event_logs where event like '%in celery worker%'")
-        assert steps and all("both1@" in body for (body,) in steps)
-        # The warehouse in PostgreSQL holds both use cases' models, each day's rows once.
-        flights = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")
-        spend = psql(pg.url, "select count(*), count(distinct customer_day_id) from analytics.fct_customer_purchases")
-        assert flights[0][0] == flights[0][1] > 1000 and spend[0][0] == spend[0][1] > 100, (flights, spend)
-    finally:
-        if "both1" in WORKERS:
-            stop_worker("both1")
-        redis.stop()
-        if not pg.external:
-            pg.stop("immediate")
+    with production_servers(root) as (pg, redis):
+        env = env_for(home, **BOTH, MLPLATFORM_PROFILE="production", MLPLATFORM_POSTGRES_URL=pg.url,
+                      MLPLATFORM_REDIS_URL=redis.url)
+        try:
+            run(env, "prepare")
+            start_workers(home, env, "both1")
+            run(env, "replay", "--days", "2", "--no-events")
+            done = run(env, "pipeline", "--no-retrain").stdout
+            assert done.count("0 failed") == 2 and "customer_spend_daily_refresh 1997-01-01..1997-01-02" in done, done
+            again = run(env, "pipeline", "--no-retrain").stdout
+            assert again.count("0 run(s), 0 failed") == 2, again
+            monkeypatch.setenv("MLPLATFORM_POSTGRES_URL", pg.url)  # the instance's storage
+            with dg.DagsterInstance.from_config(str(StatePaths.resolve(home).dagster_home)) as instance:
+                assert instance.get_materialized_partitions(dg.AssetKey("online_features")) == {"2013-01-01", "2013-01-02"}
+                assert instance.get_materialized_partitions(dg.AssetKey("customer_spend_online_features")) == {
+                    "1997-01-01", "1997-01-02"}
+            steps = psql(pg.url, "select event from event_logs where event like '%in celery worker%'")
+            assert steps and all("both1@" in body for (body,) in steps)
+            # The warehouse in PostgreSQL holds both use cases' models, each day's rows once.
+            flights = psql(pg.url, "select count(*), count(distinct flight_id) from analytics.fct_flights")
+            spend = psql(pg.url, "select count(*), count(distinct customer_day_id) from analytics.fct_customer_purchases")
+            assert flights[0][0] == flights[0][1] > 1000 and spend[0][0] == spend[0][1] > 100, (flights, spend)
+        finally:
+            if "both1" in WORKERS:
+                stop_worker("both1")
 
 
 def _sharing(flights, spend, name: str):

@@ -9,7 +9,7 @@ torch and mlflow are imported when these assets run, not when the code location 
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -25,6 +25,9 @@ from mlplatform.model.tracking import (
 )
 from mlplatform.resources import ModelSpec, PlatformState, TrainingDevice
 from mlplatform.usecases import active
+
+if TYPE_CHECKING:  # PyTorch is imported by the steps that train, not by the code location
+    from mlplatform.ml.train import TrainConfig
 
 GROUP = "model"
 GATE = "challenger_beats_champion"
@@ -59,6 +62,15 @@ def load_split(spec: ModelSpec, manifest: dict):
                                                 label_delay_days=active().prediction.label_delay_days)
 
 
+def network_config(model_spec: ModelSpec, line: ModelLine, task: str) -> "TrainConfig":
+    """The network's training settings for `line`: the platform's, then the line's own."""
+    from mlplatform.ml.train import TrainConfig
+
+    return TrainConfig(**{"max_epochs": model_spec.max_epochs, "patience": model_spec.patience,
+                          "learning_rate": model_spec.learning_rate, "seed": model_spec.seed, "task": task,
+                          **dict(line.network)})
+
+
 def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.MaterializeResult:
     import mlflow
     import numpy as np
@@ -70,7 +82,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
     from mlplatform.ml.bundle import NETWORK
     from mlplatform.ml.candidates import fit_candidates, parts_of, registered, validation_table
     from mlplatform.ml.task import VALIDATION_METRICS
-    from mlplatform.ml.train import TrainConfig, TrainingDiverged
+    from mlplatform.ml.train import TrainingDiverged
     from mlplatform.model import plots
 
     state: PlatformState = context.resources.state
@@ -94,9 +106,7 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
         families = parts_of(model_spec.model_family)
     except ValueError as err:
         raise dg.Failure(f"nothing trained or registered: {err}", allow_retries=False) from None
-    config = TrainConfig(**{"max_epochs": model_spec.max_epochs, "patience": model_spec.patience,
-                            "learning_rate": model_spec.learning_rate, "seed": model_spec.seed, "task": task,
-                            **dict(line.network)})
+    config = network_config(model_spec, line, task)
     boosting_config = BoostingConfig(seed=model_spec.seed, task=task)
     fitted_on = FITTED_ON_ALL if model_spec.refit else FITTED_ON_TRAIN
     mlf = context.resources.mlflow
@@ -143,8 +153,9 @@ def _train(context: dg.AssetExecutionContext, line: ModelLine) -> dg.Materialize
                                     on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
         chosen = registered(candidates, model_spec.model_family, task)
         for candidate in candidates:
-            mlflow.log_metrics({f"validation_{k}_{candidate.family}": candidate.validation[k]
-                                for k in VALIDATION_METRICS[task]})
+            mlflow.log_metrics({**{f"validation_{k}_{candidate.family}": candidate.validation[k]
+                                   for k in VALIDATION_METRICS[task]},
+                                f"fit_seconds_{candidate.family}": candidate.fit_seconds})
         # The registered model's validation figures: its family's early-stopped model, before the
         # refit sees those days.
         val_scores = chosen.validation
@@ -288,8 +299,8 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     # The frames are let go before the baselines fit: they are the step's largest holding, and the
     # fits' own arrays, the step's peak, can then reuse their memory.
     del fitted, split
-    opponents = baselines if task == BINARY else regression_baselines
-    scores.update(opponents(pre, fitting_inputs, holdout_inputs, seed=model_spec.seed))
+    opponents, baseline_seconds = (baselines if task == BINARY else regression_baselines), {}
+    scores.update(opponents(pre, fitting_inputs, holdout_inputs, seed=model_spec.seed, seconds=baseline_seconds))
 
     figures = {name: metrics(task, label, p) for name, p in scores.items()}
     bins = ({name: calibration(label, scores[name]) for name in ("challenger", "champion") if name in scores}
@@ -301,6 +312,8 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
     for name, values in figures.items():
         for figure, value in values.items():
             tracker.log_metric(challenger.run_id, f"holdout_{name}_{figure}", value)
+    for name, value in baseline_seconds.items():
+        tracker.log_metric(challenger.run_id, f"fit_seconds_{name}", value)
     tracker.set_tag(challenger.run_id, "gate", "passed" if passed else "failed")
     tracker.set_tag(challenger.run_id, "gate_reason", reason)
     tracker.set_model_version_tag(line.model, challenger.version, "gate", "passed" if passed else "failed")
@@ -322,7 +335,9 @@ def _evaluate(context: dg.AssetExecutionContext, state: PlatformState, model_spe
                                 "reason": reason, "metric": metric, "tolerance": model_spec.gate_tolerance,
                                 "best_on_holdout": best_on_holdout,
                                 "challenger_family": run.data.tags.get(FAMILY_TAG, "network"),
-                                "baselines_fitted_on": f"{fitted_rows} rows"}
+                                "baselines_fitted_on": f"{fitted_rows} rows",
+                                # What each opponent cost to fit and score, beside what it scored.
+                                "baselines_fit_seconds": {k: round(v, 1) for k, v in baseline_seconds.items()}}
     return dg.MaterializeResult(
         # What a reader wants first comes first: the verdict, the figures beside the opponents', the plots.
         metadata={"reason": reason, f"challenger_{metric}": round(figures["challenger"][metric], 4),

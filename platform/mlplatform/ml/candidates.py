@@ -30,6 +30,7 @@ class Candidate:
     fitted_rows: int
     details: dict = field(default_factory=dict)  # epochs or iterations, for the metadata
     stopped: Any = None  # the network's early-stopped TrainResult (its loss curves)
+    fit_seconds: float = 0.0  # its fits (early-stopped and refit); a blend's, its parts'
 
 
 def parts_of(family: str) -> list[str]:
@@ -49,6 +50,7 @@ def fit_candidates(split: TimeSplit, numeric: list[str], families: list[str], *,
                    boosting_config, with_refit: bool,
                    on_epoch: Callable | None = None, on_refit_epoch: Callable | None = None) -> list[Candidate]:
     """Each family fitted on the split, for the task of `train_config` (`boosting_config` agrees)."""
+    import time
     from functools import partial
 
     from mlplatform.ml.task import metrics as task_metrics
@@ -61,27 +63,31 @@ def fit_candidates(split: TimeSplit, numeric: list[str], families: list[str], *,
     if NETWORK in families:
         from mlplatform.ml.train import fit_network
 
+        started = time.perf_counter()
         net = fit_network(split, numeric, settings, train_config, with_refit=with_refit,
                           on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
         found.append(Candidate(NETWORK, TrainedModel(NETWORK, net.pre, net.model), net.validation_probability,
                                metrics(label, net.validation_probability), net.fitted_rows,
                                {"epochs": len(net.stopped.history), "best_epoch": net.stopped.best_epoch},
-                               net.stopped))
+                               net.stopped, time.perf_counter() - started))
     if GRADIENT_BOOSTING in families:
         from mlplatform.ml.boosting import fit_boosting
 
+        started = time.perf_counter()
         boosted = fit_boosting(split, numeric, boosting_config, with_refit=with_refit)
         found.append(Candidate(GRADIENT_BOOSTING, TrainedModel(GRADIENT_BOOSTING, boosted.pre, boosted.model),
                                boosted.validation_probability, metrics(label, boosted.validation_probability),
-                               boosted.fitted_rows, {"iterations": boosted.iterations}))
+                               boosted.fitted_rows, {"iterations": boosted.iterations},
+                               fit_seconds=time.perf_counter() - started))
     if LINEAR in families:
         from mlplatform.ml.columns import CATEGORICAL
         from mlplatform.ml.linear import fit_linear
 
+        started = time.perf_counter()
         linear = fit_linear(split, list(CATEGORICAL), numeric, train_config.task, with_refit=with_refit)
         found.append(Candidate(LINEAR, TrainedModel(LINEAR, linear.pre, linear.model), linear.validation_probability,
                                metrics(label, linear.validation_probability), linear.fitted_rows,
-                               {"strength": linear.strength}))
+                               {"strength": linear.strength}, fit_seconds=time.perf_counter() - started))
     by_family = {c.family: c for c in found}
     if NETWORK in by_family and GRADIENT_BOOSTING in by_family:
         # Both fitted on the same rows: their mean, scored the same way.
@@ -89,7 +95,8 @@ def fit_candidates(split: TimeSplit, numeric: list[str], families: list[str], *,
         probability = (network.validation_probability + boosting.validation_probability) / 2
         found.append(Candidate(BLEND, blend(network.trained, boosting.trained), probability,
                                metrics(label, probability), network.fitted_rows,
-                               {**network.details, **boosting.details}, network.stopped))
+                               {**network.details, **boosting.details}, network.stopped,
+                               network.fit_seconds + boosting.fit_seconds))
     return found
 
 
@@ -106,9 +113,10 @@ def registered(candidates: list[Candidate], family: str, task: str = "binary") -
 
 def validation_table(candidates: list[Candidate], task: str = "binary") -> dict[str, dict[str, float]]:
     """Each candidate's validation figures (binary: ROC AUC and log loss; regression: RMSE and MAE),
-    with its epochs or iterations."""
+    with its epochs or iterations and the seconds its fits took: what a family adds beside what it costs."""
     from mlplatform.ml.task import VALIDATION_METRICS
 
-    return {c.family: {**{k: round(float(c.validation[k]), 4) for k in VALIDATION_METRICS[task]}, **c.details}
+    return {c.family: {**{k: round(float(c.validation[k]), 4) for k in VALIDATION_METRICS[task]}, **c.details,
+                       "fit_seconds": round(c.fit_seconds, 1)}
             for c in candidates}
 

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -55,28 +59,45 @@ def one_hot(pre: Preprocessor, cats: np.ndarray, nums: np.ndarray) -> sparse.csr
 
 
 def baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray],
-              holdout: tuple[np.ndarray, np.ndarray], seed: int = 13) -> dict[str, np.ndarray]:
+              holdout: tuple[np.ndarray, np.ndarray], seed: int = 13,
+              seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Holdout probabilities of the base rate, a logistic regression (standardized numerics, one-hot
     categories) and HistGradientBoosting (native categories, the same numeric values), each fitted
     on every row given (the evaluation gives the rows the challenger learned from) with the same
-    preprocessing as the network: the opponents the gate asks the challenger to beat."""
+    preprocessing as the network: the opponents the gate asks the challenger to beat. `seconds`,
+    when given, receives what each one's fit and scoring took."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
     cats, nums, label = train
     h_cats, h_nums = holdout
-    base_rate = np.full(len(h_cats), float(label.mean()))
-    logistic = LogisticRegression(max_iter=300, C=1.0)
-    logistic.fit(one_hot(pre, cats, nums), label)
-    n_cat = cats.shape[1]
-    boosting = HistGradientBoostingClassifier(categorical_features=list(range(n_cat)), random_state=seed,
-                                              max_iter=300, learning_rate=0.1, early_stopping=True)
-    boosting.fit(arrays_to_inputs(cats, nums), label)
-    return {
-        "base_rate": base_rate,
-        "logistic_regression": logistic.predict_proba(one_hot(pre, h_cats, h_nums))[:, 1],
-        "hist_gradient_boosting": boosting.predict_proba(arrays_to_inputs(h_cats, h_nums))[:, 1],
-    }
+    timed = _Timer(seconds)
+    with timed("base_rate"):
+        base_rate = np.full(len(h_cats), float(label.mean()))
+    with timed("logistic_regression"):
+        logistic = LogisticRegression(max_iter=300, C=1.0).fit(one_hot(pre, cats, nums), label)
+        logistic_probability = logistic.predict_proba(one_hot(pre, h_cats, h_nums))[:, 1]
+    with timed("hist_gradient_boosting"):
+        boosting = HistGradientBoostingClassifier(categorical_features=list(range(cats.shape[1])), random_state=seed,
+                                                  max_iter=300, learning_rate=0.1, early_stopping=True)
+        boosting.fit(arrays_to_inputs(cats, nums), label)
+        boosting_probability = boosting.predict_proba(arrays_to_inputs(h_cats, h_nums))[:, 1]
+    return {"base_rate": base_rate, "logistic_regression": logistic_probability,
+            "hist_gradient_boosting": boosting_probability}
+
+
+class _Timer:
+    """`with timer(name):` adds the block's seconds to `seconds[name]` (nothing when `seconds` is None)."""
+
+    def __init__(self, seconds: dict[str, float] | None) -> None:
+        self.seconds = seconds
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        if self.seconds is not None:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 # The regression baseline that predicts the training mean: what any model must beat to be worth
@@ -85,23 +106,28 @@ TRAINING_MEAN = "training_mean"
 
 
 def regression_baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray],
-                         holdout: tuple[np.ndarray, np.ndarray], seed: int = 13) -> dict[str, np.ndarray]:
+                         holdout: tuple[np.ndarray, np.ndarray], seed: int = 13,
+                         seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Holdout predictions of the training mean, a ridge regression (standardized numerics, one-hot
     categories) and HistGradientBoosting (native categories), each fitted on every row given, with
     the challenger's preprocessing: a regression challenger's opponents. A use case adds its own
-    naive baseline (the last period's value, say) as a feature the linear model reads."""
+    naive baseline (the last period's value, say) as a feature the linear model reads. `seconds`, as
+    for `baselines`."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import Ridge
 
     cats, nums, label = train
     label = np.asarray(label, dtype=np.float64)
     h_cats, h_nums = holdout
-    ridge = Ridge(alpha=1.0).fit(one_hot(pre, cats, nums), label)
-    boosting = HistGradientBoostingRegressor(categorical_features=list(range(cats.shape[1])), random_state=seed,
-                                             max_iter=300, learning_rate=0.1, early_stopping=True)
-    boosting.fit(arrays_to_inputs(cats, nums), label)
-    return {
-        TRAINING_MEAN: np.full(len(h_cats), float(label.mean())),
-        "ridge_regression": ridge.predict(one_hot(pre, h_cats, h_nums)),
-        "hist_gradient_boosting": boosting.predict(arrays_to_inputs(h_cats, h_nums)),
-    }
+    timed = _Timer(seconds)
+    with timed(TRAINING_MEAN):
+        mean = np.full(len(h_cats), float(label.mean()))
+    with timed("ridge_regression"):
+        ridge = Ridge(alpha=1.0).fit(one_hot(pre, cats, nums), label)
+        ridge_prediction = ridge.predict(one_hot(pre, h_cats, h_nums))
+    with timed("hist_gradient_boosting"):
+        boosting = HistGradientBoostingRegressor(categorical_features=list(range(cats.shape[1])), random_state=seed,
+                                                 max_iter=300, learning_rate=0.1, early_stopping=True)
+        boosting.fit(arrays_to_inputs(cats, nums), label)
+        boosting_prediction = boosting.predict(arrays_to_inputs(h_cats, h_nums))
+    return {TRAINING_MEAN: mean, "ridge_regression": ridge_prediction, "hist_gradient_boosting": boosting_prediction}
