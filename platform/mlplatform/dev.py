@@ -71,10 +71,14 @@ def run_dev(paths: StatePaths, host: str, port: int) -> int:
     except KeyboardInterrupt:
         return server.wait()
     finally:
+        if server.poll() is not None:  # its daemon is gone: the runs it left queued wait for nothing
+            write_bytes_atomically(paths.home / DEV_STOPPED, str(time.time()).encode())
         for consumer in consumers:
             consumer.terminate()
         for consumer in consumers:
-            consumer.wait(timeout=30)
-        if server.poll() is not None:  # its daemon is gone: the runs it left queued wait for nothing
-            write_bytes_atomically(paths.home / DEV_STOPPED, str(time.time()).encode())
+            try:
+                consumer.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a consumer that does not stop must not keep the directory held
+                consumer.kill()
+                consumer.wait()
         held.close()
