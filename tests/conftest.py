@@ -31,28 +31,18 @@ def pytest_configure(config: pytest.Config) -> None:
         from mlplatform.warehouse.project import prepare_manifest
 
         prepare_manifest()
-    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: hand the modules out in HAND_OUT_ORDER
-        config.option.loadscopereorder = False
 
 
 SMOKE_RUN = pytest.StashKey[object]()
-# The order pytest-xdist hands the modules out in (each runs whole on one worker; `pytest_configure`
-# turns off xdist's own order, most tests first). First the modules that mostly wait (on servers,
-# sensors and daemons) for long, so that their waiting overlaps the others' work instead of ending
-# the run alone: the end-to-end module, handed out last by test count, once ran its four minutes
-# with the other two workers idle (docs/tests.md). The model module early: it builds the shared
-# five weeks the serving and shadow modules copy. Modules not named keep their collected order, after.
-HAND_OUT_ORDER = ["test_production", "test_e2e", "test_model", "test_several_use_cases", "test_faults",
-                  "test_benchmarks", "test_customer_spend_production", "test_serving", "test_transform",
-                  "test_customer_spend", "test_storage_faults", "test_warehouse_writers",
-                  "test_scaffold_end_to_end", "test_fast_lane"]
+# The order each worker collects in (each module runs whole on one worker). pytest-xdist 3.8 hands
+# the modules out by their number of tests, most first, whatever this order (docs/tests.md).
+LONGEST_FIRST = {"test_benchmarks": 0, "test_production": 1, "test_faults": 2, "test_e2e": 3, "test_storage_faults": 4}
 
 
 @pytest.hookimpl(trylast=True)  # after `-k` and `-m` deselected theirs: a smoke run only when its tests run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     if _xdist_worker(config):
-        rank = {name: position for position, name in enumerate(HAND_OUT_ORDER)}
-        items.sort(key=lambda item: rank.get(item.module.__name__, len(rank)))  # stable: the rest as collected
+        items.sort(key=lambda item: LONGEST_FIRST.get(item.module.__name__, len(LONGEST_FIRST)))
         return
     # One process: the benchmarks' smoke run starts as soon as the tests are collected and runs
     # beside the others (most are one busy core), and its tests go last.

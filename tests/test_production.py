@@ -579,17 +579,18 @@ def test_a_service_lost_under_dagster_dev_is_named_by_the_daemon_and_a_rerun_com
         [alert] = [a for a in receiver.received if "daily_refresh" in json.dumps(a)]
         assert "MLPLATFORM_REDIS_URL" in json.dumps(alert), alert
     finally:
-        # `dagster dev` gives its webserver and its daemon up to 60 s each to stop before it kills
-        # them, and a loaded machine takes that long: stopped by SIGKILL instead, `mlplatform dev`
-        # could not mark the stop (dev.stopped), and the runs its daemon left queued would be left
-        # to the daemon's heartbeat to age (automation/recovery.py).
-        stop_group(dev, timeout=150)
-        receiver.close()
+        # Redis back first, as an operator would bring it, then `mlplatform dev` stopped. Stopped
+        # with Redis still gone, `dagster dev` did not finish its shutdown within 150 s in CI; killed
+        # then, it could not mark the stop (dev.stopped), and the refresh its daemon had just
+        # queued again would wait for the daemon's heartbeat to age (automation/recovery.py)
+        # before a headless pipeline took its days over.
         if redis.process.poll() is not None:
             redis.start()
+        stop_group(dev, timeout=150)
+        receiver.close()
     from mlplatform.dev import DEV_STOPPED
 
-    assert (home / DEV_STOPPED).exists(), log.read_text()[-3000:]  # the queue it left is known to be orphaned
+    assert (home / DEV_STOPPED).exists(), log.read_text()[-3000:]  # its queue is known to be orphaned
     # A run the daemon launched before it stopped has a process of its own, which outlives `dagster
     # dev`: it ends (Redis is back) before the rerun, which would otherwise leave its days to it.
     deadline = time.monotonic() + 300
