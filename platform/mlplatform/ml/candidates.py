@@ -50,44 +50,44 @@ def fit_candidates(split: TimeSplit, numeric: list[str], families: list[str], *,
                    boosting_config, with_refit: bool,
                    on_epoch: Callable | None = None, on_refit_epoch: Callable | None = None) -> list[Candidate]:
     """Each family fitted on the split, for the task of `train_config` (`boosting_config` agrees)."""
-    import time
     from functools import partial
 
+    from mlplatform.ml.evaluate import timed
     from mlplatform.ml.task import metrics as task_metrics
 
     if boosting_config.task != train_config.task:
         raise ValueError(f"the network's task {train_config.task!r} and the boosting's {boosting_config.task!r} differ")
     metrics = partial(task_metrics, train_config.task)
     label = split.validation[LABEL].to_numpy()
-    found = []
+    found, spent = [], {}
     if NETWORK in families:
         from mlplatform.ml.train import fit_network
 
-        started = time.perf_counter()
-        net = fit_network(split, numeric, settings, train_config, with_refit=with_refit,
-                          on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
+        with timed(spent, NETWORK):
+            net = fit_network(split, numeric, settings, train_config, with_refit=with_refit,
+                              on_epoch=on_epoch, on_refit_epoch=on_refit_epoch)
         found.append(Candidate(NETWORK, TrainedModel(NETWORK, net.pre, net.model), net.validation_probability,
                                metrics(label, net.validation_probability), net.fitted_rows,
                                {"epochs": len(net.stopped.history), "best_epoch": net.stopped.best_epoch},
-                               net.stopped, time.perf_counter() - started))
+                               net.stopped, spent[NETWORK]))
     if GRADIENT_BOOSTING in families:
         from mlplatform.ml.boosting import fit_boosting
 
-        started = time.perf_counter()
-        boosted = fit_boosting(split, numeric, boosting_config, with_refit=with_refit)
+        with timed(spent, GRADIENT_BOOSTING):
+            boosted = fit_boosting(split, numeric, boosting_config, with_refit=with_refit)
         found.append(Candidate(GRADIENT_BOOSTING, TrainedModel(GRADIENT_BOOSTING, boosted.pre, boosted.model),
                                boosted.validation_probability, metrics(label, boosted.validation_probability),
                                boosted.fitted_rows, {"iterations": boosted.iterations},
-                               fit_seconds=time.perf_counter() - started))
+                               fit_seconds=spent[GRADIENT_BOOSTING]))
     if LINEAR in families:
         from mlplatform.ml.columns import CATEGORICAL
         from mlplatform.ml.linear import fit_linear
 
-        started = time.perf_counter()
-        linear = fit_linear(split, list(CATEGORICAL), numeric, train_config.task, with_refit=with_refit)
+        with timed(spent, LINEAR):
+            linear = fit_linear(split, list(CATEGORICAL), numeric, train_config.task, with_refit=with_refit)
         found.append(Candidate(LINEAR, TrainedModel(LINEAR, linear.pre, linear.model), linear.validation_probability,
                                metrics(label, linear.validation_probability), linear.fitted_rows,
-                               {"strength": linear.strength}, fit_seconds=time.perf_counter() - started))
+                               {"strength": linear.strength}, fit_seconds=spent[LINEAR]))
     by_family = {c.family: c for c in found}
     if NETWORK in by_family and GRADIENT_BOOSTING in by_family:
         # Both fitted on the same rows: their mean, scored the same way.

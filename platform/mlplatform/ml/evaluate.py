@@ -71,13 +71,12 @@ def baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray
 
     cats, nums, label = train
     h_cats, h_nums = holdout
-    timed = _Timer(seconds)
-    with timed("base_rate"):
+    with timed(seconds, "base_rate"):
         base_rate = np.full(len(h_cats), float(label.mean()))
-    with timed("logistic_regression"):
+    with timed(seconds, "logistic_regression"):
         logistic = LogisticRegression(max_iter=300, C=1.0).fit(one_hot(pre, cats, nums), label)
         logistic_probability = logistic.predict_proba(one_hot(pre, h_cats, h_nums))[:, 1]
-    with timed("hist_gradient_boosting"):
+    with timed(seconds, "hist_gradient_boosting"):
         boosting = HistGradientBoostingClassifier(categorical_features=list(range(cats.shape[1])), random_state=seed,
                                                   max_iter=300, learning_rate=0.1, early_stopping=True)
         boosting.fit(arrays_to_inputs(cats, nums), label)
@@ -86,18 +85,13 @@ def baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray, np.ndarray
             "hist_gradient_boosting": boosting_probability}
 
 
-class _Timer:
-    """`with timer(name):` adds the block's seconds to `seconds[name]` (nothing when `seconds` is None)."""
-
-    def __init__(self, seconds: dict[str, float] | None) -> None:
-        self.seconds = seconds
-
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        if self.seconds is not None:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+@contextmanager
+def timed(seconds: dict[str, float] | None, name: str) -> Iterator[None]:
+    """Adds the block's seconds to `seconds[name]` (nothing when `seconds` is None)."""
+    started = time.perf_counter()
+    yield
+    if seconds is not None:
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 # The regression baseline that predicts the training mean: what any model must beat to be worth
@@ -119,13 +113,12 @@ def regression_baselines(pre: Preprocessor, train: tuple[np.ndarray, np.ndarray,
     cats, nums, label = train
     label = np.asarray(label, dtype=np.float64)
     h_cats, h_nums = holdout
-    timed = _Timer(seconds)
-    with timed(TRAINING_MEAN):
+    with timed(seconds, TRAINING_MEAN):
         mean = np.full(len(h_cats), float(label.mean()))
-    with timed("ridge_regression"):
+    with timed(seconds, "ridge_regression"):
         ridge = Ridge(alpha=1.0).fit(one_hot(pre, cats, nums), label)
         ridge_prediction = ridge.predict(one_hot(pre, h_cats, h_nums))
-    with timed("hist_gradient_boosting"):
+    with timed(seconds, "hist_gradient_boosting"):
         boosting = HistGradientBoostingRegressor(categorical_features=list(range(cats.shape[1])), random_state=seed,
                                                  max_iter=300, learning_rate=0.1, early_stopping=True)
         boosting.fit(arrays_to_inputs(cats, nums), label)
