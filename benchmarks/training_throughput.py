@@ -28,14 +28,16 @@ from mlplatform.ml.split import split_by_time
 from mlplatform.ml.train import Tensors, TrainConfig, train
 
 
-def bare_loop(data: Tensors, cardinalities, n_numeric, settings, epochs: int, seed: int = 13) -> list[float]:
-    torch.manual_seed(seed)
-    model = TabularNet(cardinalities, n_numeric).to(settings.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-5)
+def bare_loop(data: Tensors, cardinalities, n_numeric, settings, config: TrainConfig) -> list[float]:
+    """The same network and optimizer as the platform's loop builds from `config` (its hidden
+    sizes, dropout, learning rate and weight decay), trained with nothing around it."""
+    torch.manual_seed(config.seed)
+    model = TabularNet(cardinalities, n_numeric, config.hidden, config.dropout).to(settings.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_fn = nn.BCEWithLogitsLoss()
     cats, nums, label = (t.to(settings.device) for t in (data.categorical, data.numeric, data.label))
     rates = []
-    for _ in range(epochs):
+    for _ in range(config.max_epochs):
         started = time.perf_counter()
         for index in torch.randperm(len(label)).split(settings.batch_size):
             if len(index) < 2:
@@ -63,7 +65,7 @@ def measure(training_set: Path, epochs: int, device: str = "auto") -> dict:
     config = TrainConfig(max_epochs=epochs, patience=epochs + 1)
     platform_rates = [h.samples_per_second for h in
                       train(*data, pre.cardinalities, pre.n_numeric_inputs, settings, config).history]
-    bare_rates = bare_loop(data[0], pre.cardinalities, pre.n_numeric_inputs, settings, epochs)
+    bare_rates = bare_loop(data[0], pre.cardinalities, pre.n_numeric_inputs, settings, config)
     return {"device": settings.name, "batch_size": settings.batch_size, "train_rows": len(data[0]),
             "platform": platform_rates, "bare": bare_rates}
 
